@@ -1,0 +1,68 @@
+# wrenbook: make is the entry point for everything. Targets create .venv/ on first use.
+#   make book     install if needed, execute every chapter, render the HTML book
+#   make test     unit tests, execute every chapter (quick profile), build the book, check the HTML
+# PROFILE=quick|full overrides the automatic choice (full when a CUDA GPU is present).
+
+PYTHON_BOOTSTRAP ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= auto
+KERNEL := wrenbook
+JUPYTEXT := $(VENV)/bin/jupytext
+NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.py)
+
+.PHONY: help install book execute html test unit-tests check-html sync bench clean
+
+help:
+	@sed -n '1,5p' Makefile
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON_BOOTSTRAP) >/dev/null 2>&1 || { echo "error: $(PYTHON_BOOTSTRAP) not found; set PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch comes in the same pip command as captum/shap, pinned by constraints.txt, so pip never
+	# swaps in another torch build behind our back
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (wrenbook)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Execute every chapter with papermill into book/chapters/ (stops at the first failing chapter).
+execute: $(STAMP)
+	$(PY) -m wrenlib execute --profile $(PROFILE) --kernel $(KERNEL)
+
+## Render the executed chapters (execution is off in _config.yml).
+html: $(STAMP)
+	rm -rf _build/html
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
+	@echo "The book is in _build/html/index.html (open it in a browser)."
+
+book: execute html
+
+unit-tests: $(STAMP)
+	$(PY) -m pytest -q --ignore=tests/test_built_book.py
+
+check-html: $(STAMP)
+	WRENBOOK_REQUIRE_BOOK=1 $(PY) -m pytest -q tests/test_built_book.py
+
+## The README's test command: unit tests, the whole book in the quick profile, the HTML checked.
+test: $(STAMP)
+	$(MAKE) unit-tests
+	$(MAKE) execute PROFILE=quick
+	$(MAKE) html
+	$(MAKE) check-html
+
+## Regenerate each notebooks/NN_topic.ipynb from its .py (never the other way round).
+sync: $(STAMP)
+	@for source in $(NOTEBOOK_SOURCES); do \
+	  $(JUPYTEXT) --quiet --to ipynb --output "$${source%.py}.ipynb" "$$source" || exit 1; \
+	done
+	@echo "notebooks regenerated from their .py sources"
+
+bench: $(STAMP)
+	$(PY) -m wrenlib bench --out artifacts/bench
+
+clean:
+	rm -rf _build book/chapters book/status.md artifacts .pytest_cache

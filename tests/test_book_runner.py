@@ -1,0 +1,45 @@
+"""make execute: a failing chapter stops the run with its name and a non-zero status."""
+
+from __future__ import annotations
+
+import nbformat
+
+from wrenlib.book import execute_chapters, write_status_page
+
+
+def _project(tmp_path, cells):
+    (tmp_path / "_toc.yml").write_text("root: book/intro\n")
+    (tmp_path / "wrenlib").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    for name, source in cells.items():
+        notebook = nbformat.v4.new_notebook()
+        parameters = nbformat.v4.new_code_cell('PROFILE = "quick"')
+        parameters.metadata["tags"] = ["parameters"]
+        notebook.cells = [parameters, nbformat.v4.new_code_cell(source)]
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, tmp_path / "notebooks" / f"{name}.ipynb")
+    return tmp_path
+
+
+def test_a_failing_chapter_stops_the_run(tmp_path, isolated_artifacts, capsys):
+    root = _project(tmp_path, {"01_good": "x = 1", "02_bad": "raise ValueError('broken chapter')",
+                               "03_never": "y = 2"})
+    status = execute_chapters("quick", kernel="python3", root=root)
+    assert status == 1
+    error = capsys.readouterr().err
+    assert "02_bad failed" in error and "broken chapter" in error
+    assert (root / "book" / "chapters" / "01_good.ipynb").is_file()
+    assert not (root / "book" / "chapters" / "03_never.ipynb").exists()
+    status_page = (root / "book" / "status.md").read_text()
+    assert "**failed**" in status_page and "01_good" in status_page
+
+
+def test_status_page_lists_chapters_device_and_versions(tmp_path):
+    log = {"profile": "quick", "device": "cpu (2 threads)", "machine": "x86_64", "finished": "now",
+           "chapters": {"01_a": {"seconds": 12.5, "ok": True}}, "versions": {"torch": "2.13.0"}}
+    write_status_page(tmp_path / "status.md", log)
+    text = (tmp_path / "status.md").read_text()
+    for fragment in ("`quick`", "cpu (2 threads)", "| [01_a](chapters/01_a.ipynb) | 12.5 | executed |",
+                     "| torch | 2.13.0 |", "Total execution time:** 12 s"):
+        assert fragment in text

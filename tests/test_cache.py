@@ -1,0 +1,90 @@
+"""The artifact cache and the results file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wrenlib.cache import load_or_build, profile_dir, read_results, record_result
+from wrenlib.dataset import SurrogateDataset, load_surrogate_dataset
+
+
+def _counting_build(calls):
+    def build():
+        calls.append(1)
+        return {"value": len(calls)}
+    return build
+
+
+def _save(artifact, folder):
+    (folder / "artifact.json").write_text(json.dumps(artifact))
+
+
+def _load(folder):
+    return json.loads((folder / "artifact.json").read_text())
+
+
+def test_load_or_build_reuses_a_matching_build_and_rebuilds_on_a_new_config(tmp_path):
+    calls = []
+    folder = tmp_path / "thing"
+    first = load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
+    again = load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
+    assert first == again and len(calls) == 1
+    load_or_build(folder, {"a": 2}, _counting_build(calls), _save, _load)
+    assert len(calls) == 2
+
+
+def test_load_or_build_rebuilds_after_a_corrupt_stamp(tmp_path):
+    calls = []
+    folder = tmp_path / "thing"
+    load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
+    (folder / "config.json").write_text("{ not json")
+    load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
+    assert len(calls) == 2
+
+
+def test_a_failed_build_leaves_no_artifact(tmp_path):
+    def broken_save(artifact, folder):
+        (folder / "half.bin").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        load_or_build(tmp_path / "thing", {"a": 1}, lambda: 1, broken_save, _load)
+    assert not (tmp_path / "thing").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_result_round_trips_numpy_values(isolated_artifacts):
+    record_result("quick", "accuracy", np.float32(0.5))
+    record_result("quick", "counts", {"a": np.int64(3)})
+    assert read_results("quick") == {"accuracy": 0.5, "counts": {"a": 3}}
+    assert (isolated_artifacts / "quick" / "results.json").is_file()
+    with pytest.raises(ValueError):
+        record_result("quick", "two words", 1)
+
+
+def test_profile_dataset_is_cached(isolated_artifacts, monkeypatch):
+    from wrenlib import profiles
+
+    tiny = profiles.Profile("tiny", individuals_per_dialect=2, clips_per_individual=2,
+                            image_height_px=8, image_width_px=16)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    first = load_surrogate_dataset("tiny", n_jobs=1)
+    stamp = (profile_dir("tiny") / "surrogate" / "waveforms.npy").stat().st_mtime_ns
+    second = load_surrogate_dataset("tiny", n_jobs=1)
+    assert (profile_dir("tiny") / "surrogate" / "waveforms.npy").stat().st_mtime_ns == stamp
+    assert len(first) == len(second) == 8
+    np.testing.assert_array_equal(first.waveforms, second.waveforms)
+
+
+def test_dataset_save_and_load_round_trip(small_dataset, tmp_path):
+    small_dataset.save(tmp_path / "ds")
+    loaded = SurrogateDataset.load(tmp_path / "ds")
+    assert loaded.config == small_dataset.config
+    np.testing.assert_array_equal(loaded.waveforms, small_dataset.waveforms)
+    for index in (0, len(small_dataset) - 1):
+        np.testing.assert_array_equal(loaded.diagnostic_mask(index), small_dataset.diagnostic_mask(index))
+        np.testing.assert_array_equal(loaded.song_mask(index), small_dataset.song_mask(index))
+    assert loaded.clips.equals(small_dataset.clips)

@@ -1,0 +1,66 @@
+"""The command line: clear one-line errors, no silent overwrite, a usable dataset on disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import soundfile
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wrenlib", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_synth_refuses_zero_clips(tmp_path):
+    assert_one_line_error(run_cli("synth", "--n", "0", "--out", str(tmp_path / "x")), "at least 1")
+    assert not (tmp_path / "x").exists()
+
+
+def test_synth_refuses_a_bad_option_value(tmp_path):
+    assert_one_line_error(run_cli("synth", "--n", "3", "--seed", "abc", "--out", str(tmp_path / "x")),
+                          "whole number")
+
+
+def test_synth_refuses_a_non_empty_folder_and_keeps_its_content(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert_one_line_error(run_cli("synth", "--n", "2", "--out", str(out)), "not empty")
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+def test_synth_refuses_a_folder_it_cannot_create(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert_one_line_error(run_cli("synth", "--n", "2", "--out", str(blocker / "sub")), "cannot create")
+    assert_one_line_error(run_cli("synth", "--n", "2", "--out", str(blocker)), "not a folder")
+
+
+def test_synth_writes_wavs_labels_and_masks(tmp_path):
+    out = tmp_path / "clips"
+    result = run_cli("synth", "--n", "6", "--seed", "4", "--out", str(out), "--jobs", "1", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    labels = pd.read_csv(out / "labels.csv")
+    assert list(labels.columns) == ["file", "dialect", "song_type", "individual", "split"]
+    assert len(labels) == 6 and set(labels["dialect"]) == {"Eastern", "Mexican"}
+    assert labels.groupby("individual")["split"].nunique().max() == 1
+    from wrenlib.dataset import SurrogateDataset
+
+    dataset = SurrogateDataset.load(out / "dataset")
+    for index, row in labels.iterrows():
+        audio, rate = soundfile.read(out / row["file"], dtype="float32")
+        assert rate == 22_050
+        np.testing.assert_array_equal(audio, dataset.waveforms[index])
+    assert dataset.diagnostic_mask(0).any()

@@ -1,0 +1,49 @@
+"""Seeds, devices and profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wrenlib import choose_device, get_profile, set_seed
+from wrenlib.book import resolve_profile
+
+
+def test_set_seed_reproduces_random_draws_and_pins_threads():
+    set_seed(7, torch_threads=1)
+    first = (np.random.rand(3), torch.rand(3))
+    assert torch.get_num_threads() == 1
+    set_seed(7, torch_threads=2)
+    second = (np.random.rand(3), torch.rand(3))
+    assert torch.get_num_threads() == 2
+    np.testing.assert_array_equal(first[0], second[0])
+    assert torch.equal(first[1], second[1])
+    set_seed(8)
+    assert not torch.equal(torch.rand(3), second[1])
+
+
+def test_set_seed_refuses_a_negative_seed():
+    with pytest.raises(ValueError, match="non-negative"):
+        set_seed(-1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only path")
+def test_device_chooser_on_a_cpu_machine(monkeypatch):
+    monkeypatch.delenv("WRENBOOK_DEVICE", raising=False)
+    assert choose_device().type == "cpu"
+    assert resolve_profile("auto") == "quick"
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        choose_device("cuda")
+    monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")
+    assert choose_device().type == "cpu"
+
+
+def test_profiles_are_defined_in_one_place_and_unknown_names_are_refused():
+    quick, full = get_profile("quick"), get_profile("full")
+    assert (full.image_height_px, full.image_width_px) == (480, 960)
+    assert quick.n_clips < full.n_clips
+    with pytest.raises(ValueError, match="quick"):
+        get_profile("medium")
+    with pytest.raises(ValueError):
+        resolve_profile("medium")

@@ -1,0 +1,215 @@
+"""Properties a wrong surrogate generator would break (chapter 01)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from wrenlib.audio import BAND_HZ, bandpass, power
+from wrenlib.spectrogram import PAPER_STFT, stft_magnitude
+from wrenlib.surrogate import (
+    DIAGNOSTIC_FEATURES,
+    SHARED_FEATURES,
+    SurrogateConfig,
+    build_population,
+    design_song,
+    mexican_probability,
+    plan_song,
+    render_song,
+    synthesise_clip,
+)
+
+FREQUENCIES = PAPER_STFT.bin_frequencies_hz()
+
+
+def test_masks_lie_inside_the_band_and_the_clip(small_dataset):
+    n_frames = PAPER_STFT.n_frames(small_dataset.config.clip_samples)
+    assert small_dataset.mask_shape == (PAPER_STFT.n_bins, n_frames)
+    for index in range(len(small_dataset)):
+        for mask in (small_dataset.diagnostic_mask(index), small_dataset.song_mask(index)):
+            assert mask.any(), f"clip {index} has an empty mask"
+            rows = np.flatnonzero(mask.any(axis=1))
+            assert FREQUENCIES[rows].min() >= BAND_HZ[0]
+            assert FREQUENCIES[rows].max() <= BAND_HZ[1]
+
+
+def test_diagnostic_mask_is_empty_where_no_diagnostic_element_plays(small_dataset):
+    # a frame sees half a window either side; the reverberation tail lasts at most 80 ms
+    margin_s = PAPER_STFT.window_samples / 2 / PAPER_STFT.sample_rate_hz + 0.08
+    times = PAPER_STFT.frame_times_s(small_dataset.mask_shape[1])
+    for index in range(len(small_dataset)):
+        elements = small_dataset.elements_of(index)
+        diagnostic = elements[elements["role"] == "diagnostic"]
+        assert set(diagnostic["kind"]) == {"trill", "buzz"}
+        playing = np.zeros(len(times), dtype=bool)
+        for row in diagnostic.itertuples():
+            playing |= (times >= row.start_s - margin_s) & (times <= row.end_s + margin_s)
+        columns = small_dataset.diagnostic_mask(index).any(axis=0)
+        assert not (columns & ~playing).any(), f"clip {index}: diagnostic mask outside its elements"
+        assert (columns & playing).any()
+
+
+def test_diagnostic_mask_lies_within_the_song_mask(small_dataset):
+    for index in range(len(small_dataset)):
+        diagnostic = small_dataset.diagnostic_mask(index)
+        song = small_dataset.song_mask(index)
+        assert (diagnostic & song).sum() >= 0.95 * diagnostic.sum()
+        assert song.sum() > diagnostic.sum()  # the shared elements add cells
+
+
+def test_elements_lie_inside_the_clip_and_the_band(small_dataset):
+    elements = small_dataset.elements
+    assert (elements["start_s"] >= 0).all()
+    assert (elements["end_s"] <= small_dataset.config.clip_seconds).all()
+    assert (elements["low_hz"] >= BAND_HZ[0]).all() and (elements["high_hz"] <= BAND_HZ[1]).all()
+    assert (elements["low_hz"] < elements["high_hz"]).all()
+
+
+def test_same_seed_gives_identical_audio_and_another_seed_does_not():
+    config = SurrogateConfig(seed=11, individuals_per_dialect=2, clips_per_individual=2)
+    first = synthesise_clip(build_population(config), 1)
+    again = synthesise_clip(build_population(config), 1)
+    other = synthesise_clip(build_population(SurrogateConfig(seed=12, individuals_per_dialect=2,
+                                                             clips_per_individual=2)), 1)
+    np.testing.assert_array_equal(first.waveform, again.waveform)
+    np.testing.assert_array_equal(first.diagnostic_mask, again.diagnostic_mask)
+    assert not np.allclose(first.waveform, other.waveform)
+
+
+def test_a_clip_does_not_depend_on_generation_order(small_dataset):
+    population = build_population(small_dataset.config)
+    last = len(small_dataset) - 1
+    clip = synthesise_clip(population, last)
+    np.testing.assert_array_equal(clip.waveform, small_dataset.waveforms[last])
+
+
+def test_no_individual_crosses_splits_and_every_split_has_both_dialects(small_dataset):
+    clips = small_dataset.clips
+    assert clips.groupby("individual")["split"].nunique().max() == 1
+    assert clips.groupby("individual")["dialect"].nunique().max() == 1
+    for split in ("train", "validation", "test"):
+        assert set(clips.loc[clips["split"] == split, "dialect"]) == {"Eastern", "Mexican"}
+
+
+def test_each_dialect_has_several_song_types_and_shares_their_templates():
+    population = build_population(SurrogateConfig())
+    for dialect in (0, 1):
+        assert len({t.index for t in population.song_types if t.dialect == dialect}) >= 3
+    for index in range(population.config.song_types_per_dialect):
+        assert population.song_type(0, index).template == population.song_type(1, index).template
+
+
+def _plans(n_clips: int = 2_000, **changes):
+    config = SurrogateConfig(seed=5, individuals_per_dialect=100, clips_per_individual=10, **changes)
+    population = build_population(config)
+    return [plan_song(population, clip_id) for clip_id in range(min(n_clips, config.total_clips))]
+
+
+def test_dialects_differ_in_the_diagnostic_features_and_not_in_the_shared_ones():
+    plans = _plans()
+    by_dialect = [[p for p in plans if p.dialect == d] for d in (0, 1)]
+    for feature in DIAGNOSTIC_FEATURES:
+        eastern = [p.features[feature.name] for p in by_dialect[0]]
+        mexican = [p.features[feature.name] for p in by_dialect[1]]
+        assert stats.mannwhitneyu(eastern, mexican).pvalue < 1e-10, feature.name
+        assert np.sign(np.mean(eastern) - np.mean(mexican)) == feature.eastern_direction
+        # the distributions overlap: the task is learnable, not trivial
+        assert max(min(eastern), min(mexican)) < min(max(eastern), max(mexican))
+    for name in SHARED_FEATURES:
+        eastern = [p.features[name] for p in by_dialect[0]]
+        mexican = [p.features[name] for p in by_dialect[1]]
+        assert stats.mannwhitneyu(eastern, mexican).pvalue > 1e-3, name
+
+
+def test_element_placement_does_not_depend_on_the_dialect():
+    plans = _plans(800)
+    for kind in ("peep", "whistle", "buzz", "terminal"):
+        starts = [[e.start_s - p.features["song_onset_s"] for p in plans if p.dialect == d
+                   for e in p.elements if e.kind == kind] for d in (0, 1)]
+        if min(len(s) for s in starts) > 20:
+            assert stats.mannwhitneyu(*starts).pvalue > 1e-3, kind
+
+
+def _band_profile(waveform: np.ndarray) -> np.ndarray:
+    """Mean log energy in 24 bands across 1.5-9 kHz: what a simple classifier could learn from."""
+    magnitude = stft_magnitude(waveform)
+    edges = np.linspace(BAND_HZ[0], BAND_HZ[1], 25)
+    band = np.digitize(FREQUENCIES, edges)
+    return np.array([np.log(np.mean(magnitude[band == b] ** 2) + 1e-12) for b in range(1, 25)])
+
+
+@pytest.mark.slow
+def test_a_classifier_that_hears_only_the_shared_elements_is_at_chance():
+    config = SurrogateConfig(seed=8, individuals_per_dialect=40, clips_per_individual=2)
+    population = build_population(config)
+    shared_profiles, diagnostic_profiles, labels = [], [], []
+    for clip_id in range(config.total_clips):
+        plan = plan_song(population, clip_id)
+        diagnostic, shared = render_song(plan, config)
+        shared_profiles.append(_band_profile(shared))
+        diagnostic_profiles.append(_band_profile(diagnostic))
+        labels.append(plan.dialect)
+
+    def accuracy(features) -> float:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=2_000))
+        return float(cross_val_score(model, np.array(features), labels, cv=5).mean())
+
+    assert abs(accuracy(shared_profiles) - 0.5) < 0.15
+    assert accuracy(diagnostic_profiles) > 0.75
+
+
+def test_snr_is_the_planned_in_band_ratio():
+    config = SurrogateConfig(seed=2, individuals_per_dialect=2, clips_per_individual=2)
+    clip = synthesise_clip(build_population(config), 3)
+    start = int(min(e.start_s for e in clip.plan.elements) * config.sample_rate_hz)
+    stop = int(max(e.end_s for e in clip.plan.elements) * config.sample_rate_hz)
+    song = bandpass(clip.song)[start:stop]
+    noise = bandpass(clip.waveform - clip.song)
+    measured = 10 * np.log10(power(song) / power(noise))
+    assert measured == pytest.approx(clip.plan.snr_db, abs=0.2)
+
+
+def test_zero_separation_gives_identical_dialect_means():
+    for feature in DIAGNOSTIC_FEATURES:
+        assert feature.dialect_mean(0, 0.0) == feature.dialect_mean(1, 0.0)
+        assert feature.dialect_mean(0, 1.6) != feature.dialect_mean(1, 1.6)
+
+
+def test_ideal_observer_reads_the_dialect_means_correctly():
+    eastern = {f.name: f.dialect_mean(0, 1.6) for f in DIAGNOSTIC_FEATURES}
+    mexican = {f.name: f.dialect_mean(1, 1.6) for f in DIAGNOSTIC_FEATURES}
+    assert mexican_probability(eastern) < 0.1 < 0.9 < mexican_probability(mexican)
+    faster = dict(eastern, trill_rate_per_s=eastern["trill_rate_per_s"] + 2)
+    assert mexican_probability(faster) > mexican_probability(eastern)
+
+
+def test_design_song_uses_the_chosen_diagnostic_values():
+    clip = design_song(trill_rate_per_s=15.0, trill_bandwidth_hz=2_000.0, buzz_depth_hz=300.0)
+    trill = next(e for e in clip.plan.elements if e.kind == "trill")
+    assert trill.params["rate_per_s"] == 15.0
+    assert clip.plan.features["buzz_depth_hz"] == 300.0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"individuals_per_dialect": 0}, "individuals_per_dialect"),
+    ({"separation": -1.0}, "separation"),
+    ({"sample_rate_hz": 16_000}, "sample_rate_hz"),
+    ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions"),
+    ({"n_clips": 0}, "n_clips"),
+])
+def test_bad_configuration_is_refused_with_a_clear_message(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SurrogateConfig(**changes)
+
+
+def test_for_clip_count_gives_exactly_that_many_balanced_clips():
+    config = SurrogateConfig.for_clip_count(10, clips_per_individual=3)
+    assert config.total_clips == 10
+    population = build_population(config)
+    dialects = [population.individuals[population.clip_assignment(i)[0]].dialect for i in range(10)]
+    assert dialects.count(0) == dialects.count(1) == 5

@@ -1,0 +1,155 @@
+"""Executing the book: papermill runs each chapter, timings are kept, the status page is written.
+
+``make execute`` calls :func:`execute_chapters`. An error in any cell stops the run with the
+chapter's name and a non-zero exit status; papermill's partly executed copy is kept for reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .cache import profile_dir, project_root
+
+KEY_PACKAGES = (
+    "torch", "captum", "shap", "lime", "librosa", "scikit-learn", "numpy", "scipy", "matplotlib",
+    "ipywidgets", "papermill", "jupytext", "jupyter-book", "myst-nb",
+)
+
+
+def chapter_sources(root: Path) -> list[Path]:
+    """The chapter notebooks in reading order (``notebooks/NN_topic.ipynb``)."""
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages whose behaviour the book depends on."""
+    versions = {"python": platform.python_version()}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def resolve_profile(profile: str) -> str:
+    """``auto`` becomes ``full`` with a CUDA GPU and ``quick`` without; other names pass through."""
+    from .profiles import get_profile
+    from .runtime import default_profile_name
+
+    name = default_profile_name() if profile == "auto" else profile
+    get_profile(name)  # raises a clear error for an unknown name
+    return name
+
+
+def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
+                     only: list[str] | None = None, root: Path | None = None) -> int:
+    """Run every chapter (or those named in ``only``) with papermill; return an exit status."""
+    import papermill
+
+    from .runtime import describe_device
+
+    root = root or project_root(Path(__file__).resolve().parent)
+    if root is None:
+        print("wrenlib execute: error: run this from a wrenbook checkout", file=sys.stderr)
+        return 2
+    try:
+        profile = resolve_profile(profile)
+    except ValueError as error:
+        print(f"wrenlib execute: error: {error}", file=sys.stderr)
+        return 2
+    chapters = chapter_sources(root)
+    if only:
+        chapters = [c for c in chapters if c.stem in only or c.name in only]
+        missing = set(only) - {c.stem for c in chapters} - {c.name for c in chapters}
+        if missing:
+            print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
+                  file=sys.stderr)
+            return 2
+    out_dir = root / "book" / "chapters"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Executing {len(chapters)} chapter(s) with profile {profile!r} on {describe_device()}")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
+    log_path = profile_dir(profile) / "execution.json"
+    log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    log.setdefault("chapters", {})
+    status = 0
+    for chapter in chapters:
+        target = out_dir / chapter.name
+        started = time.perf_counter()
+        print(f"  {chapter.stem} ...", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(chapter), str(target), parameters={"PROFILE": profile},
+                kernel_name=kernel, language="python", cwd=str(chapter.parent),
+                progress_bar=False,
+            )
+        except Exception as error:  # papermill's own error names the failing cell
+            seconds = time.perf_counter() - started
+            log["chapters"][chapter.stem] = {"seconds": seconds, "ok": False}
+            print(f"wrenlib execute: chapter {chapter.stem} failed after {seconds:.0f} s: "
+                  f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}",
+                  file=sys.stderr)
+            print(f"  the partly executed notebook is {target}", file=sys.stderr)
+            status = 1
+            break
+        seconds = time.perf_counter() - started
+        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True}
+        print(f"  {chapter.stem} done in {seconds:.1f} s", flush=True)
+    log.update(
+        profile=profile,
+        device=describe_device(),
+        finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        versions=package_versions(),
+    )
+    log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
+    write_status_page(root / "book" / "status.md", log)
+    return status
+
+
+def write_status_page(path: Path, log: dict[str, Any]) -> None:
+    """The book's status / provenance page, written from the execution log."""
+    chapters = log.get("chapters", {})
+    total = sum(entry["seconds"] for entry in chapters.values())
+    lines = [
+        "# Status and provenance",
+        "",
+        "This page is written by `make execute` each time the chapters run; nothing on it is typed"
+        " by hand. Every number in the book comes from the run described here.",
+        "",
+        f"- **Profile:** `{log.get('profile')}`",
+        f"- **Device:** {log.get('device')}",
+        f"- **Machine:** {log.get('machine')}",
+        f"- **Finished:** {log.get('finished')}",
+        f"- **Total execution time:** {total:.0f} s",
+        "",
+        "## Chapters",
+        "",
+        "| chapter | run time (s) | status |",
+        "| --- | ---: | --- |",
+    ]
+    for name, entry in sorted(chapters.items()):
+        state = "executed" if entry["ok"] else "**failed**"
+        lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {state} |")
+    lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
+    for name, version in log.get("versions", {}).items():
+        lines.append(f"| {name} | {version} |")
+    lines += [
+        "",
+        "## Seeds",
+        "",
+        "Every chapter takes a `SEED` parameter (default 0) beside `PROFILE`; `wrenlib.set_seed`"
+        " seeds Python, NumPy and torch and pins torch to 2 CPU threads, so a quick-profile run"
+        " reproduces its numbers on a CPU.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

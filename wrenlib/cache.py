@@ -1,0 +1,138 @@
+"""The artifact cache (``artifacts/<profile>/``) and the book's one source of numbers.
+
+Chapters ask for what they need ("the dataset for this profile"); the cache loads it when a build
+with the same configuration exists and builds it otherwise, so any chapter runs on its own and a
+re-run reuses work. Headline numbers go to ``results.json`` through :func:`record_result` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+ARTIFACTS_ENV = "WRENBOOK_ARTIFACTS"
+RESULTS_FILE = "results.json"
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The wrenbook checkout that contains ``start`` (default: the working folder), if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "wrenlib").is_dir():
+            return folder
+    return None
+
+
+def artifacts_root() -> Path:
+    """``$WRENBOOK_ARTIFACTS`` if set, else ``artifacts/`` at the project root (or here)."""
+    if os.environ.get(ARTIFACTS_ENV):
+        return Path(os.environ[ARTIFACTS_ENV]).expanduser().resolve()
+    root = project_root() or Path.cwd()
+    return root / "artifacts"
+
+
+def profile_dir(profile: str) -> Path:
+    """The cache folder of one profile, created on first use."""
+    folder = artifacts_root() / profile
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def config_hash(config: Any) -> str:
+    """A short, stable hash of a JSON-able configuration (the cache key)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_or_build(
+    folder: Path,
+    config: dict[str, Any],
+    build: Callable[[], T],
+    save: Callable[[T, Path], None],
+    load: Callable[[Path], T],
+) -> T:
+    """Load the artifact in ``folder`` if it was built from ``config``; otherwise build and save it.
+
+    The folder is written to a temporary sibling and renamed into place, so an interrupted build
+    never leaves a half-written artifact that a later run would trust.
+    """
+    key = config_hash(config)
+    stamp = folder / "config.json"
+    if stamp.is_file():
+        try:
+            recorded = json.loads(stamp.read_text())
+        except json.JSONDecodeError:
+            recorded = {}
+        if recorded.get("hash") == key:
+            return load(folder)
+    artifact = build()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        save(artifact, staging)
+        (staging / "config.json").write_text(
+            json.dumps({"hash": key, "config": config}, indent=2, sort_keys=True, default=str)
+        )
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return artifact
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(data, stream, indent=2, sort_keys=True, default=_json_default)
+    os.replace(name, path)
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and arrays become plain numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot record a value of type {type(value).__name__} in results.json")
+
+
+def read_results(profile: str) -> dict[str, Any]:
+    """Everything recorded so far for ``profile`` (an empty dict before the first record)."""
+    path = profile_dir(profile) / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def record_result(profile: str, key: str, value: Any, glue: bool = True) -> None:
+    """Record one headline number under ``key`` in ``artifacts/<profile>/results.json``.
+
+    Inside an executing notebook it is also glued (myst-nb) under the same key, so the prose
+    quotes the recorded value with ``{glue:}`key``` instead of retyping it.
+    """
+    if not key or any(ch.isspace() for ch in key):
+        raise ValueError(f"result key must be a non-empty word, got {key!r}")
+    results = read_results(profile)
+    results[key] = json.loads(json.dumps(value, default=_json_default))
+    _write_json_atomically(profile_dir(profile) / RESULTS_FILE, results)
+    if glue and _in_notebook():
+        from myst_nb import glue as myst_glue
+
+        myst_glue(key, value, display=False)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"

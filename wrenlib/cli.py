@@ -1,0 +1,163 @@
+"""The ``wrenlib`` command line: ``wrenlib synth`` writes a surrogate dataset as WAV files, and
+``wrenlib execute`` runs the book's chapters (what ``make execute`` calls).
+
+Bad arguments end with a one-line error and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _prepare_output_folder(folder: Path) -> None:
+    """Refuse to write into a folder that has files in it or that we cannot write to."""
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"output path {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise CommandError(f"output folder {folder} is not empty; choose a new or empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"cannot create output folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"output folder {folder} is not writable")
+
+
+def synth(n_clips: int, seed: int, out: Path, separation: float, snr_db: tuple[float, float],
+          n_jobs: int, progress: bool = True) -> Path:
+    """Write ``n_clips`` surrogate clips as WAV files plus ``labels.csv`` and ``masks.npz`` in ``out``."""
+    import soundfile
+
+    from .dataset import generate_surrogate_dataset
+    from .surrogate import SurrogateConfig
+
+    _prepare_output_folder(out)
+    try:
+        config = SurrogateConfig.for_clip_count(n_clips, seed=seed, separation=separation,
+                                                snr_db_range=snr_db)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    dataset = generate_surrogate_dataset(config, n_jobs=n_jobs, progress=progress)
+    audio = out / "audio"
+    audio.mkdir()
+    rows = []
+    for index, row in dataset.clips.iterrows():
+        name = f"audio/{row['dialect'].lower()}_{index:05d}.wav"
+        soundfile.write(out / name, np.asarray(dataset.waveforms[index]), config.sample_rate_hz,
+                        subtype="FLOAT")
+        rows.append({"file": name, "dialect": row["dialect"], "song_type": row["song_type"],
+                     "individual": row["individual"], "split": row["split"]})
+    with open(out / "labels.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    dataset.elements.to_csv(out / "elements.csv", index=False)
+    dataset.save(out / "dataset")
+    return out
+
+
+def bench(out: Path, n_clips: int = 48) -> dict:
+    """Surrogate generation speed on 1 and 2 processes, measured side by side in one run."""
+    import json
+    import platform
+
+    from .dataset import generate_surrogate_dataset
+    from .surrogate import SurrogateConfig
+
+    config = SurrogateConfig.for_clip_count(n_clips, seed=0)
+    generate_surrogate_dataset(SurrogateConfig.for_clip_count(4), n_jobs=1, progress=False)  # warm-up
+    rows = []
+    for n_jobs in (1, 2):
+        dataset = generate_surrogate_dataset(config, n_jobs=n_jobs, progress=False)
+        rows.append({"benchmark": "surrogate generation", "processes": n_jobs, "clips": n_clips,
+                     "seconds": round(dataset.seconds_to_generate, 2),
+                     "clips_per_second": round(n_clips / dataset.seconds_to_generate, 1)})
+    rows[1]["speed-up"] = round(rows[1]["clips_per_second"] / rows[0]["clips_per_second"], 2)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "synth.json").write_text(json.dumps(report, indent=2))
+    for row in rows:
+        print(f"{row['benchmark']}: {row['processes']} process(es): {row['clips_per_second']} clips/s")
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wrenlib", description="Tools of the wrenbook project.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth_parser = commands.add_parser(
+        "synth", help="write surrogate wren-dialect clips as WAV files with labels and masks")
+    synth_parser.add_argument("--n", type=_positive_int, required=True, help="number of clips")
+    synth_parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    synth_parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    synth_parser.add_argument("--separation", type=float, default=1.6,
+                              help="distance of the dialects' diagnostic means in standard deviations")
+    synth_parser.add_argument("--snr-db", type=float, nargs=2, default=(5.0, 30.0),
+                              metavar=("LOW", "HIGH"), help="in-band signal-to-noise range in dB")
+    synth_parser.add_argument("--jobs", type=_positive_int, default=2, help="worker processes")
+    synth_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
+    bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
+    bench_parser.add_argument("--clips", type=_positive_int, default=48)
+
+    execute_parser = commands.add_parser("execute", help="execute the book's chapters with papermill")
+    execute_parser.add_argument("--profile", default="auto",
+                                help="quick, full, or auto (full when a CUDA GPU is present)")
+    execute_parser.add_argument("--kernel", default="wrenbook", help="Jupyter kernel name")
+    execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "synth":
+            out = synth(args.n, args.seed, args.out, args.separation, tuple(args.snr_db), args.jobs,
+                        progress=not args.no_progress)
+            print(f"wrote {args.n} clips to {out}")
+        elif args.command == "bench":
+            bench(args.out, args.clips)
+        elif args.command == "execute":
+            from .book import execute_chapters
+
+            return execute_chapters(args.profile, args.kernel, args.chapters)
+    except CommandError as error:
+        print(f"wrenlib {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

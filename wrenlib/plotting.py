@@ -1,0 +1,135 @@
+"""Plot helpers: spectrograms with units, masks and element boxes, and audio beside figures.
+
+Every helper takes ``ax=None`` and returns the axes it drew on (chapter 01 introduces them).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
+
+from .audio import BAND_HZ, SAMPLE_RATE_HZ
+from .spectrogram import PAPER_STFT, StftSettings, spectrogram_db
+
+DISPLAY_RANGE_DB = (-40.0, 5.0)
+ROLE_COLOURS = {"diagnostic": "#00e5ff", "shared": "#ffd54f"}
+
+
+def plot_spectrogram(
+    waveform: np.ndarray,
+    ax: plt.Axes | None = None,
+    settings: StftSettings = PAPER_STFT,
+    db_range: tuple[float, float] = DISPLAY_RANGE_DB,
+    title: str | None = None,
+    colorbar: bool = True,
+    show_band: bool = True,
+) -> plt.Axes:
+    """Decibel spectrogram of a waveform, time in s across, frequency in kHz up."""
+    ax = ax or plt.gca()
+    db = spectrogram_db(waveform, settings)
+    duration = len(waveform) / settings.sample_rate_hz
+    image = ax.imshow(
+        np.clip(db, *db_range), origin="lower", aspect="auto", cmap="magma",
+        vmin=db_range[0], vmax=db_range[1],
+        extent=(0, duration, 0, settings.sample_rate_hz / 2000),
+    )
+    if show_band:
+        for edge in BAND_HZ:
+            ax.axhline(edge / 1000, color="white", lw=0.6, ls=":", alpha=0.7)
+    ax.grid(False)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (kHz)")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="level (dB re unit sine)", pad=0.01)
+    return ax
+
+
+def overlay_mask(
+    mask: np.ndarray,
+    ax: plt.Axes | None = None,
+    settings: StftSettings = PAPER_STFT,
+    color: str = ROLE_COLOURS["diagnostic"],
+    label: str | None = None,
+) -> plt.Axes:
+    """Outline a boolean (n_bins, n_frames) mask on a spectrogram drawn by :func:`plot_spectrogram`."""
+    ax = ax or plt.gca()
+    if not mask.any():
+        return ax
+    times = settings.frame_times_s(mask.shape[1])
+    frequencies = settings.bin_frequencies_hz() / 1000
+    ax.contour(times, frequencies, mask.astype(float), levels=[0.5], colors=[color], linewidths=0.8)
+    if label:
+        ax.plot([], [], color=color, lw=1.2, label=label)
+    return ax
+
+
+def annotate_elements(elements: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Draw a labelled box around every song element (cyan: diagnostic, yellow: shared)."""
+    ax = ax or plt.gca()
+    previous_kind = None
+    for row in elements.itertuples():
+        colour = ROLE_COLOURS[row.role]
+        ax.add_patch(Rectangle((row.start_s, row.low_hz / 1000), row.end_s - row.start_s,
+                               (row.high_hz - row.low_hz) / 1000, fill=False, ec=colour, lw=1.0))
+        if row.kind != previous_kind:  # one label per run of the same element
+            ax.text(row.start_s, row.high_hz / 1000 + 0.15, row.kind, color=colour, fontsize=7,
+                    va="bottom")
+        previous_kind = row.kind
+    for role, colour in ROLE_COLOURS.items():
+        ax.plot([], [], color=colour, lw=1.5, label=f"{role} element")
+    return ax
+
+
+def figure_png_bytes(fig: plt.Figure, dpi: int = 90) -> bytes:
+    """A figure as PNG bytes (closes the figure)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def wav_bytes(waveform: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
+    """A waveform as a peak-normalised 16-bit WAV file in memory (for players and downloads)."""
+    import soundfile
+
+    samples = np.asarray(waveform, dtype=np.float64)
+    peak = np.max(np.abs(samples)) if samples.size else 0.0
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples / peak * 0.9 if peak > 0 else samples, sample_rate_hz,
+                    format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def audio_html(waveform: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> str:
+    """An HTML ``<audio>`` player with the waveform embedded as a WAV file."""
+    encoded = base64.b64encode(wav_bytes(waveform, sample_rate_hz)).decode()
+    return f'<audio controls preload="none" src="data:audio/wav;base64,{encoded}"></audio>'
+
+
+def figures_with_audio(
+    figures: Sequence[plt.Figure],
+    waveforms: Sequence[np.ndarray],
+    captions: Sequence[str],
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+):
+    """Spectrogram figures each with its audio player beside it, as one HTML block."""
+    from IPython.display import HTML
+
+    blocks = []
+    for fig, waveform, caption in zip(figures, waveforms, captions):
+        blocks.append(
+            '<div style="display:flex;align-items:center;gap:1em;margin-bottom:0.8em">'
+            f'<img style="max-width:75%" src="data:image/png;base64,{base64.b64encode(figure_png_bytes(fig)).decode()}" '
+            f'alt="{caption}"/>'
+            f'<div><p style="margin:0 0 0.4em 0">{caption}</p>{audio_html(waveform, sample_rate_hz)}</div>'
+            "</div>"
+        )
+    return HTML("\n".join(blocks))

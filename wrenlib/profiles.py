@@ -1,0 +1,61 @@
+"""Run profiles: the one place that says how big each piece of work is.
+
+``quick`` is what CI runs on a 2-core CPU; ``full`` is paper scale for a GPU. Both take the same
+code path, only the numbers differ (explained in chapter 01, "The wren dialects").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and budgets of one run of the book."""
+
+    name: str
+    individuals_per_dialect: int
+    clips_per_individual: int
+    image_height_px: int
+    image_width_px: int
+
+    @property
+    def n_clips(self) -> int:
+        """Number of surrogate clips in the profile's dataset."""
+        return 2 * self.individuals_per_dialect * self.clips_per_individual
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict view, for provenance records and cache keys."""
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> "Profile":
+        """A copy with some fields changed (for a reader's experiments)."""
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        individuals_per_dialect=40,
+        clips_per_individual=6,
+        image_height_px=120,
+        image_width_px=240,
+    ),
+    "full": Profile(
+        name="full",
+        individuals_per_dialect=250,
+        clips_per_individual=8,
+        image_height_px=480,
+        image_width_px=960,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the named profile (``quick`` or ``full``); raise a clear error otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise ValueError(f"unknown profile {name!r}; choose one of: {known}") from None
