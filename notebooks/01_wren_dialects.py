@@ -123,7 +123,7 @@ feature_table = pd.DataFrame([
     }
     for f in DIAGNOSTIC_FEATURES
 ])
-display(feature_table.style.format(precision=1).hide(axis="index"))
+display(feature_table.style.format(precision=1, thousands=",").format("{:g}", subset=["Eastern mean", "Mexican mean", "total sd"]).hide(axis="index"))
 
 # %% [markdown]
 # The dialect means sit `separation` = 1.6 total standard deviations apart (one knob,
@@ -158,7 +158,8 @@ counts = counts[["train", "validation", "test", "all"]]
 display(counts)
 birds = clips.groupby("split")["individual"].nunique()
 crossing = clips.groupby("individual")["split"].nunique().max()
-print(f"birds per split: {birds.to_dict()}; most splits any bird appears in: {crossing}")
+print("birds per split: " + ", ".join(f"{split} {n}" for split, n in birds.items())
+      + f"; the most splits any bird appears in: {crossing}")
 
 wrenlib.record_result(PROFILE, "n_clips", int(len(dataset)))
 for dialect in DIALECTS:

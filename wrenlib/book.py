@@ -102,6 +102,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             status = 1
             break
         seconds = time.perf_counter() - started
+        _hide_injected_parameters(target)
         log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True}
         print(f"  {chapter.stem} done in {seconds:.1f} s", flush=True)
     log.update(
@@ -114,6 +115,19 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
     return status
+
+
+def _hide_injected_parameters(notebook_path: Path) -> None:
+    """Hide papermill's injected-parameters cell in the rendered page (the status page says the
+    profile); the chapter's own parameters cell stays visible."""
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(notebook, notebook_path)
 
 
 def write_status_page(path: Path, log: dict[str, Any]) -> None:

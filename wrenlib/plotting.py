@@ -125,11 +125,12 @@ def figures_with_audio(
 
     blocks = []
     for fig, waveform, caption in zip(figures, waveforms, captions):
+        picture = base64.b64encode(figure_png_bytes(fig)).decode()
         blocks.append(
-            '<div style="display:flex;align-items:center;gap:1em;margin-bottom:0.8em">'
-            f'<img style="max-width:75%" src="data:image/png;base64,{base64.b64encode(figure_png_bytes(fig)).decode()}" '
-            f'alt="{caption}"/>'
-            f'<div><p style="margin:0 0 0.4em 0">{caption}</p>{audio_html(waveform, sample_rate_hz)}</div>'
-            "</div>"
+            '<figure style="margin:0 0 1.2em 0">'
+            f'<img style="max-width:100%" src="data:image/png;base64,{picture}" alt="{caption}"/>'
+            '<figcaption style="display:flex;flex-wrap:wrap;align-items:center;gap:0.8em">'
+            f"{audio_html(waveform, sample_rate_hz)}<span>{caption}</span></figcaption>"
+            "</figure>"
         )
     return HTML("\n".join(blocks))
