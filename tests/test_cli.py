@@ -64,3 +64,23 @@ def test_synth_writes_wavs_labels_and_masks(tmp_path):
         assert rate == 22_050
         np.testing.assert_array_equal(audio, dataset.waveforms[index])
     assert dataset.diagnostic_mask(0).any()
+
+
+def test_spectrogram_writes_pngs_and_skips_a_bad_file(tmp_path):
+    from PIL import Image
+
+    rate = 22_050
+    t = np.arange(9 * rate) / rate
+    soundfile.write(tmp_path / "song.wav", 0.3 * np.sin(2 * np.pi * 4_000 * t), rate)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....nonsense")
+    out = tmp_path / "images"
+    result = run_cli("spectrogram", str(tmp_path / "song.wav"), str(tmp_path / "broken.wav"),
+                     "--out", str(out), "--size", "60x120", "--background", "white")
+    assert result.returncode == 1
+    assert "broken.wav" in result.stderr and "Traceback" not in result.stderr
+    pictures = sorted(out.glob("song_clip*.png"))
+    assert len(pictures) == 2  # 9 s: two 4 s clips, the 1 s tail dropped
+    image = np.asarray(Image.open(pictures[0]))
+    assert image.shape == (60, 120) and image.max() == 255  # white background
+    assert_one_line_error(run_cli("spectrogram", str(tmp_path / "song.wav"), "--out", str(out / "x"),
+                                  "--size", "big"), "HEIGHTxWIDTH")

@@ -47,3 +47,15 @@ def test_bandpass_keeps_the_band_and_removes_hum():
     assert np.std(bandpass(hum)[2000:-2000]) < 1e-3
     with pytest.raises(ValueError):
         bandpass(in_band, band_hz=(1_500, 20_000))
+
+
+def test_torch_stft_matches_librosa_golden_reference():
+    import librosa
+
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((2, 5_000)).astype(np.float32)
+    reference = np.abs(librosa.stft(signal, n_fft=512, hop_length=26, window="hann", center=True,
+                                    pad_mode="constant"))
+    from wrenlib.spectrogram import stft_magnitude
+
+    np.testing.assert_allclose(stft_magnitude(signal), reference, rtol=1e-4, atol=1e-4)

@@ -86,6 +86,45 @@ def synth(n_clips: int, seed: int, out: Path, separation: float, snr_db: tuple[f
     return out
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 480x960, got {text!r}") from None
+    if height < 8 or width < 8:
+        raise argparse.ArgumentTypeError(f"images must be at least 8x8 pixels, got {text!r}")
+    return height, width
+
+
+def spectrogram(audio: list[Path], out: Path, background: str, size: tuple[int, int]) -> int:
+    """Write a PNG per clip of each recording; report and skip unusable files. Returns the number
+    of files skipped."""
+    from PIL import Image
+
+    from .frontend import PAPER_FRONT_END, apply_background, render_levels, segment
+    from .recordings import AudioError, read_audio
+
+    _prepare_output_folder(out)
+    front_end = PAPER_FRONT_END.with_image_size(*size)
+    skipped = 0
+    for path in audio:
+        try:
+            waveform = read_audio(path, front_end.sample_rate_hz)
+            pieces = segment(waveform, front_end)
+            if len(pieces.clips) == 0:
+                raise AudioError(path, "no clip with song energy in the band (too short or silent)")
+        except AudioError as error:
+            print(f"wrenlib spectrogram: skipped {error.path}: {error.reason}", file=sys.stderr)
+            skipped += 1
+            continue
+        images = apply_background(render_levels(pieces.clips, front_end), background)
+        for number, (image, start) in enumerate(zip(images, pieces.starts_s)):
+            name = out / f"{Path(path).stem}_clip{number:03d}_{start:07.1f}s.png"
+            Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(name)
+        print(f"{path}: {len(images)} image(s)")
+    return skipped
+
+
 def bench(out: Path, n_clips: int = 96) -> dict:
     """Surrogate generation speed on 1 and 2 processes, measured side by side in one run."""
     import json
@@ -104,6 +143,13 @@ def bench(out: Path, n_clips: int = 96) -> dict:
                      "seconds": round(dataset.seconds_to_generate, 2),
                      "clips_per_second": round(n_clips / dataset.seconds_to_generate, 1)})
     rows[1]["speed-up"] = round(rows[1]["clips_per_second"] / rows[0]["clips_per_second"], 2)
+    from .frontend import PAPER_FRONT_END, benchmark_front_end
+
+    front = benchmark_front_end(np.asarray(dataset.waveforms[:48]), PAPER_FRONT_END)
+    rows.append({"benchmark": "front end, audio -> 480 x 960 image", "processes": 1,
+                 "clips": front["clips"], "clips_per_second": round(front["front_end_clips_per_second"], 1),
+                 "baseline_clips_per_second": round(front["baseline_clips_per_second"], 1),
+                 "speed-up": round(front["speed_up"], 2)})
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))
@@ -128,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth_parser.add_argument("--jobs", type=_positive_int, default=2, help="worker processes")
     synth_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    image_parser = commands.add_parser(
+        "spectrogram", help="write the spectrogram image (PNG) of every clip of each recording")
+    image_parser.add_argument("audio", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG, MP3)")
+    image_parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    image_parser.add_argument("--background", choices=("black", "white"), default="black")
+    image_parser.add_argument("--size", type=_size, default=(480, 960), metavar="HEIGHTxWIDTH",
+                              help="image size in pixels (default: the paper's 480x960)")
+
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     bench_parser.add_argument("--clips", type=_positive_int, default=96)
@@ -148,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             out = synth(args.n, args.seed, args.out, args.separation, tuple(args.snr_db), args.jobs,
                         progress=not args.no_progress)
             print(f"wrote {args.n} clips to {out}")
+        elif args.command == "spectrogram":
+            skipped = spectrogram(args.audio, args.out, args.background, args.size)
+            if skipped:
+                print(f"wrenlib spectrogram: {skipped} of {len(args.audio)} file(s) skipped",
+                      file=sys.stderr)
+                return 1
         elif args.command == "bench":
             bench(args.out, args.clips)
         elif args.command == "execute":

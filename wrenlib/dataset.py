@@ -149,6 +149,9 @@ def clip_rows(clip: SurrogateClip) -> tuple[dict[str, Any], list[dict[str, Any]]
 
 
 def _synthesise_batch(population, clip_ids: list[int]) -> list[tuple]:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per worker process: the processes share the cores
     out = []
     for clip_id in clip_ids:
         clip = synthesise_clip(population, clip_id)

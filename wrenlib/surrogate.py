@@ -343,16 +343,21 @@ def build_population(config: SurrogateConfig) -> Population:
     return Population(config, tuple(song_types), tuple(individuals))
 
 
+def split_names(n_groups: int, fractions: tuple[float, float, float]) -> list[str]:
+    """Split name per group (bird or recording) in order: train first, then validation, then
+    test; every split gets at least one group when there are three or more."""
+    n_validation = int(round(n_groups * fractions[1]))
+    n_test = int(round(n_groups * fractions[2]))
+    if n_groups >= 3:
+        n_validation, n_test = max(1, n_validation), max(1, n_test)
+    n_validation = min(n_validation, n_groups)
+    n_test = min(n_test, n_groups - n_validation)
+    return ["train"] * (n_groups - n_validation - n_test) + ["validation"] * n_validation + ["test"] * n_test
+
+
 def _individual_splits(config: SurrogateConfig, rng: np.random.Generator) -> list[list[str]]:
     """Split names per dialect and individual: whole individuals go to one split."""
-    n = config.individuals_per_dialect
-    n_validation = int(round(n * config.split_fractions[1]))
-    n_test = int(round(n * config.split_fractions[2]))
-    if n >= 3:  # every split gets at least one individual when there are enough of them
-        n_validation, n_test = max(1, n_validation), max(1, n_test)
-    n_validation = min(n_validation, n)
-    n_test = min(n_test, n - n_validation)
-    names = ["train"] * (n - n_validation - n_test) + ["validation"] * n_validation + ["test"] * n_test
+    names = split_names(config.individuals_per_dialect, config.split_fractions)
     return [list(rng.permutation(names)) for _ in (0, 1)]
 
 

@@ -1,0 +1,131 @@
+"""The front end: filter, clips, images, backgrounds, and masks on the image's own pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from wrenlib.audio import bandpass, bandpass_sos
+from wrenlib.frontend import (
+    PAPER_FRONT_END,
+    FrontEnd,
+    apply_background,
+    assign_backgrounds,
+    pixel_frequencies_hz,
+    pixel_times_s,
+    render_levels,
+    render_mask,
+    segment,
+    spectrogram_images,
+)
+from wrenlib.spectrogram import stft_magnitude
+
+RATE = PAPER_FRONT_END.sample_rate_hz
+SMALL = PAPER_FRONT_END.with_image_size(120, 240)
+
+
+@pytest.mark.parametrize("filter_type, order", [("butter", 4), ("cheby2", 6), ("ellip", 4)])
+def test_filter_passes_the_band_and_stops_outside(filter_type, order):
+    frequencies, response = signal.sosfreqz(bandpass_sos(RATE, (1_500.0, 9_000.0), order, filter_type),
+                                            worN=[500, 4_000, 10_500], fs=RATE)
+    gain_db = 20 * np.log10(np.abs(response) ** 2)  # forwards and backwards: squared magnitude
+    assert abs(gain_db[1]) < 2.1
+    assert gain_db[0] < -20 and gain_db[2] < -10
+
+
+def test_bad_filter_settings_are_refused():
+    with pytest.raises(ValueError, match="filter_type"):
+        bandpass(np.zeros(100), filter_type="magic")
+    with pytest.raises(ValueError, match="order"):
+        bandpass(np.zeros(100), order=0)
+
+
+def tone(frequency_hz: float, start_s: float, stop_s: float, seconds: float = 4.0) -> np.ndarray:
+    wave = np.zeros(int(seconds * RATE), dtype=np.float32)
+    start, stop = int(start_s * RATE), int(stop_s * RATE)
+    wave[start:stop] = 0.5 * np.sin(2 * np.pi * frequency_hz * np.arange(stop - start) / RATE)
+    return wave
+
+
+def test_segmentation_pads_a_long_tail_drops_a_short_one_and_drops_silent_clips():
+    rng = np.random.default_rng(0)
+    recording = (0.1 * rng.standard_normal(int(10.5 * RATE))).astype(np.float32)
+    recording[4 * RATE:8 * RATE] = 0  # the second clip is silent
+    pieces = segment(recording, PAPER_FRONT_END)
+    assert pieces.clips.shape == (2, 4 * RATE)  # 0-4 s kept, 4-8 s silent, 8-10.5 s padded
+    np.testing.assert_allclose(pieces.starts_s, [0.0, 8.0])
+    assert pieces.dropped_quiet == 1
+    assert np.all(pieces.clips[1, int(2.6 * RATE):] == 0)
+    strict = FrontEnd(min_tail_seconds=3.0)
+    assert len(segment(recording, strict).clips) == 1 and segment(recording, strict).dropped_tail_s == 2.5
+    overlapping = FrontEnd(clip_hop_seconds=2.0)
+    assert len(segment(recording, overlapping).starts_s) > 2
+
+
+def test_image_is_frequency_up_time_across_and_floor_takes_the_background():
+    front = SMALL
+    image = render_levels(bandpass(tone(7_000, 1.0, 2.0)), front)[0]
+    assert image.shape == (120, 240)
+    rows, columns = np.nonzero(image > 0.5)
+    frequencies, times = pixel_frequencies_hz(front), pixel_times_s(front)
+    assert abs(np.median(frequencies[rows]) - 7_000) < 2 * 11_025 / 120
+    assert times[columns].min() >= 1.0 - 0.03 and times[columns].max() <= 2.0 + 0.03
+    assert image[-1].max() == 0.0  # the lowest row holds nothing: the floor, black
+    white = apply_background(image, "white")
+    assert white[-1].min() == 1.0
+    np.testing.assert_allclose(white, 1 - image)
+
+
+def test_levels_follow_the_decibel_range():
+    front = PAPER_FRONT_END  # 480 rows >= 257 bins: no averaging across frequency bins
+    loud = render_levels(bandpass(tone(5_000, 0.5, 3.5)), front)[0].max()
+    quiet_wave = tone(5_000, 0.5, 3.5) * 10 ** (-30 / 20)
+    quiet = render_levels(bandpass(quiet_wave), front)[0].max()
+    # a unit sine at a bin centre is 0 dB = 40/45 of the range; 0.5 amplitude is -6 dB
+    assert loud == pytest.approx((-6.02 + 40) / 45, abs=0.05)
+    assert quiet == pytest.approx((-36.02 + 40) / 45, abs=0.05)
+
+
+@pytest.mark.parametrize("size", [(120, 240), (480, 960)])
+def test_a_tone_and_its_mask_land_on_the_same_pixels(size):
+    front = PAPER_FRONT_END.with_image_size(*size)
+    wave = tone(4_000, 1.5, 2.5)
+    magnitude = stft_magnitude(wave)
+    mask = magnitude >= magnitude.max() * 10 ** (-30 / 20)
+    image = render_levels(wave, front)[0]
+    on_image = render_mask(mask, front)
+    bright = image > (-36 + 40) / 45  # within 30 dB of the tone's -6 dB peak
+    assert on_image.any()
+    assert (bright & on_image).sum() >= 0.9 * bright.sum()
+    rows = np.flatnonzero(on_image.any(axis=1))
+    columns = np.flatnonzero(on_image.any(axis=0))
+    row_hz = 11_025 / size[0]
+    assert pixel_frequencies_hz(front)[rows].min() - row_hz <= 4_000 <= pixel_frequencies_hz(front)[rows].max() + row_hz
+    assert abs(pixel_times_s(front)[columns].min() - 1.5) < 0.03
+    assert abs(pixel_times_s(front)[columns].max() - 2.5) < 0.03
+    strict = render_mask(mask, front, rule="majority")
+    assert strict.sum() <= on_image.sum() and not (strict & ~on_image).any()
+
+
+def test_mixed_backgrounds_are_seeded_and_use_both():
+    first = assign_backgrounds(200, "mixed", seed=1)
+    assert set(first) == {"black", "white"}
+    np.testing.assert_array_equal(first, assign_backgrounds(200, "mixed", seed=1))
+    assert not np.array_equal(first, assign_backgrounds(200, "mixed", seed=2))
+    with pytest.raises(ValueError):
+        assign_backgrounds(3, "grey", seed=0)
+
+
+def test_whole_front_end_applies_per_clip_backgrounds():
+    clips = np.stack([tone(3_000, 1, 2), tone(6_000, 1, 2)])
+    black = spectrogram_images(clips, SMALL, background="black")
+    white = spectrogram_images(clips, SMALL, background="white")
+    np.testing.assert_allclose(white, 1 - black, atol=1e-6)
+
+
+def test_max_pooling_keeps_a_thin_stroke_at_its_level():
+    wave = bandpass(tone(5_000, 1.0, 1.02))  # a 20 ms blip: a few frames of a 4 s clip
+    mean = render_levels(wave, SMALL)[0].max()
+    peak = render_levels(wave, FrontEnd(image_height_px=120, image_width_px=240, pixel_pooling="max"))[0].max()
+    assert peak > mean + 0.05

@@ -1,0 +1,48 @@
+"""The image dataset the CNN reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+from wrenlib.images import SpectrogramDataset, render_level_cache
+
+
+def _dataset(small_dataset, background="mixed"):
+    front = PAPER_FRONT_END.with_image_size(60, 120)
+    levels = render_level_cache(small_dataset.waveforms, front, progress=False)
+    return SpectrogramDataset(levels, small_dataset.clips, assign_backgrounds(len(levels), background, 0),
+                              front, small_dataset)
+
+
+def test_items_carry_image_label_metadata_and_aligned_masks(small_dataset):
+    dataset = _dataset(small_dataset)
+    image, label, meta, masks = dataset[3]
+    assert image.shape == (1, 60, 120) and image.dtype == torch.float32
+    assert label == small_dataset.clips.loc[3, "label"]
+    assert meta["individual"] == small_dataset.clips.loc[3, "individual"]
+    assert set(masks) == {"diagnostic", "song"}
+    diagnostic = masks["diagnostic"].numpy()
+    assert diagnostic.any() and not (diagnostic & ~masks["song"].numpy()).any()
+    # the mask marks song energy: on a black image, mask pixels are brighter than the rest
+    black = dataset.with_background("black")
+    picture = black.image(3)
+    assert picture[diagnostic].mean() > picture[~masks["song"].numpy()].mean() + 0.03
+    assert picture[diagnostic].max() > 0.2
+
+
+def test_backgrounds_share_one_cache(small_dataset):
+    black, white = _dataset(small_dataset, "black"), _dataset(small_dataset, "white")
+    np.testing.assert_allclose(white.image(0), 1 - black.image(0), atol=1e-6)
+
+
+def test_subset_keeps_whole_birds_and_loader_batches(small_dataset):
+    dataset = _dataset(small_dataset)
+    test = dataset.subset("test")
+    assert set(test.clips["split"]) == {"test"}
+    dataset.with_masks = False
+    images, labels, meta, masks = next(iter(DataLoader(dataset, batch_size=4)))
+    assert images.shape == (4, 1, 60, 120) and labels.shape == (4,) and masks == {}
+    assert len(meta["individual"]) == 4

@@ -1,0 +1,98 @@
+"""Real recordings in: formats, rates, channels, and every kind of bad input reported, not fatal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from wrenlib.frontend import PAPER_FRONT_END
+from wrenlib.recordings import AudioError, load_recordings, read_audio, split_by_recording
+
+
+def song_like(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * (4_000 + 1_000 * np.sin(2 * np.pi * 3 * t)) * t)
+    wave = wave + 0.01 * rng.standard_normal(len(t))
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+@pytest.fixture()
+def recordings_folder(tmp_path):
+    root = tmp_path / "recordings"
+    (root / "Eastern").mkdir(parents=True)
+    (root / "Mexican").mkdir(parents=True)
+    soundfile.write(root / "Eastern" / "a_16bit_44k.wav", song_like(9, 44_100), 44_100, subtype="PCM_16")
+    soundfile.write(root / "Eastern" / "b_float_48k_stereo.wav", song_like(8, 48_000, 2), 48_000, subtype="FLOAT")
+    soundfile.write(root / "Mexican" / "c_48k.flac", song_like(12, 48_000, seed=1), 48_000)
+    soundfile.write(root / "Mexican" / "d_stereo_44k.flac", song_like(4, 44_100, 2, seed=2), 44_100)
+    soundfile.write(root / "Mexican" / "too_short.wav", song_like(1, 22_050), 22_050)
+    soundfile.write(root / "Mexican" / "silent.wav", np.zeros(5 * 22_050), 22_050)
+    (root / "Eastern" / "random_bytes.wav").write_bytes(np.random.default_rng(0).bytes(5_000))
+    (root / "Eastern" / "empty.wav").write_bytes(b"")
+    (root / "Eastern" / "notes.txt").write_text("field notes")
+    return root
+
+
+def test_folder_loads_good_files_and_reports_every_bad_one(recordings_folder):
+    recordings, report = load_recordings(recordings_folder, progress=False)
+    assert recordings.label_names == ("Eastern", "Mexican")
+    loaded = {p.split("/")[-1] for p in recordings.clips["file"]}
+    assert loaded == {"a_16bit_44k.wav", "b_float_48k_stereo.wav", "c_48k.flac", "d_stereo_44k.flac"}
+    reasons = {file.split("/")[-1]: reason for file, reason in report.skipped}
+    assert "too short" in reasons["too_short.wav"]
+    assert "silent" in reasons["silent.wav"]
+    assert "corrupt" in reasons["random_bytes.wav"]
+    assert "empty" in reasons["empty.wav"]
+    assert "not an audio file" in reasons["notes.txt"]
+    assert report.files_loaded == 4 and report.clips == len(recordings)
+    assert len(report.table()) == 5 and "skipped" in str(report)
+    assert recordings.waveforms.shape[1] == PAPER_FRONT_END.clip_samples
+    # 9 s -> 2 clips + a 1 s tail dropped; 8 s -> 2; 12 s -> 3; 4 s -> 1
+    assert recordings.clips.groupby("file").size().sort_values().tolist() == [1, 2, 2, 3]
+
+
+def test_resampling_and_mixing_to_mono(tmp_path):
+    stereo = song_like(2, 48_000, 2)
+    stereo[:, 1] = 0  # the mono mix is half the left channel
+    soundfile.write(tmp_path / "s.wav", stereo, 48_000, subtype="FLOAT")
+    audio = read_audio(tmp_path / "s.wav", 22_050)
+    assert len(audio) == pytest.approx(2 * 22_050, abs=2)
+    assert np.max(np.abs(audio)) == pytest.approx(0.5 * np.max(np.abs(stereo[:, 0])), rel=0.05)
+    with pytest.raises(AudioError, match="missing"):
+        read_audio(tmp_path / "nope.wav")
+
+
+def test_manifest_with_missing_file_unknown_label_and_metadata(recordings_folder, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([
+        {"path": str(recordings_folder / "Eastern" / "a_16bit_44k.wav"), "label": "Eastern",
+         "recording_id": "XC1", "latitude": 38.1, "longitude": -90.2, "licence": "CC-BY"},
+        {"path": "nowhere.wav", "label": "Eastern", "recording_id": "XC2"},
+        {"path": str(recordings_folder / "Mexican" / "c_48k.flac"), "label": "Pacific", "recording_id": "XC3"},
+        {"path": str(recordings_folder / "Mexican" / "c_48k.flac"), "label": "Mexican", "recording_id": "XC4"},
+    ]).to_csv(manifest, index=False)
+    recordings, report = load_recordings(manifest, labels=("Eastern", "Mexican"), progress=False)
+    assert set(recordings.clips["recording_id"]) == {"XC1", "XC4"}
+    assert recordings.clips.loc[recordings.clips["recording_id"] == "XC1", "latitude"].iloc[0] == 38.1
+    reasons = dict(report.skipped)
+    assert any("missing file" in r for r in reasons.values())
+    assert any("unknown label 'Pacific'" in r for r in reasons.values())
+
+
+def test_a_manifest_without_required_columns_is_refused_by_name(tmp_path):
+    manifest = tmp_path / "bad.csv"
+    pd.DataFrame([{"file": "x.wav"}]).to_csv(manifest, index=False)
+    with pytest.raises(ValueError, match="bad.csv.*path, label"):
+        load_recordings(manifest, progress=False)
+
+
+def test_clips_of_one_recording_never_land_in_two_splits():
+    clips = pd.DataFrame({"recording_id": np.repeat([f"r{i}" for i in range(20)], 3),
+                          "label": np.repeat(np.arange(20) % 2, 3)})
+    clips["split"] = split_by_recording(clips, seed=4)
+    assert clips.groupby("recording_id")["split"].nunique().max() == 1
+    for label in (0, 1):
+        assert set(clips.loc[clips["label"] == label, "split"]) == {"train", "validation", "test"}

@@ -1,0 +1,137 @@
+"""Spectrogram-image datasets for the CNN, built once per profile and cached (chapter 02).
+
+The cache keeps one *level* image per clip (uint8, 0 = the -40 dB floor); backgrounds are applied
+when an item is read, so the black, white and mixed sets share one cache. Masks, where the clips
+are surrogate songs, are rendered onto the image's pixels from the surrogate's STFT-grid masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .cache import load_or_build, profile_dir
+from .dataset import SurrogateDataset, load_surrogate_dataset
+from .frontend import (
+    FrontEnd,
+    apply_background,
+    assign_backgrounds,
+    front_end_for_profile,
+    render_levels,
+    render_mask,
+)
+from .audio import bandpass
+
+METADATA_COLUMNS = ("clip", "dialect", "song_type", "individual", "split")
+
+
+def levels_to_uint8(levels: np.ndarray) -> np.ndarray:
+    """Level images in [0, 1] as uint8 (0..255), the cache's storage format."""
+    return np.round(np.clip(levels, 0, 1) * 255).astype(np.uint8)
+
+
+def render_level_cache(waveforms: np.ndarray, front_end: FrontEnd, device=None,
+                       chunk: int = 64, progress: bool = True) -> np.ndarray:
+    """uint8 level images of many clips, band-passed and rendered in chunks (bounded memory)."""
+    from tqdm.auto import tqdm
+
+    out = np.empty((len(waveforms), *front_end.image_size), dtype=np.uint8)
+    with tqdm(total=len(waveforms), desc="rendering images", unit="clip", disable=not progress) as bar:
+        for first in range(0, len(waveforms), chunk):
+            block = bandpass(np.asarray(waveforms[first:first + chunk], np.float32),
+                             front_end.sample_rate_hz, front_end.band_hz, front_end.filter_order,
+                             front_end.filter_type)
+            out[first:first + len(block)] = levels_to_uint8(render_levels(block, front_end, device))
+            bar.update(len(block))
+    return out
+
+
+@dataclass
+class SpectrogramDataset(Dataset):
+    """Images, labels and metadata of clips; diagnostic and song masks where they are known.
+
+    ``dataset[i]`` yields ``(image, label, metadata, masks)``: a float32 tensor (1, H, W) in
+    [0, 1] with the clip's background, the dialect (0 Eastern, 1 Mexican), a dict of plain
+    metadata, and a dict of boolean (H, W) tensors (empty when the clips carry no masks, or when
+    ``with_masks`` is False, which is faster for training).
+    """
+
+    levels: np.ndarray  # (N, H, W) uint8
+    clips: pd.DataFrame
+    backgrounds: np.ndarray  # one of "black", "white" per clip
+    front_end: FrontEnd
+    surrogate: SurrogateDataset | None = None
+    with_masks: bool = True
+    mask_rule: str = "any"
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.clips["label"].to_numpy()
+
+    def image(self, index: int) -> np.ndarray:
+        """The image of clip ``index`` with its background, (H, W) float32 in [0, 1]."""
+        return apply_background(self.levels[index].astype(np.float32) / 255, self.backgrounds[index])
+
+    def images(self, indices) -> np.ndarray:
+        """A stack of images (N, H, W) with their backgrounds."""
+        indices = np.asarray(indices)
+        return apply_background(self.levels[indices].astype(np.float32) / 255, self.backgrounds[indices])
+
+    def masks(self, index: int) -> dict[str, np.ndarray]:
+        """Diagnostic and song masks of clip ``index`` on the image's pixels ({} if unknown)."""
+        if self.surrogate is None:
+            return {}
+        source = int(self.clips.iloc[index]["clip"])
+        return {
+            "diagnostic": render_mask(self.surrogate.diagnostic_mask(source), self.front_end, self.mask_rule),
+            "song": render_mask(self.surrogate.song_mask(source), self.front_end, self.mask_rule),
+        }
+
+    def metadata(self, index: int) -> dict[str, Any]:
+        row = self.clips.iloc[index]
+        meta = {column: row[column] for column in METADATA_COLUMNS if column in row}
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in meta.items()}
+        meta.update(index=index, background=str(self.backgrounds[index]))
+        return meta
+
+    def __getitem__(self, index: int):
+        image = torch.from_numpy(self.image(index))[None]
+        masks = {name: torch.from_numpy(mask) for name, mask in self.masks(index).items()} if self.with_masks else {}
+        return image, int(self.clips.iloc[index]["label"]), self.metadata(index), masks
+
+    def subset(self, split: str) -> "SpectrogramDataset":
+        """The clips of one split (train, validation or test), as a dataset of the same kind."""
+        keep = np.flatnonzero(self.clips["split"].to_numpy() == split)
+        return SpectrogramDataset(self.levels[keep], self.clips.iloc[keep].reset_index(drop=True),
+                                  self.backgrounds[keep], self.front_end, self.surrogate,
+                                  self.with_masks, self.mask_rule)
+
+    def with_background(self, background: str, seed: int = 0) -> "SpectrogramDataset":
+        """The same clips rendered with another background (black, white or mixed)."""
+        return SpectrogramDataset(self.levels, self.clips, assign_backgrounds(len(self), background, seed),
+                                  self.front_end, self.surrogate, self.with_masks, self.mask_rule)
+
+
+def load_spectrogram_dataset(profile: str, background: str = "mixed", seed: int = 0,
+                             device=None, **surrogate_changes: Any) -> SpectrogramDataset:
+    """The profile's surrogate clips as spectrogram images, rendered once and cached."""
+    surrogate = load_surrogate_dataset(profile, seed=seed, **surrogate_changes)
+    front_end = front_end_for_profile(profile)
+    folder = profile_dir(profile) / f"images_{front_end.image_height_px}x{front_end.image_width_px}"
+    levels = load_or_build(
+        folder,
+        {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict()},
+        build=lambda: render_level_cache(surrogate.waveforms, front_end, device),
+        save=lambda array, path: np.save(path / "levels.npy", array),
+        load=lambda path: np.load(path / "levels.npy", mmap_mode="r"),
+    )
+    return SpectrogramDataset(levels, surrogate.clips, assign_backgrounds(len(levels), background, seed),
+                              front_end, surrogate)

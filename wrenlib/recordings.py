@@ -1,0 +1,211 @@
+"""Real recordings in: a folder with one subfolder per class, or a CSV manifest (chapter 02).
+
+Any sample rate and channel count is read (WAV, FLAC, OGG and MP3 through soundfile, with
+librosa's decoder as the fallback), mixed to mono, resampled to the book's rate, band-passed and
+cut into clips. Bad input never stops the load: every file that cannot be used is reported in the
+:class:`LoadReport` with the reason, and the rest loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .frontend import PAPER_FRONT_END, FrontEnd, segment
+from .surrogate import split_names
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+MANIFEST_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("recording_id", "latitude", "longitude", "licence")
+
+
+class AudioError(Exception):
+    """A recording that cannot be used, with the reason in words."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def read_audio(path: Path | str, sample_rate_hz: int = PAPER_FRONT_END.sample_rate_hz) -> np.ndarray:
+    """A recording as mono float32 at ``sample_rate_hz``; raises :class:`AudioError` if unusable."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "missing file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        samples = samples.mean(axis=1)
+    except Exception as first_error:  # not a format libsndfile reads: try librosa's decoders
+        try:
+            import warnings
+
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                samples, rate = librosa.load(path, sr=None, mono=True)
+        except Exception:
+            raise AudioError(path, f"unreadable or corrupt audio ({first_error})") from None
+    if len(samples) == 0:
+        raise AudioError(path, "zero-length audio (no samples)")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(path, "audio contains NaN or infinite samples")
+    if rate != sample_rate_hz:
+        import librosa
+
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate_hz)
+    return samples.astype(np.float32)
+
+
+@dataclass
+class LoadReport:
+    """What a load used and what it skipped, and why."""
+
+    files_loaded: int = 0
+    clips: int = 0
+    quiet_clips_dropped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    def table(self) -> pd.DataFrame:
+        """One row per skipped file: file and reason."""
+        return pd.DataFrame(self.skipped, columns=["file", "reason"])
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.files_loaded} file(s) -> {self.clips} clip(s); "
+                 f"{self.quiet_clips_dropped} clip(s) without song dropped; "
+                 f"{len(self.skipped)} file(s) skipped"]
+        lines += [f"  skipped {file}: {reason}" for file, reason in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class RecordingClips:
+    """Clips cut from real recordings: band-passed waveforms and one table row per clip."""
+
+    waveforms: np.ndarray  # (N, clip_samples) float32
+    clips: pd.DataFrame  # clip, file, recording_id, label, dialect, start_s, latitude, ...
+    label_names: tuple[str, ...]
+    front_end: FrontEnd
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+
+def _entries_from_folder(folder: Path, report: LoadReport) -> list[dict]:
+    entries = []
+    for class_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(class_folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+                entries.append({"path": path, "label": class_folder.name})
+            elif path.is_file():
+                report.skip(path, f"not an audio file (suffix {path.suffix or 'none'}; "
+                                  f"expected one of {', '.join(AUDIO_SUFFIXES)})")
+    return entries
+
+
+def _entries_from_manifest(manifest: Path) -> list[dict]:
+    try:
+        table = pd.read_csv(manifest)
+    except Exception as error:
+        raise ValueError(f"{manifest}: cannot read the manifest as CSV ({error})") from None
+    missing = [column for column in MANIFEST_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"{manifest}: the manifest lacks column(s) {', '.join(missing)}; "
+                         f"it needs {', '.join(MANIFEST_COLUMNS)} and may have {', '.join(OPTIONAL_COLUMNS)}")
+    entries = []
+    for row in table.to_dict("records"):
+        entry = {key: row.get(key) for key in (*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS) if key in row}
+        path = Path(str(row["path"]))
+        entry["path"] = path if path.is_absolute() else manifest.parent / path
+        entries.append(entry)
+    return entries
+
+
+def load_recordings(
+    source: Path | str,
+    labels: Iterable[str] | None = None,
+    front_end: FrontEnd = PAPER_FRONT_END,
+    progress: bool = True,
+) -> tuple[RecordingClips, LoadReport]:
+    """Load a class-per-subfolder folder or a CSV manifest into clips, skipping bad input.
+
+    ``labels`` fixes the classes and their order (label index = position); a file with another
+    label is skipped as "unknown label". Without it, the classes are the labels found, sorted.
+    """
+    from tqdm.auto import tqdm
+
+    source = Path(source)
+    report = LoadReport()
+    if source.is_dir():
+        entries = _entries_from_folder(source, report)
+    elif source.is_file():
+        entries = _entries_from_manifest(source)
+    else:
+        raise ValueError(f"{source}: no such folder or manifest")
+    known = tuple(labels) if labels is not None else tuple(sorted({str(e["label"]) for e in entries}))
+    waveforms, rows = [], []
+    for entry in tqdm(entries, desc="loading recordings", unit="file", disable=not progress):
+        path, label = Path(entry["path"]), str(entry["label"])
+        if label not in known:
+            report.skip(path, f"unknown label {label!r} (known: {', '.join(known)})")
+            continue
+        try:
+            audio = read_audio(path, front_end.sample_rate_hz)
+        except AudioError as error:
+            report.skip(path, error.reason)
+            continue
+        if np.max(np.abs(audio)) == 0:
+            report.skip(path, "all-silent file (every sample is zero)")
+            continue
+        seconds = len(audio) / front_end.sample_rate_hz
+        if seconds < front_end.min_tail_seconds:
+            report.skip(path, f"too short to make one clip ({seconds:.2f} s; a clip needs at least "
+                              f"{front_end.min_tail_seconds:g} s of audio)")
+            continue
+        pieces = segment(audio, front_end)
+        report.quiet_clips_dropped += pieces.dropped_quiet
+        if len(pieces.clips) == 0:
+            report.skip(path, f"all-silent in the band (every clip below {front_end.min_clip_level_db:g} dB)")
+            continue
+        report.files_loaded += 1
+        recording = entry.get("recording_id")
+        recording = str(path) if recording is None or pd.isna(recording) else str(recording)
+        for clip, start in zip(pieces.clips, pieces.starts_s):
+            waveforms.append(clip)
+            rows.append({
+                "clip": len(rows), "file": str(path), "recording_id": recording,
+                "label": known.index(label), "dialect": label, "start_s": float(start),
+                **{key: entry.get(key) for key in ("latitude", "longitude", "licence")},
+            })
+    report.clips = len(rows)
+    array = np.stack(waveforms) if waveforms else np.zeros((0, front_end.clip_samples), np.float32)
+    return RecordingClips(array, pd.DataFrame(rows), known, front_end), report
+
+
+def split_by_recording(
+    clips: pd.DataFrame,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    seed: int = 0,
+    group_column: str = "recording_id",
+) -> pd.Series:
+    """Train / validation / test per clip, assigned per recording (never across two splits),
+    separately within each label so that every split sees every class when it can."""
+    rng = np.random.default_rng(seed)
+    split = pd.Series("train", index=clips.index, dtype=object)
+    for _, group in clips.groupby("label"):
+        recordings = group[group_column].unique()
+        names = dict(zip(rng.permutation(recordings), split_names(len(recordings), fractions)))
+        split[group.index] = group[group_column].map(names)
+    return split
