@@ -96,3 +96,15 @@ def test_clips_of_one_recording_never_land_in_two_splits():
     assert clips.groupby("recording_id")["split"].nunique().max() == 1
     for label in (0, 1):
         assert set(clips.loc[clips["label"] == label, "split"]) == {"train", "validation", "test"}
+
+
+def test_demo_recordings_round_trip_through_the_loader(small_dataset, tmp_path):
+    from wrenlib.recordings import write_demo_recordings
+
+    folder = write_demo_recordings(tmp_path / "demo", small_dataset.waveforms, small_dataset.clips,
+                                   birds_per_dialect=2)
+    recordings, report = load_recordings(folder, progress=False)
+    assert report.files_loaded == 4 and len(report.skipped) == 3
+    assert set(recordings.clips["dialect"]) == {"Eastern", "Mexican"}
+    # each bird sang 3 clips of 4 s: a joined recording gives 3 clips back
+    assert set(recordings.clips.groupby("recording_id").size()) == {3}

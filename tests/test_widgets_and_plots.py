@@ -44,3 +44,19 @@ def test_audio_player_embeds_a_wav():
     html = audio_html(np.sin(np.arange(2_000) / 3))
     assert html.startswith("<audio") and "data:audio/wav;base64," in html
     assert wav_bytes(np.zeros(100))[:4] == b"RIFF"  # silence does not divide by zero
+
+
+def test_front_end_figure_reports_hop_and_frames_and_the_explorer_reacts(small_dataset):
+    from wrenlib.widgets import front_end_explorer, front_end_figure
+
+    waveform = np.asarray(small_dataset.waveforms[0])
+    fig, facts = front_end_figure(waveform, image_size=(60, 120))
+    assert facts["hop_samples"] == 26 and facts["frames"] == 3_393
+    plt.close(fig)
+    fig, facts = front_end_figure(waveform, overlap=0.5, image_size=(60, 120))
+    assert facts["hop_samples"] == 256 and facts["frames"] == 345
+    plt.close(fig)
+    panel = front_end_explorer(waveform)
+    before = panel.image.value
+    panel.controls["background"].value = "white"
+    assert panel.image.value != before

@@ -107,9 +107,13 @@ class SpectrogramDataset(Dataset):
         masks = {name: torch.from_numpy(mask) for name, mask in self.masks(index).items()} if self.with_masks else {}
         return image, int(self.clips.iloc[index]["label"]), self.metadata(index), masks
 
+    def split_indices(self, split: str) -> np.ndarray:
+        """Indices of the clips of one split (train, validation or test)."""
+        return np.flatnonzero(self.clips["split"].to_numpy() == split)
+
     def subset(self, split: str) -> "SpectrogramDataset":
         """The clips of one split (train, validation or test), as a dataset of the same kind."""
-        keep = np.flatnonzero(self.clips["split"].to_numpy() == split)
+        keep = self.split_indices(split)
         return SpectrogramDataset(self.levels[keep], self.clips.iloc[keep].reset_index(drop=True),
                                   self.backgrounds[keep], self.front_end, self.surrogate,
                                   self.with_masks, self.mask_rule)

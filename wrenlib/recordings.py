@@ -59,11 +59,7 @@ def read_audio(path: Path | str, sample_rate_hz: int = PAPER_FRONT_END.sample_ra
         raise AudioError(path, "zero-length audio (no samples)")
     if not np.all(np.isfinite(samples)):
         raise AudioError(path, "audio contains NaN or infinite samples")
-    if rate != sample_rate_hz:
-        import librosa
-
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate_hz)
-    return samples.astype(np.float32)
+    return librosa_resample(samples, rate, sample_rate_hz)
 
 
 @dataclass
@@ -209,3 +205,53 @@ def split_by_recording(
         names = dict(zip(rng.permutation(recordings), split_names(len(recordings), fractions)))
         split[group.index] = group[group_column].map(names)
     return split
+
+
+def write_demo_recordings(
+    folder: Path | str,
+    waveforms: np.ndarray,
+    clips: pd.DataFrame,
+    birds_per_dialect: int = 3,
+    include_bad_files: bool = True,
+) -> Path:
+    """A small folder of "field recordings" made from surrogate clips, laid out as a user's would be.
+
+    Each bird's clips are joined into one recording and written per dialect subfolder, in a mix of
+    formats, sample rates and channel counts (WAV 16-bit 44.1 kHz, FLAC 48 kHz stereo, float WAV
+    22.05 kHz); with ``include_bad_files`` a corrupt file, an empty file and a 1 s file are added
+    so the loader's report has something to say. Used by chapter 02 and the own-recordings
+    chapter; nothing is downloaded.
+    """
+    import soundfile
+
+    folder = Path(folder)
+    formats = [(".wav", 44_100, 1, "PCM_16"), (".flac", 48_000, 2, "PCM_24"), (".wav", 22_050, 1, "FLOAT")]
+    rate = PAPER_FRONT_END.sample_rate_hz
+    for dialect, group in clips.groupby("dialect"):
+        (folder / dialect).mkdir(parents=True, exist_ok=True)
+        for number, (bird, rows) in enumerate(group.groupby("individual")):
+            if number >= birds_per_dialect:
+                break
+            joined = np.concatenate([waveforms[i] for i in rows.index])
+            suffix, target_rate, channels, subtype = formats[number % len(formats)]
+            audio = librosa_resample(joined, rate, target_rate)
+            peak = np.max(np.abs(audio)) or 1.0
+            audio = 0.9 * audio / peak
+            if channels == 2:
+                audio = np.stack([audio, 0.8 * audio], axis=1)
+            soundfile.write(folder / dialect / f"bird{bird:03d}{suffix}", audio, target_rate, subtype=subtype)
+    if include_bad_files:
+        first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+        (first / "corrupt.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
+        (first / "empty.flac").write_bytes(b"")
+        soundfile.write(first / "too_short.wav", waveforms[0][:rate], rate)
+    return folder
+
+
+def librosa_resample(waveform: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+    """Resample with librosa (soxr), or return the waveform when the rates agree."""
+    if from_hz == to_hz:
+        return np.asarray(waveform, np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(waveform, np.float32), orig_sr=from_hz, target_sr=to_hz)

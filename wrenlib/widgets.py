@@ -4,7 +4,13 @@ called once in the chapter for the static figure that the HTML book shows).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any, Callable
+
 import matplotlib.pyplot as plt
+import numpy as np
+
+from .audio import SAMPLE_RATE_HZ, bandpass
 
 from .plotting import figure_png_bytes, overlay_mask, plot_spectrogram, wav_bytes
 from .surrogate import DIAGNOSTIC_FEATURES, SurrogateClip, design_song, mexican_probability
@@ -48,48 +54,137 @@ def song_designer_figure(
     return fig, clip
 
 
-def song_designer():
-    """Sliders for the diagnostic features, the song type, the noise and the seed; shows and plays
-    the song. The sliders start at the Eastern means; the Mexican means are faster, narrower trills
-    and a narrower buzz.
+def live_figure_panel(render: Callable[..., tuple[plt.Figure, np.ndarray | None]],
+                      controls: dict[str, Any], sample_rate_hz: int = SAMPLE_RATE_HZ):
+    """A panel of ``controls`` that re-renders ``render(**values) -> (figure, waveform or None)``.
 
     The figure and the sound travel as widget values (an Image and an Audio widget), not as cell
-    output, so the widget also builds inside a non-interactive run (papermill).
+    output, so the panel also builds inside a non-interactive run (papermill). The returned box
+    has ``controls``, ``image``, ``player`` and ``update`` attributes for scripted use and tests.
     """
+    import ipywidgets as widgets
+
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+    player = widgets.Audio(format="wav", autoplay=False, loop=False)
+
+    def update(_change=None) -> None:
+        fig, waveform = render(**{name: control.value for name, control in controls.items()})
+        image.value = figure_png_bytes(fig)
+        if waveform is not None:
+            player.value = wav_bytes(waveform, sample_rate_hz)
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    update()
+    panel = widgets.VBox([widgets.HBox([widgets.VBox(list(controls.values())), player]), image])
+    panel.update, panel.controls, panel.image, panel.player = update, controls, image, player
+    return panel
+
+
+def _style() -> dict[str, str]:
+    return {"description_width": "9em"}
+
+
+def song_designer():
+    """Sliders for the diagnostic features, the song type, the noise and the seed; shows and plays
+    the song (chapter 01). The sliders start at the Eastern means; the Mexican means are faster,
+    narrower trills and a narrower buzz."""
     import ipywidgets as widgets
 
     def feature_slider(name: str, step: float, description: str):
         feature = _FEATURES[name]
-        return widgets.FloatSlider(
-            value=feature.dialect_mean(0, 1.6), min=feature.low, max=feature.high, step=step,
-            description=description, continuous_update=False, style={"description_width": "8em"},
-        )
+        return widgets.FloatSlider(value=feature.dialect_mean(0, 1.6), min=feature.low, max=feature.high,
+                                   step=step, description=description, continuous_update=False, style=_style())
 
     controls = {
         "trill_rate_per_s": feature_slider("trill_rate_per_s", 0.25, "trill rate (/s)"),
         "trill_bandwidth_hz": feature_slider("trill_bandwidth_hz", 50, "trill band (Hz)"),
         "buzz_depth_hz": feature_slider("buzz_depth_hz", 25, "buzz depth (Hz)"),
         "song_type": widgets.IntSlider(value=1, min=1, max=4, description="song type",
-                                       continuous_update=False, style={"description_width": "8em"}),
+                                       continuous_update=False, style=_style()),
         "snr_db": widgets.FloatSlider(value=20, min=0, max=40, step=1, description="SNR (dB)",
-                                      continuous_update=False, style={"description_width": "8em"}),
-        "seed": widgets.BoundedIntText(value=0, min=0, max=10**6, description="seed",
-                                       style={"description_width": "8em"}),
+                                      continuous_update=False, style=_style()),
+        "seed": widgets.BoundedIntText(value=0, min=0, max=10**6, description="seed", style=_style()),
     }
-    image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
-    player = widgets.Audio(format="wav", autoplay=False, loop=False)
 
-    def update(_change=None) -> None:
-        fig, clip = song_designer_figure(**{name: control.value for name, control in controls.items()})
-        image.value = figure_png_bytes(fig)
-        player.value = wav_bytes(clip.waveform)
+    def render(**values):
+        fig, clip = song_designer_figure(**values)
+        return fig, clip.waveform
 
-    for control in controls.values():
-        control.observe(update, names="value")
-    update()
-    panel = widgets.VBox([widgets.HBox([widgets.VBox(list(controls.values())), player]), image])
-    panel.update = update  # for tests and scripted use
-    panel.controls = controls
-    panel.image = image
-    panel.player = player
-    return panel
+    return live_figure_panel(render, controls)
+
+
+def front_end_figure(
+    waveform: np.ndarray,
+    window_samples: int = 512,
+    overlap: float = 0.95,
+    db_low: float = -40.0,
+    db_high: float = 5.0,
+    background: str = "black",
+    pixel_pooling: str = "mean",
+    image_size: tuple[int, int] = (480, 960),
+) -> tuple[plt.Figure, dict[str, float]]:
+    """One clip through the front end with the chosen settings, and what they cost (chapter 02).
+
+    Returns the figure (the image the CNN would see) and a dict with the hop, the number of
+    frames, the time and frequency steps and the STFT time in milliseconds.
+    """
+    import time
+
+    from .frontend import PAPER_FRONT_END, apply_background, render_levels
+    from .spectrogram import StftSettings
+
+    stft = StftSettings(window_samples=window_samples, overlap=overlap)
+    front_end = replace(PAPER_FRONT_END, stft=stft, db_range=(db_low, db_high),
+                        image_height_px=image_size[0], image_width_px=image_size[1],
+                        pixel_pooling=pixel_pooling)
+    filtered = bandpass(np.asarray(waveform, np.float32))
+    started = time.perf_counter()
+    image = apply_background(render_levels(filtered, front_end)[0], background)
+    milliseconds = 1000 * (time.perf_counter() - started)
+    facts = {
+        "hop_samples": stft.hop_samples,
+        "frames": stft.n_frames(len(waveform)),
+        "time_step_ms": 1000 * stft.hop_samples / stft.sample_rate_hz,
+        "frequency_step_hz": stft.sample_rate_hz / window_samples,
+        "render_ms": milliseconds,
+    }
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    duration = len(waveform) / stft.sample_rate_hz
+    shown = ax.imshow(image, cmap="gray", vmin=0, vmax=1, aspect="auto",
+                      extent=(0, duration, 0, stft.sample_rate_hz / 2000))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (kHz)")
+    ax.grid(False)
+    fig.colorbar(shown, ax=ax, pad=0.01, label=f"level ({db_low:g} .. {db_high:g} dB -> 0 .. 1)")
+    ax.set_title(f"window {window_samples}, overlap {overlap:.0%} (hop {stft.hop_samples}, "
+                 f"{facts['frames']} frames, {facts['time_step_ms']:.1f} ms per frame), "
+                 f"{background} background, {pixel_pooling} pooling", fontsize=9)
+    return fig, facts
+
+
+def front_end_explorer(waveform: np.ndarray):
+    """Window length, overlap, decibel range, background and pooling on one clip (chapter 02)."""
+    import ipywidgets as widgets
+
+    controls = {
+        "window_samples": widgets.Dropdown(options=[128, 256, 512, 1024, 2048], value=512,
+                                           description="window", style=_style()),
+        "overlap": widgets.FloatSlider(value=0.95, min=0.0, max=0.975, step=0.025, description="overlap",
+                                       continuous_update=False, style=_style()),
+        "db_low": widgets.FloatSlider(value=-40, min=-80, max=-10, step=5, description="floor (dB)",
+                                      continuous_update=False, style=_style()),
+        "db_high": widgets.FloatSlider(value=5, min=-10, max=20, step=5, description="ceiling (dB)",
+                                       continuous_update=False, style=_style()),
+        "background": widgets.ToggleButtons(options=["black", "white"], description="background",
+                                            style=_style()),
+        "pixel_pooling": widgets.ToggleButtons(options=["mean", "max"], description="pooling", style=_style()),
+    }
+
+    def render(**values):
+        if values["db_high"] <= values["db_low"]:
+            values["db_high"] = values["db_low"] + 5
+        fig, _ = front_end_figure(waveform, **values)
+        return fig, waveform
+
+    return live_figure_panel(render, controls)
