@@ -114,6 +114,16 @@ ax.legend(fontsize=8)
 plt.show()
 
 filtered = bandpass(waveform, rate, front_end.band_hz, front_end.filter_order, front_end.filter_type)
+fig, ax = plt.subplots(figsize=(9, 2.4))
+seconds = np.arange(len(waveform)) / rate
+ax.plot(seconds, waveform, lw=0.4, color="grey", label="as recorded")
+ax.plot(seconds, filtered, lw=0.4, color="crimson", alpha=0.8, label="band-passed")
+ax.set_xlabel("time (s)")
+ax.set_ylabel("amplitude")
+ax.set_title("The waveform: the band-pass strips the slow swell of wind and hum, the song stays")
+ax.legend(loc="upper right", fontsize=8)
+plt.show()
+
 figures = []
 for signal_, title in [(waveform, "the recording as synthesised"), (filtered, "after the band-pass")]:
     fig, ax = plt.subplots(figsize=(9, 2.8))

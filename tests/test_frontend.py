@@ -129,3 +129,8 @@ def test_max_pooling_keeps_a_thin_stroke_at_its_level():
     mean = render_levels(wave, SMALL)[0].max()
     peak = render_levels(wave, FrontEnd(image_height_px=120, image_width_px=240, pixel_pooling="max"))[0].max()
     assert peak > mean + 0.05
+
+
+def test_explicit_device_gives_the_same_levels():
+    wave = bandpass(tone(4_000, 1.0, 2.0))
+    np.testing.assert_array_equal(render_levels(wave, SMALL), render_levels(wave, SMALL, device="cpu", batch_size=8))

@@ -46,3 +46,18 @@ def test_subset_keeps_whole_birds_and_loader_batches(small_dataset):
     images, labels, meta, masks = next(iter(DataLoader(dataset, batch_size=4)))
     assert images.shape == (4, 1, 60, 120) and labels.shape == (4,) and masks == {}
     assert len(meta["individual"]) == 4
+
+
+def test_profile_image_dataset_is_rendered_once_and_cached(isolated_artifacts, monkeypatch):
+    from wrenlib import profiles
+    from wrenlib.cache import profile_dir
+    from wrenlib.images import load_spectrogram_dataset
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile("tiny", 2, 2, 30, 60))
+    first = load_spectrogram_dataset("tiny", background="white")
+    levels_file = profile_dir("tiny") / "images_30x60" / "levels.npy"
+    stamp = levels_file.stat().st_mtime_ns
+    second = load_spectrogram_dataset("tiny", background="black")
+    assert levels_file.stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(first.image(1), 1 - second.image(1), atol=1e-6)
+    assert len(first) == 8 and first[0][0].shape == (1, 30, 60)

@@ -108,3 +108,13 @@ def test_demo_recordings_round_trip_through_the_loader(small_dataset, tmp_path):
     assert set(recordings.clips["dialect"]) == {"Eastern", "Mexican"}
     # each bird sang 3 clips of 4 s: a joined recording gives 3 clips back
     assert set(recordings.clips.groupby("recording_id").size()) == {3}
+
+
+@pytest.mark.parametrize("suffix, rate", [(".ogg", 44_100), (".mp3", 48_000)])
+def test_compressed_formats_are_read_and_resampled(tmp_path, suffix, rate):
+    if suffix.strip(".").upper() not in soundfile.available_formats():
+        pytest.skip(f"this libsndfile cannot write {suffix}")
+    soundfile.write(tmp_path / f"song{suffix}", song_like(5, rate), rate)
+    audio = read_audio(tmp_path / f"song{suffix}", 22_050)
+    assert abs(len(audio) - 5 * 22_050) < 0.05 * 22_050  # MP3 adds a little padding
+    assert 0.2 < np.max(np.abs(audio)) < 0.5

@@ -127,8 +127,11 @@ class SpectrogramDataset(Dataset):
 def load_spectrogram_dataset(profile: str, background: str = "mixed", seed: int = 0,
                              device=None, **surrogate_changes: Any) -> SpectrogramDataset:
     """The profile's surrogate clips as spectrogram images, rendered once and cached."""
+    from .runtime import choose_device
+
     surrogate = load_surrogate_dataset(profile, seed=seed, **surrogate_changes)
     front_end = front_end_for_profile(profile)
+    device = device or choose_device()  # the STFT runs on the GPU when there is one
     folder = profile_dir(profile) / f"images_{front_end.image_height_px}x{front_end.image_width_px}"
     levels = load_or_build(
         folder,
