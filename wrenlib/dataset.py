@@ -17,6 +17,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .runtime import show_progress
+
 from .cache import load_or_build, profile_dir
 from .profiles import get_profile
 from .spectrogram import PAPER_STFT
@@ -181,7 +183,7 @@ def generate_surrogate_dataset(
         )
     waveforms = np.zeros((len(clip_ids), config.clip_samples), dtype=np.float32)
     rows, element_rows, background_rows, diagnostic, song = [], [], [], [], []
-    with tqdm(total=len(clip_ids), desc="synthesising clips", unit="clip", disable=not progress) as bar:
+    with tqdm(total=len(clip_ids), desc="synthesising clips", unit="clip", disable=not show_progress(progress)) as bar:
         for batch in results:
             for waveform, diagnostic_cells, song_cells, (row, elements, background) in batch:
                 waveforms[row["clip"]] = waveform

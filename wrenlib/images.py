@@ -40,8 +40,10 @@ def render_level_cache(waveforms: np.ndarray, front_end: FrontEnd, device=None,
     """uint8 level images of many clips, band-passed and rendered in chunks (bounded memory)."""
     from tqdm.auto import tqdm
 
+    from .runtime import show_progress
+
     out = np.empty((len(waveforms), *front_end.image_size), dtype=np.uint8)
-    with tqdm(total=len(waveforms), desc="rendering images", unit="clip", disable=not progress) as bar:
+    with tqdm(total=len(waveforms), desc="rendering images", unit="clip", disable=not show_progress(progress)) as bar:
         for first in range(0, len(waveforms), chunk):
             block = bandpass(np.asarray(waveforms[first:first + chunk], np.float32),
                              front_end.sample_rate_hz, front_end.band_hz, front_end.filter_order,

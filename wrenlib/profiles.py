@@ -19,6 +19,8 @@ class Profile:
     clips_per_individual: int
     image_height_px: int
     image_width_px: int
+    max_epochs: int = 30
+    patience: int = 6
 
     @property
     def n_clips(self) -> int:

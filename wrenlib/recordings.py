@@ -142,6 +142,8 @@ def load_recordings(
     """
     from tqdm.auto import tqdm
 
+    from .runtime import show_progress
+
     source = Path(source)
     report = LoadReport()
     if source.is_dir():
@@ -152,7 +154,7 @@ def load_recordings(
         raise ValueError(f"{source}: no such folder or manifest")
     known = tuple(labels) if labels is not None else tuple(sorted({str(e["label"]) for e in entries}))
     waveforms, rows = [], []
-    for entry in tqdm(entries, desc="loading recordings", unit="file", disable=not progress):
+    for entry in tqdm(entries, desc="loading recordings", unit="file", disable=not show_progress(progress)):
         path, label = Path(entry["path"]), str(entry["label"])
         if label not in known:
             report.skip(path, f"unknown label {label!r} (known: {', '.join(known)})")

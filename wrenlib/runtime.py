@@ -58,3 +58,9 @@ def default_profile_name() -> str:
     import torch
 
     return "full" if torch.cuda.is_available() else "quick"
+
+
+def show_progress(requested: bool = True) -> bool:
+    """Whether to draw a progress bar: as requested, unless ``TQDM_DISABLE`` is set (the book's
+    executions set it, so no progress widgets end up in the rendered pages)."""
+    return requested and os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")

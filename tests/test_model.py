@@ -1,0 +1,97 @@
+"""The paper's CNN: shape, one use per module, named layers; training and checkpoints."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+from wrenlib.images import SpectrogramDataset
+from wrenlib.model import DialectCNN, ModelConfig, count_parameters, layer_table
+from wrenlib.runtime import set_seed
+from wrenlib.training import CheckpointMismatch, TrainingConfig, fit, load_checkpoint, predict, save_checkpoint
+
+
+def test_paper_size_network_has_59_9_million_parameters():
+    model = DialectCNN(ModelConfig(480, 960))
+    assert count_parameters(model) == 59_902_594
+    table = layer_table(DialectCNN(ModelConfig(64, 128)))
+    assert table.iloc[-1]["output shape"] == (2,)
+    assert list(table["type"]).count("Conv2d") == 5 and list(table["type"]).count("Linear") == 3
+
+
+def test_no_module_runs_twice_in_a_forward_pass():
+    model = DialectCNN(ModelConfig(64, 128))
+    calls = Counter()
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: calls.update([name]))
+               for name, module in model.named_modules() if not list(module.children())]
+    model(torch.zeros(2, 1, 64, 128))
+    for handle in handles:
+        handle.remove()
+    assert calls and max(calls.values()) == 1
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    assert len(relus) == 7 and len({id(m) for m in relus}) == 7 and not any(m.inplace for m in relus)
+
+
+def test_named_layers_for_gradcam_and_latent_space():
+    model = DialectCNN(ModelConfig(64, 128))
+    assert isinstance(model.last_conv_layer, torch.nn.Conv2d) and model.last_conv_layer.out_channels == 256
+    assert model.latent_features(torch.zeros(3, 1, 64, 128)).shape == (3, 1024)
+    with pytest.raises(ValueError):
+        ModelConfig(16, 16)
+
+
+def _toy_dataset(n_per_class: int = 24, size=(32, 64)) -> SpectrogramDataset:
+    """Class 1 has a bright horizontal stroke high up, class 0 low down: trivially learnable."""
+    rng = np.random.default_rng(0)
+    n = 2 * n_per_class
+    levels = (rng.random((n, *size)) * 40).astype(np.uint8)
+    labels = np.arange(n) % 2
+    for index, label in enumerate(labels):
+        row = 6 if label else 24
+        start = rng.integers(0, size[1] - 20)
+        levels[index, row:row + 2, start:start + 20] = 255
+    splits = np.array(["train", "train", "validation", "test"] * (n // 4))
+    clips = pd.DataFrame({"clip": np.arange(n), "label": labels, "dialect": np.where(labels, "Mexican", "Eastern"),
+                          "song_type": "x", "individual": np.arange(n), "split": splits})
+    front = PAPER_FRONT_END.with_image_size(*size)
+    return SpectrogramDataset(levels, clips, assign_backgrounds(n, "black", 0), front, None, with_masks=False)
+
+
+def test_training_learns_a_trivial_task_and_is_deterministic():
+    dataset = _toy_dataset()
+    config = TrainingConfig(learning_rate=1e-3, max_epochs=12, patience=12, batch_size=8)
+    results = []
+    for _ in range(2):
+        set_seed(0)
+        model = DialectCNN(ModelConfig(32, 64))
+        history = fit(model, dataset, config, progress=False)
+        test = dataset.split_indices("test")
+        accuracy = float(np.mean(predict(model, dataset, test).argmax(1) == dataset.labels[test]))
+        results.append((accuracy, history["validation_loss"].tolist(), model.classifier[-1].weight.detach().clone()))
+    assert results[0][0] >= 0.9
+    assert results[0][1] == results[1][1]
+    assert torch.equal(results[0][2], results[1][2])
+
+
+def test_checkpoints_round_trip_and_refuse_another_configuration(tmp_path):
+    model = DialectCNN(ModelConfig(32, 64))
+    model.set_standardisation(0.1, 0.2)
+    config = {"model": ModelConfig(32, 64).to_dict(), "training": TrainingConfig().to_dict(), "data": {"seed": 0}}
+    path = save_checkpoint(tmp_path / "m.pt", model, config, pd.DataFrame({"epoch": [1], "train_loss": [0.5]}))
+    loaded, loaded_config, history = load_checkpoint(path, config)
+    x = torch.rand(2, 1, 32, 64)
+    model.eval()
+    assert torch.equal(loaded(x), model(x))
+    assert history["train_loss"].tolist() == [0.5]
+    other = {**config, "training": {**config["training"], "learning_rate": 0.5}}
+    with pytest.raises(CheckpointMismatch, match="training.learning_rate: checkpoint has 0.0003, expected 0.5"):
+        load_checkpoint(path, other)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a wrenlib checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt", "m.pt"]  # no temporary files left

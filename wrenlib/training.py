@@ -1,0 +1,251 @@
+"""Training and evaluating the dialect CNN (chapter 03).
+
+Adam on cross-entropy with early stopping on the validation split; the best validation epoch's
+weights are kept. Batches are built straight from the cached uint8 images (background applied
+per batch), so the loader costs little next to a training step. Checkpoints are written
+atomically with their configuration and its hash, and loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .runtime import show_progress
+
+from .cache import config_hash
+from .images import SpectrogramDataset
+from .model import DialectCNN, ModelConfig
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How the network is trained (stated in chapter 03)."""
+
+    learning_rate: float = 3e-4
+    batch_size: int = 32
+    max_epochs: int = 20
+    patience: int = 4  # stop after this many epochs without a better validation loss
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batches(dataset: SpectrogramDataset, indices: np.ndarray, batch_size: int,
+            shuffle: bool = False, generator: np.random.Generator | None = None,
+            device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) batches from the cached uint8 levels, backgrounds applied per batch."""
+    order = np.array(indices)
+    if shuffle:
+        order = (generator or np.random.default_rng()).permutation(order)
+    labels = torch.as_tensor(np.array(dataset.labels), dtype=torch.long)
+    white = torch.as_tensor(np.asarray(dataset.backgrounds) == "white")
+    for first in range(0, len(order), batch_size):
+        chosen = np.sort(order[first:first + batch_size]) if not shuffle else order[first:first + batch_size]
+        levels = torch.from_numpy(np.asarray(dataset.levels[chosen])).to(device, torch.float32) / 255
+        flip = white[chosen].to(device)[:, None, None]
+        images = torch.where(flip, 1 - levels, levels)[:, None]
+        yield images, labels[chosen].to(device)
+
+
+def image_statistics(dataset: SpectrogramDataset, indices: np.ndarray,
+                     per_image: bool = False) -> tuple[float, float]:
+    """Mean and standard deviation of the pixels of the given images (for the standardisation);
+    with ``per_image``, of the pixels minus each image's median (its background level)."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for images, _ in batches(dataset, indices, 64):
+        if per_image:
+            images = images - images.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
+        total += float(images.sum())
+        total_sq += float(images.square().sum())
+        count += images.numel()
+    mean = total / count
+    return mean, float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))
+
+
+def predict(model: nn.Module, dataset: SpectrogramDataset, indices: np.ndarray,
+            device: torch.device | str = "cpu", batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (N, 2) of the given clips."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for images, _ in batches(dataset, indices, batch_size, device=device):
+            out.append(torch.softmax(model(images), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig = TrainingConfig(),
+        device: torch.device | str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """Train on the train split, stop early on the validation loss, keep the best weights.
+
+    Returns the learning curves: one row per epoch with loss and accuracy on both splits.
+    """
+    train, validation = dataset.split_indices("train"), dataset.split_indices("validation")
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError("the dataset needs clips in both the train and the validation split")
+    mean, std = image_statistics(dataset, train, per_image=model.config.standardisation == "per_image")
+    model.set_standardisation(mean, std)
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    loss_function = nn.CrossEntropyLoss()
+    generator = np.random.default_rng([config.seed, 11])
+    history, best_loss, best_state, waited = [], float("inf"), None, 0
+    bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not show_progress(progress))
+    for epoch in bar:
+        model.train()
+        seen, loss_sum, correct = 0, 0.0, 0
+        for images, labels in batches(dataset, train, config.batch_size, shuffle=True,
+                                      generator=generator, device=device):
+            optimiser.zero_grad()
+            logits = model(images)
+            loss = loss_function(logits, labels)
+            loss.backward()
+            optimiser.step()
+            seen += len(labels)
+            loss_sum += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+        probabilities = predict(model, dataset, validation, device)
+        validation_labels = dataset.labels[validation]
+        validation_loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(validation)), validation_labels], 1e-7, 1))))
+        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                        "validation_loss": validation_loss,
+                        "validation_accuracy": float(np.mean(probabilities.argmax(1) == validation_labels))})
+        if validation_loss < best_loss - 1e-4:
+            best_loss, waited = validation_loss, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return pd.DataFrame(history)
+
+
+# ------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint trained under another configuration than the one asked for."""
+
+
+def save_checkpoint(path: Path | str, model: DialectCNN, config: dict[str, Any],
+                    history: pd.DataFrame | None = None) -> Path:
+    """Write weights, configuration, its hash and the learning curves atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state_dict": model.state_dict(),
+        "config_json": json.dumps(config, sort_keys=True, default=str),
+        "config_hash": config_hash(config),
+        "history_json": history.to_json(orient="records") if history is not None else "[]",
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> list[str]:
+    lines = []
+    for key in sorted(set(expected) | set(found)):
+        a, b = expected.get(key, "<missing>"), found.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key}: checkpoint has {b!r}, expected {a!r}")
+    return lines
+
+
+def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
+                    device: torch.device | str = "cpu") -> tuple[DialectCNN, dict[str, Any], pd.DataFrame]:
+    """Load a checkpoint (``weights_only=True``); refuse one whose configuration differs from
+    ``expected``, saying what differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        config = json.loads(payload["config_json"])
+    except Exception as error:
+        raise ValueError(f"{path}: not a wrenlib checkpoint ({error})") from None
+    if expected is not None and payload["config_hash"] != config_hash(expected):
+        expected_plain = json.loads(json.dumps(expected, default=str))
+        details = "; ".join(_differences(expected_plain, config)) or "hash differs"
+        raise CheckpointMismatch(f"{path}: trained with another configuration: {details}")
+    model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
+    model = DialectCNN(model_config)
+    model.load_state_dict(payload["state_dict"])
+    history = pd.read_json(io.StringIO(payload["history_json"])) if payload["history_json"] != "[]" else pd.DataFrame()
+    return model.to(device).eval(), config, history
+
+
+# ------------------------------------------------------------------------------------------
+# The profile's models, trained once and cached
+# ------------------------------------------------------------------------------------------
+
+
+def training_config_for_profile(profile: str, seed: int = 0) -> TrainingConfig:
+    """Training settings of a profile (the same optimiser everywhere; epochs differ)."""
+    from .profiles import get_profile
+
+    sizes = get_profile(profile)
+    return TrainingConfig(learning_rate=1e-3, batch_size=32, max_epochs=sizes.max_epochs,
+                          patience=sizes.patience, seed=seed)
+
+
+def load_or_train_model(
+    profile: str,
+    background: str = "mixed",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> tuple[DialectCNN, pd.DataFrame, SpectrogramDataset]:
+    """The profile's CNN trained on the given background set: from the cache, or trained now.
+
+    Returns the model (in eval mode), its learning curves and the image dataset it was trained on.
+    """
+    from .cache import profile_dir
+    from .images import load_spectrogram_dataset
+    from .runtime import choose_device, set_seed
+
+    device = device or choose_device()
+    dataset = load_spectrogram_dataset(profile, background=background, seed=seed)
+    model_config = ModelConfig(*dataset.front_end.image_size)
+    training_config = training_config_for_profile(profile, seed)
+    config = {"model": model_config.to_dict(), "training": training_config.to_dict(),
+              "data": {"surrogate": dataset.surrogate.config.to_dict() if dataset.surrogate else None,
+                       "front_end": dataset.front_end.to_dict(), "background": background, "seed": seed}}
+    path = profile_dir(profile) / "models" / f"cnn_{background}_seed{seed}.pt"
+    if path.is_file():
+        try:
+            model, _, history = load_checkpoint(path, config, device)
+            return model, history, dataset
+        except (CheckpointMismatch, ValueError):
+            pass  # trained under other settings: train again below
+    set_seed(seed)
+    model = DialectCNN(model_config)
+    history = fit(model, dataset, training_config, device, progress)
+    save_checkpoint(path, model, config, history)
+    return model.eval(), history, dataset
