@@ -84,3 +84,23 @@ def test_spectrogram_writes_pngs_and_skips_a_bad_file(tmp_path):
     assert image.shape == (60, 120) and image.max() == 255  # white background
     assert_one_line_error(run_cli("spectrogram", str(tmp_path / "song.wav"), "--out", str(out / "x"),
                                   "--size", "big"), "HEIGHTxWIDTH")
+
+
+def test_train_and_evaluate_on_a_synth_folder(tmp_path):
+    data = tmp_path / "clips"
+    assert run_cli("synth", "--n", "36", "--seed", "2", "--out", str(data), "--no-progress").returncode == 0
+    model = tmp_path / "model.pt"
+    import os
+
+    env_run = lambda *args: subprocess.run([sys.executable, "-m", "wrenlib", *args], capture_output=True,
+                                           text=True, timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
+    trained = env_run("train", str(data), "--profile", "quick", "--out", str(model))
+    assert trained.returncode == 0, trained.stderr
+    assert model.is_file() and "saved" in trained.stdout
+    evaluated = env_run("evaluate", str(model), str(data))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "accuracy" in evaluated.stdout and "Eastern:" in evaluated.stdout
+    again = env_run("train", str(data), "--out", str(model))
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    missing = env_run("evaluate", str(tmp_path / "nope.pt"), str(data))
+    assert missing.returncode == 2 and "no such checkpoint" in missing.stderr

@@ -95,3 +95,18 @@ def test_checkpoints_round_trip_and_refuse_another_configuration(tmp_path):
     with pytest.raises(ValueError, match="not a wrenlib checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt", "m.pt"]  # no temporary files left
+
+
+def test_accuracy_interval_is_wilsons():
+    from wrenlib.training import accuracy_with_interval
+
+    accuracy, low, high = accuracy_with_interval(np.array([True] * 8 + [False] * 2))
+    assert accuracy == 0.8
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+
+
+def test_front_end_survives_a_checkpoint_round_trip():
+    from wrenlib.frontend import FrontEnd, front_end_from_dict
+
+    front = FrontEnd(image_height_px=60, image_width_px=120, db_range=(-50.0, 0.0))
+    assert front_end_from_dict(front.to_dict()) == front

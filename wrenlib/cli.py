@@ -125,6 +125,89 @@ def spectrogram(audio: list[Path], out: Path, background: str, size: tuple[int, 
     return skipped
 
 
+def _recordings_dataset(data: Path, front_end, labels=None, seed: int = 0):
+    """A folder or manifest of recordings as a SpectrogramDataset (split by recording unless the
+    manifest has a split column)."""
+    from .frontend import assign_backgrounds, render_levels
+    from .images import SpectrogramDataset, levels_to_uint8
+    from .recordings import load_recordings, split_by_recording
+
+    source = data / "labels.csv" if (data / "labels.csv").is_file() else data
+    try:
+        recordings, report = load_recordings(source, labels=labels, front_end=front_end)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    for file, reason in report.skipped:
+        print(f"skipped {file}: {reason}", file=sys.stderr)
+    if len(recordings) == 0:
+        raise CommandError(f"no usable clips in {data}")
+    clips = recordings.clips
+    if "split" not in clips or clips["split"].isna().any():
+        clips["split"] = split_by_recording(clips, seed=seed)
+    levels = levels_to_uint8(render_levels(recordings.waveforms, front_end))
+    return SpectrogramDataset(levels, clips, assign_backgrounds(len(levels), "black", seed), front_end,
+                              None, with_masks=False), recordings.label_names
+
+
+def train(data: Path, profile: str, out: Path, background: str, seed: int) -> None:
+    """Train the paper's CNN on a folder of recordings (or a `wrenlib synth` folder) and save it."""
+    from .frontend import assign_backgrounds, front_end_for_profile
+    from .model import DialectCNN, ModelConfig
+    from .runtime import choose_device, set_seed
+    from .training import accuracy_with_interval, fit, predict, save_checkpoint, training_config_for_profile
+
+    if out.exists():
+        raise CommandError(f"{out} exists; choose a new file name (models are never overwritten)")
+    try:
+        front_end = front_end_for_profile(profile)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    dataset, label_names = _recordings_dataset(data, front_end, seed=seed)
+    dataset = dataset.with_background(background, seed)
+    set_seed(seed)
+    device = choose_device()
+    model_config = ModelConfig(*front_end.image_size, n_classes=len(label_names))
+    training_config = training_config_for_profile(profile, seed)
+    try:
+        model = DialectCNN(model_config)
+        history = fit(model, dataset, training_config, device)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    config = {"model": model_config.to_dict(), "training": training_config.to_dict(),
+              "data": {"source": str(data), "front_end": front_end.to_dict(), "background": background,
+                       "seed": seed, "label_names": list(label_names)}}
+    save_checkpoint(out, model.cpu(), config, history)
+    test = dataset.split_indices("test")
+    if len(test):
+        correct = predict(model, dataset, test).argmax(1) == dataset.labels[test]
+        accuracy, low, high = accuracy_with_interval(correct)
+        print(f"test accuracy {accuracy:.1%} (95 % CI {low:.1%}-{high:.1%}) on {len(test)} clips")
+    print(f"saved {out}")
+
+
+def evaluate(model_path: Path, data: Path) -> None:
+    """Accuracy of a saved model on the test split of a folder (all clips if it has no split)."""
+    from .frontend import front_end_from_dict
+    from .training import accuracy_with_interval, load_checkpoint, predict
+
+    try:
+        model, config, _ = load_checkpoint(model_path)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    front_end = front_end_from_dict(config["data"]["front_end"])
+    labels = tuple(config["data"].get("label_names", ("Eastern", "Mexican")))
+    dataset, _ = _recordings_dataset(data, front_end, labels=labels, seed=config["data"].get("seed", 0))
+    dataset = dataset.with_background(config["data"].get("background", "mixed"), config["data"].get("seed", 0))
+    chosen = dataset.split_indices("test")
+    chosen = chosen if len(chosen) else np.arange(len(dataset))
+    predicted = predict(model, dataset, chosen).argmax(1)
+    accuracy, low, high = accuracy_with_interval(predicted == dataset.labels[chosen])
+    print(f"accuracy {accuracy:.1%} (95 % CI {low:.1%}-{high:.1%}) on {len(chosen)} clips")
+    for index, name in enumerate(labels):
+        mine = dataset.labels[chosen] == index
+        print(f"  {name}: {np.mean(predicted[mine] == index):.1%} of {int(mine.sum())} clips correct")
+
+
 def bench(out: Path, n_clips: int = 96) -> dict:
     """Surrogate generation speed on 1 and 2 processes, measured side by side in one run."""
     import json
@@ -182,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     image_parser.add_argument("--size", type=_size, default=(480, 960), metavar="HEIGHTxWIDTH",
                               help="image size in pixels (default: the paper's 480x960)")
 
+    train_parser = commands.add_parser("train", help="train the paper's CNN on a folder of recordings")
+    train_parser.add_argument("data", type=Path, help="a class-per-subfolder folder, a manifest CSV, "
+                              "or a `wrenlib synth` folder")
+    train_parser.add_argument("--profile", default="quick", help="quick or full (image size, epochs)")
+    train_parser.add_argument("--out", type=Path, required=True, help="new checkpoint file (.pt)")
+    train_parser.add_argument("--background", choices=("black", "white", "mixed"), default="mixed")
+    train_parser.add_argument("--seed", type=_non_negative_int, default=0)
+
+    evaluate_parser = commands.add_parser("evaluate", help="test a saved model on a folder of recordings")
+    evaluate_parser.add_argument("model", type=Path, help="checkpoint written by `wrenlib train`")
+    evaluate_parser.add_argument("data", type=Path, help="folder, manifest, or `wrenlib synth` folder")
+
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     bench_parser.add_argument("--clips", type=_positive_int, default=96)
@@ -208,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrenlib spectrogram: {skipped} of {len(args.audio)} file(s) skipped",
                       file=sys.stderr)
                 return 1
+        elif args.command == "train":
+            train(args.data, args.profile, args.out, args.background, args.seed)
+        elif args.command == "evaluate":
+            evaluate(args.model, args.data)
         elif args.command == "bench":
             bench(args.out, args.clips)
         elif args.command == "execute":

@@ -70,6 +70,13 @@ class FrontEnd:
 PAPER_FRONT_END = FrontEnd()
 
 
+def front_end_from_dict(settings: dict[str, Any]) -> FrontEnd:
+    """Rebuild a :class:`FrontEnd` from :meth:`FrontEnd.to_dict` (as stored in checkpoints)."""
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    values["stft"] = StftSettings(**values["stft"])
+    return FrontEnd(**values)
+
+
 def front_end_for_profile(profile: str) -> FrontEnd:
     """The paper's front end at the profile's image size."""
     from .profiles import get_profile

@@ -39,7 +39,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        individuals_per_dialect=40,
+        individuals_per_dialect=60,
         clips_per_individual=6,
         image_height_px=120,
         image_width_px=240,

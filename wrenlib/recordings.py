@@ -20,7 +20,8 @@ from .surrogate import split_names
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MANIFEST_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("recording_id", "latitude", "longitude", "licence")
+OPTIONAL_COLUMNS = ("recording_id", "latitude", "longitude", "licence", "split")
+COLUMN_ALIASES = {"file": "path", "dialect": "label"}  # as in the labels.csv of `wrenlib synth`
 
 
 class AudioError(Exception):
@@ -116,6 +117,8 @@ def _entries_from_manifest(manifest: Path) -> list[dict]:
         table = pd.read_csv(manifest)
     except Exception as error:
         raise ValueError(f"{manifest}: cannot read the manifest as CSV ({error})") from None
+    table = table.rename(columns={old: new for old, new in COLUMN_ALIASES.items()
+                                  if old in table.columns and new not in table.columns})
     missing = [column for column in MANIFEST_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"{manifest}: the manifest lacks column(s) {', '.join(missing)}; "
@@ -185,7 +188,7 @@ def load_recordings(
             rows.append({
                 "clip": len(rows), "file": str(path), "recording_id": recording,
                 "label": known.index(label), "dialect": label, "start_s": float(start),
-                **{key: entry.get(key) for key in ("latitude", "longitude", "licence")},
+                **{key: entry.get(key) for key in ("latitude", "longitude", "licence", "split") if key in entry},
             })
     report.clips = len(rows)
     array = np.stack(waveforms) if waveforms else np.zeros((0, front_end.clip_samples), np.float32)

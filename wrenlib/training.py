@@ -249,3 +249,46 @@ def load_or_train_model(
     history = fit(model, dataset, training_config, device, progress)
     save_checkpoint(path, model, config, history)
     return model.eval(), history, dataset
+
+
+def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:
+    """Accuracy and its 95 % Wilson interval (scipy's binomial test)."""
+    from scipy import stats
+
+    correct = np.asarray(correct, dtype=bool)
+    interval = stats.binomtest(int(correct.sum()), len(correct)).proportion_ci(method="wilson")
+    return float(correct.mean()), float(interval.low), float(interval.high)
+
+
+def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
+                         background: str = "mixed", device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Test accuracy when the test birds' songs are re-recorded at fixed in-band SNRs (chapter 03).
+
+    The same songs are synthesised again (same seed, so the same birds, songs and noise sources)
+    with only the noise level changed, and run through the front end the model was trained with.
+    """
+    from .dataset import surrogate_config_for_profile
+    from .frontend import assign_backgrounds, front_end_for_profile
+    from .images import levels_to_uint8
+    from .frontend import render_levels
+    from .audio import bandpass
+    from .surrogate import build_population, synthesise_clip
+
+    front_end = front_end_for_profile(profile)
+    rows = []
+    for snr in snrs_db:
+        config = surrogate_config_for_profile(profile, seed, snr_db_range=(float(snr), float(snr)))
+        population = build_population(config)
+        test_ids = [i for i in range(config.total_clips)
+                    if population.individuals[population.clip_assignment(i)[0]].split == "test"]
+        clips = [synthesise_clip(population, i) for i in test_ids]
+        waveforms = bandpass(np.stack([c.waveform for c in clips]))
+        levels = levels_to_uint8(render_levels(waveforms, front_end, device))
+        table = pd.DataFrame({"clip": test_ids, "label": [c.plan.dialect for c in clips], "split": "test"})
+        data = SpectrogramDataset(levels, table, assign_backgrounds(len(levels), background, seed), front_end,
+                                  None, with_masks=False)
+        correct = predict(model, data, np.arange(len(data)), device).argmax(1) == data.labels
+        accuracy, low, high = accuracy_with_interval(correct)
+        rows.append({"snr_db": float(snr), "accuracy": accuracy, "ci_low": low, "ci_high": high,
+                     "clips": len(data)})
+    return pd.DataFrame(rows)
