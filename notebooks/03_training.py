@@ -37,7 +37,13 @@ import wrenlib
 from wrenlib.model import DialectCNN, ModelConfig, count_parameters, layer_table
 from wrenlib.plotting import figures_with_audio, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
-from wrenlib.training import accuracy_against_snr, load_or_train_model, predict, training_config_for_profile
+from wrenlib.training import (
+    accuracy_against_snr,
+    benchmark_training,
+    load_or_train_model,
+    predict,
+    training_config_for_profile,
+)
 
 wrenlib.set_seed(SEED)
 profile = wrenlib.get_profile(PROFILE)
@@ -245,3 +251,30 @@ glue("difficulty_verdict", Markdown("inside" if in_window else "**outside**"), d
 # separation 1.6 standard deviations, SNR 5–30 dB — were chosen so that the task is neither
 # trivial nor hopeless: the book asks for a quick-profile test accuracy between 85 % and 99 %,
 # and this run's {glue:text}`test_accuracy:.1%` is {glue:md}`difficulty_verdict` that window.
+
+# %% [markdown]
+# ## Speed
+#
+# Training images per second at this profile's image size and at the paper's 480 × 960, and what
+# building the batches costs next to the training steps — measured side by side in one run
+# (`wrenlib.training.benchmark_training`; `make bench` runs the same). Batches are built straight
+# from the cached uint8 images, so the loader should cost far less than the 10 % of step time the
+# book allows it.
+
+# %% tags=["hide-input"]
+speeds = pd.DataFrame([
+    benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device),
+    benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=1, device=device),
+])
+display(speeds.style.format({"training_images_per_second": "{:.1f}", "loader_images_per_second": "{:.0f}",
+                             "loader_share_of_step_time": "{:.2%}"}).hide(axis="index"))
+wrenlib.record_result(PROFILE, "training_images_per_second_profile_size", float(speeds.iloc[0]["training_images_per_second"]))
+wrenlib.record_result(PROFILE, "training_images_per_second_paper_size", float(speeds.iloc[1]["training_images_per_second"]))
+wrenlib.record_result(PROFILE, "loader_share_of_step_time", float(speeds["loader_share_of_step_time"].max()))
+glue("training_device", Markdown(wrenlib.describe_device(device)), display=False)
+
+# %% [markdown]
+# On {glue:md}`training_device`, training runs at {glue:text}`training_images_per_second_profile_size:.0f`
+# images per second at this profile's size and {glue:text}`training_images_per_second_paper_size:.1f`
+# at 480 × 960; the loader takes at most {glue:text}`loader_share_of_step_time:.1%` of the step
+# time.

@@ -110,3 +110,11 @@ def test_front_end_survives_a_checkpoint_round_trip():
 
     front = FrontEnd(image_height_px=60, image_width_px=120, db_range=(-50.0, 0.0))
     assert front_end_from_dict(front.to_dict()) == front
+
+
+def test_training_benchmark_reports_rates_and_loader_share():
+    from wrenlib.training import benchmark_training
+
+    speed = benchmark_training((32, 64), batch_size=4, n_batches=2, repeats=1)
+    assert speed["training_images_per_second"] > 0 and speed["loader_images_per_second"] > 0
+    assert 0 < speed["loader_share_of_step_time"] < 10

@@ -233,6 +233,14 @@ def bench(out: Path, n_clips: int = 96) -> dict:
                  "clips": front["clips"], "clips_per_second": round(front["front_end_clips_per_second"], 1),
                  "baseline_clips_per_second": round(front["baseline_clips_per_second"], 1),
                  "speed-up": round(front["speed_up"], 2)})
+    from .runtime import choose_device
+    from .training import benchmark_training
+
+    for size, batch, batches_ in (((120, 240), 32, 2), ((480, 960), 8, 1)):
+        speed = benchmark_training(size, batch_size=batch, n_batches=batches_, device=choose_device())
+        rows.append({"benchmark": f"training at {size[0]} x {size[1]}", "processes": 1, "clips": batch * batches_,
+                     "clips_per_second": round(speed["training_images_per_second"], 1),
+                     "loader share of step time": round(speed["loader_share_of_step_time"], 4)})
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))

@@ -292,3 +292,55 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
         rows.append({"snr_db": float(snr), "accuracy": accuracy, "ci_low": low, "ci_high": high,
                      "clips": len(data)})
     return pd.DataFrame(rows)
+
+
+def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batches: int = 2,
+                       device: torch.device | str = "cpu", repeats: int = 2) -> dict[str, float]:
+    """Training speed at one image size, and what the loader costs (chapter 03, ``make bench``).
+
+    Measured side by side in one run on random images: the time to build batches from the cached
+    uint8 levels (background applied), and the time of training steps (forward, backward, Adam)
+    on batches already in memory. Each is the best of ``repeats``; the machines are shared.
+    """
+    import time
+
+    from .frontend import PAPER_FRONT_END, assign_backgrounds
+
+    rng = np.random.default_rng(0)
+    n = batch_size * n_batches
+    levels = rng.integers(0, 256, size=(n, *image_size), dtype=np.uint8)
+    clips = pd.DataFrame({"clip": np.arange(n), "label": np.arange(n) % 2, "split": "train"})
+    data = SpectrogramDataset(levels, clips, assign_backgrounds(n, "mixed", 0),
+                              PAPER_FRONT_END.with_image_size(*image_size), None, with_masks=False)
+    model = DialectCNN(ModelConfig(*image_size)).to(device).train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_function = nn.CrossEntropyLoss()
+    indices = np.arange(n)
+
+    def load() -> list:
+        return list(batches(data, indices, batch_size, device=device))
+
+    def steps(prepared: list) -> None:
+        for images, labels in prepared:
+            optimiser.zero_grad()
+            loss_function(model(images), labels).backward()
+            optimiser.step()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def best_seconds(run) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    prepared = load()
+    steps(prepared[:1])  # warm-up
+    loader_seconds = best_seconds(load)
+    step_seconds = best_seconds(lambda: steps(prepared))
+    return {"image_height_px": image_size[0], "image_width_px": image_size[1], "batch_size": batch_size,
+            "training_images_per_second": n / step_seconds,
+            "loader_images_per_second": n / loader_seconds,
+            "loader_share_of_step_time": loader_seconds / step_seconds}
