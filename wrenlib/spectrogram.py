@@ -121,11 +121,6 @@ def decibels(magnitude: np.ndarray | torch.Tensor, settings: StftSettings = PAPE
     return (20 * np.log10(np.maximum(magnitude, floor) / settings.reference_magnitude)).astype(np.float32)
 
 
-def power_decibels(power: torch.Tensor, settings: StftSettings = PAPER_STFT) -> torch.Tensor:
-    """Power (|STFT|^2) in dB against the unit-sine reference."""
-    reference = settings.reference_magnitude ** 2
-    return 10 * torch.log10(power.clamp_min(reference * 1e-16) / reference)
-
 
 def spectrogram_db(waveform: np.ndarray, settings: StftSettings = PAPER_STFT) -> np.ndarray:
     """The decibel spectrogram of a waveform (unclipped; display clipping is the image's job)."""

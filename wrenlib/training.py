@@ -269,9 +269,7 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     """
     from .dataset import surrogate_config_for_profile
     from .frontend import assign_backgrounds, front_end_for_profile
-    from .images import levels_to_uint8
-    from .frontend import render_levels
-    from .audio import bandpass
+    from .images import render_level_cache
     from .surrogate import build_population, synthesise_clip
 
     front_end = front_end_for_profile(profile)
@@ -282,8 +280,7 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
         test_ids = [i for i in range(config.total_clips)
                     if population.individuals[population.clip_assignment(i)[0]].split == "test"]
         clips = [synthesise_clip(population, i) for i in test_ids]
-        waveforms = bandpass(np.stack([c.waveform for c in clips]))
-        levels = levels_to_uint8(render_levels(waveforms, front_end, device))
+        levels = render_level_cache(np.stack([c.waveform for c in clips]), front_end, device, progress=False)
         table = pd.DataFrame({"clip": test_ids, "label": [c.plan.dialect for c in clips], "split": "test"})
         data = SpectrogramDataset(levels, table, assign_backgrounds(len(levels), background, seed), front_end,
                                   None, with_masks=False)
