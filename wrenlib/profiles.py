@@ -21,6 +21,9 @@ class Profile:
     image_width_px: int
     max_epochs: int = 30
     patience: int = 6
+    explain_clips: int = 16  # test clips every method explains (chapters 04-10)
+    lime_samples: int = 256  # LIME perturbations per image
+    shap_background: int = 8  # SHAP reference images
 
     @property
     def n_clips(self) -> int:
@@ -50,6 +53,9 @@ PROFILES: dict[str, Profile] = {
         clips_per_individual=8,
         image_height_px=480,
         image_width_px=960,
+        explain_clips=100,
+        lime_samples=1000,
+        shap_background=64,
     ),
 }
 

@@ -1,0 +1,312 @@
+"""The explainers (chapters 04-07): known answers on hand-set models, a known evidence box, the
+normalisation rule, the cache, and no hooks left behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from wrenlib.explain import (
+    METHODS,
+    DeepLiftSettings,
+    explain,
+    explain_dataset,
+    explained_clips,
+    grid_segments,
+    lime_segments,
+    LimeSettings,
+    normalise_maps,
+    all_zero_maps,
+)
+from wrenlib.model import DialectCNN, ModelConfig
+
+
+def _no_hooks_left(model: nn.Module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+               and not getattr(m, "_backward_pre_hooks", {}) for m in model.modules())
+
+
+# ---------------------------------------------------------------- hand-set models, exact answers
+
+
+class TinyCam(nn.Module):
+    """conv 1x1 (channels +x and -x) -> ReLU -> max-pool 2 -> global mean -> linear W."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        super().__init__()
+        conv = nn.Conv2d(1, 2, kernel_size=1, bias=False)
+        conv.weight.data = torch.tensor([1.0, -1.0]).view(2, 1, 1, 1)
+        self.block = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2))
+        self.last_conv_block = self.block
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(2, 2, bias=False)
+        self.linear.weight.data = weights
+
+    def forward(self, x):
+        return self.linear(self.flatten(self.pool(self.block(x))))
+
+
+def test_gradcam_matches_the_hand_computed_map():
+    weights = torch.tensor([[2.0, -1.0], [-1.0, 3.0]])
+    model = TinyCam(weights)
+    x = torch.randn(3, 1, 4, 6, generator=torch.Generator().manual_seed(0))
+    out = explain(model, x, "gradcam", targets=[0, 1, 1])
+    pooled = nn.functional.max_pool2d(torch.cat([x.clamp(min=0), (-x).clamp(min=0)], 1), 2)  # (3, 2, 2, 3)
+    n_cells = pooled.shape[-1] * pooled.shape[-2]
+    for i, target in enumerate([0, 1, 1]):
+        alpha = weights[target] / n_cells  # the mean gradient of the logit over each channel's cells
+        cam = torch.relu((alpha.view(2, 1, 1) * pooled[i]).sum(0))
+        expected = nn.functional.interpolate(cam[None, None], size=(4, 6), mode="bilinear")[0, 0]
+        np.testing.assert_allclose(out.maps[i], expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert _no_hooks_left(model)
+
+
+def test_gradcam_reports_an_all_zero_map():
+    model = TinyCam(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    x = torch.rand(2, 1, 4, 4)  # no negative pixels: the "-x" channel is silent, class 1's map is 0
+    out = explain(model, x, "gradcam", targets=[0, 1])
+    assert out.all_zero.tolist() == [False, True]
+    assert out.extras["all_zero"].tolist() == [False, True]
+
+
+def test_deeplift_matches_the_rescale_rule_on_a_relu_network():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.randn(2, 1, 3, 4)
+    out = explain(model, x, "deeplift", targets=[1, 0], settings=DeepLiftSettings(baseline="black"))
+    w1, b1 = model[1].weight.detach(), model[1].bias.detach()
+    v = model[3].weight.detach()
+    for i, target in enumerate([1, 0]):
+        z, z0 = w1 @ x[i].flatten() + b1, b1  # the hidden pre-activations at the input and at black
+        slope = (torch.relu(z) - torch.relu(z0)) / (z - z0)  # the rescale rule's multiplier
+        expected = ((v[target] * slope) @ w1) * x[i].flatten()
+        np.testing.assert_allclose(out.maps[i].ravel(), expected.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), dropout=0.0)).eval()
+    model.set_standardisation(0.0, 0.2)
+    return model
+
+
+def test_deeplift_sums_exactly_to_the_output_difference_without_max_pooling():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 4, 3),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 14, 2)).eval()
+    x = torch.rand(3, 1, 16, 32)
+    out = explain(model, x, "deeplift", targets=[0, 1, 1], settings={"baseline": "white"})
+    with torch.no_grad():
+        difference = (model(x) - model(torch.ones_like(x)))[np.arange(3), [0, 1, 1]].numpy()
+    np.testing.assert_allclose(out.maps.reshape(3, -1).sum(1), difference, rtol=1e-4, atol=1e-5)
+    assert np.all(np.abs(out.extras["convergence_delta"]) < 1e-4)
+
+
+@pytest.mark.parametrize("baseline", ["white", "black", "background", "blurred"])
+def test_deeplift_reports_its_convergence_delta_truthfully(small_cnn, baseline):
+    """With max-pooling DeepLIFT's rule is not exact; the delta it reports is the real gap between
+    the attributions' sum and f(x) - f(baseline) of the whole model, standardisation included."""
+    rng = np.random.default_rng(0)
+    images = (rng.random((3, 32, 64)) < 0.1).astype(np.float32) * rng.random((3, 32, 64)).astype(np.float32)
+    images[2] = 1 - images[2]  # a white-background image too
+    out = explain(small_cnn, images, "deeplift", targets=[0, 1, 1], settings={"baseline": baseline})
+    from wrenlib.explain import deeplift_baselines
+
+    x = torch.from_numpy(images)[:, None]
+    with torch.no_grad():
+        difference = (small_cnn(x) - small_cnn(deeplift_baselines(x, DeepLiftSettings(baseline=baseline))))
+    expected = difference[np.arange(3), [0, 1, 1]].numpy()
+    np.testing.assert_allclose(out.maps.reshape(3, -1).sum(1) - expected, out.extras["convergence_delta"],
+                               atol=1e-5)
+    assert _no_hooks_left(small_cnn)
+
+
+def test_constant_baselines_are_one_reference_for_a_per_image_model(small_cnn):
+    """The CNN subtracts each image's background level, so white, black and the image's own
+    background reach the network as the same all-zero reference (chapter 05)."""
+    images = np.random.default_rng(1).random((2, 32, 64)).astype(np.float32) ** 8
+    maps = [explain(small_cnn, images, "deeplift", targets=[1, 1], settings={"baseline": b}).maps
+            for b in ("white", "black", "background")]
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-6)
+    np.testing.assert_allclose(maps[0], maps[2], atol=1e-6)
+    blurred = explain(small_cnn, images, "deeplift", targets=[1, 1], settings={"baseline": "blurred"}).maps
+    assert not np.allclose(maps[0], blurred, atol=1e-6)
+
+
+# ---------------------------------------------------------------- a known evidence box
+
+
+BOX = (slice(8, 16), slice(24, 40))  # rows (frequency) x columns (time) of the class evidence
+SHARED = (slice(20, 28), slice(4, 20))  # a shared "element" present in both classes
+
+
+def _box_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse speckle on black, a shared bar in every image, a striped box in class 1 only."""
+    labels = np.arange(n) % 2
+    images = (rng.random((n, 32, 64)) < 0.05) * rng.random((n, 32, 64)).astype(np.float32) * 0.5
+    images[:, SHARED[0], SHARED[1]] += 0.6
+    stripes = np.zeros((8, 16), np.float32)
+    stripes[:, ::2] = 0.8  # a "trill": vertical strokes
+    images[labels == 1, BOX[0], BOX[1]] += stripes
+    return np.clip(images, 0, 1).astype(np.float32), labels
+
+
+class GapCNN(nn.Module):
+    """Two conv blocks and a global-average-pooling head: the setting Grad-CAM was designed for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))
+        self.last_conv_block = self.features[4]
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def _trained(model: nn.Module, images: np.ndarray, labels: np.ndarray, steps: int = 60) -> nn.Module:
+    torch.manual_seed(0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y = torch.from_numpy(images)[:, None], torch.from_numpy(labels)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimiser.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def box_models():
+    images, labels = _box_images(128, np.random.default_rng(0))
+    torch.manual_seed(0)
+    cnn = DialectCNN(ModelConfig(32, 64, conv_channels=(8, 16), hidden_units=(32,), dropout=0.0))
+    cnn.set_standardisation(0.0, 0.2)
+    torch.manual_seed(0)
+    models = {"cnn": _trained(cnn, images, labels), "gap": _trained(GapCNN(), images, labels, steps=150)}
+    test, test_labels = _box_images(16, np.random.default_rng(1))
+    for name, model in models.items():
+        with torch.no_grad():
+            accuracy = (model(torch.from_numpy(test)[:, None]).argmax(1).numpy() == test_labels).mean()
+        assert accuracy == 1.0, f"the {name} model must learn the box before its explanations are judged"
+    references, _ = _box_images(8, np.random.default_rng(2))
+    return models, test[test_labels == 1][:4], references
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_ranks_the_evidence_box_first(box_models, method):
+    """Grad-CAM runs on the global-pooling model: on the paper's flatten-and-dense head the mean
+    gradient of a channel can be negative although the channel carries the evidence (chapter 04)."""
+    models, evidence_images, references = box_models
+    model = models["gap" if method == "gradcam" else "cnn"]
+    settings = {"lime": LimeSettings(grid=(4, 8), n_samples=300, seed=0)}
+    out = explain(model, evidence_images, method, targets=1, settings=settings.get(method), references=references)
+    maps = normalise_maps(out.maps)
+    inside = maps[:, BOX[0], BOX[1]].mean(axis=(1, 2))
+    shared = maps[:, SHARED[0], SHARED[1]].mean(axis=(1, 2))
+    outside = np.ones(maps.shape[1:], bool)
+    outside[BOX] = False
+    rest = maps[:, outside].mean(axis=1)
+    assert np.all(inside > 3 * rest), f"{method}: box {inside} vs rest {rest}"
+    if method != "gradcam":  # a channel that fires on the strokes also fires on the bar: Grad-CAM weighs channels
+        assert np.all(inside > 3 * shared), f"{method}: box {inside} vs shared element {shared}"
+    assert _no_hooks_left(model)
+
+
+# ---------------------------------------------------------------- the normalisation rule
+
+
+def test_normalise_keeps_positive_evidence_scaled_to_one():
+    maps = np.array([[[-2.0, 1.0], [4.0, 0.0]], [[-1.0, -3.0], [0.0, 0.0]]])
+    out = normalise_maps(maps)
+    np.testing.assert_allclose(out[0], [[0.0, 0.25], [1.0, 0.0]])
+    assert np.all(out[1] == 0) and all_zero_maps(maps).tolist() == [False, True]
+    signed = normalise_maps(maps, sign="signed")
+    np.testing.assert_allclose(signed[0], [[-0.5, 0.25], [1.0, 0.0]])
+    np.testing.assert_allclose(normalise_maps(maps, sign="absolute")[1], [[1 / 3, 1.0], [0.0, 0.0]])
+
+
+def test_quantile_scale_is_robust_to_one_hot_pixel():
+    maps = np.full((1, 40, 40), 1.0)
+    maps[0, 0, 0] = 1000.0
+    assert normalise_maps(maps)[0, 5, 5] < 0.01
+    assert normalise_maps(maps, scale="quantile")[0, 5, 5] == pytest.approx(1.0)
+
+
+def test_normalise_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        normalise_maps(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="sign"):
+        normalise_maps(np.zeros((1, 4, 4)), sign="up")
+
+
+def test_unknown_method_and_settings_are_named():
+    with pytest.raises(ValueError, match="unknown explanation method 'occlusion'"):
+        explain(nn.Linear(1, 2), np.zeros((1, 4, 4)), "occlusion")
+    with pytest.raises(ValueError, match="unknown DeepLIFT baseline 'grey'"):
+        DeepLiftSettings(baseline="grey")
+    with pytest.raises(ValueError, match="grey images"):
+        explain(nn.Linear(1, 2), np.zeros((1, 3, 4, 4)), "gradcam")
+
+
+# ---------------------------------------------------------------- LIME features
+
+
+def test_grid_segments_tile_the_image_in_time_frequency_cells():
+    segments = grid_segments(6, 8, 3, 4)
+    assert segments.shape == (6, 8) and segments.max() == 11
+    assert np.all(segments[:2, :2] == 0) and np.all(segments[4:, 6:] == 11)
+    with pytest.raises(ValueError, match="does not fit"):
+        grid_segments(4, 4, 5, 1)
+
+
+@pytest.mark.parametrize("segmentation", ["quickshift", "slic"])
+def test_image_segmenters_give_dense_labels(segmentation):
+    image = np.zeros((32, 64), np.float32)
+    image[8:16, 10:30] = 1.0
+    segments = lime_segments(image, LimeSettings(segmentation=segmentation, n_segments=16))
+    assert segments.shape == image.shape and segments.min() == 0
+    assert np.array_equal(np.unique(segments), np.arange(segments.max() + 1))
+
+
+# ---------------------------------------------------------------- the cache
+
+
+def _random_dataset(n: int = 12):
+    from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+    from wrenlib.images import SpectrogramDataset
+
+    rng = np.random.default_rng(0)
+    levels = (rng.random((n, 32, 64)) ** 6 * 255).astype(np.uint8)
+    clips = pd.DataFrame({"clip": np.arange(n), "label": np.arange(n) % 2,
+                          "split": ["test"] * (n // 2) + ["train"] * (n - n // 2)})
+    return SpectrogramDataset(levels, clips, assign_backgrounds(n, "mixed", 0),
+                              PAPER_FRONT_END.with_image_size(32, 64), None, with_masks=False)
+
+
+def test_explain_dataset_caches_one_file_per_clip(isolated_artifacts, small_cnn):
+    data = _random_dataset()
+    first = explain_dataset(small_cnn, data, [0, 1, 2], "deeplift", "quick", progress=False)
+    assert first.seconds > 0 and first.maps.shape == (3, 32, 64)
+    again = explain_dataset(small_cnn, data, [2, 0, 1, 3], "deeplift", "quick", progress=False)
+    np.testing.assert_array_equal(again.maps[:3], first.maps[[2, 0, 1]])  # read back, in the asked order
+    assert again.extras["convergence_delta"].shape == (4,)
+    folders = list((isolated_artifacts / "quick" / "explanations").iterdir())
+    assert len(folders) == 1 and len(list(folders[0].glob("clip*.npz"))) == 4
+    cached = explain_dataset(small_cnn, data, [0, 1], "deeplift", "quick", progress=False)
+    assert cached.seconds == 0.0
+    explain_dataset(small_cnn, data, [0], "deeplift", "quick", settings={"baseline": "blurred"}, progress=False)
+    assert len(list((isolated_artifacts / "quick" / "explanations").iterdir())) == 2
+
+
+def test_explained_clips_are_balanced_and_reproducible():
+    data = _random_dataset(24)
+    chosen = explained_clips(data, 4, split="train", seed=3)
+    assert len(chosen) == 4 and np.bincount(data.labels[chosen]).tolist() == [2, 2]
+    assert set(chosen) <= set(data.split_indices("train"))
+    assert np.array_equal(chosen, explained_clips(data, 4, split="train", seed=3))

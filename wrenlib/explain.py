@@ -1,0 +1,567 @@
+"""Attribution maps of the dialect CNN: one API for Grad-CAM, DeepLIFT, LIME and SHAP (chapters 04-07).
+
+:func:`explain` takes a batch of images and a method name and returns an :class:`Explanation`:
+raw maps of the images' size (N, H, W), float32, with the settings used and per-image
+diagnostics. :func:`normalise_maps` is the book's one rule that turns raw maps into the maps that
+plots, ensembles and metrics use. :func:`explain_dataset` caches maps per clip in the artifact
+cache, keyed by model, data, method and settings, so widgets and later chapters read them.
+
+Every explainer comes from a library: captum's ``LayerGradCam``, ``DeepLift`` and ``Lime``, and
+shap's ``DeepExplainer`` (``GradientExplainer`` and the partition explainer as options). What
+this module adds is what the libraries leave to the user: the target layer, the baselines, the
+time-frequency grid of LIME's features, the input standardisation, batching and caching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+METHODS = ("gradcam", "deeplift", "lime", "shap")
+METHOD_TITLES = {"gradcam": "Grad-CAM", "deeplift": "DeepLIFT", "lime": "LIME", "shap": "SHAP"}
+BASELINES = ("white", "black", "background", "blurred")
+SEGMENTATIONS = ("grid", "quickshift", "slic")
+SHAP_EXPLAINERS = ("deep", "gradient", "partition")
+
+
+# --------------------------------------------------------------------------------------------
+# Settings: one frozen dataclass per method; their dicts are part of every cache key.
+
+
+@dataclass(frozen=True)
+class GradCamSettings:
+    """Grad-CAM (chapter 04). ``layer`` names a module (e.g. ``"features.3"``); None is the
+    model's ``last_conv_block``, the paper's choice. ReLU keeps only evidence for the target."""
+
+    layer: str | None = None
+    relu: bool = True
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class DeepLiftSettings:
+    """DeepLIFT (chapter 05). ``baseline``: ``white`` (the paper's), ``black``, ``background`` (the
+    image's own empty background level) or ``blurred`` (a Gaussian-blurred copy, sigma as a share
+    of the image height)."""
+
+    baseline: str = "white"
+    blur_sigma: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.baseline not in BASELINES:
+            raise ValueError(f"unknown DeepLIFT baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
+
+
+@dataclass(frozen=True)
+class LimeSettings:
+    """LIME (chapter 06): captum's ``Lime`` on interpretable features that are either cells of a
+    time-frequency ``grid`` (rows = frequency bands, columns = time slices) or the superpixels of
+    an image segmenter (``quickshift``, ``slic``). A switched-off feature takes the image's
+    background level. The surrogate model is a ridge regression weighted by an exponential
+    kernel on the cosine distance (the ``lime`` package's defaults)."""
+
+    segmentation: str = "grid"
+    grid: tuple[int, int] = (8, 16)
+    n_segments: int = 128  # slic only
+    n_samples: int = 1000
+    batch_size: int = 64
+    kernel_width: float = 0.25
+    ridge_alpha: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.segmentation not in SEGMENTATIONS:
+            raise ValueError(f"unknown LIME segmentation {self.segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
+
+
+@dataclass(frozen=True)
+class ShapSettings:
+    """SHAP (chapter 07). ``deep`` is shap's DeepExplainer (DeepLIFT averaged over
+    ``n_background`` training images as references), ``gradient`` its GradientExplainer (expected
+    gradients, ``n_samples`` per image), ``partition`` the model-agnostic partition explainer
+    (``max_evals`` model evaluations, switched-off pixels at the background level)."""
+
+    explainer: str = "deep"
+    n_background: int = 16
+    n_samples: int = 200
+    max_evals: int = 500
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.explainer not in SHAP_EXPLAINERS:
+            raise ValueError(f"unknown SHAP explainer {self.explainer!r}; choose one of {', '.join(SHAP_EXPLAINERS)}")
+
+
+SETTINGS_CLASSES = {"gradcam": GradCamSettings, "deeplift": DeepLiftSettings, "lime": LimeSettings,
+                    "shap": ShapSettings}
+
+
+def settings_for_profile(method: str, profile: str) -> Any:
+    """The method's settings at a profile's budget (LIME samples, SHAP references)."""
+    from .profiles import get_profile
+
+    budget = get_profile(profile)
+    cls = _settings_class(method)
+    if method == "lime":
+        return cls(n_samples=budget.lime_samples)
+    if method == "shap":
+        return cls(n_background=budget.shap_background)
+    return cls()
+
+
+def _settings_class(method: str):
+    if method not in SETTINGS_CLASSES:
+        raise ValueError(f"unknown explanation method {method!r}; choose one of {', '.join(METHODS)}")
+    return SETTINGS_CLASSES[method]
+
+
+def make_settings(method: str, settings: Any = None, **changes: Any) -> Any:
+    """Settings for ``method`` from None (defaults), a dict, or a settings object, plus changes."""
+    cls = _settings_class(method)
+    if settings is None:
+        settings = cls()
+    elif isinstance(settings, dict):
+        values = dict(settings)
+        if "grid" in values:
+            values["grid"] = tuple(values["grid"])
+        settings = cls(**values)
+    elif not isinstance(settings, cls):
+        raise TypeError(f"settings for {method!r} must be a {cls.__name__}, a dict or None")
+    if changes:
+        settings = cls(**{**asdict(settings), **changes})
+    return settings
+
+
+# --------------------------------------------------------------------------------------------
+# The result and the normalisation rule.
+
+
+@dataclass
+class Explanation:
+    """Raw attribution maps (N, H, W) of one method, with what produced them.
+
+    ``extras`` holds per-image diagnostics (N,) such as DeepLIFT's ``convergence_delta``;
+    ``seconds`` is the wall time of the computation (0 when every map came from the cache).
+    """
+
+    method: str
+    maps: np.ndarray
+    targets: np.ndarray
+    settings: dict[str, Any]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def normalised(self, **rule: Any) -> np.ndarray:
+        """The maps under :func:`normalise_maps` (the book's rule unless told otherwise)."""
+        return normalise_maps(self.maps, **rule)
+
+    @property
+    def all_zero(self) -> np.ndarray:
+        """True for each map with no positive attribution (plotted as "all zero", never blank)."""
+        return all_zero_maps(self.maps)
+
+
+def normalise_maps(maps: np.ndarray, sign: str = "positive", scale: str = "max") -> np.ndarray:
+    """The book's one normalisation rule (chapter 04): raw maps -> maps in [0, 1] (or [-1, 1]).
+
+    - resolution: the image's own; every explainer here returns maps of the image size, so no
+      resampling happens at this step (a map of another shape is an error);
+    - ``sign``: ``positive`` keeps only evidence *for* the target (negative values -> 0), as
+      Grad-CAM's ReLU does; ``absolute`` takes magnitudes; ``signed`` keeps the sign;
+    - ``scale``: ``max`` divides each map by its largest value (magnitude for ``signed``);
+      ``quantile`` divides by its 99th percentile of non-zero values and clips at 1, so a single
+      hot pixel cannot flatten the rest.
+
+    A map with nothing left after the sign step stays all zero (see :func:`all_zero_maps`).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
+    if sign == "positive":
+        out = np.clip(maps, 0, None)
+    elif sign == "absolute":
+        out = np.abs(maps)
+    elif sign == "signed":
+        out = maps.copy()
+    else:
+        raise ValueError(f"sign must be 'positive', 'absolute' or 'signed', got {sign!r}")
+    magnitude = np.abs(out).reshape(len(out), -1)
+    if scale == "max":
+        peak = magnitude.max(axis=1, initial=0.0)
+    elif scale == "quantile":
+        peak = np.array([np.quantile(row[row > 0], 0.99) if (row > 0).any() else 0.0 for row in magnitude])
+    else:
+        raise ValueError(f"scale must be 'max' or 'quantile', got {scale!r}")
+    safe = np.where(peak > 0, peak, 1.0).astype(np.float32)[:, None, None]
+    out = out / safe
+    return np.clip(out, -1.0, 1.0) if scale == "quantile" else out
+
+
+def all_zero_maps(maps: np.ndarray) -> np.ndarray:
+    """True for each map (N, H, W) without a single positive value."""
+    maps = np.asarray(maps)
+    return ~(maps.reshape(len(maps), -1) > 0).any(axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the methods.
+
+
+def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Images (N, H, W) or (N, 1, H, W), array or tensor -> float32 tensor (N, 1, H, W)."""
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = x.float()
+    if x.dim() == 2:
+        x = x[None, None]
+    elif x.dim() == 3:
+        x = x[:, None]
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"images must be (N, H, W) or (N, 1, H, W) grey images, got shape {tuple(x.shape)}")
+    return x
+
+
+def split_standardisation(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(standardisation, network after it) of a :class:`~wrenlib.model.DialectCNN`; other
+    models have no standardisation (identity, model).
+
+    The CNN subtracts each image's own background level first (chapter 03). DeepLIFT and
+    DeepSHAP run on the network *after* that step, with the baseline standardised the same way,
+    so that their attributions sum exactly to f(x) - f(baseline) (the median is not a
+    differentiable operation those rules know).
+    """
+    if hasattr(model, "standardise") and hasattr(model, "features") and hasattr(model, "classifier"):
+        return model.standardise, nn.Sequential(model.features, model.classifier).eval()
+    return nn.Identity(), model
+
+
+def background_levels(x: torch.Tensor) -> torch.Tensor:
+    """Each image's empty-background level: its median pixel (0 on black, 1 on white), (N,)."""
+    return x.flatten(1).median(dim=1).values
+
+
+def deeplift_baselines(x: torch.Tensor, settings: DeepLiftSettings) -> torch.Tensor:
+    """The baseline images DeepLIFT compares ``x`` with (same shape as ``x``)."""
+    if settings.baseline == "white":
+        return torch.ones_like(x)
+    if settings.baseline == "black":
+        return torch.zeros_like(x)
+    if settings.baseline == "background":
+        return background_levels(x).view(-1, 1, 1, 1).expand_as(x).clone()
+    from scipy.ndimage import gaussian_filter
+
+    sigma = max(settings.blur_sigma * x.shape[-2], 0.5)
+    blurred = np.stack([gaussian_filter(image[0], sigma, mode="nearest") for image in x.detach().cpu().numpy()])
+    return torch.from_numpy(blurred[:, None].astype(np.float32)).to(x.device)
+
+
+def grid_segments(height: int, width: int, rows: int, cols: int) -> np.ndarray:
+    """Feature ids (H, W) of a rows x cols time-frequency grid, row 0 at the top of the image."""
+    if not (1 <= rows <= height and 1 <= cols <= width):
+        raise ValueError(f"a {rows} x {cols} grid does not fit a {height} x {width} image")
+    r = np.minimum(np.arange(height) * rows // height, rows - 1)
+    c = np.minimum(np.arange(width) * cols // width, cols - 1)
+    return (r[:, None] * cols + c[None, :]).astype(np.int64)
+
+
+def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
+    """LIME's interpretable features for one (H, W) image: grid cells or image superpixels."""
+    height, width = image.shape
+    if settings.segmentation == "grid":
+        return grid_segments(height, width, *settings.grid)
+    from skimage import segmentation
+
+    if settings.segmentation == "quickshift":  # the lime package's default segmenter and settings
+        rgb = np.repeat(image[..., None].astype(np.float64), 3, axis=-1)
+        labels = segmentation.quickshift(rgb, kernel_size=4, max_dist=200, ratio=0.2, convert2lab=False,
+                                         rng=settings.seed)
+    else:
+        labels = segmentation.slic(image.astype(np.float64), n_segments=settings.n_segments, compactness=0.1,
+                                   channel_axis=None, start_label=0)
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.reshape(height, width).astype(np.int64)
+
+
+def _batches(n: int, size: int):
+    for first in range(0, n, max(size, 1)):
+        yield slice(first, min(first + size, n))
+
+
+def predicted_classes(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """The model's predicted class for each image of ``x`` (N, 1, H, W)."""
+    out = []
+    with torch.no_grad():
+        for part in _batches(len(x), batch_size):
+            out.append(model(x[part]).argmax(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# The four methods. Each takes x (N, 1, H, W) on the model's device and targets (N,) and returns
+# maps (N, H, W) float32 and per-image extras.
+
+
+def _gradcam(model, x, targets, settings: GradCamSettings, batch_size, bar):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    layer = model.get_submodule(settings.layer) if settings.layer else model.last_conv_block
+    explainer = LayerGradCam(model, layer)
+    maps = []
+    for part in _batches(len(x), batch_size):
+        raw = explainer.attribute(x[part], target=torch.as_tensor(targets[part], device=x.device),
+                                  relu_attributions=settings.relu)
+        up = LayerAttribution.interpolate(raw, tuple(x.shape[-2:]), interpolate_mode=settings.interpolation)
+        maps.append(up[:, 0].detach().cpu().numpy())
+        bar.update(len(raw))
+    maps = np.concatenate(maps).astype(np.float32)
+    return maps, {"all_zero": all_zero_maps(maps)}
+
+
+def _deeplift(model, x, targets, settings: DeepLiftSettings, batch_size, bar):
+    from captum.attr import DeepLift
+
+    standardise, network = split_standardisation(model)
+    explainer = DeepLift(network)
+    maps, deltas = [], []
+    for part in _batches(len(x), batch_size):
+        with torch.no_grad():
+            inputs = standardise(x[part])
+            references = standardise(deeplift_baselines(x[part], settings))
+        attributions, delta = explainer.attribute(inputs, baselines=references,
+                                                  target=torch.as_tensor(targets[part], device=x.device),
+                                                  return_convergence_delta=True)
+        maps.append(attributions[:, 0].detach().cpu().numpy())
+        deltas.append(delta.detach().cpu().numpy())
+        bar.update(len(inputs))
+    return np.concatenate(maps).astype(np.float32), {"convergence_delta": np.concatenate(deltas)}
+
+
+def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import Lime
+    from captum.attr._core.lime import get_exp_kernel_similarity_function
+
+    evaluations = {"seconds": 0.0}
+
+    def probabilities(batch: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        with torch.no_grad():
+            out = torch.softmax(model(batch), dim=1)
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        evaluations["seconds"] += time.perf_counter() - started
+        return out
+
+    explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
+                     similarity_func=get_exp_kernel_similarity_function("cosine", settings.kernel_width))
+    maps, model_share, n_features = [], [], []
+    for i in range(len(x)):
+        image = x[i:i + 1]
+        segments = lime_segments(image[0, 0].cpu().numpy(), settings)
+        torch.manual_seed(settings.seed + i)
+        evaluations["seconds"] = 0.0
+        started = time.perf_counter()
+        attributions = explainer.attribute(
+            image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
+            feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
+            n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
+        total = time.perf_counter() - started
+        maps.append(attributions[0, 0].detach().cpu().numpy())
+        model_share.append(evaluations["seconds"] / total if total > 0 else 1.0)
+        n_features.append(int(segments.max()) + 1)
+        bar.update(1)
+    return np.stack(maps).astype(np.float32), {"model_time_share": np.array(model_share),
+                                               "n_features": np.array(n_features)}
+
+
+def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` training images (N, H, W), balanced over dialects and backgrounds: SHAP's references."""
+    train = dataset.split_indices("train")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(train, size=min(n, len(train)), replace=False)
+    return dataset.images(np.sort(chosen))
+
+
+def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references=None):
+    import shap
+
+    standardise, network = split_standardisation(model)
+    extras: dict[str, np.ndarray] = {}
+    if settings.explainer == "partition":
+        maps = []
+        for i in range(len(x)):
+            image = x[i:i + 1]
+            level = float(background_levels(image)[0])
+
+            def probabilities(batch: np.ndarray) -> np.ndarray:
+                tensor = torch.from_numpy(np.ascontiguousarray(batch[..., 0], dtype=np.float32))[:, None]
+                with torch.no_grad():
+                    return torch.softmax(model(tensor.to(x.device)), dim=1).cpu().numpy()
+
+            shape = (x.shape[-2], x.shape[-1], 1)
+            masker = shap.maskers.Image(np.full(shape, level, dtype=np.float32), shape)
+            explainer = shap.PartitionExplainer(probabilities, masker, output_names=None)
+            values = explainer(image.permute(0, 2, 3, 1).cpu().numpy(), max_evals=settings.max_evals,
+                               batch_size=settings.batch_size, outputs=[int(targets[i])], silent=True)
+            maps.append(np.asarray(values.values)[0, :, :, 0, 0])
+            bar.update(1)
+        return np.stack(maps).astype(np.float32), extras
+    if references is None:
+        raise ValueError("SHAP's deep and gradient explainers need reference images (references=...)")
+    with torch.no_grad():
+        reference_batch = standardise(_as_batch(references).to(x.device))
+    torch.manual_seed(settings.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if settings.explainer == "deep":
+            explainer = shap.DeepExplainer(network, reference_batch)
+        else:
+            explainer = shap.GradientExplainer(network, reference_batch, batch_size=settings.batch_size)
+        maps, gaps = [], []
+        for part in _batches(len(x), batch_size):
+            inputs = standardise(x[part]).detach()
+            if settings.explainer == "deep":
+                values = explainer.shap_values(inputs, check_additivity=False)
+            else:
+                values = explainer.shap_values(inputs, nsamples=settings.n_samples, rseed=settings.seed)
+            values = np.asarray(values)  # (n, 1, H, W, classes)
+            chosen = values[np.arange(len(values)), 0, :, :, targets[part]]
+            maps.append(chosen)
+            if settings.explainer == "deep":  # additivity: sum = f(x) - E[f(reference)]
+                with torch.no_grad():
+                    logits = network(inputs).cpu().numpy()
+                expected = np.asarray(explainer.expected_value).reshape(-1)
+                gaps.append(chosen.reshape(len(chosen), -1).sum(1)
+                            - (logits[np.arange(len(logits)), targets[part]] - expected[targets[part]]))
+            bar.update(len(values))
+    if gaps:
+        extras["convergence_delta"] = np.concatenate(gaps)
+    return np.concatenate(maps).astype(np.float32), extras
+
+
+def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, targets=None,
+            settings: Any = None, device: torch.device | str | None = None, batch_size: int = 16,
+            references: np.ndarray | None = None, progress: bool = False) -> Explanation:
+    """Explain a batch of images (N, H, W) with one method (chapters 04-07).
+
+    ``targets`` are the classes explained (default: the model's predictions); ``settings`` a
+    settings object or dict of the method (default: its defaults); ``references`` are the
+    reference images SHAP's deep and gradient explainers need (see :func:`shap_references`).
+    Returns raw maps (N, H, W) float32 of the images' size; normalise them with
+    :func:`normalise_maps`. All hooks the libraries set are removed when the call returns.
+    """
+    from tqdm.auto import tqdm
+
+    from .runtime import show_progress
+
+    settings = make_settings(method, settings)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    x = _as_batch(images).to(device)
+    targets = predicted_classes(model, x) if targets is None else np.broadcast_to(
+        np.asarray(targets, dtype=np.int64), (len(x),)).copy()
+    started = time.perf_counter()
+    with tqdm(total=len(x), desc=METHOD_TITLES[method], unit="image", disable=not show_progress(progress)) as bar:
+        if method == "gradcam":
+            maps, extras = _gradcam(model, x, targets, settings, batch_size, bar)
+        elif method == "deeplift":
+            maps, extras = _deeplift(model, x, targets, settings, batch_size, bar)
+        elif method == "lime":
+            maps, extras = _lime(model, x, targets, settings, batch_size, bar)
+        else:
+            maps, extras = _shap(model, x, targets, settings, batch_size, bar, references)
+    return Explanation(method, maps, targets, asdict(settings), extras, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# The cache: one file per clip, keyed by model, data, method and settings.
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's weights and buffers (part of every explanation's cache key)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def dataset_fingerprint(dataset) -> str:
+    """A short hash of what fixes a dataset's images: its front end and its clips."""
+    from .cache import config_hash
+
+    if dataset.surrogate is not None:
+        source: Any = dataset.surrogate.config.to_dict()
+    else:
+        source = hashlib.sha256(np.ascontiguousarray(dataset.levels).tobytes()).hexdigest()
+    return config_hash({"front_end": dataset.front_end.to_dict(), "source": source})
+
+
+def explanation_folder(profile: str, model: nn.Module, dataset, method: str, settings: Any) -> Path:
+    """Where the maps of one (model, data, method, settings) live in the artifact cache."""
+    from .cache import config_hash, profile_dir
+
+    key = config_hash({"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
+                       "method": method, "settings": asdict(settings)})
+    return profile_dir(profile) / "explanations" / f"{method}-{key}"
+
+
+def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: str, settings: Any = None,
+                    device: torch.device | str | None = None, batch_size: int = 16,
+                    progress: bool = True) -> Explanation:
+    """Maps of the dataset's clips ``indices`` for the predicted class, from the cache or computed
+    now (only the missing clips), then cached one file per clip (chapters 04-10)."""
+    import json
+
+    settings = make_settings(method, settings)
+    indices = np.asarray(indices, dtype=np.int64)
+    folder = explanation_folder(profile, model, dataset, method, settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps({"method": method, "settings": asdict(settings)}, indent=1))
+    files = [folder / f"clip{int(i)}-{dataset.backgrounds[i]}.npz" for i in indices]
+    missing = [k for k, path in enumerate(files) if not path.is_file()]
+    seconds = 0.0
+    if missing:
+        references = None
+        if method == "shap" and settings.explainer != "partition":
+            references = shap_references(dataset, settings.n_background, settings.seed)
+        fresh = explain(model, dataset.images(indices[missing]), method, settings=settings, device=device,
+                        batch_size=batch_size, references=references, progress=progress)
+        seconds = fresh.seconds
+        for j, k in enumerate(missing):
+            extras = {name: values[j] for name, values in fresh.extras.items()}
+            staging = files[k].with_suffix(".tmp.npz")
+            np.savez(staging, map=fresh.maps[j], target=fresh.targets[j], **extras)
+            staging.replace(files[k])
+    maps, targets, extras = [], [], {}
+    for path in files:
+        with np.load(path) as stored:
+            maps.append(stored["map"])
+            targets.append(int(stored["target"]))
+            for name in stored.files:
+                if name not in ("map", "target"):
+                    extras.setdefault(name, []).append(stored[name])
+    return Explanation(method, np.stack(maps) if maps else np.zeros((0, *dataset.front_end.image_size), np.float32),
+                       np.array(targets, dtype=np.int64), asdict(settings),
+                       {name: np.asarray(values) for name, values in extras.items()}, seconds)
+
+
+def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.ndarray:
+    """``n`` clips of a split, half from each dialect, drawn once by ``seed``: the clips that every
+    method explains, so chapters 04-10 compare maps of the same clips."""
+    rng = np.random.default_rng(seed)
+    pool = dataset.split_indices(split)
+    labels = dataset.labels[pool]
+    chosen = []
+    for label in np.unique(labels):
+        members = pool[labels == label]
+        chosen.append(rng.choice(members, size=min(n // 2, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else pool[:0]
