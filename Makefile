@@ -57,7 +57,8 @@ test: $(STAMP)
 ## Regenerate each notebooks/NN_topic.ipynb from its .py (never the other way round).
 sync: $(STAMP)
 	@for source in $(NOTEBOOK_SOURCES); do \
-	  $(JUPYTEXT) --quiet --to ipynb --output "$${source%.py}.ipynb" "$$source" || exit 1; \
+	  notebook="$${source%.py}.ipynb"; update=""; [ -f "$$notebook" ] && update="--update"; \
+	  $(JUPYTEXT) --quiet --to ipynb $$update --output "$$notebook" "$$source" || exit 1; \
 	done
 	@echo "notebooks regenerated from their .py sources"
 

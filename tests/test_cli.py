@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile
 
 
@@ -104,3 +105,163 @@ def test_train_and_evaluate_on_a_synth_folder(tmp_path):
     assert again.returncode == 2 and "never overwritten" in again.stderr
     missing = env_run("evaluate", str(tmp_path / "nope.pt"), str(data))
     assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
+
+
+# ---------------------------------------------------------------- wrenlib explain
+
+
+@pytest.fixture()
+def explain_inputs(tmp_path):
+    """A tiny untrained CNN saved as `load_or_train_model` saves one, two short songs, one corrupt file."""
+    import torch
+
+    from wrenlib.frontend import PAPER_FRONT_END
+    from wrenlib.model import DialectCNN, ModelConfig
+    from wrenlib.training import TrainingConfig, save_checkpoint
+
+    torch.manual_seed(0)
+    model_config = ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))
+    config = {"model": model_config.to_dict(), "training": TrainingConfig().to_dict(),
+              "data": {"surrogate": None, "front_end": PAPER_FRONT_END.with_image_size(32, 64).to_dict(),
+                       "background": "mixed", "seed": 0}}
+    save_checkpoint(tmp_path / "model.pt", DialectCNN(model_config), config)
+    rate = 22_050
+    t = np.arange(5 * rate) / rate  # 5 s: one 4 s clip, the 1 s tail dropped
+    soundfile.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 4_000 * t), rate)
+    soundfile.write(tmp_path / "chirp.wav", 0.3 * np.sin(2 * np.pi * (2_000 + 600 * t) * t), rate)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....nonsense")
+    return tmp_path
+
+
+def explain_cli(capsys, inputs, *files: str, method: str = "gradcam", out: str = "maps", extra=()):
+    from wrenlib.cli import main
+
+    code = main(["explain", *(str(inputs / name) for name in files), "--model", str(inputs / "model.pt"),
+                 "--method", method, "--out", str(inputs / out), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error_text(code: int, err: str, fragment: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err and fragment in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_explain_writes_image_map_and_overlay_per_file_and_skips_a_corrupt_one(explain_inputs, capsys):
+    from PIL import Image
+
+    from wrenlib.explain import explain
+    from wrenlib.training import load_checkpoint
+
+    inputs = explain_inputs
+    (inputs / "again").mkdir()
+    (inputs / "again" / "tone.wav").write_bytes((inputs / "tone.wav").read_bytes())
+    code, out, err = explain_cli(capsys, inputs, "tone.wav", "broken.wav", "chirp.wav", "again/tone.wav")
+    assert code == 1  # one file skipped, the rest explained
+    assert "broken.wav" in err and "Traceback" not in err
+    folder = inputs / "maps"
+    table = pd.read_csv(folder / "explanations.csv")
+    assert list(table["output"]) == ["tone", "chirp", "tone-2"]  # a second tone.wav never overwrites the first
+    assert set(table.columns) >= {"file", "predicted_dialect", "probability", "method", "settings"}
+    assert set(table["predicted_dialect"]) <= {"Eastern", "Mexican"} and (table["method"] == "gradcam").all()
+    assert table["probability"].between(0.5, 1).all()
+    model, _, _ = load_checkpoint(inputs / "model.pt")
+    for row in table.itertuples():
+        image = np.asarray(Image.open(folder / f"{row.output}_image.png"))
+        raw = np.load(folder / f"{row.output}_map.npy")
+        assert image.shape == raw.shape == (32, 64) and raw.dtype == np.float32
+        assert np.median(image) == 0  # black background by default
+        assert Image.open(folder / f"{row.output}_overlay.png").size[0] > 64
+        target = ["Eastern", "Mexican"].index(row.predicted_dialect)
+        again = explain(model, image[None] / 255.0, "gradcam", targets=[target]).maps[0]
+        np.testing.assert_allclose(raw, again, rtol=1e-4, atol=1e-6)  # the map is the PNG's map
+    assert not (folder / "broken_image.png").exists()
+
+
+@pytest.mark.parametrize("method, extra, setting, value", [
+    ("deeplift", ("--baseline", "background"), "baseline", "background"),
+    ("lime", ("--samples", "16"), "n_samples", 16),
+])
+def test_explain_passes_the_method_settings(explain_inputs, capsys, method, extra, setting, value):
+    import json
+
+    code, _, err = explain_cli(capsys, explain_inputs, "chirp.wav", method=method,
+                               extra=(*extra, "--background", "white"))
+    assert code == 0, err
+    table = pd.read_csv(explain_inputs / "maps" / "explanations.csv")
+    assert json.loads(table["settings"][0])[setting] == value and table["method"][0] == method
+    assert np.load(explain_inputs / "maps" / "chirp_map.npy").shape == (32, 64)
+    from PIL import Image
+
+    assert np.median(np.asarray(Image.open(explain_inputs / "maps" / "chirp_image.png"))) == 255  # white
+
+
+def test_explain_shap_is_the_partition_explainer(explain_inputs, capsys, monkeypatch):
+    """Without training images at hand, SHAP is the partition explainer (its numba start-up costs
+    ~20 s, so the call itself is replaced here; tests/test_explain.py covers the explainers)."""
+    from dataclasses import asdict
+
+    import wrenlib.explain
+
+    calls = []
+
+    def fake_explain(model, images, method, targets=None, settings=None, **_):
+        calls.append((method, settings))
+        return wrenlib.explain.Explanation(method, np.zeros((1, 32, 64), np.float32), np.asarray(targets),
+                                           asdict(settings))
+
+    monkeypatch.setattr(wrenlib.explain, "explain", fake_explain)
+    code, _, err = explain_cli(capsys, explain_inputs, "tone.wav", method="shap", extra=("--samples", "40"))
+    assert code == 0, err
+    (method, settings), = calls
+    assert method == "shap" and settings.explainer == "partition" and settings.max_evals == 40
+    table = pd.read_csv(explain_inputs / "maps" / "explanations.csv")
+    assert bool(table["all_zero_map"][0])  # an all-zero map is written and flagged, not dropped
+    assert (explain_inputs / "maps" / "tone_overlay.png").is_file()
+
+
+def test_explain_refuses_a_non_empty_folder_and_keeps_its_content(explain_inputs, capsys):
+    out = explain_inputs / "maps"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code, _, err = explain_cli(capsys, explain_inputs, "tone.wav")
+    assert_one_line_error_text(code, err, "not empty")
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+def test_explain_reports_bad_models_and_options_in_one_line(explain_inputs, capsys):
+    from wrenlib.frontend import PAPER_FRONT_END
+    from wrenlib.model import DialectCNN, ModelConfig
+    from wrenlib.training import save_checkpoint
+
+    inputs = explain_inputs
+
+    def error(out: str, method: str = "gradcam", extra=()) -> tuple[int, str]:
+        code, _, err = explain_cli(capsys, inputs, "tone.wav", method=method, out=out, extra=extra)
+        return code, err
+
+    (inputs / "model.pt").rename(inputs / "kept.pt")
+    assert_one_line_error_text(*error("a"), "no such checkpoint")
+    model_config = ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))
+    save_checkpoint(inputs / "model.pt", DialectCNN(model_config),
+                    {"model": model_config.to_dict(),
+                     "data": {"front_end": PAPER_FRONT_END.with_image_size(64, 128).to_dict()}})
+    assert_one_line_error_text(*error("b"), "model and front end disagree")
+    (inputs / "model.pt").write_bytes(b"not a checkpoint")
+    assert_one_line_error_text(*error("c"), "not a wrenlib checkpoint")
+    (inputs / "kept.pt").replace(inputs / "model.pt")
+    assert_one_line_error_text(*error("d", "lime", ("--baseline", "black")), "deeplift only")
+    assert_one_line_error_text(*error("e", extra=("--samples", "9")), "lime and shap only")
+    assert not any((inputs / name).exists() for name in "abcde")  # nothing created on an error
+
+
+def test_explain_options_match_the_library(capsys):
+    from wrenlib import cli
+    from wrenlib.explain import BASELINES, METHODS, LimeSettings, ShapSettings
+
+    assert cli.METHOD_CHOICES == METHODS and cli.BASELINE_CHOICES == BASELINES
+    with pytest.raises(SystemExit):
+        cli.main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default {LimeSettings().n_samples}" in text and f"default {ShapSettings().max_evals}" in text

@@ -310,3 +310,43 @@ def test_explained_clips_are_balanced_and_reproducible():
     assert len(chosen) == 4 and np.bincount(data.labels[chosen]).tolist() == [2, 2]
     assert set(chosen) <= set(data.split_indices("train"))
     assert np.array_equal(chosen, explained_clips(data, 4, split="train", seed=3))
+
+
+# ---------------------------------------------------------------- first metrics
+
+
+def test_relevance_mass_counts_positive_attribution_inside_the_mask():
+    from wrenlib.metrics import mask_area, relevance_mass
+
+    maps = np.zeros((3, 4, 4))
+    maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3 of 4 inside
+    maps[1, 3, 3], maps[1, 0, 1] = 2.0, -5.0  # negative evidence is ignored: 0 inside
+    masks = np.zeros((3, 4, 4), bool)
+    masks[:, 0, :2] = True
+    np.testing.assert_allclose(relevance_mass(maps, masks)[:2], [0.75, 0.0])
+    assert np.isnan(relevance_mass(maps, masks)[2])  # nothing positive: undefined, not zero
+    np.testing.assert_allclose(mask_area(masks), 2 / 16)
+    with pytest.raises(ValueError, match="one shape"):
+        relevance_mass(maps, masks[:, :2])
+
+
+def test_a_lime_map_depends_on_its_image_not_on_its_batch(small_cnn):
+    images = np.random.default_rng(4).random((3, 32, 64)).astype(np.float32) ** 6
+    settings = LimeSettings(grid=(4, 8), n_samples=40, seed=1)
+    alone = explain(small_cnn, images[2:], "lime", targets=[1], settings=settings).maps
+    together = explain(small_cnn, images, "lime", targets=[0, 0, 1], settings=settings).maps
+    np.testing.assert_allclose(alone[0], together[2], atol=1e-6)
+    other_seed = explain(small_cnn, images[2:], "lime", targets=[1], settings={**settings.__dict__, "seed": 2}).maps
+    assert not np.allclose(alone, other_seed)
+
+
+def test_map_correlation_is_pearson_per_pair():
+    from wrenlib.metrics import map_correlation
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 5, 6))
+    b = np.stack([2 * a[0] + 1, -a[1], rng.random((5, 6))])
+    r = map_correlation(a, b)
+    np.testing.assert_allclose(r[:2], [1.0, -1.0])
+    assert r[2] == pytest.approx(np.corrcoef(a[2].ravel(), b[2].ravel())[0, 1])
+    assert np.isnan(map_correlation(np.ones((1, 2, 2)), a[:1, :2, :2])[0])

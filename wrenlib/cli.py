@@ -1,5 +1,6 @@
-"""The ``wrenlib`` command line: ``wrenlib synth`` writes a surrogate dataset as WAV files, and
-``wrenlib execute`` runs the book's chapters (what ``make execute`` calls).
+"""The ``wrenlib`` command line: ``wrenlib synth`` writes a surrogate dataset as WAV files,
+``spectrogram``, ``train``, ``evaluate`` and ``explain`` work on recordings, ``bench`` times the
+pieces, and ``wrenlib execute`` runs the book's chapters (what ``make execute`` calls).
 
 Bad arguments end with a one-line error and exit status 2, never a traceback.
 """
@@ -13,6 +14,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+
+METHOD_CHOICES = ("gradcam", "deeplift", "lime", "shap")  # wrenlib.explain's METHODS and BASELINES,
+BASELINE_CHOICES = ("white", "black", "background", "blurred")  # without importing torch for --help
 
 
 class CommandError(Exception):
@@ -96,32 +101,178 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _recording_clips(path: Path, front_end):
+    """The clips of one recording under ``front_end`` (read, band-passed, cut: chapter 02);
+    raises :class:`~wrenlib.recordings.AudioError` when it is unusable or has no clip with song."""
+    from .frontend import segment
+    from .recordings import AudioError, read_audio
+
+    pieces = segment(read_audio(path, front_end.sample_rate_hz), front_end)
+    if len(pieces.clips) == 0:
+        raise AudioError(path, "no clip with song energy in the band (too short or silent)")
+    return pieces
+
+
+def _save_grey_png(image: np.ndarray, path: Path) -> None:
+    """An image in [0, 1] as an 8-bit grey PNG."""
+    from PIL import Image
+
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
+
+
 def spectrogram(audio: list[Path], out: Path, background: str, size: tuple[int, int]) -> int:
     """Write a PNG per clip of each recording; report and skip unusable files. Returns the number
     of files skipped."""
-    from PIL import Image
-
-    from .frontend import PAPER_FRONT_END, apply_background, render_levels, segment
-    from .recordings import AudioError, read_audio
+    from .frontend import PAPER_FRONT_END, apply_background, render_levels
+    from .recordings import AudioError
 
     _prepare_output_folder(out)
     front_end = PAPER_FRONT_END.with_image_size(*size)
     skipped = 0
     for path in audio:
         try:
-            waveform = read_audio(path, front_end.sample_rate_hz)
-            pieces = segment(waveform, front_end)
-            if len(pieces.clips) == 0:
-                raise AudioError(path, "no clip with song energy in the band (too short or silent)")
+            pieces = _recording_clips(path, front_end)
         except AudioError as error:
             print(f"wrenlib spectrogram: skipped {error.path}: {error.reason}", file=sys.stderr)
             skipped += 1
             continue
         images = apply_background(render_levels(pieces.clips, front_end), background)
         for number, (image, start) in enumerate(zip(images, pieces.starts_s)):
-            name = out / f"{Path(path).stem}_clip{number:03d}_{start:07.1f}s.png"
-            Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(name)
+            _save_grey_png(image, out / f"{Path(path).stem}_clip{number:03d}_{start:07.1f}s.png")
         print(f"{path}: {len(images)} image(s)")
+    return skipped
+
+
+def _model_and_front_end(model_path: Path):
+    """A saved model with the front end and dialect names it was trained with; a checkpoint that
+    is missing, unreadable, or whose model and front end disagree is a :class:`CommandError`."""
+    from .frontend import front_end_from_dict
+    from .training import load_checkpoint
+
+    try:
+        model, config, _ = load_checkpoint(model_path)
+    except (FileNotFoundError, ValueError) as error:  # each names the file
+        raise CommandError(str(error).strip().splitlines()[0]) from None
+    except (KeyError, TypeError, RuntimeError) as error:  # no model settings, or weights of another shape
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CommandError(f"{model_path}: model settings and weights disagree ({first_line})") from None
+    settings = config.get("data", {}).get("front_end") if isinstance(config.get("data"), dict) else None
+    if not settings:
+        raise CommandError(f"{model_path}: the checkpoint stores no front end (data/front_end)")
+    try:
+        front_end = front_end_from_dict(settings)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CommandError(f"{model_path}: cannot rebuild the checkpoint's front end ({error})") from None
+    model_size = (model.config.image_height_px, model.config.image_width_px)
+    if model_size != front_end.image_size:
+        raise CommandError(f"{model_path}: model and front end disagree: the model takes "
+                           f"{model_size[0]} x {model_size[1]} images, its front end makes "
+                           f"{front_end.image_height_px} x {front_end.image_width_px}")
+    labels = tuple(config["data"].get("label_names", ("Eastern", "Mexican")))
+    if len(labels) != model.config.n_classes:
+        raise CommandError(f"{model_path}: model and labels disagree: {model.config.n_classes} classes, "
+                           f"{len(labels)} dialect names ({', '.join(labels)})")
+    return model, front_end, labels, config
+
+
+def _explainer_settings(method: str, baseline: str | None, samples: int | None):
+    """The settings ``wrenlib explain`` uses: the library's defaults, the DeepLIFT baseline, LIME's
+    samples, and SHAP's partition explainer with its model evaluations (see the help text)."""
+    from .explain import make_settings
+
+    if baseline is not None and method != "deeplift":
+        raise CommandError(f"--baseline applies to deeplift only, not to {method}")
+    if samples is not None and method not in ("lime", "shap"):
+        raise CommandError(f"--samples applies to lime and shap only, not to {method}")
+    if method == "deeplift":
+        return make_settings(method, **({"baseline": baseline} if baseline else {}))
+    if method == "lime":
+        return make_settings(method, **({"n_samples": samples} if samples else {}))
+    if method == "shap":
+        return make_settings(method, explainer="partition", **({"max_evals": samples} if samples else {}))
+    return make_settings(method)
+
+
+def _save_overlay(image: np.ndarray, normalised: np.ndarray, front_end, title: str, path: Path) -> None:
+    """The image with the normalised map on top, drawn as the book draws it (:func:`plot_attribution`)."""
+    from matplotlib.figure import Figure
+
+    from .plotting import attribution_colorbar, plot_attribution
+
+    fig = Figure(figsize=(8, 4.2))  # no pyplot: nothing global, no window
+    ax = fig.add_subplot()
+    plot_attribution(image, normalised, ax=ax, front_end=front_end, title=title)
+    attribution_colorbar(fig, ax, label="attribution for the predicted dialect")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
+def explain_recordings(audio: list[Path], model_path: Path, method: str, out: Path,
+                       baseline: str | None = None, samples: int | None = None,
+                       background: str = "black") -> int:
+    """Explain the first clip of each recording for the model's predicted dialect (chapters 04-07).
+
+    Writes ``<stem>_image.png``, ``<stem>_map.npy`` (the raw map, float32, the image's shape) and
+    ``<stem>_overlay.png`` per recording, and ``explanations.csv``; unusable recordings are
+    reported and skipped. Returns the number of files skipped.
+    """
+    import csv
+    import json
+    import warnings
+
+    import torch
+
+    from .explain import METHOD_TITLES, explain, normalise_maps
+    from .frontend import apply_background, render_levels
+    from .images import levels_to_uint8
+    from .recordings import AudioError
+    from .runtime import choose_device
+
+    settings = _explainer_settings(method, baseline, samples)
+    model, front_end, labels, config = _model_and_front_end(model_path)
+    trained_on = config["data"].get("background")
+    if trained_on in ("black", "white") and trained_on != background:
+        print(f"wrenlib explain: note: the model was trained on {trained_on} backgrounds only; "
+              f"these images are on {background}", file=sys.stderr)
+    _prepare_output_folder(out)
+    device = choose_device()
+    model = model.to(device)
+    rows, used, skipped = [], set(), 0
+    for path in audio:
+        try:
+            pieces = _recording_clips(path, front_end)
+        except AudioError as error:
+            print(f"wrenlib explain: skipped {error.path}: {error.reason}", file=sys.stderr)
+            skipped += 1
+            continue
+        # the first clip with song, on the uint8 grid the model was trained on (training.batches)
+        levels = levels_to_uint8(render_levels(pieces.clips[:1], front_end)).astype(np.float32) / 255
+        image = apply_background(levels, background)
+        with torch.no_grad():
+            probabilities = torch.softmax(model(torch.from_numpy(image)[:, None].to(device)), dim=1)[0].cpu().numpy()
+        target = int(np.argmax(probabilities))
+        with warnings.catch_warnings():  # captum's and shap's notes about hooks and versions
+            warnings.simplefilter("ignore")
+            result = explain(model, image, method, targets=[target], settings=settings, device=device)
+        stem, number = Path(path).stem, 1
+        while stem in used:  # two recordings with one name: never overwrite the first one's files
+            number += 1
+            stem = f"{Path(path).stem}-{number}"
+        used.add(stem)
+        dialect, probability = labels[target], float(probabilities[target])
+        _save_grey_png(image[0], out / f"{stem}_image.png")
+        np.save(out / f"{stem}_map.npy", result.maps[0].astype(np.float32))
+        title = (f"{Path(path).name} ({pieces.starts_s[0]:.1f} s): {dialect} {probability:.1%}; "
+                 f"{METHOD_TITLES[method]}")
+        _save_overlay(image[0], normalise_maps(result.maps)[0], front_end, title, out / f"{stem}_overlay.png")
+        rows.append({"file": str(path), "output": stem, "clip_start_s": float(pieces.starts_s[0]),
+                     "predicted_dialect": dialect, "probability": round(probability, 6), "method": method,
+                     "all_zero_map": bool(result.all_zero[0]), "settings": json.dumps(result.settings)})
+        print(f"{path}: {dialect} ({probability:.1%}) -> {out / stem}_*")
+    with open(out / "explanations.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["file", "output", "clip_start_s", "predicted_dialect",
+                                                    "probability", "method", "all_zero_map", "settings"])
+        writer.writeheader()
+        writer.writerows(rows)
     return skipped
 
 
@@ -209,7 +360,8 @@ def evaluate(model_path: Path, data: Path) -> None:
 
 
 def bench(out: Path, n_clips: int = 96) -> dict:
-    """Surrogate generation speed on 1 and 2 processes, measured side by side in one run."""
+    """Surrogate generation speed on 1 and 2 processes, measured side by side in one run; the
+    front end, training and the explainers (``explainers.csv``) timed beside it."""
     import json
     import platform
 
@@ -241,12 +393,30 @@ def bench(out: Path, n_clips: int = 96) -> dict:
         rows.append({"benchmark": f"training at {size[0]} x {size[1]}", "processes": 1, "clips": batch * batches_,
                      "clips_per_second": round(speed["training_images_per_second"], 1),
                      "loader share of step time": round(speed["loader_share_of_step_time"], 4)})
+    import pandas as pd
+
+    from .explain import METHOD_TITLES, benchmark_explainers
+
+    # batch = images explained, so Grad-CAM and DeepLIFT run the forward pass's batches; the
+    # 480 x 960 budgets are kept small so that the whole bench stays a few minutes on 2 cores
+    explainers = pd.concat([
+        benchmark_explainers((120, 240), n_images=4, batch_size=4, lime_samples=64, shap_background=4,
+                             device=choose_device()),
+        benchmark_explainers((480, 960), n_images=1, batch_size=1, lime_samples=32, shap_background=2,
+                             device=choose_device()),
+    ], ignore_index=True)
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))
+    explainers.to_csv(out / "explainers.csv", index=False)
     for row in rows:
         print(f"{row['benchmark']}: {row['processes']} process(es): {row['clips_per_second']} clips/s")
-    return report
+    for row in explainers.itertuples():
+        outside = "" if np.isnan(row.overhead_share) else f"; {row.overhead_share:.0%} of it outside the network"
+        print(f"{METHOD_TITLES[row.method]} at {row.image_height_px} x {row.image_width_px} ({row.budget}): "
+              f"{row.seconds_per_image:.3f} s per image = {row.forward_pass_equivalents:.1f} forward passes "
+              f"(batch {row.batch_size}){outside}")
+    return {**report, "explainers": explainers}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +455,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("model", type=Path, help="checkpoint written by `wrenlib train`")
     evaluate_parser.add_argument("data", type=Path, help="folder, manifest, or `wrenlib synth` folder")
 
+    explain_parser = commands.add_parser(
+        "explain", help="explain a saved model's prediction for the first clip of each recording",
+        description="Explain a saved model's predicted dialect for the first clip (with song) of each "
+                    "recording, built with the front end the model was trained with. Writes per recording "
+                    "<stem>_image.png, <stem>_map.npy (raw map, float32, the image's shape) and "
+                    "<stem>_overlay.png, plus explanations.csv. Methods: gradcam (last conv block), deeplift "
+                    "(--baseline, default white as in the paper), lime (an 8 x 16 time-frequency grid, "
+                    "--samples perturbations, default 1000) and shap. With no training set at hand, shap "
+                    "here is shap's model-agnostic partition explainer (switched-off pixels at the image's "
+                    "background level; --samples model evaluations, default 500), not the DeepExplainer "
+                    "over training images of chapter 07: its maps are coarser and not comparable one to "
+                    "one with the book's SHAP maps.")
+    explain_parser.add_argument("audio", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG, MP3)")
+    explain_parser.add_argument("--model", type=Path, required=True,
+                                help="checkpoint written by `wrenlib train` or by the book")
+    explain_parser.add_argument("--method", choices=METHOD_CHOICES, required=True)
+    explain_parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    explain_parser.add_argument("--baseline", choices=BASELINE_CHOICES, default=None,
+                                help="deeplift only: the reference image (default: white, the paper's)")
+    explain_parser.add_argument("--samples", type=_positive_int, default=None,
+                                help="lime: perturbed samples (default 1000); shap: model evaluations of "
+                                     "the partition explainer (default 500)")
+    explain_parser.add_argument("--background", choices=("black", "white"), default="black",
+                                help="background of the explained images (default: black)")
+
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     bench_parser.add_argument("--clips", type=_positive_int, default=96)
@@ -315,6 +510,12 @@ def main(argv: list[str] | None = None) -> int:
             train(args.data, args.profile, args.out, args.background, args.seed)
         elif args.command == "evaluate":
             evaluate(args.model, args.data)
+        elif args.command == "explain":
+            skipped = explain_recordings(args.audio, args.model, args.method, args.out, args.baseline,
+                                         args.samples, args.background)
+            if skipped:
+                print(f"wrenlib explain: {skipped} of {len(args.audio)} file(s) skipped", file=sys.stderr)
+                return 1
         elif args.command == "bench":
             bench(args.out, args.clips)
         elif args.command == "execute":

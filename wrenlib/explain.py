@@ -30,6 +30,8 @@ METHOD_TITLES = {"gradcam": "Grad-CAM", "deeplift": "DeepLIFT", "lime": "LIME", 
 BASELINES = ("white", "black", "background", "blurred")
 SEGMENTATIONS = ("grid", "quickshift", "slic")
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
+# Part of every cached map's key: raise it whenever a change here changes the maps themselves.
+EXPLAINER_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,10 +346,22 @@ def _deeplift(model, x, targets, settings: DeepLiftSettings, batch_size, bar):
     return np.concatenate(maps).astype(np.float32), {"convergence_delta": np.concatenate(deltas)}
 
 
+def lime_similarity(kernel_width: float):
+    """LIME's sample weight as the ``lime`` package computes it (chapter 06): an exponential
+    kernel on the cosine distance between a sample's on/off pattern and "all on". It is computed
+    in feature space, not between images, so it does not depend on the image's background."""
+
+    def similarity(_original, _perturbed, on_off, **_kwargs) -> float:
+        on_off = on_off.float().flatten()
+        distance = 1.0 - float(on_off.sum()) / max(float(on_off.norm() * on_off.numel() ** 0.5), 1e-12)
+        return float(np.exp(-distance**2 / kernel_width**2))
+
+    return similarity
+
+
 def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
-    from captum.attr._core.lime import get_exp_kernel_similarity_function
 
     evaluations = {"seconds": 0.0}
 
@@ -361,18 +375,19 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
         return out
 
     explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
-                     similarity_func=get_exp_kernel_similarity_function("cosine", settings.kernel_width))
+                     similarity_func=lime_similarity(settings.kernel_width))
     maps, model_share, n_features = [], [], []
     for i in range(len(x)):
         image = x[i:i + 1]
         segments = lime_segments(image[0, 0].cpu().numpy(), settings)
-        torch.manual_seed(settings.seed + i)
         evaluations["seconds"] = 0.0
         started = time.perf_counter()
-        attributions = explainer.attribute(
-            image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
-            feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
-            n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(image_seed(image, settings.seed))  # a map depends on its image and seed only
+            attributions = explainer.attribute(
+                image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
+                feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
+                n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
         total = time.perf_counter() - started
         maps.append(attributions[0, 0].detach().cpu().numpy())
         model_share.append(evaluations["seconds"] / total if total > 0 else 1.0)
@@ -382,12 +397,28 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
                                                "n_features": np.array(n_features)}
 
 
+def image_seed(image: torch.Tensor, seed: int) -> int:
+    """A random seed from an image's pixels and a base seed: sampled explanations (LIME) of one
+    image come out the same whichever batch or order it is explained in."""
+    digest = hashlib.sha256(image.detach().cpu().numpy().tobytes()).digest()
+    return (int.from_bytes(digest[:4], "little") + int(seed)) % 2**31
+
+
 def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` training images (N, H, W), balanced over dialects and backgrounds: SHAP's references."""
+    """``n`` training images (N, H, W), drawn by ``seed`` in equal numbers from each (dialect,
+    background) group of the train split, as far as the groups allow: SHAP's references."""
     train = dataset.split_indices("train")
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(train, size=min(n, len(train)), replace=False)
-    return dataset.images(np.sort(chosen))
+    groups = {}
+    for index in train:
+        groups.setdefault((int(dataset.labels[index]), str(dataset.backgrounds[index])), []).append(index)
+    pools = [list(rng.permutation(members)) for _, members in sorted(groups.items())]
+    chosen = []
+    while len(chosen) < min(n, len(train)):
+        for pool in pools:
+            if pool and len(chosen) < n:
+                chosen.append(pool.pop())
+    return dataset.images(np.sort(np.array(chosen, dtype=np.int64)))
 
 
 def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references=None):
@@ -463,13 +494,17 @@ def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, ta
     from .runtime import show_progress
 
     settings = make_settings(method, settings)
+    if method == "shap" and settings.explainer != "partition" and references is not None:
+        settings = make_settings(method, settings, n_background=len(references))  # record what was used
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
+    model = model.to(device).eval()  # note: moves the caller's model, as torch's .to() does
     x = _as_batch(images).to(device)
     targets = predicted_classes(model, x) if targets is None else np.broadcast_to(
         np.asarray(targets, dtype=np.int64), (len(x),)).copy()
     started = time.perf_counter()
-    with tqdm(total=len(x), desc=METHOD_TITLES[method], unit="image", disable=not show_progress(progress)) as bar:
+    with tqdm(total=len(x), desc=METHOD_TITLES[method], unit="image", disable=not show_progress(progress)) as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # captum's notes on hooks and gradients, shap's on max-unpooling
         if method == "gradcam":
             maps, extras = _gradcam(model, x, targets, settings, batch_size, bar)
         elif method == "deeplift":
@@ -510,7 +545,7 @@ def explanation_folder(profile: str, model: nn.Module, dataset, method: str, set
     from .cache import config_hash, profile_dir
 
     key = config_hash({"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
-                       "method": method, "settings": asdict(settings)})
+                       "method": method, "settings": asdict(settings), "version": EXPLAINER_VERSION})
     return profile_dir(profile) / "explanations" / f"{method}-{key}"
 
 
@@ -565,3 +600,129 @@ def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.n
         members = pool[labels == label]
         chosen.append(rng.choice(members, size=min(n // 2, len(members)), replace=False))
     return np.sort(np.concatenate(chosen)) if chosen else pool[:0]
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark: what an explanation costs next to a forward pass (make bench).
+
+
+def benchmark_explainers(image_size: tuple[int, int], methods: tuple[str, ...] = METHODS, n_images: int = 2,
+                         batch_size: int = 16, device: torch.device | str = "cpu", lime_samples: int = 64,
+                         shap_background: int = 4, repeats: int = 1) -> "pandas.DataFrame":  # noqa: F821
+    """Seconds per explained image of each method next to one forward pass (chapters 04-07,
+    ``make bench``).
+
+    Measured side by side in one run on a randomly initialised :class:`~wrenlib.model.DialectCNN`
+    of ``image_size`` and sparse random images (5 % of the pixels lit, alternately on a black and a
+    white background), after one cheap warm-up call per method (imports, first allocations):
+
+    - ``forward_seconds_per_image``: one forward pass of a batch of ``batch_size`` images divided
+      by ``batch_size``, the best of at least three runs;
+    - ``seconds_per_image``: :func:`explain` on ``n_images`` images divided by ``n_images``, the
+      best of ``repeats`` runs; ``forward_pass_equivalents`` is the ratio of the two. Grad-CAM and
+      DeepLIFT run batches of min(``n_images``, ``batch_size``) images, so only with ``n_images``
+      >= ``batch_size`` do they run the forward pass's batches (on a CPU a large image can cost
+      more per image in a larger batch); LIME evaluates its samples in batches of its own
+      (``LimeSettings.batch_size``) and DeepExplainer in batches of 2 x ``shap_background``;
+    - ``overhead_share``, the share of the explanation time spent outside the network itself:
+      for LIME measured, 1 - ``extras["model_time_share"]`` (the timed model evaluations),
+      averaged over the images; for SHAP (DeepExplainer, the book's default) an *estimate*,
+      (t - t_model) / t, with t_model = n_classes x 2 x ``shap_background`` x t_fb +
+      (``shap_background`` / ``n_images`` + 1) x t_forward. Here t_fb is one forward plus one
+      backward pass (gradient with respect to the input) per image, measured at DeepExplainer's
+      batch size of 2 x ``shap_background``: shap's PyTorch DeepExplainer runs, per explained
+      image and per output class, one forward and one backward pass over the image tiled
+      ``shap_background`` times together with the references; building the explainer costs one
+      forward pass over the references and :func:`explain` one more for the additivity check.
+      Time in shap's gradient hooks counts as overhead. NaN for Grad-CAM and DeepLIFT.
+
+    CUDA is synchronised before every clock reading; library warnings are suppressed.
+    """
+    import pandas as pd
+
+    from .frontend import apply_background
+    from .model import DialectCNN, ModelConfig
+
+    if n_images < 1 or batch_size < 1 or lime_samples < 1 or shap_background < 1 or repeats < 1:
+        raise ValueError("n_images, batch_size, lime_samples, shap_background and repeats must be at least 1")
+    for method in methods:
+        _settings_class(method)
+    device = torch.device(device)
+    height, width = image_size
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def best_seconds(run, times: int) -> tuple[float, Any]:
+        best, result = float("inf"), None
+        for _ in range(times):
+            synchronise()
+            started = time.perf_counter()
+            out = run()
+            synchronise()
+            seconds = time.perf_counter() - started
+            if seconds < best:
+                best, result = seconds, out
+        return best, result
+
+    rng = np.random.default_rng(0)
+    n_random = max(batch_size, n_images) + shap_background
+    levels = np.where(rng.random((n_random, height, width)) < 0.05,
+                      rng.random((n_random, height, width)), 0.0).astype(np.float32)
+    images = apply_background(levels, np.where(np.arange(n_random) % 2, "white", "black"))
+    explained, references = images[:n_images], images[n_random - shap_background:]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = DialectCNN(ModelConfig(height, width))
+    model = model.to(device).eval()
+    n_classes = model.config.n_classes
+    x = torch.from_numpy(images[:batch_size])[:, None].to(device)
+    targets = predicted_classes(model, torch.from_numpy(explained)[:, None].to(device), batch_size)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    standardise, network = split_standardisation(model)
+    pair = torch.from_numpy(np.concatenate([images[:shap_background], references]))[:, None].to(device)
+    with torch.no_grad():
+        pair = standardise(pair)
+
+    def forward_backward() -> None:
+        inputs = pair.detach().requires_grad_()
+        torch.autograd.grad(network(inputs)[:, 0].sum(), inputs)
+
+    budgets = {"gradcam": ("last conv block", None), "deeplift": ("white baseline", None),
+               "lime": (f"{lime_samples} samples", LimeSettings(n_samples=lime_samples)),
+               "shap": (f"{shap_background} references", ShapSettings(n_background=shap_background))}
+    warm_up = {"lime": LimeSettings(n_samples=8, batch_size=8), "shap": ShapSettings(n_background=1)}
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forward()
+        forward_seconds = best_seconds(forward, max(3, repeats))[0] / batch_size
+        if "shap" in methods:
+            forward_backward()
+            forward_backward_seconds = best_seconds(forward_backward, max(3, repeats))[0] / len(pair)
+        for method in methods:
+            budget, settings = budgets[method]
+            explain(model, explained[:1], method, targets=targets[:1], settings=warm_up.get(method),
+                    batch_size=batch_size, references=references[:1])
+            seconds, result = best_seconds(
+                lambda: explain(model, explained, method, targets=targets, settings=settings, batch_size=batch_size,
+                                references=references), repeats)
+            seconds /= n_images
+            overhead = float("nan")
+            if method == "lime":
+                overhead = float(np.mean(1.0 - result.extras["model_time_share"]))
+            elif method == "shap":
+                model_seconds = (n_classes * 2 * shap_background * forward_backward_seconds
+                                 + (shap_background / n_images + 1) * forward_seconds)
+                overhead = (seconds - model_seconds) / seconds
+            rows.append({"method": method, "image_height_px": height, "image_width_px": width,
+                         "batch_size": batch_size, "seconds_per_image": seconds,
+                         "forward_seconds_per_image": forward_seconds,
+                         "forward_pass_equivalents": seconds / forward_seconds,
+                         "overhead_share": overhead, "budget": budget})
+    return pd.DataFrame(rows)

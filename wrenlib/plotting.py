@@ -134,3 +134,96 @@ def figures_with_audio(
             "</figure>"
         )
     return HTML("\n".join(blocks))
+
+
+# ------------------------------------------------------------------------------------------
+# Attribution maps (chapters 04-08)
+# ------------------------------------------------------------------------------------------
+
+def _attribution_cmap():
+    """Yellow (weak) to dark red (strong), without the palest yellows, drawn on a white page."""
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(plt.get_cmap("YlOrRd")(np.linspace(0.3, 1.0, 256)), name="attribution")
+
+
+MASK_ON_PAGE = "#0077b6"
+
+
+ATTRIBUTION_CMAP = _attribution_cmap()
+
+
+def image_extent(front_end=None) -> tuple[float, float, float, float] | None:
+    """``imshow`` extent of a spectrogram image: time (s) across, frequency (kHz) up."""
+    if front_end is None:
+        return None
+    return (0.0, front_end.clip_samples / front_end.sample_rate_hz, 0.0, front_end.sample_rate_hz / 2000)
+
+
+def plot_attribution(
+    image: np.ndarray,
+    attribution: np.ndarray | None,
+    ax: plt.Axes | None = None,
+    mask: np.ndarray | None = None,
+    front_end=None,
+    title: str | None = None,
+    alpha: float = 0.75,
+    floor: float = 0.05,
+    signed: bool = False,
+    display_quantile: float | None = 0.99,
+) -> plt.Axes:
+    """A spectrogram image in grey with a normalised map on top and the diagnostic mask outlined.
+
+    For display only, the map is stretched so that its ``display_quantile`` of non-zero values
+    reaches full colour (one hot pixel would otherwise leave a pixel-sharp map invisible; None
+    turns this off). Values below ``floor`` stay transparent so the song remains visible; with
+    ``signed`` the map is drawn in red (for) and blue (against). A map without positive values
+    is labelled "all zero" instead of being drawn as an empty picture.
+    """
+    ax = ax or plt.gca()
+    extent = image_extent(front_end)
+    image = np.asarray(image, dtype=float)
+    mask_colour = ROLE_COLOURS["diagnostic"]
+    if attribution is None:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, aspect="auto", extent=extent, interpolation="nearest")
+    else:  # the song in light grey on a white page, whatever the image's background, the map on top
+        song = image if np.median(image) < 0.5 else 1 - image
+        ax.imshow(song, cmap="Greys", vmin=0, vmax=1.8, aspect="auto", extent=extent, interpolation="nearest")
+        mask_colour = MASK_ON_PAGE
+        attribution = np.asarray(attribution, dtype=float)
+        magnitude = np.abs(attribution)
+        if display_quantile is not None and (magnitude > 0).any():
+            attribution = np.clip(attribution / np.quantile(magnitude[magnitude > 0], display_quantile), -1, 1)
+        if signed:
+            shown = np.ma.masked_where(np.abs(attribution) < floor, attribution)
+            ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1, alpha=alpha, aspect="auto", extent=extent,
+                      interpolation="nearest")
+        elif not (attribution > 0).any():
+            ax.text(0.5, 0.5, "all zero: no evidence for this class", transform=ax.transAxes, ha="center",
+                    va="center", color="#d62728", fontsize=9,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#d62728"})
+        else:
+            shown = np.ma.masked_where(attribution < floor, attribution)
+            ax.imshow(shown, cmap=ATTRIBUTION_CMAP, vmin=0, vmax=1, alpha=alpha, aspect="auto", extent=extent,
+                      interpolation="nearest")
+    if mask is not None and np.asarray(mask).any():
+        ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors=[mask_colour],
+                   linewidths=0.8, extent=extent, origin="upper")
+    ax.grid(False)
+    if front_end is not None:
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("frequency (kHz)")
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def attribution_colorbar(fig: plt.Figure, axes, label: str = "normalised attribution") -> None:
+    """One colour bar for a row of :func:`plot_attribution` panels."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(0, 1), ATTRIBUTION_CMAP), ax=axes, label=label, pad=0.01, fraction=0.03)

@@ -188,3 +188,129 @@ def front_end_explorer(waveform: np.ndarray):
         return fig, waveform
 
     return live_figure_panel(render, controls)
+
+
+# ------------------------------------------------------------------------------------------
+# Explanation browser (chapters 04-07)
+# ------------------------------------------------------------------------------------------
+
+
+def clip_label(dataset, index: int) -> str:
+    """A short label of a clip for menus and titles: dialect, song type, bird, background."""
+    meta = dataset.metadata(int(index))
+    parts = [str(meta.get("dialect", meta.get("label", "")))]
+    if "song_type" in meta:
+        parts.append(f"type {meta['song_type']}")
+    if "individual" in meta:
+        parts.append(f"bird {meta['individual']}")
+    return f"clip {index}: " + ", ".join(parts) + f" ({meta['background']})"
+
+
+def clip_waveform(dataset, index: int) -> np.ndarray | None:
+    """The sound of a dataset clip where the dataset keeps it (surrogate clips), else None."""
+    if getattr(dataset, "surrogate", None) is None:
+        return None
+    return np.asarray(dataset.surrogate.waveforms[int(dataset.clips.iloc[int(index)]["clip"])])
+
+
+def explanation_figure(model, dataset, index: int, method: str, profile: str, device=None,
+                       **settings: Any) -> tuple[plt.Figure, np.ndarray | None]:
+    """One clip explained with one method and settings, from the cache or computed now: the
+    image, the map over it with the diagnostic mask, and the model's answer (chapters 04-07)."""
+    import torch
+
+    from .explain import METHOD_TITLES, explain_dataset, make_settings
+    from .metrics import relevance_mass
+    from .plotting import attribution_colorbar, plot_attribution
+    from .surrogate import DIALECTS
+
+    chosen = make_settings(method, None, **settings)
+    explanation = explain_dataset(model, dataset, [index], method, profile, chosen, device=device, progress=False)
+    image = dataset.image(index)
+    device = device or next(model.parameters()).device
+    with torch.no_grad():
+        probabilities = torch.softmax(model(torch.from_numpy(image)[None, None].to(device)), 1)[0].cpu().numpy()
+    target = int(explanation.targets[0])
+    normalised = explanation.normalised()[0]
+    mask = dataset.masks(index).get("diagnostic")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.3), sharey=True)
+    plot_attribution(image, None, ax=axes[0], mask=mask, front_end=dataset.front_end, title=clip_label(dataset, index))
+    inside = "" if mask is None else (
+        f"; {relevance_mass(explanation.maps, mask[None])[0]:.0%} of it inside the mask" if (normalised > 0).any() else "")
+    plot_attribution(image, normalised, ax=axes[1], mask=mask, front_end=dataset.front_end,
+                     title=f"{METHOD_TITLES[method]} for '{DIALECTS[target]}' (P = {probabilities[target]:.2f}){inside}")
+    axes[1].set_ylabel("")
+    attribution_colorbar(fig, axes)
+    return fig, clip_waveform(dataset, index)
+
+
+def explanation_browser(model, dataset, indices, method: str, profile: str, choices: dict[str, list],
+                        device=None):
+    """Browse the explained clips and the method's settings (chapters 04-07). ``choices`` maps a
+    setting's name to the values offered; maps come from the cache or are computed once."""
+    import ipywidgets as widgets
+
+    controls: dict[str, Any] = {
+        "index": widgets.Dropdown(options=[(clip_label(dataset, i), int(i)) for i in indices],
+                                  value=int(indices[0]), description="clip", style=_style(),
+                                  layout=widgets.Layout(width="32em")),
+    }
+    for name, values in choices.items():
+        controls[name] = widgets.Dropdown(options=[(str(v if v is not None else "default"), v) for v in values],
+                                          value=values[0],
+                                          description=name.replace("_", " "), style=_style())
+
+    def render(**values):
+        return explanation_figure(model, dataset, values.pop("index"), method, profile, device, **values)
+
+    return live_figure_panel(render, controls)
+
+
+def confident_examples(probabilities: np.ndarray, truth: np.ndarray) -> list[tuple[int, bool]]:
+    """(position, right?) of the most confident right and the most confident wrong answer for each
+    true dialect, where they exist (the example clips of chapters 04-07)."""
+    predicted = probabilities.argmax(1)
+    chosen = []
+    for label in np.unique(truth):
+        for right in (True, False):
+            pool = np.flatnonzero((truth == label) & ((predicted == truth) == right))
+            if len(pool):
+                chosen.append((int(pool[np.argmax(probabilities[pool, predicted[pool]])]), right))
+    return chosen
+
+
+def attribution_gallery(dataset, indices: np.ndarray, probabilities: np.ndarray, maps: np.ndarray,
+                        method_title: str):
+    """Right and wrong answers of both dialects, each map over its image with the diagnostic mask
+    and an audio player (chapters 04-07). ``maps`` are normalised, one per clip of ``indices``."""
+    from .metrics import relevance_mass
+    from .plotting import figures_with_audio, plot_attribution
+    from .surrogate import DIALECTS
+
+    indices = np.asarray(indices)
+    truth = dataset.labels[indices]
+    figures, sounds, captions = [], [], []
+    for position, right in confident_examples(probabilities, truth):
+        index = int(indices[position])
+        guess = int(probabilities[position].argmax())
+        mask = dataset.masks(index).get("diagnostic")
+        fig, ax = plt.subplots(figsize=(9, 2.8))
+        plot_attribution(dataset.image(index), maps[position], ax=ax, mask=mask, front_end=dataset.front_end,
+                         title=f"{clip_label(dataset, index)}: predicted {DIALECTS[guess]} "
+                               f"(P = {probabilities[position, guess]:.2f}), {'right' if right else 'WRONG'}")
+        figures.append(fig)
+        sounds.append(clip_waveform(dataset, index))
+        if not (maps[position] > 0).any():
+            captions.append(f"{method_title}: all-zero map")
+        elif mask is not None:
+            captions.append(f"{method_title}: {relevance_mass(maps[position][None], mask[None])[0]:.0%} of the map "
+                            f"inside the diagnostic mask, which covers {mask.mean():.1%} of the image")
+        else:
+            captions.append(method_title)
+    if any(sound is None for sound in sounds):
+        from IPython.display import display
+
+        for fig in figures:
+            display(fig)
+        return None
+    return figures_with_audio(figures, sounds, captions)

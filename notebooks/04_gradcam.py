@@ -1,0 +1,248 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Grad-CAM: where the last convolutional layer looks
+#
+# Grad-CAM {cite}`selvaraju2017gradcam` asks the last convolutional block which of its feature
+# maps matter for a class, and where those maps are active. The paper used it on "the gradients
+# of the last convolutional layer" {cite}`faruqui2025explainability`. For class $c$ with logit
+# $y^c$ and feature maps $A^k$ of that layer, each map gets one weight — its gradient, averaged
+# over the map's cells — and the explanation is the ReLU of the weighted sum, upsampled to the
+# image:
+#
+# $$\alpha_k^c = \frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}}, \qquad
+#   L^c = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big).$$
+#
+# This chapter computes that by hand for one clip, checks captum's result against it, and then
+# measures what the method can and cannot see on our network.
+
+# %% tags=["parameters"]
+PROFILE = "quick"
+SEED = 0
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+import wrenlib
+from wrenlib.explain import GradCamSettings, explain, explain_dataset, explained_clips
+from wrenlib.metrics import mask_area, relevance_mass
+from wrenlib.plotting import plot_attribution
+from wrenlib.surrogate import DIALECTS
+from wrenlib.training import load_or_train_model, predict
+from wrenlib.widgets import attribution_gallery, clip_label, explanation_browser, explanation_figure
+
+wrenlib.set_seed(SEED)
+profile = wrenlib.get_profile(PROFILE)
+device = wrenlib.choose_device()
+sns.set_theme(style="whitegrid")
+model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+test = images.split_indices("test")
+probabilities = predict(model, images, test, device)
+predicted, truth = probabilities.argmax(1), images.labels[test]
+explained = explained_clips(images, profile.explain_clips, seed=SEED)
+diagnostic = np.stack([images.masks(i)["diagnostic"] for i in test])
+print(f"profile {profile.name!r}: the mixed-background CNN of chapter 03 on {len(test)} test clips "
+      f"({profile.image_height_px} x {profile.image_width_px} px); device {wrenlib.describe_device(device)}")
+
+# %% [markdown]
+# ## Grad-CAM by hand
+#
+# One forward pass records the last block's output $A$ (after its ReLU and max-pooling); one
+# backward pass from the predicted logit gives $\partial y^c / \partial A$. The rest is three
+# lines:
+
+# %%
+clip = int(test[np.argmax(probabilities[:, 1])])  # the test clip the model is surest is Mexican
+x = torch.from_numpy(images.image(clip))[None, None].to(device)
+store = {}
+hook = model.last_conv_block.register_forward_hook(lambda module, inputs, output: store.update(A=output))
+try:
+    logits = model(x)
+    target = int(logits.argmax())
+    A = store["A"]
+    gradients, = torch.autograd.grad(logits[0, target], A)
+finally:
+    hook.remove()
+
+alpha = gradients.mean(dim=(2, 3))                       # one weight per feature map
+cam = torch.relu((alpha[:, :, None, None] * A).sum(1))   # weighted sum, evidence *for* the class
+by_hand = F.interpolate(cam[None], size=x.shape[-2:], mode="bilinear")[0, 0].detach().cpu().numpy()
+
+library = explain(model, x, "gradcam", targets=[target]).maps[0]
+print(f"last block output: {tuple(A.shape[1:])} (channels x rows x columns); "
+      f"largest difference to captum's LayerGradCam: {np.abs(by_hand - library).max():.1e}")
+
+# %% tags=["hide-input"]
+grid_rows, grid_cols = A.shape[-2:]
+frequency_span_hz = images.front_end.sample_rate_hz / 2 / grid_rows
+time_span_ms = 1000 * images.front_end.clip_seconds / grid_cols
+wrenlib.record_result(PROFILE, "gradcam_hand_vs_captum_max_difference", float(np.abs(by_hand - library).max()))
+glue("gradcam_grid", f"{grid_rows} × {grid_cols}", display=False)
+glue("gradcam_cell", f"{frequency_span_hz / 1000:.1f} kHz × {time_span_ms:.0f} ms", display=False)
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1.2, 0.9]})
+plot_attribution(images.image(clip), None, ax=axes[0], mask=images.masks(clip)["diagnostic"],
+                 front_end=images.front_end, title=clip_label(images, clip))
+axes[1].imshow(cam[0].detach().cpu().numpy(), cmap="inferno", aspect="auto", interpolation="nearest")
+axes[1].set_title(f"ReLU(Σ α·A): the {grid_rows} × {grid_cols} map", fontsize=9)
+axes[1].set_xlabel("column (time)")
+axes[1].set_ylabel("row (frequency, high at top)")
+axes[1].grid(False)
+plot_attribution(images.image(clip), by_hand / max(by_hand.max(), 1e-12), ax=axes[2], mask=images.masks(clip)["diagnostic"],
+                 front_end=images.front_end, title="upsampled (bilinear) over the image")
+weights = np.sort(alpha[0].detach().cpu().numpy())[::-1]
+channels = np.arange(len(weights))
+axes[3].fill_between(channels, weights, where=weights > 0, color="#c44e52", step="mid", label="for")
+axes[3].fill_between(channels, weights, where=weights <= 0, color="#4c72b0", step="mid", label="against")
+axes[3].axhline(0, color="black", lw=0.6)
+axes[3].legend(fontsize=8)
+axes[3].set_title("α: the 256 channel weights, sorted", fontsize=9)
+axes[3].set_xlabel("channel (sorted)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The last block leaves a {glue:text}`gradcam_grid` grid at this profile's image size: one cell
+# spans about {glue:text}`gradcam_cell`. The cyan outline is the clip's diagnostic mask — where
+# the surrogate put the dialect evidence (chapter 01). Grad-CAM can only say which *cells* matter;
+# the upsampling smooths them, it adds no detail. Positive and negative channel weights (right)
+# compete: the map is the ReLU of their sum.
+#
+# ## Every test clip
+#
+# The maps of all test clips, cached per clip in `artifacts/<profile>/explanations/` so that the
+# later chapters reuse them. Two numbers per map: whether anything survives the ReLU, and how much
+# of the map lies inside the diagnostic mask (*relevance mass*; a map spread evenly over the image
+# would score the mask's area).
+
+# %%
+gradcam = explain_dataset(model, images, test, "gradcam", PROFILE, device=device)
+mass = relevance_mass(gradcam.maps, diagnostic)
+area = mask_area(diagnostic)
+
+# %% tags=["hide-input"]
+per_clip = pd.DataFrame({"dialect": np.array(DIALECTS)[predicted], "all zero": gradcam.all_zero,
+                         "relevance mass": mass, "mask area": area, "correct": predicted == truth})
+summary = per_clip.groupby("dialect").agg(clips=("all zero", "size"), all_zero_share=("all zero", "mean"),
+                                          relevance_mass=("relevance mass", "median"),
+                                          mask_area=("mask area", "median"))
+summary.index.name = "predicted dialect"
+display(summary.style.format({"all_zero_share": "{:.0%}", "relevance_mass": "{:.1%}", "mask_area": "{:.1%}"}))
+for dialect, row in summary.iterrows():
+    wrenlib.record_result(PROFILE, f"gradcam_all_zero_share_{dialect.lower()}", float(row["all_zero_share"]))
+wrenlib.record_result(PROFILE, "gradcam_relevance_mass_median", float(np.nanmedian(mass)))
+wrenlib.record_result(PROFILE, "gradcam_mask_area_median", float(np.median(area)))
+wrenlib.record_result(PROFILE, "gradcam_mass_over_area", float(np.nanmedian(mass) / np.median(area)))
+worst_zero = summary["all_zero_share"].idxmax()
+worst_share = summary.loc[worst_zero, "all_zero_share"]
+if worst_share >= 0.1:
+    zero_text = (f"For clips predicted {worst_zero}, {worst_share:.0%} of the maps are all zero: after the ReLU "
+                 "nothing is left.")
+else:
+    zero_text = (f"Here at most {worst_share:.0%} of the maps of either dialect are all zero, but the prototype of "
+                 "this book saw more than half of one dialect's maps vanish, and the layer table below shows it "
+                 "happening at earlier blocks.")
+glue("gradcam_zero_text", Markdown(zero_text), display=False)
+
+# %% [markdown]
+# **All-zero maps.** {glue:md}`gradcam_zero_text` An all-zero map is not a bug. The channel weights are
+# gradients *averaged over the whole map*; behind the last block sits a flatten and two dense
+# layers, which weigh every cell separately, so a channel can carry the evidence in one place and
+# still get a negative average weight. When the class is coded that way — partly by the
+# *absence* of something — Grad-CAM has nothing positive to show. (A test in
+# `tests/test_explain.py` shows the same on a toy model with a known evidence box, and shows
+# Grad-CAM finding the box once the head is a global average pool, the setting the method was
+# designed for.) The median relevance mass is {glue:text}`gradcam_relevance_mass_median:.1%`
+# against a median mask area of {glue:text}`gradcam_mask_area_median:.1%`: a ratio of
+# {glue:text}`gradcam_mass_over_area:.1f`, where 1 is what a map spread evenly over the image
+# would score. At this layer one cell is wider than most song elements, so the map cannot
+# separate the diagnostic trill and buzz from the shared notes beside them.
+#
+# ## The layer trade-off
+#
+# The paper took the last convolutional block. An earlier block has finer cells but less
+# class-specific features. The same three numbers for blocks 3, 4 and 5:
+
+# %% tags=["hide-input"]
+rows = []
+for number, name in [(5, None), (4, "features.3"), (3, "features.2")]:
+    settings = GradCamSettings(layer=name)
+    result = gradcam if name is None else explain_dataset(model, images, test, "gradcam", PROFILE, settings,
+                                                          device=device, progress=False)
+    block_mass = relevance_mass(result.maps, diagnostic)
+    rows.append({"block": number, "layer": name or "last_conv_block",
+                 "cell (Hz x ms)": f"{frequency_span_hz / 2 ** (5 - number):.0f} x {time_span_ms / 2 ** (5 - number):.0f}",
+                 "all-zero maps": result.all_zero.mean(), "median relevance mass": np.nanmedian(block_mass),
+                 "mass / area": np.nanmedian(block_mass) / np.median(area)})
+layers = pd.DataFrame(rows)
+display(layers.style.format({"all-zero maps": "{:.0%}", "median relevance mass": "{:.1%}", "mass / area": "{:.1f}"})
+        .hide(axis="index"))
+wrenlib.record_result(PROFILE, "gradcam_layers", layers.set_index("block")[["all-zero maps", "median relevance mass"]]
+                      .round(4).to_dict(orient="index"), glue=False)
+best = layers.loc[layers["median relevance mass"].idxmax()]
+glue("gradcam_best_block", int(best["block"]), display=False)
+glue("gradcam_best_mass", f"{best['median relevance mass']:.1%}", display=False)
+
+# %% [markdown]
+# Block {glue:text}`gradcam_best_block` puts the most of its map on the diagnostic elements
+# ({glue:text}`gradcam_best_mass`). The book keeps the paper's choice, the last block, as the
+# default (`GradCamSettings(layer=None)`), so that the replication stays a replication; the
+# widget below and the ensembles of chapter 08 can use the others.
+#
+# ## Right and wrong answers, both dialects
+#
+# For each dialect: the clip the model gets right most confidently and, where there is one, the
+# clip it gets wrong most confidently. Listen to each while you look at its map.
+
+# %% tags=["hide-input"]
+display(attribution_gallery(images, test, probabilities, gradcam.normalised(), "Grad-CAM"))
+
+# %% [markdown]
+# ## Settings
+#
+# What the maps in this book used, as `wrenlib.explain.GradCamSettings` records them (the cache
+# key includes them):
+
+# %% tags=["hide-input"]
+settings_table = pd.DataFrame([
+    ("layer", "last_conv_block (block 5: conv, ReLU, max-pool)", "the paper's 'last convolutional layer'"),
+    ("relu", str(GradCamSettings().relu), "only evidence for the class remains"),
+    ("interpolation", GradCamSettings().interpolation, "cell map -> image size"),
+    ("target", "the predicted class", "as in the paper"),
+    ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
+    ("implementation", "captum.attr.LayerGradCam + LayerAttribution.interpolate", "checked by hand above"),
+], columns=["setting", "value", "why"])
+display(settings_table.style.hide(axis="index"))
+
+# %% [markdown]
+# ## Try it
+#
+# Browse the explained clips — the same {glue:text}`explained_clip_count` test clips that every
+# method in chapters 04–07 explains — and the layer. Maps come from the cache or are computed
+# once and cached.
+
+# %% tags=["hide-input"]
+glue("explained_clip_count", len(explained), display=False)
+fig, _ = explanation_figure(model, images, int(explained[0]), "gradcam", PROFILE, device)
+plt.show()
+
+# %% tags=["remove-output"]
+explanation_browser(model, images, explained, "gradcam", PROFILE, {"layer": [None, "features.3", "features.2"]}, device)

@@ -1,0 +1,316 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # LIME: a linear model of switched-off regions
+#
+# LIME {cite}`ribeiro2016lime` treats the network as a black box. It cuts the image into
+# *interpretable features*, switches random subsets of them off, asks the model for each
+# perturbed image, and fits a weighted linear model that predicts the model's answer from which
+# features were on. Its coefficients are the explanation. Perturbations close to the original
+# (few features off) weigh more:
+#
+# $$\hat w = \arg\min_w \sum_s \pi(z_s)\,\big(f(x_{z_s}) - w^\top z_s\big)^2 + \lambda\lVert w\rVert^2,
+#   \qquad \pi(z) = \exp\!\big(-d(z, \mathbf 1)^2/\sigma^2\big),$$
+#
+# with $z_s \in \{0,1\}^K$ the on/off pattern of sample $s$ and $d$ the cosine distance. The paper
+# found that LIME "sometimes marked empty regions" {cite}`faruqui2025explainability`. This chapter
+# shows why — the features — and measures it.
+
+# %% tags=["parameters"]
+PROFILE = "quick"
+SEED = 0
+
+# %% tags=["hide-input"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import Markdown, display
+from myst_nb import glue
+from scipy import stats
+from skimage.segmentation import find_boundaries
+from sklearn.linear_model import Ridge
+
+import wrenlib
+from captum._utils.models.linear_model import SkLearnRidge
+from captum.attr import Lime
+
+from wrenlib.explain import (
+    SEGMENTATIONS,
+    LimeSettings,
+    explain,
+    explain_dataset,
+    explained_clips,
+    lime_segments,
+    lime_similarity,
+)
+from wrenlib.metrics import mask_area, relevance_mass
+from wrenlib.plotting import plot_attribution
+from wrenlib.surrogate import DIALECTS
+from wrenlib.training import load_or_train_model, predict
+from wrenlib.widgets import attribution_gallery, clip_label, explanation_browser, explanation_figure
+
+wrenlib.set_seed(SEED)
+profile = wrenlib.get_profile(PROFILE)
+device = wrenlib.choose_device()
+sns.set_theme(style="whitegrid")
+model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+explained = explained_clips(images, profile.explain_clips, seed=SEED)
+probabilities = predict(model, images, explained, device)
+masks = np.stack([images.masks(i)["diagnostic"] for i in explained])
+settings = LimeSettings(n_samples=profile.lime_samples, seed=SEED)
+print(f"profile {profile.name!r}: {len(explained)} explained test clips, {settings.n_samples} perturbations each; "
+      f"device {wrenlib.describe_device(device)}")
+
+# %% [markdown]
+# ## The features
+#
+# The `lime` package cuts images with quickshift, a superpixel method made for photographs. On a
+# spectrogram a superpixel follows brightness: it may join a note with the empty space around it,
+# or cut the empty page into large regions that carry no sound at all. The book's default is a
+# **time-frequency grid** — {glue:text}`lime_grid_rows` frequency bands by
+# {glue:text}`lime_grid_cols` time slices — so that every feature means "this band at this time".
+# SLIC superpixels are the third option.
+
+# %% tags=["hide-input"]
+clip = int(explained[0])
+image = images.image(clip)
+fig, axes = plt.subplots(1, 3, figsize=(15, 3), sharey=True)
+for ax, segmentation in zip(axes, SEGMENTATIONS):
+    segments = lime_segments(image, LimeSettings(segmentation=segmentation, seed=SEED))
+    plot_attribution(image, None, ax=ax, mask=images.masks(clip)["diagnostic"], front_end=images.front_end,
+                     title=f"{segmentation}: {segments.max() + 1} features")
+    edges = np.ma.masked_where(~find_boundaries(segments), np.ones_like(image))
+    ax.imshow(edges, cmap="autumn", alpha=0.9, aspect="auto", extent=(0, images.front_end.clip_seconds, 0,
+              images.front_end.sample_rate_hz / 2000), interpolation="nearest")
+    ax.set_ylabel("frequency (kHz)" if ax is axes[0] else "")
+plt.show()
+glue("lime_grid_rows", settings.grid[0], display=False)
+glue("lime_grid_cols", settings.grid[1], display=False)
+
+# %% [markdown]
+# ## LIME by hand
+#
+# Sampling, perturbing, weighting and fitting, for one clip, in a few lines. A switched-off
+# feature takes the image's empty background level (its median pixel), so "off" means "silent":
+
+# %%
+segments = lime_segments(image, settings)
+n_features = segments.max() + 1
+target = int(probabilities[0].argmax())
+level = float(np.median(image))
+rng = np.random.default_rng(SEED)
+z = rng.integers(0, 2, size=(settings.n_samples, n_features))
+z[0] = 1                                                   # the original image is one sample
+
+answers = []
+with torch.no_grad():
+    for first in range(0, len(z), settings.batch_size):
+        on = z[first:first + settings.batch_size][:, segments]       # (batch, H, W): is the pixel's feature on?
+        perturbed = np.where(on, image, level).astype(np.float32)
+        answers.append(torch.softmax(model(torch.from_numpy(perturbed)[:, None].to(device)), 1)[:, target].cpu().numpy())
+answers = np.concatenate(answers)
+
+distance = 1 - z.sum(1) / np.sqrt(np.maximum(z.sum(1), 1) * n_features)   # cosine distance to all-on
+kernel = np.exp(-distance**2 / settings.kernel_width**2)
+ridge = Ridge(alpha=settings.ridge_alpha).fit(z, answers, sample_weight=kernel)
+by_hand = ridge.coef_[segments]                                             # each pixel gets its feature's weight
+
+# the library on the very same samples: captum's Lime with the samples replayed, wrenlib's kernel
+replay = iter(torch.from_numpy(z).float()[:, None])
+same_samples = Lime(lambda batch: torch.softmax(model(batch), 1), interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
+                    similarity_func=lime_similarity(settings.kernel_width),
+                    perturb_func=lambda *args, **kwargs: next(replay))
+library = same_samples.attribute(torch.from_numpy(image)[None, None].to(device), target=target, baselines=level,
+                                 feature_mask=torch.from_numpy(segments)[None, None].to(device),
+                                 n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
+library = library[0, 0].detach().cpu().numpy()
+print(f"{n_features} features, {settings.n_samples} samples; largest difference between the hand-made and "
+      f"captum's map on the same samples: {np.abs(by_hand - library).max():.1e} (largest weight {np.abs(by_hand).max():.1e})")
+
+# %% [markdown]
+# The same samples give the same map. Different samples do not: LIME is a random method. Two
+# runs of `wrenlib.explain` on this clip that differ only in their seed:
+
+# %%
+runs = [explain(model, image[None], "lime", targets=[target], settings={**settings.__dict__, "seed": seed}).maps[0]
+        for seed in (SEED, SEED + 1)]
+weights = [np.array([run[segments == k][0] for k in range(n_features)]) for run in runs]
+rho = stats.spearmanr(*weights)[0]
+print(f"feature weights of two seeds: Spearman ρ = {rho:.2f}; top-5 features shared: "
+      f"{len(set(np.argsort(-weights[0])[:5]) & set(np.argsort(-weights[1])[:5]))} of 5")
+
+# %% tags=["hide-input"]
+wrenlib.record_result(PROFILE, "lime_hand_vs_captum_max_difference", float(np.abs(by_hand - library).max()))
+wrenlib.record_result(PROFILE, "lime_seed_agreement_spearman", float(rho))
+glue("lime_samples_glued", settings.n_samples, display=False)
+glue("lime_features_glued", int(n_features), display=False)
+fig, axes = plt.subplots(1, 4, figsize=(19, 3), sharey=True)
+plot_attribution(image, None, ax=axes[0], mask=images.masks(clip)["diagnostic"], front_end=images.front_end,
+                 title=clip_label(images, clip))
+for ax, (name, result) in zip(axes[1:], [("by hand", by_hand), (f"seed {SEED}", runs[0]), (f"seed {SEED + 1}", runs[1])]):
+    plot_attribution(image, result / max(np.abs(result).max(), 1e-12), ax=ax, mask=images.masks(clip)["diagnostic"],
+                     front_end=images.front_end, signed=True, title=f"{name} (red: for {DIALECTS[target]}, blue: against)")
+    ax.set_ylabel("")
+plt.show()
+
+# %% [markdown]
+# With {glue:text}`lime_samples_glued` samples for {glue:text}`lime_features_glued` features,
+# two seeds rank the features alike only to a Spearman ρ of
+# {glue:text}`lime_seed_agreement_spearman:.2f`: much of a LIME map at this budget is sampling
+# noise. The paper's full budget (1,000 samples, the `full` profile) narrows it; chapter 10
+# measures stability for every method. The library version is captum's `Lime`, which batches
+# the perturbations on the model's device; the `lime` package does the same job with a
+# per-sample Python loop. Both were timed on this clip:
+
+# %% tags=["hide-input"]
+from lime import lime_image
+
+lime_image.tqdm = lambda iterable, *args, **kwargs: iterable  # lime 0.2 draws a progress bar it cannot turn off
+evaluation_time = {"seconds": 0.0}
+
+
+def probabilities_for_lime(batch):
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = torch.softmax(model(torch.from_numpy(batch[..., 0].astype(np.float32))[:, None].to(device)), 1)
+    evaluation_time["seconds"] += time.perf_counter() - started
+    return out.cpu().numpy()
+
+
+started = time.perf_counter()
+lime_image.LimeImageExplainer(random_state=SEED).explain_instance(
+    image.astype(np.float64), probabilities_for_lime, labels=(target,), top_labels=None, hide_color=level,
+    num_samples=settings.n_samples, batch_size=settings.batch_size, segmentation_fn=lambda _: segments,
+    random_seed=SEED)
+package_seconds = time.perf_counter() - started
+package_share = evaluation_time["seconds"] / package_seconds
+captum = explain(model, image[None], "lime", targets=[target], settings=settings)
+timing = pd.DataFrame([
+    {"implementation": "lime package (LimeImageExplainer)", "seconds": package_seconds, "model share": package_share},
+    {"implementation": "captum Lime (wrenlib)", "seconds": captum.seconds,
+     "model share": float(captum.extras["model_time_share"][0])},
+])
+display(timing.style.format({"seconds": "{:.2f}", "model share": "{:.0%}"}).hide(axis="index"))
+wrenlib.record_result(PROFILE, "lime_package_seconds", package_seconds)
+wrenlib.record_result(PROFILE, "lime_captum_seconds", captum.seconds)
+wrenlib.record_result(PROFILE, "lime_captum_model_share", float(captum.extras["model_time_share"][0]))
+
+# %% [markdown]
+# "Model share" is the part of the time spent in the network itself; the rest is LIME's own
+# bookkeeping — sampling, building the perturbed images, fitting. The book's budget for that
+# overhead is 20 %; captum keeps the model's share at
+# {glue:text}`lime_captum_model_share:.0%` here.
+#
+# ## Does LIME mark empty regions?
+#
+# The paper's complaint, measured. A feature is *empty* when at least 95 % of its pixels are at
+# the background level — no song energy above the −40 dB floor. For every segmentation: of the
+# five features with the largest positive weight, how many are empty; and how much of the
+# positive weight lies on the diagnostic elements.
+
+# %% tags=["hide-input"]
+def empty_top_share(maps, clips, segmentation, top=5):
+    """Share of the ``top`` most positive features that are (>= 95 %) empty background."""
+    shares = []
+    for weights, index in zip(maps, clips):
+        picture = images.image(int(index))
+        features = lime_segments(picture, LimeSettings(segmentation=segmentation, seed=SEED))
+        ids = np.arange(features.max() + 1)
+        value = np.array([weights[features == k].mean() for k in ids])
+        empty = np.array([(picture[features == k] == np.median(picture)).mean() >= 0.95 for k in ids])
+        best = ids[np.argsort(-value)][:top]
+        best = best[value[best] > 0]
+        shares.append(empty[best].mean() if len(best) else np.nan)
+    return np.array(shares)
+
+
+compared = explained[: max(4, len(explained) // 2)]
+rows, results = [], {}
+for segmentation in SEGMENTATIONS:
+    clips = explained if segmentation == "grid" else compared
+    result = explain_dataset(model, images, clips, "lime", PROFILE, LimeSettings(
+        segmentation=segmentation, n_samples=settings.n_samples, seed=SEED), device=device, progress=False)
+    results[segmentation] = result
+    clip_masks = np.stack([images.masks(int(i))["diagnostic"] for i in clips])
+    empty = empty_top_share(result.maps, clips, segmentation)
+    rows.append({"features": segmentation, "clips": len(clips),
+                 "empty among top 5": np.nanmean(empty),
+                 "median relevance mass": np.nanmedian(relevance_mass(result.maps, clip_masks)),
+                 "median mask area": np.median(mask_area(clip_masks))})
+    wrenlib.record_result(PROFILE, f"lime_empty_top5_share_{segmentation}", float(np.nanmean(empty)))
+    wrenlib.record_result(PROFILE, f"lime_relevance_mass_{segmentation}",
+                          float(np.nanmedian(relevance_mass(result.maps, clip_masks))))
+segmentation_table = pd.DataFrame(rows)
+display(segmentation_table.style.format({"empty among top 5": "{:.0%}", "median relevance mass": "{:.1%}",
+                                         "median mask area": "{:.1%}"}).hide(axis="index"))
+worst = segmentation_table.loc[segmentation_table["empty among top 5"].idxmax()]
+glue("lime_worst_segmentation", worst["features"], display=False)
+glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
+
+# %% [markdown]
+# With {glue:text}`lime_worst_segmentation` features, {glue:text}`lime_worst_empty` of LIME's five
+# strongest features are empty background (grid: {glue:text}`lime_empty_top5_share_grid:.0%`,
+# quickshift: {glue:text}`lime_empty_top5_share_quickshift:.0%`, SLIC:
+# {glue:text}`lime_empty_top5_share_slic:.0%`). Switching off an empty feature changes no pixel —
+# it is already at the background level — so its true effect on the model is exactly zero, and
+# any weight it receives is noise of the fit: few samples for many features. An image
+# segmenter's features are fewer and mix silence with song, so a marked superpixel can be mostly
+# empty page even when it is not "empty" by this rule; the relevance mass on the diagnostic
+# elements tells that part. A LIME map can never be sharper than its features: with the grid
+# the relevance mass is {glue:text}`lime_relevance_mass_grid:.1%`, capped by how much of each
+# cell the diagnostic elements fill.
+#
+# ## Right and wrong answers, both dialects
+#
+# The explained clips, grid features:
+
+# %% tags=["hide-input"]
+lime_maps = results["grid"]
+display(attribution_gallery(images, explained, probabilities, lime_maps.normalised(), "LIME (grid)"))
+wrenlib.record_result(PROFILE, "lime_relevance_mass_median", float(np.nanmedian(relevance_mass(lime_maps.maps, masks))))
+
+# %% [markdown]
+# ## Settings
+
+# %% tags=["hide-input"]
+settings_table = pd.DataFrame([
+    ("features", f"time-frequency grid, {settings.grid[0]} bands x {settings.grid[1]} slices", "quickshift and SLIC compared above"),
+    ("samples", f"{settings.n_samples} per image (profile '{PROFILE}')", "the lime package's default is 1,000"),
+    ("switched-off value", "the image's background level", "'off' means silent"),
+    ("weights", f"exp(-d²/{settings.kernel_width}²), d = cosine distance to all-on", "as the lime package"),
+    ("linear model", f"ridge, α = {settings.ridge_alpha}", "as the lime package"),
+    ("batch", f"{settings.batch_size} perturbed images per model call", "captum's perturbations_per_eval"),
+    ("target", "the predicted class's probability", "as in the paper"),
+    ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
+], columns=["setting", "value", "note"])
+display(settings_table.style.hide(axis="index"))
+
+# %% [markdown]
+# ## Try it
+#
+# The explained clips with each kind of feature (maps from the cache; a new combination takes
+# a few seconds).
+
+# %% tags=["hide-input"]
+fig, _ = explanation_figure(model, images, int(explained[0]), "lime", PROFILE, device,
+                            n_samples=settings.n_samples, seed=SEED)
+plt.show()
+
+# %% tags=["remove-output"]
+explanation_browser(model, images, explained, "lime", PROFILE,
+                    {"segmentation": list(SEGMENTATIONS), "n_samples": [settings.n_samples], "seed": [SEED]}, device)
