@@ -62,7 +62,7 @@ from wrenlib.metrics import mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import load_or_train_model, predict
-from wrenlib.widgets import attribution_gallery, clip_label, explanation_browser, explanation_figure
+from wrenlib.widgets import attribution_gallery, clip_label, confident_examples, explanation_browser, explanation_figure
 
 wrenlib.set_seed(SEED)
 profile = wrenlib.get_profile(PROFILE)
@@ -277,11 +277,15 @@ glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
 #
 # ## Right and wrong answers, both dialects
 #
-# The explained clips, grid features:
+# The most confident right and wrong answer of each dialect among all test clips, grid features:
 
 # %% tags=["hide-input"]
 lime_maps = results["grid"]
-display(attribution_gallery(images, explained, probabilities, lime_maps.normalised(), "LIME (grid)"))
+test = images.split_indices("test")
+test_probabilities = predict(model, images, test, device)
+positions = [position for position, _ in confident_examples(test_probabilities, images.labels[test])]
+shown = explain_dataset(model, images, test[positions], "lime", PROFILE, settings, device=device, progress=False)
+display(attribution_gallery(images, test[positions], test_probabilities[positions], shown.normalised(), "LIME (grid)"))
 wrenlib.record_result(PROFILE, "lime_relevance_mass_median", float(np.nanmedian(relevance_mass(lime_maps.maps, masks))))
 
 # %% [markdown]

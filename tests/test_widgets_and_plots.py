@@ -60,3 +60,59 @@ def test_front_end_figure_reports_hop_and_frames_and_the_explorer_reacts(small_d
     before = panel.image.value
     panel.controls["background"].value = "white"
     assert panel.image.value != before
+
+
+# ---------------------------------------------------------------- attribution plots and the browser
+
+
+def _tiny_model_and_data(small_dataset):
+    import torch
+
+    from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+    from wrenlib.images import SpectrogramDataset, render_level_cache
+    from wrenlib.model import DialectCNN, ModelConfig
+
+    front_end = PAPER_FRONT_END.with_image_size(32, 64)
+    levels = render_level_cache(np.asarray(small_dataset.waveforms), front_end, progress=False)
+    data = SpectrogramDataset(levels, small_dataset.clips, assign_backgrounds(len(levels), "mixed", 0),
+                              front_end, small_dataset)
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))).eval()
+    return model, data
+
+
+def test_plot_attribution_labels_an_all_zero_map_instead_of_drawing_nothing():
+    from wrenlib.plotting import plot_attribution
+
+    fig, ax = plt.subplots()
+    plot_attribution(np.zeros((8, 16)), -np.ones((8, 16)), ax=ax, mask=np.eye(8, 16, dtype=bool))
+    assert any("all zero" in text.get_text() for text in ax.texts)
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    plot_attribution(np.zeros((8, 16)), np.eye(8, 16), ax=ax)
+    assert not ax.texts and len(ax.images) == 2  # the song page and the map
+    plt.close(fig)
+
+
+def test_confident_examples_pick_right_and_wrong_answers_per_dialect():
+    from wrenlib.widgets import confident_examples
+
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.95, 0.05]])
+    truth = np.array([0, 0, 0, 1, 1])
+    chosen = confident_examples(probabilities, truth)
+    assert chosen == [(0, True), (2, False), (3, True), (4, False)]
+
+
+def test_explanation_browser_renders_from_the_cache(small_dataset, isolated_artifacts):
+    from wrenlib.widgets import explanation_browser, explanation_figure
+
+    model, data = _tiny_model_and_data(small_dataset)
+    fig, sound = explanation_figure(model, data, 0, "gradcam", "quick")
+    assert "Grad-CAM" in fig.axes[1].get_title() and sound is not None and len(sound) > 0
+    plt.close(fig)
+    assert len(list((isolated_artifacts / "quick" / "explanations").rglob("clip0-*.npz"))) == 1
+    panel = explanation_browser(model, data, np.array([0, 1]), "deeplift", "quick", {"baseline": ["white", "blurred"]})
+    picture = panel.image.value
+    assert picture[:4] == b"\x89PNG"
+    panel.controls["baseline"].value = "blurred"
+    assert panel.image.value != picture
