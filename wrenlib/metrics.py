@@ -3,29 +3,74 @@
 The surrogate knows where each clip's dialect evidence lies (its diagnostic mask, chapter 01),
 so a map can be scored instead of judged by eye. Every function takes maps (N, H, W) — raw or
 normalised — and boolean masks (N, H, W) on the same pixels, and returns one value per map.
+
+Chapter 08 ("Ensembles, and measuring which explanation is right") adds the scores that compare
+methods and ensembles: where the top pixels lie (:func:`relevance_rank_accuracy`), where the
+peak lies (:func:`pointing_game`), how well the map ranks mask pixels (:func:`mask_auc`), how
+much attribution lands on empty background (:func:`background_share`), the share of the map
+above thresholds (:func:`threshold_shares`, the paper's Figure 6), and means with bootstrap
+confidence intervals per group (:func:`summarise_scores`). Ties and constant maps are scored
+fractionally, so a constant (or all-zero) map scores chance, never a hit.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
+    import pandas as pd
 
-def _check(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def _check(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
     maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
     if maps.ndim != 3 or maps.shape != masks.shape:
-        raise ValueError(f"maps and masks must both be (N, H, W) of one shape, got {maps.shape} and {masks.shape}")
+        raise ValueError(f"maps and {name} must both be (N, H, W) of one shape, got {maps.shape} and {masks.shape}")
     return maps, masks
+
+
+def _check_finite(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_check`, and no NaN or infinite map value (a rank or a maximum of those means nothing)."""
+    maps, masks = _check(maps, masks, name)
+    if not np.isfinite(maps).all():
+        bad = np.flatnonzero(~np.isfinite(maps).reshape(len(maps), -1).all(axis=1))
+        raise ValueError(f"maps must be finite; maps {bad[:5].tolist()} hold NaN or infinite values")
+    return maps, masks
+
+
+def check_normalised_maps(maps: np.ndarray, name: str = "maps") -> np.ndarray:
+    """``maps`` as float32 (N, H, W) after checking they are normalised to [0, 1] by
+    :func:`wrenlib.explain.normalise_maps` with ``sign="positive"`` or ``"absolute"`` (chapter 08)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"{name} must be (N, H, W), got shape {maps.shape}")
+    if maps.size and not np.isfinite(maps).all():
+        raise ValueError(f"{name} hold NaN or infinite values; normalise them with wrenlib.explain.normalise_maps")
+    if maps.size and (maps.min() < 0 or maps.max() > 1 + 1e-6):
+        raise ValueError(f"{name} must be normalised to [0, 1] (wrenlib.explain.normalise_maps with sign='positive' "
+                         f"or 'absolute'), got values from {maps.min():.3g} to {maps.max():.3g}")
+    return maps
+
+
+def region_share(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Share of each map's positive attribution that lies inside a boolean region (N, H, W), such as
+    the diagnostic mask, the shared elements or the empty background (chapter 08); NaN for a map
+    without positive attribution."""
+    maps, region = _check(maps, region, "region")
+    positive = np.clip(maps, 0, None).reshape(len(maps), -1)
+    total = positive.sum(axis=1)
+    inside = (positive * region.reshape(len(region), -1)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
 
 
 def relevance_mass(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Share of each map's positive attribution that lies inside its mask (Arras et al. 2022's
     relevance mass accuracy); NaN for a map without positive attribution."""
     maps, masks = _check(maps, masks)
-    positive = np.clip(maps, 0, None).reshape(len(maps), -1)
-    total = positive.sum(axis=1)
-    inside = (positive * masks.reshape(len(masks), -1)).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
+    return region_share(maps, masks)
 
 
 def mask_area(masks: np.ndarray) -> np.ndarray:
@@ -50,3 +95,152 @@ def map_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1), np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 08: which explanation is right.
+
+
+def relevance_rank_accuracy(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Share of each map's top-k pixels that lie inside its mask, k = the mask's size (Arras et al.
+    2022's relevance rank accuracy, chapter 08); NaN for an empty mask.
+
+    Ties are split fairly: the pixels tied at the k-th largest value share the places left in
+    the top k, each counting for (places left) / (pixels tied). So a constant or all-zero map
+    scores the mask's area share, not 1 or 0, whatever the pixel order.
+    """
+    maps, masks = _check_finite(maps, masks)
+    flat, inside = maps.reshape(len(maps), -1), masks.reshape(len(masks), -1)
+    k = inside.sum(axis=1)
+    descending = -np.sort(-flat, axis=1)
+    threshold = np.take_along_axis(descending, np.maximum(k - 1, 0)[:, None], axis=1)
+    above, tied = flat > threshold, flat == threshold
+    places_left = k - above.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hits = (above & inside).sum(axis=1) + (tied & inside).sum(axis=1) * places_left / tied.sum(axis=1)
+        return np.where(k > 0, hits / np.maximum(k, 1), np.nan)
+
+
+def dilate_masks(masks: np.ndarray, radius_px: int) -> np.ndarray:
+    """Masks (N, H, W) grown by ``radius_px`` pixels with a disk (Euclidean distance), each image on
+    its own (chapter 08): the loose masks that coarse methods such as Grad-CAM are scored on."""
+    from scipy.ndimage import binary_dilation
+
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")
+    if int(radius_px) != radius_px or radius_px < 0:
+        raise ValueError(f"the dilation radius must be a whole number of pixels >= 0, got {radius_px!r}")
+    radius_px = int(radius_px)
+    if radius_px == 0 or not masks.size:
+        return masks.copy()
+    rows, cols = np.ogrid[-radius_px:radius_px + 1, -radius_px:radius_px + 1]
+    disk = rows ** 2 + cols ** 2 <= radius_px ** 2
+    return binary_dilation(masks, structure=disk[None])  # a (1, h, w) element never crosses images
+
+
+def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance_px: int = 0) -> np.ndarray:
+    """1 where a map's maximum lies inside its mask grown by ``tolerance_px`` pixels (a disk), 0
+    where it lies outside (the pointing game, chapter 08); NaN for an empty mask.
+
+    Where several pixels share the maximum, the score is the share of them inside the mask, so a
+    constant or all-zero map scores the (dilated) mask's area share instead of a free hit.
+    """
+    maps, masks = _check_finite(maps, masks)
+    masks = dilate_masks(masks, tolerance_px)
+    flat, inside = maps.reshape(len(maps), -1), masks.reshape(len(masks), -1)
+    at_peak = flat == flat.max(axis=1, keepdims=True, initial=-np.inf)
+    hits = (at_peak & inside).sum(axis=1) / np.maximum(at_peak.sum(axis=1), 1)
+    return np.where(inside.any(axis=1), hits, np.nan)
+
+
+def mask_auc(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """ROC AUC of each map's values as a score for "pixel is in the mask" (chapter 08): 1 when every
+    mask pixel outranks every other pixel, 0.5 for a constant map, 0 for the inverted ranking;
+    NaN where the mask is empty or covers the whole image (sklearn's ``roc_auc_score``)."""
+    from sklearn.metrics import roc_auc_score
+
+    maps, masks = _check_finite(maps, masks)
+    flat, inside = maps.reshape(len(maps), -1), masks.reshape(len(masks), -1)
+    scores = np.full(len(maps), np.nan)
+    defined = inside.any(axis=1) & ~inside.all(axis=1)
+    for i in np.flatnonzero(defined):
+        scores[i] = roc_auc_score(inside[i], flat[i])
+    return scores
+
+
+def background_share(maps: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """Share of each map's positive attribution on empty background, the pixels without song
+    energy (chapter 08; LIME's failure in the paper). ``empty`` (N, H, W) is decided by the
+    caller, e.g. ``images == background level``; NaN for a map without positive attribution."""
+    maps, empty = _check(maps, empty, "empty")
+    return region_share(maps, empty)
+
+
+def threshold_shares(maps: np.ndarray, thresholds: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> np.ndarray:
+    """Share of each normalised map's pixels strictly above each threshold, (N, len(thresholds))
+    (the paper's Figure 6 heat-map analysis, chapter 08). Maps must be in [0, 1]."""
+    maps = check_normalised_maps(maps)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if thresholds.ndim != 1 or not len(thresholds) or not np.isfinite(thresholds).all():
+        raise ValueError(f"thresholds must be a non-empty sequence of finite numbers, got {thresholds!r}")
+    flat = maps.reshape(len(maps), -1)
+    shares = np.empty((len(maps), len(thresholds)))
+    for j, threshold in enumerate(thresholds):  # one (N, H*W) comparison at a time keeps memory flat
+        shares[:, j] = (flat > threshold).mean(axis=1) if flat.shape[1] else np.nan
+    return shares
+
+
+# --------------------------------------------------------------------------------------------
+# Means with confidence intervals, per group.
+
+
+def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) of the finite values, with a bootstrap percentile interval
+    (``scipy.stats.bootstrap``, ``n_boot`` resamples, repeatable with ``seed``; chapter 08).
+
+    NaN values (undefined scores, e.g. all-zero maps) are left out. No values: all NaN; one value
+    or fewer than two distinct ones: the interval is NaN or the value itself.
+    """
+    from scipy.stats import bootstrap
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot!r}")
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    generator = np.random.default_rng(seed)
+    seeding = {"rng": generator} if "rng" in inspect.signature(bootstrap).parameters else {"random_state": generator}
+    result = bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence, method="percentile",
+                       vectorized=True, **seeding)
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], confidence: float = 0.95,
+                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean, bootstrap interval (``ci_low``, ``ci_high``), ``n`` (finite values) and ``n_undefined``
+    (NaN values, such as scores of all-zero maps) of each score column per group of ``by``, e.g.
+    per method and dialect (chapter 08). One row per group and score, named in column ``score``."""
+    import pandas as pd
+
+    missing = [name for name in [*by, *columns] if name not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table, which has {list(table.columns)}")
+    groups = table.groupby(list(by), sort=True, dropna=False) if by else [((), table)]
+    rows = []
+    for keys, group in groups:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for column in columns:
+            values = pd.to_numeric(group[column], errors="raise").to_numpy(dtype=np.float64)
+            mean, low, high = mean_with_interval(values, confidence, n_boot, seed)
+            n_undefined = int(np.isnan(values).sum())
+            rows.append({**dict(zip(by, keys)), "score": column, "mean": mean, "ci_low": low, "ci_high": high,
+                         "n": len(values) - n_undefined, "n_undefined": n_undefined})
+    return pd.DataFrame(rows, columns=[*by, "score", "mean", "ci_low", "ci_high", "n", "n_undefined"])

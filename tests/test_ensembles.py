@@ -1,0 +1,148 @@
+"""Ensembles of normalised maps (chapter 08): known averages and maxima, weights, the adaptive
+rules' limits, and clear errors for maps that are not normalised."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wrenlib.ensembles import (
+    adaptive_ensemble,
+    adaptive_weights,
+    agreement_weights,
+    average_ensemble,
+    ensemble_maps,
+    max_ensemble,
+)
+from wrenlib.explain import normalise_maps
+from wrenlib.metrics import map_correlation
+
+
+def _constant(value: float, n: int = 2) -> np.ndarray:
+    return np.full((n, 3, 4), value, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def two_agree_one_noisy() -> dict[str, np.ndarray]:
+    """Methods a and b see the same blob (plus a little noise); c mostly sees noise."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:24, :32]
+    centres = rng.uniform([4, 4], [20, 28], size=(6, 2))
+    blobs = np.exp(-((rows - centres[:, :1, None]) ** 2 + (cols - centres[:, 1:, None]) ** 2) / 18.0)
+    noisy = {"a": blobs + 0.1 * rng.random(blobs.shape), "b": blobs + 0.1 * rng.random(blobs.shape),
+             "c": 0.3 * blobs + rng.random(blobs.shape)}
+    return {name: normalise_maps(maps) for name, maps in noisy.items()}
+
+
+def test_average_of_known_maps_and_weight_normalisation():
+    maps = {"gradcam": _constant(0.2), "deeplift": _constant(0.6)}
+    np.testing.assert_allclose(average_ensemble(maps), 0.4, rtol=1e-6)
+    np.testing.assert_allclose(average_ensemble(maps, {"gradcam": 3, "deeplift": 1}), 0.3, rtol=1e-6)
+    np.testing.assert_allclose(average_ensemble(maps, {"gradcam": 3, "deeplift": 1}),
+                               average_ensemble(maps, {"gradcam": 0.75, "deeplift": 0.25}))
+    assert average_ensemble(maps).dtype == np.float32 and average_ensemble(maps).shape == (2, 3, 4)
+
+
+def test_max_ensemble_takes_each_pixels_largest_value():
+    first, second = _constant(0.2), _constant(0.6)
+    first[:, 0, 0] = 0.9
+    out = max_ensemble({"gradcam": first, "deeplift": second})
+    assert out[:, 0, 0].tolist() == pytest.approx([0.9, 0.9])
+    assert out[:, 1:, :].max() == pytest.approx(0.6) and out[:, 1:, :].min() == pytest.approx(0.6)
+
+
+def test_the_dispatcher_names_the_ensembles(two_agree_one_noisy):
+    maps = two_agree_one_noisy
+    np.testing.assert_array_equal(ensemble_maps(maps, "average"), average_ensemble(maps))
+    np.testing.assert_array_equal(ensemble_maps(maps, "max"), max_ensemble(maps))
+    np.testing.assert_array_equal(ensemble_maps(maps, "adaptive", temperature=0.5),
+                                  adaptive_ensemble(maps, temperature=0.5))
+    with pytest.raises(ValueError, match="unknown ensemble kind 'median'; choose one of average, max, adaptive"):
+        ensemble_maps(maps, "median")
+
+
+# ---------------------------------------------------------------- the adaptive ensemble
+
+
+def test_agreement_weights_trust_the_methods_that_agree(two_agree_one_noisy):
+    maps = two_agree_one_noisy
+    weights = agreement_weights(maps)
+    assert weights.shape == (6, 3)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert (weights[:, 2] < weights[:, :2].min(axis=1)).all()
+    assert (weights[:, 2] > 0).all()  # c still agrees a little: its weight is small, not zero
+    pair = (maps["a"] + maps["b"]) / 2
+    adaptive, plain = adaptive_ensemble(maps), average_ensemble(maps)
+    assert (map_correlation(adaptive, pair) > map_correlation(plain, pair)).all()
+
+
+def test_temperature_moves_between_the_average_and_the_best_agreeing_method(two_agree_one_noisy):
+    maps = two_agree_one_noisy
+    np.testing.assert_allclose(adaptive_ensemble(maps, temperature=1e6), average_ensemble(maps), atol=1e-4)
+    np.testing.assert_allclose(adaptive_ensemble(maps, temperature=np.inf), average_ensemble(maps), atol=1e-6)
+    best = agreement_weights(maps).argmax(axis=1)
+    picked = np.stack([maps["abc"[m]][i] for i, m in enumerate(best)])
+    # a and b agree almost equally (weights 0.4389 / 0.4385 on image 2): it takes a small temperature
+    np.testing.assert_allclose(adaptive_ensemble(maps, temperature=1e-5), picked, atol=1e-4)
+    np.testing.assert_allclose(adaptive_weights(maps, temperature=1e-5).max(axis=1), 1.0, atol=1e-4)
+    sharper = adaptive_weights(maps, temperature=0.5)
+    assert (sharper[:, 2] < agreement_weights(maps)[:, 2]).all()
+
+
+def test_two_methods_always_agree_equally_and_an_all_zero_map_gets_no_weight():
+    rng = np.random.default_rng(1)
+    a, b = normalise_maps(rng.random((3, 5, 5))), normalise_maps(rng.random((3, 5, 5)))
+    np.testing.assert_allclose(agreement_weights({"a": a, "b": b}), 0.5)
+    related = normalise_maps(a + 0.2 * rng.random(a.shape))
+    weights = agreement_weights({"a": a, "related": related, "silent": np.zeros_like(a)})
+    np.testing.assert_allclose(weights, [[0.5, 0.5, 0.0]] * 3)
+
+
+def test_the_faithfulness_rule_follows_the_scores(two_agree_one_noisy):
+    maps = two_agree_one_noisy
+    scores = np.zeros((6, 3))
+    scores[:, 2] = 2.0  # c is the most faithful everywhere
+    scores[0] = [1.0, 0.0, -np.inf]  # except on image 0, where c is left out
+    weights = adaptive_weights(maps, rule="faithfulness", scores=scores)
+    np.testing.assert_allclose(weights[1], np.exp([0, 0, 2]) / np.exp([0, 0, 2]).sum())
+    np.testing.assert_allclose(weights[0], [np.e / (np.e + 1), 1 / (np.e + 1), 0.0])
+    out = adaptive_ensemble(maps, rule="faithfulness", scores=scores, temperature=1e-3)
+    np.testing.assert_allclose(out[0], maps["a"][0], atol=1e-6)
+    np.testing.assert_allclose(out[1:], maps["c"][1:], atol=1e-6)
+
+
+# ---------------------------------------------------------------- clear errors
+
+
+def test_invalid_inputs_raise_clear_errors():
+    good = {"gradcam": _constant(0.2), "deeplift": _constant(0.6)}
+    with pytest.raises(ValueError, match=r"the maps of 'deeplift' must be normalised to \[0, 1\].*-1 to 2"):
+        average_ensemble({"gradcam": _constant(0.2), "deeplift": np.linspace(-1, 2, 24).reshape(2, 3, 4)})
+    with pytest.raises(ValueError, match=r"one shape.*'gradcam': \(2, 3, 4\), 'deeplift': \(1, 3, 4\)"):
+        max_ensemble({"gradcam": _constant(0.2), "deeplift": _constant(0.2, n=1)})
+    with pytest.raises(ValueError, match=r"\(N, H, W\), got shape \(3, 4\)"):
+        max_ensemble({"gradcam": _constant(0.2)[0]})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        average_ensemble({})
+    with pytest.raises(ValueError, match="non-negative"):
+        average_ensemble(good, {"gradcam": -1, "deeplift": 2})
+    with pytest.raises(ValueError, match="sum to zero"):
+        average_ensemble(good, {"gradcam": 0, "deeplift": 0})
+    with pytest.raises(ValueError, match=r"exactly the methods \['gradcam', 'deeplift'\]"):
+        average_ensemble(good, {"gradcam": 1})
+    with pytest.raises(ValueError, match="at least two methods"):
+        agreement_weights({"gradcam": _constant(0.2)})
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        adaptive_ensemble(good, temperature=0)
+    with pytest.raises(ValueError, match="unknown adaptive rule 'oracle'"):
+        adaptive_ensemble(good, rule="oracle")
+    with pytest.raises(ValueError, match="needs scores="):
+        adaptive_ensemble(good, rule="faithfulness")
+    with pytest.raises(ValueError, match=r"scores must be \(N, M\) = \(2, 2\).*got shape \(2, 3\)"):
+        adaptive_ensemble(good, rule="faithfulness", scores=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        adaptive_ensemble(good, rule="faithfulness", scores=np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match=r"every method is excluded \(-inf\) for images \[1\]"):
+        adaptive_ensemble(good, rule="faithfulness", scores=np.array([[0.0, 0.0], [-np.inf, -np.inf]]))
+    with pytest.raises(ValueError, match="scores go with rule='faithfulness'"):
+        adaptive_ensemble(good, scores=np.zeros((2, 2)))

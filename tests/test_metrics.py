@@ -1,0 +1,216 @@
+"""The map scores of chapters 04-08 on inputs whose answers are known by hand: perfect, inverted
+and constant maps, ties, tolerance, undefined cases, threshold shares and confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrenlib.metrics import (
+    background_share,
+    dilate_masks,
+    map_correlation,
+    mask_area,
+    mask_auc,
+    mean_with_interval,
+    pointing_game,
+    region_share,
+    relevance_mass,
+    relevance_rank_accuracy,
+    summarise_scores,
+    threshold_shares,
+)
+
+
+def _corner_mask(n: int = 1, size: int = 4) -> np.ndarray:
+    """A 2 x 2 block in the top-left corner of a size x size image: area 4 / size**2."""
+    masks = np.zeros((n, size, size), dtype=bool)
+    masks[:, :2, :2] = True
+    return masks
+
+
+SCORES_BY_RANK = {"rank": relevance_rank_accuracy, "pointing": pointing_game}
+
+
+# ---------------------------------------------------------------- perfect, inverted, constant
+
+
+def test_a_perfect_map_scores_one_on_every_score():
+    masks = _corner_mask(2)
+    perfect = masks.astype(float)
+    assert relevance_rank_accuracy(perfect, masks).tolist() == [1.0, 1.0]
+    assert pointing_game(perfect, masks).tolist() == [1.0, 1.0]
+    assert mask_auc(perfect, masks).tolist() == [1.0, 1.0]
+    assert relevance_mass(perfect, masks).tolist() == [1.0, 1.0]
+
+
+def test_an_inverted_map_scores_zero():
+    masks = _corner_mask()
+    inverted = 1.0 - masks
+    assert relevance_rank_accuracy(inverted, masks).tolist() == [0.0]
+    assert pointing_game(inverted, masks).tolist() == [0.0]
+    assert mask_auc(inverted, masks).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("value", [0.0, 0.7])
+def test_a_constant_map_scores_the_area_share_and_half_the_auc(value):
+    masks = _corner_mask(size=4)  # area 4 / 16
+    constant = np.full(masks.shape, value)
+    assert relevance_rank_accuracy(constant, masks) == pytest.approx([0.25])
+    assert pointing_game(constant, masks) == pytest.approx([0.25])  # no free hit (Quantus's corner case)
+    assert mask_auc(constant, masks) == pytest.approx([0.5])
+    assert mask_area(masks) == pytest.approx([0.25])
+
+
+# ---------------------------------------------------------------- ties and tolerance
+
+
+def test_ties_at_the_maximum_split_fractionally():
+    masks = _corner_mask()
+    maps = np.zeros(masks.shape)
+    maps[0, 0, 0] = maps[0, 3, 3] = 1.0  # one peak inside, one outside
+    assert pointing_game(maps, masks) == pytest.approx([0.5])
+
+
+def test_ties_at_the_kth_value_share_the_places_left():
+    masks = _corner_mask()  # k = 4
+    maps = np.zeros(masks.shape)
+    maps[0, 0, 0] = maps[0, 0, 1] = 1.0  # two sure hits
+    maps[0, 1, 0] = maps[0, 1, 1] = maps[0, 3, 2] = maps[0, 3, 3] = 0.5  # 4 tied for 2 places, 2 inside
+    assert relevance_rank_accuracy(maps, masks) == pytest.approx([(2 + 2 * 2 / 4) / 4])
+
+
+def test_rank_scores_do_not_depend_on_the_pixel_order():
+    rng = np.random.default_rng(0)
+    maps = rng.integers(0, 3, size=(3, 5, 6)).astype(float)  # many ties
+    masks = rng.random((3, 5, 6)) < 0.3
+    order = rng.permutation(30)
+    shuffled_maps = maps.reshape(3, -1)[:, order].reshape(3, 5, 6)
+    shuffled_masks = masks.reshape(3, -1)[:, order].reshape(3, 5, 6)
+    for score in SCORES_BY_RANK.values():
+        np.testing.assert_allclose(score(shuffled_maps, shuffled_masks), score(maps, masks))
+
+
+def test_tolerance_turns_a_near_miss_into_a_hit():
+    masks = np.zeros((2, 11, 11), dtype=bool)
+    masks[:, 5, 5] = True
+    maps = np.zeros(masks.shape)
+    maps[0, 5, 7] = 1.0  # 2 px to the right
+    maps[1, 6, 6] = 1.0  # one diagonal step: sqrt(2) px away
+    assert pointing_game(maps, masks).tolist() == [0.0, 0.0]
+    assert pointing_game(maps, masks, tolerance_px=1).tolist() == [0.0, 0.0]  # a disk, not a square
+    assert pointing_game(maps, masks, tolerance_px=2).tolist() == [1.0, 1.0]
+    assert dilate_masks(masks, 1)[0].sum() == 5  # the centre and its four neighbours
+    assert not dilate_masks(np.stack([masks[0], np.zeros((11, 11), bool)]), 3)[1].any()  # images stay apart
+    with pytest.raises(ValueError, match="whole number of pixels"):
+        pointing_game(maps, masks, tolerance_px=-1)
+
+
+# ---------------------------------------------------------------- hand-computed values, undefined cases
+
+
+def test_mask_auc_counts_the_ordered_pairs():
+    masks = np.array([[[True, True], [False, False]]])
+    maps = np.array([[[0.9, 0.2], [0.5, 0.1]]])  # pairs (in, out): 0.9>0.5, 0.9>0.1, 0.2<0.5, 0.2>0.1
+    assert mask_auc(maps, masks) == pytest.approx([0.75])
+
+
+def test_undefined_scores_are_nan():
+    empty = np.zeros((1, 4, 4), dtype=bool)
+    full = np.ones((1, 4, 4), dtype=bool)
+    some_map = np.random.default_rng(1).random((1, 4, 4))
+    assert np.isnan(relevance_rank_accuracy(some_map, empty)).all()
+    assert np.isnan(pointing_game(some_map, empty)).all()
+    assert np.isnan(mask_auc(some_map, empty)).all()
+    assert np.isnan(mask_auc(some_map, full)).all()
+    all_zero = np.zeros((1, 4, 4))
+    for share in (relevance_mass, region_share, background_share):
+        assert np.isnan(share(all_zero, _corner_mask())).all()
+
+
+def test_shares_of_positive_attribution():
+    masks = _corner_mask()
+    maps = np.full(masks.shape, -1.0)  # negative evidence is not counted
+    maps[0, 0, 0] = 3.0
+    maps[0, 3, 3] = 1.0
+    assert region_share(maps, masks) == pytest.approx([0.75])
+    empty = ~masks
+    assert background_share(maps, empty) == pytest.approx([0.25])
+    rng = np.random.default_rng(2)
+    raw, regions = rng.normal(size=(4, 6, 7)), rng.random((4, 6, 7)) < 0.2
+    positive = np.clip(raw, 0, None)
+    expected = (positive * regions).sum(axis=(1, 2)) / positive.sum(axis=(1, 2))
+    np.testing.assert_allclose(relevance_mass(raw, regions), expected)
+    np.testing.assert_allclose(region_share(raw, regions), relevance_mass(raw, regions))
+
+
+def test_shape_errors_name_the_shapes():
+    maps, masks = np.zeros((2, 4, 4)), np.zeros((2, 4, 5), dtype=bool)
+    for score in (relevance_rank_accuracy, pointing_game, mask_auc, relevance_mass):
+        with pytest.raises(ValueError, match=r"\(2, 4, 4\) and \(2, 4, 5\)"):
+            score(maps, masks)
+    with pytest.raises(ValueError, match=r"maps and empty .*\(2, 4, 4\) and \(2, 4, 5\)"):
+        background_share(maps, masks)
+    with pytest.raises(ValueError, match=r"maps and region .*\(4, 4\) and \(4, 4\)"):
+        region_share(maps[0], masks[0, :, :4])
+    with pytest.raises(ValueError, match="must be finite"):
+        pointing_game(np.full((1, 4, 4), np.nan), _corner_mask())
+    assert np.isnan(map_correlation(np.ones((1, 4, 4)), maps[:1])).all()
+
+
+# ---------------------------------------------------------------- threshold shares
+
+
+def test_threshold_shares_on_a_ramp():
+    ramp = (np.arange(10) / 10 + 0.05).reshape(1, 2, 5)  # 0.05, 0.15, ..., 0.95
+    shares = threshold_shares(np.concatenate([ramp, np.zeros_like(ramp)]))
+    assert shares.shape == (2, 6)
+    np.testing.assert_allclose(shares[0], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    np.testing.assert_allclose(shares[1], 0.0)
+    assert threshold_shares(ramp, thresholds=(0.0, 1.0)).tolist() == [[1.0, 0.0]]
+
+
+def test_threshold_shares_want_normalised_maps():
+    with pytest.raises(ValueError, match=r"normalised to \[0, 1\].*-1 to 1"):
+        threshold_shares(np.linspace(-1, 1, 8).reshape(1, 2, 4))
+    with pytest.raises(ValueError, match=r"\(N, H, W\), got shape \(2, 4\)"):
+        threshold_shares(np.zeros((2, 4)))
+
+
+# ---------------------------------------------------------------- means with intervals
+
+
+def test_interval_contains_the_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(3)
+    few, many = rng.random(20), rng.random(2000)
+    mean, low, high = mean_with_interval(np.append(few, np.nan), n_boot=500)
+    assert mean == pytest.approx(few.mean()) and low < mean < high
+    mean_many, low_many, high_many = mean_with_interval(many, n_boot=500)
+    assert low_many < mean_many < high_many
+    assert high_many - low_many < (high - low) / 3
+    assert mean_with_interval(few, n_boot=500, seed=7) == mean_with_interval(few, n_boot=500, seed=7)
+    assert np.isnan(mean_with_interval([np.nan])).all()
+    assert mean_with_interval([0.4])[0] == 0.4 and np.isnan(mean_with_interval([0.4])[1:]).all()
+    assert mean_with_interval([0.5, 0.5, 0.5], n_boot=50) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="confidence"):
+        mean_with_interval(few, confidence=95)
+
+
+def test_summarise_scores_per_method_and_dialect():
+    table = pd.DataFrame({"method": ["gradcam"] * 4 + ["deeplift"] * 4,
+                          "dialect": ["Eastern", "Eastern", "Mexican", "Mexican"] * 2,
+                          "pointing": [1.0, 0.0, np.nan, 1.0, 1.0, 1.0, 0.0, 0.0],
+                          "all_zero": [False, False, True, False, False, False, False, False]})
+    summary = summarise_scores(table, ["method", "dialect"], ["pointing", "all_zero"], n_boot=200)
+    assert list(summary.columns) == ["method", "dialect", "score", "mean", "ci_low", "ci_high", "n", "n_undefined"]
+    assert len(summary) == 8
+    row = summary.set_index(["method", "dialect", "score"]).loc[("gradcam", "Mexican", "pointing")]
+    assert (row["mean"], row["n"], row["n_undefined"]) == (1.0, 1, 1)
+    share = summary.set_index(["method", "dialect", "score"]).loc[("gradcam", "Mexican", "all_zero")]
+    assert share["mean"] == 0.5
+    assert (summary["ci_low"].fillna(0) <= summary["mean"]).all()
+    overall = summarise_scores(table, [], ["pointing"], n_boot=200)
+    assert overall["n"].tolist() == [7]
+    with pytest.raises(ValueError, match=r"\['dialekt'\] are not in the table"):
+        summarise_scores(table, ["dialekt"], ["pointing"])
