@@ -116,3 +116,19 @@ def test_explanation_browser_renders_from_the_cache(small_dataset, isolated_arti
     assert picture[:4] == b"\x89PNG"
     panel.controls["baseline"].value = "blurred"
     assert panel.image.value != picture
+
+
+def test_ensemble_browser_outlines_pixels_above_the_threshold(small_dataset):
+    from wrenlib.widgets import ensemble_browser, ensemble_figure
+
+    _, data = _tiny_model_and_data(small_dataset)
+    ramp = np.tile(np.linspace(0, 1, 64), (2, 32, 1))
+    maps = {"ramp": ramp, "zero": np.zeros_like(ramp)}
+    fig = ensemble_figure(data, np.array([0, 1]), maps, 1, threshold=0.75)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert any(title.startswith("ramp: 2") and "above 0.75" in title for title in titles)  # 16 of 64 columns
+    plt.close(fig)
+    panel = ensemble_browser(data, np.array([0, 1]), maps)
+    picture = panel.image.value
+    panel.controls["threshold"].value = 0.9
+    assert panel.image.value != picture

@@ -314,3 +314,60 @@ def attribution_gallery(dataset, indices: np.ndarray, probabilities: np.ndarray,
             display(fig)
         return None
     return figures_with_audio(figures, sounds, captions)
+
+
+# ------------------------------------------------------------------------------------------
+# Every method and ensemble on one clip (chapter 08)
+# ------------------------------------------------------------------------------------------
+
+
+def ensemble_figure(dataset, indices, maps_by_name: dict[str, np.ndarray], position: int,
+                    threshold: float = 0.5) -> plt.Figure:
+    """Clip ``indices[position]`` with each normalised map of ``maps_by_name`` over it, the
+    diagnostic mask, and the pixels above ``threshold`` outlined in black (chapter 08)."""
+    from .plotting import image_extent, plot_attribution
+
+    index = int(indices[position])
+    image = dataset.image(index)
+    mask = dataset.masks(index).get("diagnostic")
+    names = list(maps_by_name)
+    columns = 4
+    rows = -(-(len(names) + 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 2.7 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    flat = axes.ravel()
+    plot_attribution(image, None, ax=flat[0], mask=mask, front_end=dataset.front_end, title=clip_label(dataset, index))
+    for ax, name in zip(flat[1:], names):
+        values = np.asarray(maps_by_name[name][position])
+        plot_attribution(image, values, ax=ax, mask=mask, front_end=dataset.front_end,
+                         title=f"{name}: {np.mean(values > threshold):.1%} above {threshold:g}")
+        if (values > threshold).any():
+            ax.contour((values > threshold).astype(float), levels=[0.5], colors="black", linewidths=0.6,
+                       extent=image_extent(dataset.front_end), origin="upper")
+    for ax in flat[len(names) + 1:]:
+        ax.set_visible(False)
+    for ax in flat:
+        if ax not in axes[:, 0]:
+            ax.set_ylabel("")
+        if ax not in axes[-1]:
+            ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def ensemble_browser(dataset, indices, maps_by_name: dict[str, np.ndarray]):
+    """Pick a clip and a threshold; every method and ensemble is shown (chapter 08)."""
+    import ipywidgets as widgets
+
+    controls = {
+        "position": widgets.Dropdown(options=[(clip_label(dataset, int(i)), k) for k, i in enumerate(indices)],
+                                     value=0, description="clip", style=_style(), layout=widgets.Layout(width="32em")),
+        "threshold": widgets.FloatSlider(value=0.5, min=0.4, max=0.9, step=0.1, description="threshold",
+                                         continuous_update=False, style=_style()),
+    }
+
+    def render(position: int, threshold: float):
+        return ensemble_figure(dataset, indices, maps_by_name, position, threshold), \
+            clip_waveform(dataset, int(indices[position]))
+
+    return live_figure_panel(render, controls)
