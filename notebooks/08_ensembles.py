@@ -219,6 +219,14 @@ glue("lime_empty", f"{empty_share['LIME']:.0%}", display=False)
 glue("gradcam_empty", f"{empty_share['Grad-CAM']:.0%}", display=False)
 glue("deeplift_empty", f"{empty_share['DeepLIFT']:.0%}", display=False)
 glue("shap_empty", f"{empty_share['SHAP']:.0%}", display=False)
+methods_auc = means.loc[list(METHOD_TITLES.values()), "mask AUC"]
+glue("image_auc", f"{means.loc['reference: the image', 'mask AUC']:.2f}", display=False)
+glue("best_method_auc", f"{methods_auc.max():.2f} ({methods_auc.idxmax()})", display=False)
+glue("untrained_mass", f"{means.loc['reference: untrained DeepLIFT', 'relevance mass']:.2f}", display=False)
+glue("trained_mass", f"{means.loc['DeepLIFT', 'relevance mass']:.2f}", display=False)
+image_beats = bool(means.loc["reference: the image", "mask AUC"] >= methods_auc.max())
+wrenlib.record_result(PROFILE, "image_as_map_beats_every_method_on_auc", image_beats)
+glue("image_verdict", Markdown("higher than" if image_beats else "below"), display=False)
 
 # %% [markdown]
 # Means over the test clips with 95 % bootstrap intervals (`wrenlib.metrics.summarise_scores`);
@@ -226,6 +234,16 @@ glue("shap_empty", f"{empty_share['SHAP']:.0%}", display=False)
 # evenly spread map would score on relevance mass, rank accuracy and pointing game. The last
 # column is the ratio of relevance on the diagnostic elements to relevance on the shared ones:
 # above 1, a map prefers the evidence to the song elements that carry none.
+#
+# **The reference rows are the warning.** The image itself, used as a map, reaches a mask AUC
+# of {glue:text}`image_auc` — {glue:md}`image_verdict` the best method's
+# {glue:text}`best_method_auc` — and DeepLIFT on an *untrained* network puts
+# {glue:text}`untrained_mass` of its relevance on the diagnostic elements against
+# {glue:text}`trained_mass` for the trained one. A map that lands on the evidence is not yet a map
+# that explains the model: the diagnostic elements are where most of the song's energy lies (the
+# image row's relevance mass), and a method that mirrors its input is rewarded for that. Every score in this table
+# must be read against those two rows; chapter 10 asks directly whether each map depends on the
+# model at all.
 #
 # **Empty regions.** The paper saw LIME mark empty regions. Measured: LIME puts
 # {glue:text}`lime_empty` of its positive relevance on pixels without song energy — and so does
