@@ -22,3 +22,16 @@ def isolated_artifacts(tmp_path, monkeypatch):
     """Point the artifact cache at a temporary folder."""
     monkeypatch.setenv("WRENBOOK_ARTIFACTS", str(tmp_path / "artifacts"))
     return tmp_path / "artifacts"
+
+
+@pytest.fixture()
+def small_cnn():
+    """A small, untrained dialect CNN (32 x 64 images) with a fixed standardisation."""
+    import torch
+
+    from wrenlib.model import DialectCNN, ModelConfig
+
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), dropout=0.0)).eval()
+    model.set_standardisation(0.0, 0.2)
+    return model

@@ -87,14 +87,6 @@ def test_deeplift_matches_the_rescale_rule_on_a_relu_network():
         np.testing.assert_allclose(out.maps[i].ravel(), expected.numpy(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def small_cnn():
-    torch.manual_seed(0)
-    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), dropout=0.0)).eval()
-    model.set_standardisation(0.0, 0.2)
-    return model
-
-
 def test_deeplift_sums_exactly_to_the_output_difference_without_max_pooling():
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 4, 3),

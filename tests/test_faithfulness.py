@@ -1,0 +1,257 @@
+"""Sanity and faithfulness (chapter 10): deletion and insertion curves on a model whose only
+evidence is a known box, the cascading model randomisation, map similarity and stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from scipy import ndimage
+from torch import nn
+
+from wrenlib import faithfulness
+from wrenlib.explain import Explanation, background_levels
+from wrenlib.faithfulness import (
+    SIMILARITY_MEASURES,
+    curve_auc,
+    deletion_curve,
+    map_similarity,
+    noise_stability,
+    noisy_copies,
+    perturbed_images,
+    random_maps,
+    randomisable_layers,
+    randomisation_test,
+    randomised_models,
+    seed_stability,
+)
+from wrenlib.model import DialectCNN, ModelConfig
+
+BOX = (slice(8, 16), slice(24, 40))  # rows x columns of the only evidence the box model sees
+
+
+class BoxEvidence(nn.Module):
+    """Class 1's logit grows with how far the pixels inside BOX lie from the image's background
+    level; class 0's logit is 0. Nothing outside the box matters, on black or white."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        distance = (x - background_levels(x).view(-1, 1, 1, 1)).abs()[:, 0, BOX[0], BOX[1]].mean(dim=(1, 2))
+        return torch.stack([torch.zeros_like(distance), 12.0 * (distance - 0.25)], dim=1)
+
+
+def _box_images(n: int, seed: int = 0) -> np.ndarray:
+    """Speckle everywhere and a lit box; every other image on a white background."""
+    rng = np.random.default_rng(seed)
+    levels = (rng.random((n, 32, 64)) < 0.1) * rng.random((n, 32, 64))
+    levels[:, BOX[0], BOX[1]] = 0.7 + 0.3 * rng.random((n, 8, 16))
+    levels[1::2] = 1 - levels[1::2]
+    return levels.astype(np.float32)
+
+
+def _probabilities(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(images)[:, None]), dim=1).numpy()
+
+
+# ---------------------------------------------------------------- deletion and insertion curves
+
+
+def test_the_perfect_map_beats_random_which_beats_the_inverted_map():
+    model, images = BoxEvidence(), _box_images(4)
+    perfect = np.zeros(images.shape, np.float32)
+    perfect[:, BOX[0], BOX[1]] = 1.0
+    maps = {"perfect": perfect, "random": random_maps(images.shape, seed=1), "inverted": 1 - perfect}
+    areas = {}
+    for mode in ("deletion", "insertion"):
+        for name, chosen in maps.items():
+            fractions, scores = deletion_curve(model, images, chosen, steps=20, mode=mode)
+            areas[mode, name] = curve_auc(fractions, scores)
+    assert np.all(areas["deletion", "perfect"] < areas["deletion", "random"])
+    assert np.all(areas["deletion", "random"] < areas["deletion", "inverted"])
+    assert np.all(areas["insertion", "perfect"] > areas["insertion", "random"])
+    assert np.all(areas["insertion", "random"] > areas["insertion", "inverted"])
+    assert np.all(areas["deletion", "perfect"] < 0.15) and np.all(areas["deletion", "inverted"] > 0.8)
+
+
+def test_curves_start_on_the_image_and_end_on_its_background():
+    model, images = BoxEvidence(), _box_images(4)
+    maps = random_maps(images.shape, seed=2)
+    fractions, deletion = deletion_curve(model, images, maps, steps=4)
+    _, insertion = deletion_curve(model, images, maps, steps=4, mode="insertion")
+    np.testing.assert_allclose(fractions, [0, 0.25, 0.5, 0.75, 1])
+    empty = np.broadcast_to(np.median(images.reshape(4, -1), axis=1)[:, None, None], images.shape)
+    target = _probabilities(model, images).argmax(1)
+    assert target.tolist() == [1, 1, 1, 1]
+    np.testing.assert_allclose(deletion[:, 0], _probabilities(model, images)[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(deletion[:, -1], _probabilities(model, np.ascontiguousarray(empty))[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(insertion[:, [0, -1]], deletion[:, [-1, 0]], rtol=1e-6)
+    frames = perturbed_images(images, maps, fractions)
+    assert frames.shape == (4, 5, 32, 64)
+    np.testing.assert_array_equal(frames[:, 0], images)
+    np.testing.assert_array_equal(frames[:, -1], empty)  # fraction 1: all background (0 or 1)
+    assert set(np.unique(frames[1::2, -1])) == {1.0}
+    _, other_class = deletion_curve(model, images, maps, targets=0, steps=4)
+    np.testing.assert_allclose(other_class, 1 - deletion, atol=1e-6)
+
+
+def test_pixels_go_in_the_map_order_and_ties_in_a_fixed_scattered_order():
+    image = np.random.default_rng(4).random((1, 4, 8)).astype(np.float32)
+    level = np.sort(image.ravel())[15]  # torch's median of 32 values: the lower middle one
+    ranking = np.random.default_rng(3).permutation(32).reshape(1, 4, 8).astype(np.float32)
+    frames = perturbed_images(image, ranking, [0.0, 0.25, 1.0], mode="insertion")[0]
+    top = ranking[0] >= 24  # the 8 highest-ranked pixels are restored first, the rest stay background
+    np.testing.assert_array_equal(frames[1][top], image[0][top])
+    np.testing.assert_array_equal(frames[1][~top], level)
+    np.testing.assert_array_equal(frames[0], level)
+    np.testing.assert_array_equal(frames[2], image[0])
+    ranks = faithfulness._pixel_ranks(torch.zeros(2, 4, 8))
+    assert torch.equal(ranks[0], ranks[1]) and sorted(ranks[0].tolist()) == list(range(32))
+    assert not torch.equal(ranks[0], torch.arange(32))  # ties: a fixed scattered order, not raster order
+    tied = torch.tensor([[2.0, 1.0, 1.0, 1.0, 3.0, 1.0]])
+    assert faithfulness._pixel_ranks(tied)[0, [4, 0]].tolist() == [0, 1]  # ranked values come first
+
+
+def test_curves_do_not_depend_on_the_batch(small_cnn):
+    images = _box_images(4, seed=5)
+    maps = random_maps(images.shape, seed=3)
+    small = deletion_curve(BoxEvidence(), images, maps, steps=5, batch_size=3, mode="insertion")[1]
+    large = deletion_curve(BoxEvidence(), images, maps, steps=5, batch_size=64, mode="insertion")[1]
+    np.testing.assert_array_equal(small, large)
+    small = deletion_curve(small_cnn, images, maps, steps=5, batch_size=3)[1]
+    large = deletion_curve(small_cnn, images, maps, steps=5, batch_size=64)[1]
+    np.testing.assert_allclose(small, large, rtol=0, atol=1e-6)  # oneDNN's sums differ by batch in the 7th digit
+
+
+def test_curve_input_is_checked():
+    images = _box_images(2)
+    with pytest.raises(ValueError, match="mode must be"):
+        deletion_curve(BoxEvidence(), images, images, mode="erase")
+    with pytest.raises(ValueError, match="like the images"):
+        deletion_curve(BoxEvidence(), images, images[:, :16])
+    with pytest.raises(ValueError, match="NaN"):
+        deletion_curve(BoxEvidence(), images, np.full(images.shape, np.nan))
+    with pytest.raises(ValueError, match="steps"):
+        deletion_curve(BoxEvidence(), images, images, steps=0)
+    with pytest.raises(ValueError, match="increase"):
+        curve_auc([0.0, 1.0, 0.5], np.zeros((1, 3)))
+    np.testing.assert_allclose(curve_auc([0, 0.5, 1], [[1, 1, 1], [1, 0, 0]]), [1.0, 0.25])
+
+
+# ---------------------------------------------------------------- cascading randomisation
+
+
+def test_randomised_models_reset_from_the_top_and_leave_the_model_alone(small_cnn):
+    before = {name: tensor.clone() for name, tensor in small_cnn.state_dict().items()}
+    names = randomisable_layers(small_cnn)
+    assert names == ["classifier.4", "classifier.1", "features.1.0", "features.0.0"]
+    cascade = list(randomised_models(small_cnn, seed=0))
+    assert [name for name, _ in cascade] == names
+    for name, tensor in small_cnn.state_dict().items():
+        assert torch.equal(tensor, before[name]), f"{name} of the original model changed"
+    for k, (_, copy) in enumerate(cascade):
+        assert copy is not small_cnn and not copy.training
+        for place, layer in enumerate(names):
+            for weight in ("weight", "bias"):
+                same = torch.equal(copy.get_submodule(layer).get_parameter(weight),
+                                   small_cnn.get_submodule(layer).get_parameter(weight))
+                assert same == (place > k), f"copy {k}: {layer}.{weight} should be {'kept' if place > k else 'reset'}"
+        assert torch.equal(copy.standardise.std, small_cnn.standardise.std)  # 0.2, not the default 1
+    again = list(randomised_models(small_cnn, seed=0))
+    other = list(randomised_models(small_cnn, seed=1))
+    last = cascade[-1][1].features[0][0].weight
+    assert torch.equal(again[-1][1].features[0][0].weight, last)
+    assert not torch.equal(other[-1][1].features[0][0].weight, last)
+    with pytest.raises(ValueError, match="no layer"):
+        randomised_models(nn.ReLU())
+
+
+def test_a_map_that_ignores_the_model_passes_every_randomisation(small_cnn, monkeypatch):
+    """An edge detector is the paper's worry made explicit: it looks plausible and knows nothing."""
+
+    asked = []
+
+    def edge_detector(model, images, method, targets=None, **_options):
+        x = np.asarray(images, dtype=np.float32)
+        if targets is None:
+            targets = _probabilities(model, x).argmax(1)
+        asked.append(np.asarray(targets).tolist())
+        edges = np.hypot(ndimage.sobel(x, axis=1), ndimage.sobel(x, axis=2)).astype(np.float32)
+        return Explanation(method, edges, np.asarray(targets), {})
+
+    monkeypatch.setattr(faithfulness, "explain", edge_detector)
+    images = _box_images(3)
+    table = randomisation_test(small_cnn, images, "gradcam")
+    assert len(table) == 4 * 3 and table["layer"].unique().tolist() == randomisable_layers(small_cnn)
+    np.testing.assert_allclose(table[list(SIMILARITY_MEASURES)].to_numpy(), 1.0, atol=1e-9)
+    predicted = _probabilities(small_cnn, images).argmax(1).tolist()
+    assert asked == [predicted] * 5  # the randomised models explain the original model's classes
+
+
+def test_deeplift_maps_change_once_the_classifier_is_randomised(small_cnn):
+    images = (np.random.default_rng(0).random((4, 32, 64)) ** 3).astype(np.float32)  # song in most pixels
+    table = randomisation_test(small_cnn, images, "deeplift", targets=[0, 1, 0, 1])
+    assert table.columns.tolist() == ["layer", "n_randomised", "image", "target", *SIMILARITY_MEASURES]
+    assert table["target"].tolist() == [0, 1, 0, 1] * 4  # always the original model's classes
+    means = table.groupby("n_randomised")[list(SIMILARITY_MEASURES)].mean()
+    assert means.loc[2, "spearman_abs"] < 0.8  # both linear layers reset
+    assert means.loc[4, "spearman_abs"] < 0.8 and abs(means.loc[4, "spearman"]) < 0.3
+
+
+# ---------------------------------------------------------------- similarity and stability
+
+
+def test_map_similarity_of_copies_negations_and_constants():
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(3, 16, 24))
+    same = map_similarity(maps, 3 * maps)
+    for name in SIMILARITY_MEASURES:
+        np.testing.assert_allclose(same[name], 1.0, atol=1e-9, err_msg=name)
+    shifted = map_similarity(maps, maps + 2)  # all but the absolute ranks ignore an offset
+    for name in ("spearman", "ssim", "pearson"):
+        np.testing.assert_allclose(shifted[name], 1.0, atol=1e-9, err_msg=name)
+    flipped = map_similarity(maps, -maps)
+    np.testing.assert_allclose(flipped["spearman"], -1.0)
+    np.testing.assert_allclose(flipped["pearson"], -1.0)
+    np.testing.assert_allclose(flipped["spearman_abs"], 1.0)  # magnitudes agree
+    other = rng.normal(size=(3, 16, 24))
+    found = map_similarity(maps, other)
+    for i in range(3):
+        expected = scipy.stats.spearmanr(np.abs(maps[i]).ravel(), np.abs(other[i]).ravel())[0]
+        assert found["spearman_abs"][i] == pytest.approx(expected)
+        assert found["spearman"][i] == pytest.approx(scipy.stats.spearmanr(maps[i].ravel(), other[i].ravel())[0])
+    constant = map_similarity(np.ones((1, 16, 24)), maps[:1])
+    assert all(np.isnan(constant[name][0]) for name in SIMILARITY_MEASURES)
+    with pytest.raises(ValueError, match="one shape"):
+        map_similarity(maps, maps[:, :8])
+
+
+def test_noise_touches_only_the_song():
+    images = _box_images(2)
+    copies = noisy_copies(images, sigma=0.2, n_repeats=2, seed=0)
+    assert copies.shape == (2, 2, 32, 64) and copies.min() >= 0 and copies.max() <= 1
+    background = images == np.median(images.reshape(2, -1), axis=1)[:, None, None]
+    np.testing.assert_array_equal(copies[:, background], np.broadcast_to(images[background], (2, background.sum())))
+    assert (copies[:, ~background] != images[~background]).mean() > 0.9
+    np.testing.assert_array_equal(noisy_copies(images, 0.0)[0], images)
+
+
+def test_deeplift_is_stable_without_noise_and_moves_with_strong_noise(small_cnn):
+    images = (np.random.default_rng(1).random((3, 32, 64)) ** 3).astype(np.float32)
+    still = noise_stability(small_cnn, images, "deeplift", sigma=0.0, n_repeats=2)
+    np.testing.assert_allclose(still[list(SIMILARITY_MEASURES)].to_numpy(), 1.0, atol=1e-5)
+    shaken = noise_stability(small_cnn, images, "deeplift", sigma=0.3, n_repeats=2)
+    assert shaken["image"].tolist() == [0, 1, 2] and len(shaken) == 3
+    assert np.all(shaken["spearman_abs"] < 0.7) and np.all(shaken["pearson"] < 0.7)
+
+
+def test_seed_stability_averages_every_pair_of_seeds():
+    maps = np.random.default_rng(2).normal(size=(2, 16, 24))
+    table = seed_stability([maps, maps, -maps])  # pairs: (a, a) 1, (a, -a) -1, (a, -a) -1
+    assert table["n_pairs"].tolist() == [3, 3]
+    np.testing.assert_allclose(table["spearman"], -1 / 3)
+    np.testing.assert_allclose(table["spearman_abs"], 1.0)
+    with pytest.raises(ValueError, match="at least two"):
+        seed_stability([maps])
+    with pytest.raises(ValueError, match="one shape"):
+        seed_stability([maps, maps[:1]])

@@ -1,0 +1,380 @@
+"""Sanity and faithfulness of attribution maps, without ground truth (chapter 10).
+
+Chapter 08 scores maps against the surrogate's diagnostic mask. Real recordings have no mask, and a
+map can match the mask without reflecting the model, so chapter 10 asks two questions of the model
+itself:
+
+- **faithfulness** — does the map rank first the pixels the model relies on? The deletion and
+  insertion curves (Samek et al. 2017's pixel flipping; Petsiuk et al. 2018) remove (or restore)
+  the map's top-ranked pixels step by step and follow the model's probability of the explained
+  class: :func:`deletion_curve`, :func:`curve_auc`, with :func:`random_maps` as the floor any
+  method must beat.
+- **sanity** — does the map depend on the model at all? The cascading model-randomisation test
+  of Adebayo et al. 2018 re-initialises the network from the top down and measures how similar
+  the maps stay (:func:`randomised_models`, :func:`randomisation_test`, :func:`map_similarity`);
+  a map that stays the same explains the image, not the model. :func:`noise_stability` and
+  :func:`seed_stability` measure how much a map moves under invisible input noise and across
+  models trained from other seeds.
+
+Pixels are "removed" by setting them to the image's own background level
+(:func:`wrenlib.explain.background_levels`: 0 on black, 1 on white), the value an empty
+spectrogram pixel has and the one the CNN's standardisation maps to zero.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .explain import _as_batch, _batches, background_levels, explain, predicted_classes
+from .metrics import map_correlation
+
+if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
+    import pandas as pd
+
+CURVE_MODES = ("deletion", "insertion")
+SIMILARITY_MEASURES = ("spearman_abs", "spearman", "ssim", "pearson")
+TIE_SEED = 0  # fixes the order in which pixels of equal map value are removed
+
+
+# --------------------------------------------------------------------------------------------
+# Deletion and insertion curves.
+
+
+def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """``device`` if given, else where the model's weights (or buffers) live, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _checked_maps(maps: np.ndarray | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Maps as a float32 tensor (N, H, W) of the images' shape, without NaN or infinite values."""
+    maps = torch.as_tensor(maps.detach().cpu() if isinstance(maps, torch.Tensor) else np.asarray(maps)).float()
+    if tuple(maps.shape) != tuple(shape):
+        raise ValueError(f"maps must be (N, H, W) = {tuple(shape)} like the images, got shape {tuple(maps.shape)}")
+    if not torch.isfinite(maps).all():
+        raise ValueError("maps hold NaN or infinite values; a ranking of those pixels means nothing")
+    return maps
+
+
+def _pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
+    """Each pixel's place in its map's ranking, highest value first (0 = removed first), (N, H*W).
+
+    Ties are broken by one fixed pseudo-random order of the pixel positions (seed
+    :data:`TIE_SEED`), the same for every map: deterministic, and a constant (e.g. all-zero) map
+    removes its pixels in a scattered order instead of sweeping the image from one corner.
+    """
+    n_maps, n_pixels = len(maps), maps[0].numel() if len(maps) else 0
+    shuffle = torch.randperm(n_pixels, generator=torch.Generator().manual_seed(TIE_SEED)).to(maps.device)
+    flat = maps.reshape(n_maps, n_pixels)
+    order = shuffle[torch.argsort(flat[:, shuffle], dim=1, descending=True, stable=True)]
+    places = torch.arange(n_pixels, device=maps.device).expand(n_maps, n_pixels)
+    return torch.empty_like(order).scatter_(1, order, places)
+
+
+def _perturb(x: torch.Tensor, ranks: torch.Tensor, counts: torch.Tensor, levels: torch.Tensor,
+             mode: str) -> torch.Tensor:
+    """Images (b, 1, H, W) with their ``counts`` (b,) top-ranked pixels at the background level
+    (deletion), or with only those pixels kept on an all-background image (insertion)."""
+    chosen = (ranks < counts[:, None]).view_as(x)
+    background = levels.to(x.dtype).view(-1, 1, 1, 1)
+    return torch.where(chosen, background, x) if mode == "deletion" else torch.where(chosen, x, background)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in CURVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(CURVE_MODES)}, got {mode!r}")
+
+
+def _pixel_counts(fractions: np.ndarray, n_pixels: int) -> np.ndarray:
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.ndim != 1 or not np.isfinite(fractions).all() or fractions.min(initial=0) < 0 \
+            or fractions.max(initial=0) > 1:
+        raise ValueError(f"fractions must be a 1-d sequence of shares in [0, 1], got {fractions!r}")
+    return np.rint(fractions * n_pixels).astype(np.int64)
+
+
+def perturbed_images(images: np.ndarray | torch.Tensor, maps: np.ndarray, fractions: np.ndarray,
+                     mode: str = "deletion") -> np.ndarray:
+    """The images a deletion (or insertion) curve shows the model, (N, len(fractions), H, W)
+    (chapter 10's figure of an image losing its top-ranked pixels). ``fractions`` are shares of
+    the pixels, rounded to whole pixels; the ranking is :func:`deletion_curve`'s."""
+    _check_mode(mode)
+    x = _as_batch(images)
+    n, _, height, width = x.shape
+    ranks = _pixel_ranks(_checked_maps(maps, (n, height, width)))
+    counts = torch.from_numpy(_pixel_counts(fractions, height * width))
+    levels = background_levels(x)
+    frames = [_perturb(x, ranks, count.expand(n), levels, mode)[:, 0] for count in counts]
+    return torch.stack(frames, dim=1).numpy() if frames else np.zeros((n, 0, height, width), np.float32)
+
+
+def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np.ndarray,
+                   targets: np.ndarray | int | None = None, steps: int = 20, batch_size: int = 64,
+                   mode: str = "deletion", device: torch.device | str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The deletion (or insertion) curve of each image under its map (chapter 10).
+
+    Each image's pixels are ranked by its map (N, H, W), highest first (ties: see
+    :func:`_pixel_ranks`). At step k of ``steps`` the top k / steps share of the pixels is
+    *removed* — set to the image's background level — (``mode="deletion"``), or, starting from the
+    all-background image, *restored* (``mode="insertion"``); the score is the model's softmax
+    probability of ``targets`` (default: the class it predicts on the original image). All
+    N x (steps + 1) perturbed images are built on the model's device and evaluated in batches of
+    ``batch_size``, so a map's curve does not depend on the batch.
+
+    Returns ``fractions`` (steps + 1,) from 0 to 1 and ``scores`` (N, steps + 1). Deletion starts
+    at the probability on the original image and ends on the all-background image; insertion the
+    other way round. A faithful map gives a *low* deletion area (:func:`curve_auc`: the
+    probability falls as soon as the top pixels go) and a *high* insertion area.
+    """
+    _check_mode(mode)
+    if int(steps) != steps or steps < 1 or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be whole numbers >= 1, got {steps!r} and {batch_size!r}")
+    steps, batch_size = int(steps), int(batch_size)
+    device = _model_device(model, device)
+    model = model.to(device).eval()  # note: moves the caller's model, as wrenlib.explain.explain does
+    x = _as_batch(images).to(device)
+    n, _, height, width = x.shape
+    maps = _checked_maps(maps, (n, height, width)).to(device)
+    targets = predicted_classes(model, x, batch_size) if targets is None else np.broadcast_to(
+        np.asarray(targets, dtype=np.int64), (n,))
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    counts = torch.from_numpy(_pixel_counts(fractions, height * width)).to(device)
+    levels = background_levels(x)
+    wanted = torch.as_tensor(np.ascontiguousarray(targets), device=device)
+    per_image = steps + 1
+    scores = torch.empty(n * per_image, device=device)
+    with torch.no_grad():
+        for part in _batches(n * per_image, batch_size):  # image-major: one batch spans few images
+            flat = torch.arange(part.start, part.stop, device=device)
+            image, step = flat // per_image, flat % per_image
+            first = part.start // per_image
+            ranks = _pixel_ranks(maps[first:(part.stop - 1) // per_image + 1])[image - first]
+            probabilities = torch.softmax(model(_perturb(x[image], ranks, counts[step], levels[image], mode)), dim=1)
+            scores[part] = probabilities[torch.arange(len(flat), device=device), wanted[image]]
+    return fractions, scores.view(n, per_image).double().cpu().numpy()
+
+
+def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Area under each curve (N,), by the trapezoid rule (``scipy.integrate.trapezoid``;
+    chapter 10). Deletion: lower is more faithful; insertion: higher is more faithful."""
+    from scipy.integrate import trapezoid
+
+    fractions = np.asarray(fractions, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if fractions.ndim != 1 or scores.ndim != 2 or scores.shape[1] != len(fractions):
+        raise ValueError(f"scores must be (N, {len(fractions)}) for {len(fractions)} fractions, got shape "
+                         f"{scores.shape}")
+    if np.any(np.diff(fractions) <= 0):
+        raise ValueError("fractions must increase strictly")
+    return trapezoid(scores, fractions, axis=1)
+
+
+def random_maps(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """Uniform noise maps (N, H, W) in [0, 1), float32: the floor of the deletion and insertion
+    curves, a ranking that knows nothing (chapter 10). Repeatable with ``seed``."""
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (N, H, W), got {shape!r}")
+    return np.random.default_rng(seed).random(tuple(shape), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Cascading model randomisation (Adebayo et al. 2018).
+
+
+def randomisable_layers(model: nn.Module) -> list[str]:
+    """Names (``named_modules``) of the layers the cascading randomisation re-initialises, top
+    first: every module with weights of its own and a ``reset_parameters`` method, in the reverse
+    of their definition order (for :class:`~wrenlib.model.DialectCNN`: the classifier's linear
+    layers from the last, then the convolutions of block 5 down to block 1; chapter 10)."""
+    names = [name for name, module in model.named_modules()
+             if name and callable(getattr(module, "reset_parameters", None))
+             and next(module.parameters(recurse=False), None) is not None]
+    return names[::-1]
+
+
+def randomised_models(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn.Module]]:
+    """(layer name, model copy) pairs of the cascading model-randomisation test (Adebayo et al.
+    2018; chapter 10): the k-th copy has the top k layers of :func:`randomisable_layers`
+    re-initialised by their own ``reset_parameters()``, all below as trained.
+
+    Each layer is re-initialised under torch seed ``seed`` + its place in the cascade (CUDA's
+    generator on a GPU, so CPU and GPU copies differ), inside ``torch.random.fork_rng``: the
+    caller's random state is untouched. ``model`` itself is never modified; buffers (the input
+    standardisation) are kept. Every copy is independent of the others and in eval mode.
+    """
+    names = randomisable_layers(model)
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no layer with weights and reset_parameters() to randomise")
+
+    def cascade() -> Iterator[tuple[str, nn.Module]]:
+        working = copy.deepcopy(model).eval()
+        for place, name in enumerate(names):
+            layer = working.get_submodule(name)
+            cuda = sorted({p.device for p in layer.parameters() if p.is_cuda}, key=str)
+            with torch.random.fork_rng(devices=cuda), torch.no_grad():
+                torch.manual_seed(seed + place)
+                layer.reset_parameters()
+            yield name, (working if place == len(names) - 1 else copy.deepcopy(working))
+
+    return cascade()
+
+
+# --------------------------------------------------------------------------------------------
+# Similarity of two maps of the same image.
+
+
+def _unit_range(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each map scaled to [0, 1] by its own minimum and maximum, and which maps are constant."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    constant = span[:, 0, 0] == 0
+    return (maps - low) / np.where(span > 0, span, 1.0), constant
+
+
+def _ssim(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """skimage's SSIM of each pair of maps after scaling each to [0, 1] (so ``data_range=1``)."""
+    from skimage.metrics import structural_similarity
+
+    first, constant_first = _unit_range(first)
+    second, constant_second = _unit_range(second)
+    values = np.full(len(first), np.nan)
+    for i in np.flatnonzero(~(constant_first | constant_second)):  # skimage takes one pair at a time
+        values[i] = structural_similarity(first[i], second[i], data_range=1.0)
+    return values
+
+
+def map_similarity(first: np.ndarray, second: np.ndarray) -> dict[str, np.ndarray]:
+    """How alike two maps of each image are, one value per pair of (N, H, W) maps (chapter 10),
+    by the measures of Adebayo et al. 2018 (:data:`SIMILARITY_MEASURES`):
+
+    - ``spearman_abs``: Spearman rank correlation of the absolute values (sign flips ignored);
+    - ``spearman``: Spearman rank correlation of the raw values;
+    - ``ssim``: structural similarity (``skimage.metrics.structural_similarity``) of the maps,
+      each scaled to [0, 1] by its own minimum and maximum first, so ``data_range`` is 1;
+    - ``pearson``: :func:`wrenlib.metrics.map_correlation`.
+
+    Spearman's rho is Pearson's r of the ranks (``scipy.stats.rankdata``, ties averaged), as
+    ``scipy.stats.spearmanr`` computes it, here for all pairs at once. NaN where a map is constant.
+    """
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.ndim != 3 or a.shape != b.shape:
+        raise ValueError(f"maps must both be (N, H, W) of one shape, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("maps hold NaN or infinite values")
+    flat_a, flat_b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return {
+        "spearman_abs": map_correlation(rankdata(np.abs(flat_a), axis=1), rankdata(np.abs(flat_b), axis=1)),
+        "spearman": map_correlation(rankdata(flat_a, axis=1), rankdata(flat_b, axis=1)),
+        "ssim": _ssim(a, b),
+        "pearson": map_correlation(a, b),
+    }
+
+
+def _mean_similarity(first: np.ndarray, second: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """:func:`map_similarity` of n_groups x N stacked pairs, averaged over the groups (N,) per
+    measure; NaN pairs (constant maps) are left out of the mean."""
+    similarity = map_similarity(first, second)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an image whose every pair is NaN stays NaN
+        return {name: np.nanmean(values.reshape(n_groups, -1), axis=0) for name, values in similarity.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The tests of chapter 10.
+
+
+def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
+                       references: np.ndarray | None = None, targets: np.ndarray | int | None = None,
+                       seed: int = 0, progress: bool = False, batch_size: int = 16) -> "pd.DataFrame":
+    """The cascading model-randomisation test of one method (Adebayo et al. 2018; chapter 10).
+
+    Explains ``images`` with :func:`wrenlib.explain.explain` on ``model`` and on each copy of
+    :func:`randomised_models`, always for the class explained on the original model (``targets``,
+    default its predictions), and compares each copy's maps with the original maps. One row per
+    (randomised layer, image): ``layer`` (the last layer re-initialised), ``n_randomised`` (how
+    many layers from the top are), ``image`` (index into ``images``), ``target`` and the
+    :func:`map_similarity` columns. A method that explains the model falls towards 0 as layers go;
+    one that stays near 1 shows the image, whatever the weights.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .runtime import show_progress
+
+    original = explain(model, images, method, targets=targets, settings=settings, batch_size=batch_size,
+                       references=references)
+    n_layers = len(randomisable_layers(model))
+    tables = []
+    cascade = randomised_models(model, seed)
+    for depth, (layer, randomised) in enumerate(tqdm(cascade, total=n_layers, desc="randomised layers",
+                                                     disable=not show_progress(progress)), start=1):
+        maps = explain(randomised, images, method, targets=original.targets, settings=settings,
+                       batch_size=batch_size, references=references).maps
+        tables.append(pd.DataFrame({"layer": layer, "n_randomised": depth, "image": np.arange(len(maps)),
+                                    "target": original.targets, **map_similarity(original.maps, maps)}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def noisy_copies(images: np.ndarray | torch.Tensor, sigma: float, n_repeats: int = 1, seed: int = 0) -> np.ndarray:
+    """``n_repeats`` copies of the images (n_repeats, N, H, W) with Gaussian noise of standard
+    deviation ``sigma`` added to the song pixels only (every pixel not at the image's background
+    level), clipped to [0, 1] (chapter 10). Repeatable with ``seed``."""
+    if not np.isfinite(sigma) or sigma < 0 or int(n_repeats) != n_repeats or n_repeats < 1:
+        raise ValueError(f"sigma must be >= 0 and n_repeats a whole number >= 1, got {sigma!r} and {n_repeats!r}")
+    x = _as_batch(images).cpu()
+    song = (x != background_levels(x).view(-1, 1, 1, 1))[:, 0].numpy()
+    x = x[:, 0].numpy()
+    noise = np.random.default_rng(seed).normal(0.0, sigma, size=(int(n_repeats), *x.shape)).astype(np.float32)
+    return np.clip(x[None] + noise * song[None], 0.0, 1.0)
+
+
+def noise_stability(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, sigma: float = 0.02,
+                    n_repeats: int = 3, seed: int = 0, settings: Any = None, references: np.ndarray | None = None,
+                    targets: np.ndarray | int | None = None, batch_size: int = 16) -> "pd.DataFrame":
+    """How far each image's map moves under small noise on its song pixels (chapter 10): the
+    :func:`map_similarity` of the image's map with the maps of its :func:`noisy_copies`, explained
+    for the same class (``targets``, default the prediction on the clean image), averaged over the
+    ``n_repeats`` copies. One row per image: ``image``, ``target`` and the similarity columns."""
+    import pandas as pd
+
+    copies = noisy_copies(images, sigma, n_repeats, seed)
+    n_repeats, n, height, width = copies.shape
+    original = explain(model, images, method, targets=targets, settings=settings, batch_size=batch_size,
+                       references=references)
+    noisy = explain(model, copies.reshape(-1, height, width), method, targets=np.tile(original.targets, n_repeats),
+                    settings=settings, batch_size=batch_size, references=references)
+    repeated = np.broadcast_to(original.maps, copies.shape).reshape(-1, height, width)
+    return pd.DataFrame({"image": np.arange(n), "target": original.targets,
+                         **_mean_similarity(repeated, noisy.maps, n_repeats)})
+
+
+def seed_stability(maps_by_seed: list[np.ndarray]) -> "pd.DataFrame":
+    """How alike the maps of models trained from different seeds are (chapter 10): the
+    :func:`map_similarity` of every pair of seeds, averaged over the pairs, per image. Each entry of
+    ``maps_by_seed`` holds one model's maps (N, H, W) of the same images, for the same classes.
+    One row per image: ``image``, ``n_pairs`` and the similarity columns."""
+    import pandas as pd
+
+    if len(maps_by_seed) < 2:
+        raise ValueError(f"seed_stability needs the maps of at least two models, got {len(maps_by_seed)}")
+    maps = [np.asarray(m) for m in maps_by_seed]
+    if any(m.ndim != 3 or m.shape != maps[0].shape for m in maps):
+        raise ValueError(f"every model's maps must be (N, H, W) of one shape, got {[m.shape for m in maps]}")
+    pairs = list(itertools.combinations(range(len(maps)), 2))
+    first = np.concatenate([maps[i] for i, _ in pairs])
+    second = np.concatenate([maps[j] for _, j in pairs])
+    return pd.DataFrame({"image": np.arange(len(maps[0])), "n_pairs": len(pairs),
+                         **_mean_similarity(first, second, len(pairs))})
