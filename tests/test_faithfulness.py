@@ -255,3 +255,27 @@ def test_seed_stability_averages_every_pair_of_seeds():
         seed_stability([maps])
     with pytest.raises(ValueError, match="one shape"):
         seed_stability([maps, maps[:1]])
+
+
+def test_similarity_within_a_region_ignores_the_empty_pixels():
+    from wrenlib.faithfulness import map_similarity
+
+    rng = np.random.default_rng(0)
+    first = np.zeros((2, 8, 8))
+    second = np.zeros((2, 8, 8))
+    song = np.zeros((2, 8, 8), bool)
+    song[:, 2:4, 2:6] = True
+    first[song] = rng.random(song.sum())
+    second[song] = rng.random(song.sum())  # unrelated values on the song, the same zeros elsewhere
+    everywhere = map_similarity(first, second)
+    on_song = map_similarity(first, second, within=song)
+    assert np.all(everywhere["spearman_abs"] > 0.5)  # the shared zeros make unrelated maps look alike
+    assert np.all(np.abs(on_song["spearman_abs"]) < 0.6)
+    same = map_similarity(first, first, within=song)
+    np.testing.assert_allclose(same["spearman"], 1.0)
+    np.testing.assert_allclose(same["pearson"], 1.0)
+    tiny = np.zeros((2, 8, 8), bool)
+    tiny[:, 0, 0] = True
+    assert np.isnan(map_similarity(first, second, within=tiny)["spearman"]).all()
+    with pytest.raises(ValueError, match="within must be"):
+        map_similarity(first, second, within=song[:, :4])

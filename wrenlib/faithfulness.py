@@ -254,7 +254,7 @@ def _ssim(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return values
 
 
-def map_similarity(first: np.ndarray, second: np.ndarray) -> dict[str, np.ndarray]:
+def map_similarity(first: np.ndarray, second: np.ndarray, within: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """How alike two maps of each image are, one value per pair of (N, H, W) maps (chapter 10),
     by the measures of Adebayo et al. 2018 (:data:`SIMILARITY_MEASURES`):
 
@@ -266,6 +266,11 @@ def map_similarity(first: np.ndarray, second: np.ndarray) -> dict[str, np.ndarra
 
     Spearman's rho is Pearson's r of the ranks (``scipy.stats.rankdata``, ties averaged), as
     ``scipy.stats.spearmanr`` computes it, here for all pairs at once. NaN where a map is constant.
+
+    ``within`` (N, H, W) boolean restricts the rank and Pearson measures to those pixels of each
+    image (e.g. the song's pixels): on a spectrogram most pixels are empty background, where a
+    reference-based map is exactly 0 whatever the model, and they would dominate a correlation
+    over all pixels. SSIM, a measure of local structure, always uses the whole map.
     """
     from scipy.stats import rankdata
 
@@ -275,6 +280,21 @@ def map_similarity(first: np.ndarray, second: np.ndarray) -> dict[str, np.ndarra
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("maps hold NaN or infinite values")
     flat_a, flat_b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    if within is not None:
+        region = np.asarray(within, dtype=bool)
+        if region.shape != a.shape:
+            raise ValueError(f"within must be (N, H, W) like the maps, got {region.shape} for maps {a.shape}")
+        measures: dict[str, list[float]] = {"spearman_abs": [], "spearman": [], "pearson": []}
+        for x, y, keep in zip(flat_a, flat_b, region.reshape(len(region), -1)):
+            x, y = x[keep][None], y[keep][None]
+            usable = x.shape[1] >= 2
+            measures["spearman_abs"].append(map_correlation(rankdata(np.abs(x), axis=1),
+                                                            rankdata(np.abs(y), axis=1))[0] if usable else np.nan)
+            measures["spearman"].append(map_correlation(rankdata(x, axis=1), rankdata(y, axis=1))[0]
+                                        if usable else np.nan)
+            measures["pearson"].append(map_correlation(x, y)[0] if usable else np.nan)
+        return {"spearman_abs": np.array(measures["spearman_abs"]), "spearman": np.array(measures["spearman"]),
+                "ssim": _ssim(a, b), "pearson": np.array(measures["pearson"])}
     return {
         "spearman_abs": map_correlation(rankdata(np.abs(flat_a), axis=1), rankdata(np.abs(flat_b), axis=1)),
         "spearman": map_correlation(rankdata(flat_a, axis=1), rankdata(flat_b, axis=1)),
