@@ -217,9 +217,10 @@ wrenlib.record_result(PROFILE, "shap_cost_ratio_paper_size_vs_quick_size", float
 # Each added reference costs about {glue:text}`shap_seconds_per_reference:.2f` s per image: the
 # deep explainer runs one forward and one backward pass per reference. Going from 120 × 240 to
 # the paper's 480 × 960 (16 times the pixels) multiplies the time by
-# {glue:text}`shap_cost_ratio_paper_size_vs_quick_size:.0f` on this machine. Both are the paper's
-# "expensive": cost is references × pixels, and a reference set that covers the song types of
-# both dialects needs tens of images.
+# {glue:text}`shap_cost_ratio_paper_size_vs_quick_size:.1f` on this machine — less than 16,
+# because at the small size the fixed cost of each call weighs more. Both make the paper's
+# "expensive": the cost grows with references and with pixels, and a reference set that covers
+# the song types of both dialects needs tens of images.
 #
 # ## Right and wrong answers, both dialects
 
@@ -271,7 +272,7 @@ for row in costs.itertuples():
 overheads = costs.set_index("method")["overhead_share"].dropna()
 for method, share in overheads.items():
     wrenlib.record_result(PROFILE, f"overhead_share_{method.lower()}", float(share))
-over = [f"{method} {share:.0%}" for method, share in overheads.items() if share > 0.2]
+over = [f"{method} ({share:.0%})" for method, share in overheads.items() if share > 0.2]
 glue("overhead_verdict", Markdown(
     "within the book's 20 % budget for both" if not over else f"**over** the book's 20 % budget for {', '.join(over)}"),
     display=False)
