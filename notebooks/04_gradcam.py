@@ -167,10 +167,9 @@ glue("gradcam_zero_text", Markdown(zero_text), display=False)
 # gradients *averaged over the whole map*; behind the last block sits a flatten and two dense
 # layers, which weigh every cell separately, so a channel can carry the evidence in one place and
 # still get a negative average weight. When the class is coded that way — partly by the
-# *absence* of something — Grad-CAM has nothing positive to show. (A test in
-# `tests/test_explain.py` shows the same on a toy model with a known evidence box, and shows
-# Grad-CAM finding the box once the head is a global average pool, the setting the method was
-# designed for.) The median relevance mass is {glue:text}`gradcam_relevance_mass_median:.1%`
+# *absence* of something — Grad-CAM has nothing positive to show. (The evidence-box test in
+# `tests/test_explain.py` runs Grad-CAM on a head that averages each map globally, the setting
+# the method was designed for; there it does find the box.) The median relevance mass is {glue:text}`gradcam_relevance_mass_median:.1%`
 # against a median mask area of {glue:text}`gradcam_mask_area_median:.1%`: a ratio of
 # {glue:text}`gradcam_mass_over_area:.1f`, where 1 is what a map spread evenly over the image
 # would score. At this layer one cell is wider than most song elements, so the map cannot
