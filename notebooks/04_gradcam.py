@@ -58,7 +58,7 @@ test = images.split_indices("test")
 probabilities = predict(model, images, test, device)
 predicted, truth = probabilities.argmax(1), images.labels[test]
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
-diagnostic = np.stack([images.masks(i)["diagnostic"] for i in test])
+diagnostic = images.stacked_masks(test)
 print(f"profile {profile.name!r}: the mixed-background CNN of chapter 03 on {len(test)} test clips "
       f"({profile.image_height_px} x {profile.image_width_px} px); device {wrenlib.describe_device(device)}")
 

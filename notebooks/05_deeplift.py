@@ -64,7 +64,7 @@ test = images.split_indices("test")
 probabilities = predict(model, images, test, device)
 predicted, truth = probabilities.argmax(1), images.labels[test]
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
-diagnostic = np.stack([images.masks(i)["diagnostic"] for i in test])
+diagnostic = images.stacked_masks(test)
 print(f"profile {profile.name!r}: {len(test)} test clips, {len(explained)} of them explained by every method; "
       f"device {wrenlib.describe_device(device)}")
 
@@ -165,7 +165,7 @@ fixed = copy.deepcopy(model)
 fixed.standardise.per_image = False      # subtract a fixed 0 instead of each image's own level
 fixed.standardise.mean.fill_(0.0)
 on_black = explained[images.backgrounds[explained] == "black"]
-black_masks = np.stack([images.masks(i)["diagnostic"] for i in on_black])
+black_masks = images.stacked_masks(on_black)
 same_output = torch.allclose(fixed(torch.from_numpy(images.images(on_black))[:, None].to(device)),
                              model(torch.from_numpy(images.images(on_black))[:, None].to(device)), atol=1e-5)
 naive = explain(fixed, images.images(on_black), "deeplift", settings={"baseline": "white"})
@@ -202,7 +202,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 rows, reference_maps = [], {}
-explained_masks = np.stack([images.masks(i)["diagnostic"] for i in explained])
+explained_masks = images.stacked_masks(explained)
 for baseline in BASELINES:
     result = explain_dataset(model, images, explained, "deeplift", PROFILE, {"baseline": baseline},
                              device=device, progress=False)

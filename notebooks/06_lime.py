@@ -62,7 +62,7 @@ from wrenlib.metrics import mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import load_or_train_model, predict
-from wrenlib.widgets import attribution_gallery, clip_label, confident_examples, explanation_browser, explanation_figure
+from wrenlib.widgets import clip_label, explanation_browser, explanation_figure, method_gallery
 
 wrenlib.set_seed(SEED)
 profile = wrenlib.get_profile(PROFILE)
@@ -71,7 +71,7 @@ sns.set_theme(style="whitegrid")
 model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
-masks = np.stack([images.masks(i)["diagnostic"] for i in explained])
+masks = images.stacked_masks(explained)
 settings = LimeSettings(n_samples=profile.lime_samples, seed=SEED)
 print(f"profile {profile.name!r}: {len(explained)} explained test clips, {settings.n_samples} perturbations each; "
       f"device {wrenlib.describe_device(device)}")
@@ -250,7 +250,7 @@ for segmentation in SEGMENTATIONS:
     result = explain_dataset(model, images, clips, "lime", PROFILE, LimeSettings(
         segmentation=segmentation, n_samples=settings.n_samples, seed=SEED), device=device, progress=False)
     results[segmentation] = result
-    clip_masks = np.stack([images.masks(int(i))["diagnostic"] for i in clips])
+    clip_masks = images.stacked_masks(clips)
     empty = empty_top_share(result.maps, clips, segmentation)
     rows.append({"features": segmentation, "clips": len(clips),
                  "empty among top 5": np.nanmean(empty),
@@ -285,11 +285,7 @@ glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
 
 # %% tags=["hide-input"]
 lime_maps = results["grid"]
-test = images.split_indices("test")
-test_probabilities = predict(model, images, test, device)
-positions = [position for position, _ in confident_examples(test_probabilities, images.labels[test])]
-shown = explain_dataset(model, images, test[positions], "lime", PROFILE, settings, device=device, progress=False)
-display(attribution_gallery(images, test[positions], test_probabilities[positions], shown.normalised(), "LIME (grid)"))
+display(method_gallery(model, images, "lime", PROFILE, settings, "LIME (grid)", device))
 wrenlib.record_result(PROFILE, "lime_relevance_mass_median", float(np.nanmedian(relevance_mass(lime_maps.maps, masks))))
 
 # %% [markdown]

@@ -54,7 +54,7 @@ from wrenlib.metrics import map_correlation, mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import load_or_train_model, predict
-from wrenlib.widgets import attribution_gallery, clip_label, confident_examples, explanation_browser, explanation_figure
+from wrenlib.widgets import clip_label, explanation_browser, explanation_figure, method_gallery
 
 wrenlib.set_seed(SEED)
 profile = wrenlib.get_profile(PROFILE)
@@ -63,7 +63,7 @@ sns.set_theme(style="whitegrid")
 model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
-masks = np.stack([images.masks(i)["diagnostic"] for i in explained])
+masks = images.stacked_masks(explained)
 settings = ShapSettings(n_background=profile.shap_background, seed=SEED)
 references = shap_references(images, settings.n_background, settings.seed)
 print(f"profile {profile.name!r}: {len(explained)} explained test clips, {len(references)} reference images "
@@ -84,7 +84,7 @@ print(f"profile {profile.name!r}: {len(explained)} explained test clips, {len(re
 
 # %% tags=["hide-input"]
 trial = explained[[0, len(explained) - 1]]
-trial_masks = np.stack([images.masks(int(i))["diagnostic"] for i in trial])
+trial_masks = images.stacked_masks(trial)
 budgets = {"deep": ShapSettings("deep", n_background=settings.n_background),
            "gradient": ShapSettings("gradient", n_background=settings.n_background, n_samples=100),
            "partition": ShapSettings("partition", max_evals=500)}
@@ -229,11 +229,7 @@ shap_maps = explain_dataset(model, images, explained, "shap", PROFILE, settings,
 mass = relevance_mass(shap_maps.maps, masks)
 
 # %% tags=["hide-input"]
-test = images.split_indices("test")
-test_probabilities = predict(model, images, test, device)
-positions = [position for position, _ in confident_examples(test_probabilities, images.labels[test])]
-shown = explain_dataset(model, images, test[positions], "shap", PROFILE, settings, device=device, progress=False)
-display(attribution_gallery(images, test[positions], test_probabilities[positions], shown.normalised(), "SHAP (deep)"))
+display(method_gallery(model, images, "shap", PROFILE, settings, "SHAP (deep)", device))
 per_dialect = pd.DataFrame({"dialect": np.array(DIALECTS)[probabilities.argmax(1)], "relevance mass": mass,
                             "mask area": mask_area(masks)}).groupby("dialect").median()
 display(per_dialect.style.format("{:.1%}"))

@@ -103,7 +103,7 @@ maps["average (all four)"] = average_ensemble({m: maps[m] for m in METHOD_TITLES
 
 # %% tags=["hide-input"]
 validation_maps = normalised_maps(validation_clips)
-validation_masks = np.stack([images.masks(int(i))["diagnostic"] for i in validation_clips])
+validation_masks = images.stacked_masks(validation_clips)
 temperatures = [0.25, 0.5, 1.0, 2.0, float("inf")]
 choice = pd.DataFrame({"temperature": temperatures, "validation mask AUC": [
     np.nanmean(mask_auc(adaptive_ensemble({m: validation_maps[m] for m in METHOD_TITLES.values()},
@@ -179,8 +179,8 @@ untrained = DialectCNN(model.config).to(device).eval()
 untrained.standardise.load_state_dict(model.standardise.state_dict())
 maps["reference: untrained DeepLIFT"] = normalise_maps(explain(untrained, pictures, "deeplift", device=device).maps)
 
-diagnostic = np.stack([images.masks(int(i))["diagnostic"] for i in test_clips])
-song = np.stack([images.masks(int(i))["song"] for i in test_clips])
+diagnostic = images.stacked_masks(test_clips)
+song = images.stacked_masks(test_clips, "song")
 shared = song & ~diagnostic
 empty = pictures == np.median(pictures, axis=(1, 2), keepdims=True)
 rows = []

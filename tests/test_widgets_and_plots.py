@@ -132,3 +132,15 @@ def test_ensemble_browser_outlines_pixels_above_the_threshold(small_dataset):
     picture = panel.image.value
     panel.controls["threshold"].value = 0.9
     assert panel.image.value != picture
+
+
+def test_method_gallery_shows_test_clips_with_their_masks(small_dataset, isolated_artifacts):
+    from wrenlib.widgets import method_gallery
+
+    model, data = _tiny_model_and_data(small_dataset)
+    test = data.split_indices("test")
+    masks = data.stacked_masks(test)
+    assert masks.shape == (len(test), 32, 64) and masks.dtype == bool
+    assert np.array_equal(masks[0], data.masks(int(test[0]))["diagnostic"])
+    html = method_gallery(model, data, "gradcam", "quick", None, "Grad-CAM").data
+    assert html.count("<audio") >= 2 and "Grad-CAM" in html

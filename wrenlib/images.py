@@ -97,6 +97,10 @@ class SpectrogramDataset(Dataset):
             "song": render_mask(self.surrogate.song_mask(source), self.front_end, self.mask_rule),
         }
 
+    def stacked_masks(self, indices, name: str = "diagnostic") -> np.ndarray:
+        """One mask (``diagnostic`` or ``song``) of each clip of ``indices``, stacked (N, H, W)."""
+        return np.stack([self.masks(int(i))[name] for i in np.asarray(indices)])
+
     def metadata(self, index: int) -> dict[str, Any]:
         row = self.clips.iloc[index]
         meta = {column: row[column] for column in METADATA_COLUMNS if column in row}

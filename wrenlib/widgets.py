@@ -371,3 +371,16 @@ def ensemble_browser(dataset, indices, maps_by_name: dict[str, np.ndarray]):
             clip_waveform(dataset, int(indices[position]))
 
     return live_figure_panel(render, controls)
+
+
+def method_gallery(model, dataset, method: str, profile: str, settings: Any, title: str, device=None):
+    """:func:`attribution_gallery` of one method on the test clips it shows: the most confident
+    right and wrong answer per dialect, explained now or read from the cache (chapters 06-07)."""
+    from .explain import explain_dataset
+    from .training import predict
+
+    test = dataset.split_indices("test")
+    probabilities = predict(model, dataset, test, device or next(model.parameters()).device)
+    chosen = [position for position, _ in confident_examples(probabilities, dataset.labels[test])]
+    maps = explain_dataset(model, dataset, test[chosen], method, profile, settings, device=device, progress=False)
+    return attribution_gallery(dataset, test[chosen], probabilities[chosen], maps.normalised(), title)
