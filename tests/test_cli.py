@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import random
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,9 +16,52 @@ import pytest
 import soundfile
 
 
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wrenlib", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``wrenlib ARGS`` run in this process (a fresh interpreter would import torch again, ~5 s a call):
+    exit status, stdout and stderr as :func:`subprocess.run` returns them. Warnings go to the captured
+    stderr, as in a terminal. What a command changes globally (environment, the seeds and torch's
+    thread count that ``set_seed`` and the synthesis workers set, warning filters) is put back after."""
+    import torch
+
+    from wrenlib.cli import main
+
+    environment = dict(os.environ)
+    random_state, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            warnings.showwarning = show_warning
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse: --help, and bad options (status 2)
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        random.setstate(random_state)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+    return subprocess.CompletedProcess(["wrenlib", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def test_python_m_wrenlib_is_the_command():
+    """The module entry point itself, in a real interpreter (the other tests call :func:`main`):
+    ``--help`` lists the commands, and a bad option is a one-line error with status 2."""
+    command = [sys.executable, "-m", "wrenlib"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=300)
+    assert helped.returncode == 0, helped.stderr
+    assert all(name in helped.stdout for name in ("synth", "spectrogram", "train", "evaluate", "explain"))
+    assert_one_line_error(subprocess.run([*command, "synth", "--n", "0", "--out", "unused"],
+                                         capture_output=True, text=True, timeout=300), "at least 1")
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -87,23 +135,20 @@ def test_spectrogram_writes_pngs_and_skips_a_bad_file(tmp_path):
                                   "--size", "big"), "HEIGHTxWIDTH")
 
 
-def test_train_and_evaluate_on_a_synth_folder(tmp_path):
+def test_train_and_evaluate_on_a_synth_folder(tmp_path, monkeypatch):
     data = tmp_path / "clips"
     assert run_cli("synth", "--n", "36", "--seed", "2", "--out", str(data), "--no-progress").returncode == 0
     model = tmp_path / "model.pt"
-    import os
-
-    env_run = lambda *args: subprocess.run([sys.executable, "-m", "wrenlib", *args], capture_output=True,
-                                           text=True, timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
-    trained = env_run("train", str(data), "--profile", "quick", "--out", str(model))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    trained = run_cli("train", str(data), "--profile", "quick", "--out", str(model))
     assert trained.returncode == 0, trained.stderr
     assert model.is_file() and "saved" in trained.stdout
-    evaluated = env_run("evaluate", str(model), str(data))
+    evaluated = run_cli("evaluate", str(model), str(data))
     assert evaluated.returncode == 0, evaluated.stderr
     assert "accuracy" in evaluated.stdout and "Eastern:" in evaluated.stdout
-    again = env_run("train", str(data), "--out", str(model))
+    again = run_cli("train", str(data), "--out", str(model))
     assert again.returncode == 2 and "never overwritten" in again.stderr
-    missing = env_run("evaluate", str(tmp_path / "nope.pt"), str(data))
+    missing = run_cli("evaluate", str(tmp_path / "nope.pt"), str(data))
     assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
 
 
