@@ -118,3 +118,28 @@ def test_training_benchmark_reports_rates_and_loader_share():
     speed = benchmark_training((32, 64), batch_size=4, n_batches=2, repeats=1)
     assert speed["training_images_per_second"] > 0 and speed["loader_images_per_second"] > 0
     assert 0 < speed["loader_share_of_step_time"] < 10
+
+
+def test_convolutions_stay_channels_last_through_copies_and_checkpoints(tmp_path):
+    """The faster weight layout (chapter 03, make bench) must survive what the book does to a model."""
+    import copy
+
+    def channels_last(model):
+        weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        # with one input channel both layouts are the same memory, so only the deeper ones tell
+        return bool(weights) and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights) \
+            and not any(w.is_contiguous() for w in weights if w.shape[1] > 1)
+
+    config = ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))
+    model = DialectCNN(config)
+    assert channels_last(model) and channels_last(copy.deepcopy(model)) and channels_last(model.to("cpu"))
+    path = save_checkpoint(tmp_path / "m.pt", model, {"model": config.to_dict()})
+    loaded, _, _ = load_checkpoint(path)
+    assert channels_last(loaded)
+    x = torch.rand(3, 1, 32, 64)
+    reference = copy.deepcopy(model)
+    for m in reference.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.weight.data = m.weight.data.contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), reference.eval()(x), rtol=1e-5, atol=1e-6)

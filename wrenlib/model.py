@@ -99,6 +99,10 @@ class DialectCNN(nn.Module):
             size = units
         layers.append(nn.Linear(size, config.n_classes))
         self.classifier = nn.Sequential(*layers)
+        # Convolution weights in channels-last order: the same numbers, but oneDNN's CPU kernels
+        # run a forward pass about 1.5x faster this way (make bench); .to(device), copies and
+        # load_state_dict keep the layout.
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(self.standardise(x)))

@@ -221,9 +221,13 @@ def load_or_train_model(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
+    init_seed: int | None = None,
 ) -> tuple[DialectCNN, pd.DataFrame, SpectrogramDataset]:
     """The profile's CNN trained on the given background set: from the cache, or trained now.
 
+    ``seed`` fixes the data (the surrogate clips and their split) and, unless ``init_seed`` is
+    given, the training too (initial weights, batch order, dropout). ``init_seed`` trains another
+    model on the *same* data from other initial weights (the seed-stability check of chapter 10).
     Returns the model (in eval mode), its learning curves and the image dataset it was trained on.
     """
     from .cache import profile_dir
@@ -233,18 +237,20 @@ def load_or_train_model(
     device = device or choose_device()
     dataset = load_spectrogram_dataset(profile, background=background, seed=seed)
     model_config = ModelConfig(*dataset.front_end.image_size)
-    training_config = training_config_for_profile(profile, seed)
+    init_seed = seed if init_seed is None else int(init_seed)
+    training_config = training_config_for_profile(profile, init_seed)
     config = {"model": model_config.to_dict(), "training": training_config.to_dict(),
               "data": {"surrogate": dataset.surrogate.config.to_dict() if dataset.surrogate else None,
                        "front_end": dataset.front_end.to_dict(), "background": background, "seed": seed}}
-    path = profile_dir(profile) / "models" / f"cnn_{background}_seed{seed}.pt"
+    name = f"cnn_{background}_seed{seed}" + ("" if init_seed == seed else f"_init{init_seed}")
+    path = profile_dir(profile) / "models" / f"{name}.pt"
     if path.is_file():
         try:
             model, _, history = load_checkpoint(path, config, device)
             return model, history, dataset
         except (CheckpointMismatch, ValueError):
             pass  # trained under other settings: train again below
-    set_seed(seed)
+    set_seed(init_seed)
     model = DialectCNN(model_config)
     history = fit(model, dataset, training_config, device, progress)
     save_checkpoint(path, model, config, history)
