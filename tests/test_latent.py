@@ -1,0 +1,319 @@
+"""The latent space (chapter 09): features from a named layer, their cache, embeddings, clusters
+chosen without labels, agreement scores, trustworthiness and the consistency permutation test."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from wrenlib import latent
+from wrenlib.latent import (
+    DEFAULT_LAYER,
+    choose_clusters,
+    cluster_agreement,
+    cluster_consistency,
+    compare_spaces,
+    correlation_matrix,
+    dataset_features,
+    embed,
+    embedding_quality,
+    latent_features,
+    latent_layer_name,
+    sweep_perplexity,
+)
+from wrenlib.model import DialectCNN, ModelConfig
+
+
+def _no_hooks_left(model: nn.Module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def _tiny_cnn() -> DialectCNN:
+    """The paper's layer layout (two hidden layers) at toy size, with dropout that would show."""
+    torch.manual_seed(1)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(8, 16), dropout=0.5))
+    model.set_standardisation(0.0, 0.2)
+    return model
+
+
+def _random_dataset(n: int = 12):
+    from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+    from wrenlib.images import SpectrogramDataset
+
+    rng = np.random.default_rng(0)
+    levels = (rng.random((n, 32, 64)) ** 6 * 255).astype(np.uint8)
+    clips = pd.DataFrame({"clip": np.arange(n), "label": np.arange(n) % 2, "split": ["test"] * n})
+    return SpectrogramDataset(levels, clips, assign_backgrounds(n, "mixed", 0),
+                              PAPER_FRONT_END.with_image_size(32, 64), None, with_masks=False)
+
+
+def _blobs(n_per: int = 20, centres=((0, 0), (10, 0), (0, 10)), seed: int = 0):
+    rng = np.random.default_rng(seed)
+    points = np.concatenate([rng.normal(centre, 0.5, size=(n_per, 2)) for centre in centres])
+    return points, np.repeat(np.arange(len(centres)), n_per)
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_default_layer_is_the_relu_after_the_penultimate_linear_layer():
+    model = _tiny_cnn()
+    modules = dict(model.named_modules())
+    assert isinstance(modules[DEFAULT_LAYER], nn.ReLU)
+    assert isinstance(modules["classifier.4"], nn.Linear) and modules["classifier.4"].out_features == 16
+    assert modules[DEFAULT_LAYER] is model.latent_layer() and latent_layer_name(model) == DEFAULT_LAYER
+
+
+def test_latent_features_match_a_forward_pass_by_hand_and_leave_no_hook():
+    model = _tiny_cnn().train()  # dropout 0.5 would change the numbers if eval mode were not used
+    images = torch.rand(5, 32, 64)
+    features = latent_features(model, images, batch_size=2)
+    assert features.shape == (5, 16) and features.dtype == np.float32
+    assert model.training and _no_hooks_left(model)
+    model.eval()
+    with torch.no_grad():
+        x = model.features(model.standardise(images[:, None]))
+        for index in range(6):  # Flatten, Linear 8, ReLU, Dropout, Linear 16, ReLU
+            x = model.classifier[index](x)
+    np.testing.assert_allclose(features, x.numpy(), rtol=1e-5, atol=1e-6)
+    assert (features >= 0).all() and (features > 0).any()
+    np.testing.assert_allclose(features, model.latent_features(images[:, None]).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    before_relu = latent_features(model, images, layer="classifier.4")
+    assert (before_relu < 0).any()
+    np.testing.assert_allclose(np.maximum(before_relu, 0), features, rtol=1e-5, atol=1e-6)
+
+
+def test_latent_features_of_another_layer_and_errors(small_cnn):
+    images = np.random.default_rng(0).random((3, 32, 64)).astype(np.float32)
+    assert latent_features(small_cnn, images, layer=latent_layer_name(small_cnn)).shape == (3, 16)
+    assert latent_features(small_cnn, images, layer="features.1").shape == (3, 8 * 8 * 16)  # flattened
+    with pytest.raises(ValueError, match="no layer named 'classifier.9'"):
+        latent_features(small_cnn, images, layer="classifier.9")
+    with pytest.raises(RuntimeError):  # a wrong image size fails inside the forward pass ...
+        latent_features(small_cnn, np.zeros((2, 16, 16), np.float32), layer="classifier.2")
+    assert _no_hooks_left(small_cnn)  # ... and the hook is still removed
+
+
+def test_dataset_features_are_cached_once_per_set_of_clips(isolated_artifacts, monkeypatch):
+    model, data = _tiny_cnn(), _random_dataset()
+    first = dataset_features(model, data, [3, 0, 5, 0], "quick", batch_size=2)
+    assert first.shape == (4, 16)
+    np.testing.assert_array_equal(first[1], first[3])
+    np.testing.assert_allclose(first, latent_features(model, data.images([3, 0, 5, 0])), rtol=1e-5, atol=1e-6)
+    files = list((isolated_artifacts / "quick" / "latent").iterdir())
+    assert len(files) == 1 and files[0].name.startswith(f"{DEFAULT_LAYER}-") and files[0].suffix == ".npz"
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("features were recomputed instead of read from the cache")
+
+    computed = latent.latent_features
+    monkeypatch.setattr(latent, "latent_features", fail)
+    again = dataset_features(model, data, [5, 0, 3], "quick")  # same set of clips, another order
+    np.testing.assert_array_equal(again, first[[2, 1, 0]])
+    with pytest.raises(AssertionError, match="recomputed"):
+        dataset_features(model, data, [1, 2], "quick")
+    monkeypatch.setattr(latent, "latent_features", computed)
+    dataset_features(model, data, [1, 2], "quick")
+    dataset_features(model, data, [1, 2], "quick", layer="classifier.4")
+    names = sorted(path.name for path in (isolated_artifacts / "quick" / "latent").iterdir())
+    assert len(names) == 3 and not any(name.startswith(".") for name in names)  # no temporary file left
+    with pytest.raises(ValueError, match="clip indices"):
+        dataset_features(model, data, [12], "quick")
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_pca_orders_points_on_a_line():
+    rng = np.random.default_rng(0)
+    t = rng.permutation(np.linspace(-1, 1, 30))
+    points = np.outer(t, [3.0, -1.0, 2.0, 0.5]) + rng.normal(0, 1e-3, (30, 4))
+    first = embed(points, "pca", n_components=2)[:, 0]
+    order = np.argsort(first)
+    assert np.all(np.diff(t[order]) > 0) or np.all(np.diff(t[order]) < 0)
+    assert embed(points, "pca").shape == (30, 2)
+
+
+def test_embeddings_standardise_each_feature_first():
+    """Units on very different scales count alike: rescaling or shifting a feature changes nothing."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 5))
+    rescaled = features * np.array([1000.0, 0.01, 1.0, 50.0, 3.0]) + np.array([5.0, -2.0, 0.0, 100.0, 1.0])
+    np.testing.assert_allclose(embed(rescaled, "pca"), embed(features, "pca"), atol=1e-8)
+    np.testing.assert_allclose(embed(rescaled, "tsne", perplexity=8), embed(features, "tsne", perplexity=8),
+                               atol=1e-3)
+
+
+def test_tsne_is_deterministic_for_a_seed_and_checks_the_perplexity():
+    points, _ = _blobs(n_per=20)
+    features = np.hstack([points, np.random.default_rng(1).normal(size=(60, 6))])
+    first = embed(features, "tsne", perplexity=10, seed=3)
+    assert first.shape == (60, 2)
+    np.testing.assert_array_equal(first, embed(features, "tsne", perplexity=10, seed=3))
+    assert not np.allclose(first, embed(features, "tsne", perplexity=20, seed=3))
+    with pytest.raises(ValueError, match="perplexity must be positive and below the number of points"):
+        embed(features[:10], "tsne", perplexity=10)
+    with pytest.raises(ValueError, match="unknown embedding"):
+        embed(features, "umap")
+    with pytest.raises(ValueError, match=r"must be \(N, D\)"):
+        embed(features[:, 0], "pca")
+
+
+# ---------------------------------------------------------------- clusters
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "agglomerative"])
+def test_choose_clusters_finds_three_blobs_without_labels(method):
+    points, truth = _blobs()
+    clusters, table = choose_clusters(points, range(2, 7), method=method)
+    assert list(table["k"]) == [2, 3, 4, 5, 6] and table["chosen"].sum() == 1
+    assert int(table.loc[table["chosen"], "k"].iloc[0]) == 3
+    assert table["silhouette"].idxmax() == table.index[table["chosen"]][0]
+    agreement = cluster_agreement(truth, clusters)
+    assert agreement["ari"] == pytest.approx(1.0) and agreement["nmi"] == pytest.approx(1.0)
+    assert agreement["n_clusters"] == 3
+
+
+def test_choose_clusters_by_bic_and_errors():
+    points, truth = _blobs()
+    clusters, table = choose_clusters(points, range(2, 6), method="gmm", criterion="bic")
+    assert int(table.loc[table["chosen"], "k"].iloc[0]) == 3 and table["bic"].notna().all()
+    assert cluster_agreement(truth, clusters)["ari"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="too few for 8 clusters"):
+        choose_clusters(points[:8], range(2, 9))
+    with pytest.raises(ValueError, match="at least 2"):
+        choose_clusters(points, range(1, 4))
+    with pytest.raises(ValueError, match="needs method='gmm'"):
+        choose_clusters(points, method="kmeans", criterion="bic")
+    with pytest.raises(ValueError, match="unknown clustering"):
+        choose_clusters(points, method="dbscan")
+
+
+def test_cluster_agreement_ignores_names_and_scores_random_partitions_low():
+    truth = np.repeat([0, 1, 2], 20)
+    renamed = np.repeat([7, 3, 5], 20)
+    assert cluster_agreement(truth, renamed)["ari"] == pytest.approx(1.0)
+    shuffled = cluster_agreement(truth, np.random.default_rng(0).permutation(truth))
+    assert abs(shuffled["ari"]) < 0.1 and shuffled["nmi"] < 0.2
+    with pytest.raises(ValueError, match="one value per clip"):
+        cluster_agreement(truth, truth[:-1])
+
+
+def test_embedding_quality_is_one_for_the_features_themselves():
+    points = np.random.default_rng(0).normal(size=(60, 2))
+    assert embedding_quality(points, points) == pytest.approx(1.0)
+    scrambled = points[np.random.default_rng(1).permutation(60)]
+    assert embedding_quality(points, scrambled) < 0.7
+    with pytest.raises(ValueError, match="one row per clip"):
+        embedding_quality(points, points[:-1])
+    with pytest.raises(ValueError, match="n_neighbors"):
+        embedding_quality(points, points, n_neighbors=30)
+
+
+def test_sweep_and_comparison_of_spaces_on_separated_groups():
+    points, truth = _blobs(n_per=20)
+    rng = np.random.default_rng(2)
+    features = points @ rng.normal(size=(2, 8)) + rng.normal(0, 0.3, size=(60, 8))
+    sweep = sweep_perplexity(features, [5, 15], truth, seed=0, k_range=range(2, 6))
+    assert list(sweep["perplexity"]) == [5.0, 15.0]
+    assert set(sweep.columns) >= {"ari", "nmi", "trustworthiness", "n_clusters"}
+    assert (sweep["ari"] > 0.9).all() and (sweep["trustworthiness"] > 0.8).all()
+    spaces = compare_spaces(features, truth, perplexity=15, k_range=range(2, 6))
+    assert list(spaces["space"]) == ["tsne", "pca", "features"]
+    assert (spaces["ari"] > 0.9).all() and np.isnan(spaces["trustworthiness"].iloc[2])
+
+
+# ---------------------------------------------------------------- consistency of explanations
+
+
+def _cluster_maps(noise: float, seed: int = 0):
+    """Two dialects with two clusters of six clips each; each cluster has its own map pattern."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([0, 1], 12)
+    clusters = np.tile(np.repeat([0, 1], 6), 2)
+    patterns = rng.random((4, 6, 8))
+    maps = patterns[groups * 2 + clusters] + noise * rng.random((24, 6, 8))
+    order = rng.permutation(24)  # clips in no particular order
+    return maps[order], clusters[order], groups[order]
+
+
+def test_correlation_matrix_matches_map_correlation():
+    from wrenlib.metrics import map_correlation
+
+    maps = np.random.default_rng(0).random((5, 4, 6))
+    matrix = correlation_matrix(maps)
+    i, j = np.triu_indices(5, 1)
+    np.testing.assert_allclose(matrix[i, j], map_correlation(maps[i], maps[j]))
+    np.testing.assert_allclose(np.diag(matrix), 1.0)
+    maps[2] = 0.0
+    assert np.isnan(correlation_matrix(maps)[2]).all()
+
+
+def test_cluster_consistency_finds_cluster_specific_maps():
+    maps, clusters, groups = _cluster_maps(noise=0.0)
+    result = cluster_consistency(maps, clusters, groups, n_permutations=200, seed=0)
+    assert result["within"] == pytest.approx(1.0)
+    assert result["difference"] > 0.3 and result["p_value"] <= 0.01
+    assert result["p_value"] == pytest.approx(1 / 201)
+    # pairs inside one group only: 2 groups x 2 clusters x C(6, 2) within, 2 groups x 6 x 6 between
+    assert result["n_within_pairs"] == 60 and result["n_between_pairs"] == 72
+    # the same clusters numbered per dialect or across dialects give the same answer
+    renumbered = cluster_consistency(maps, clusters + 2 * groups, groups, n_permutations=200, seed=0)
+    assert renumbered == result
+
+
+def _difference_by_loops(similarity: np.ndarray, clusters: np.ndarray, groups: np.ndarray) -> float:
+    within, between = [], []
+    for i, j in itertools.combinations(range(len(similarity)), 2):
+        if groups[i] == groups[j]:
+            (within if clusters[i] == clusters[j] else between).append(similarity[i, j])
+    return float(np.mean(within) - np.mean(between))
+
+
+@pytest.mark.parametrize("data_seed", [1, 5, 8])
+def test_cluster_consistency_matches_the_exact_within_group_permutation_test(data_seed):
+    """Two dialects of four clips, two clusters each: all 6 x 6 relabellings inside the groups can be
+    listed, so the exact p-value is known; shuffling across groups would give another one."""
+    groups, clusters = np.repeat([0, 1], 4), np.tile([0, 0, 1, 1], 2)
+    maps = np.random.default_rng(data_seed).random((8, 3, 4))
+    similarity = correlation_matrix(maps)
+    observed = _difference_by_loops(similarity, clusters, groups)
+    relabellings = [np.array(order) for order in set(itertools.permutations([0, 0, 1, 1]))]
+    exact = np.mean([_difference_by_loops(similarity, np.concatenate([a, b]), groups) >= observed - 1e-12
+                     for a in relabellings for b in relabellings])
+    result = cluster_consistency(maps, clusters, groups, n_permutations=4000, seed=0)
+    assert result["difference"] == pytest.approx(observed)
+    assert result["p_value"] == pytest.approx(exact, abs=0.02)
+
+
+def test_cluster_consistency_of_noise_is_not_significant():
+    rng = np.random.default_rng(5)
+    maps = rng.random((24, 6, 8))
+    clusters, groups = np.tile(np.repeat([0, 1], 6), 2), np.repeat([0, 1], 12)
+    p_values = [cluster_consistency(maps, clusters, groups, n_permutations=200, seed=s)["p_value"]
+                for s in range(3)]
+    assert min(p_values) > 0.05  # the same for other permutation seeds: not a fragile pass
+    custom = cluster_consistency(maps, clusters, groups, similarity=lambda m: -correlation_matrix(m),
+                                 n_permutations=50)
+    plain = cluster_consistency(maps, clusters, groups, n_permutations=50)
+    assert custom["difference"] == pytest.approx(-plain["difference"])
+
+
+def test_cluster_consistency_errors():
+    maps, clusters, groups = _cluster_maps(noise=0.1)
+    with pytest.raises(ValueError, match="one entry per clip"):
+        cluster_consistency(maps, clusters[:-1], groups)
+    with pytest.raises(ValueError, match=r"must be \(N, H, W\)"):
+        cluster_consistency(maps[0], clusters, groups)
+    with pytest.raises(ValueError, match="between-cluster mean is undefined"):
+        cluster_consistency(maps, groups, groups)  # one cluster per group
+    with pytest.raises(ValueError, match="within-cluster mean is undefined"):
+        cluster_consistency(maps, np.arange(24), groups)  # every clip its own cluster
+    with pytest.raises(ValueError, match=r"\(24, 24\) matrix"):
+        cluster_consistency(maps, clusters, groups, similarity=lambda m: np.zeros((3, 3)))

@@ -1,0 +1,430 @@
+"""Sub-populations in the network's latent space (chapter 09, "Sub-populations").
+
+The latent features of a clip are the activations of one named layer of the trained model; by
+default :data:`DEFAULT_LAYER`, the output of the ReLU after the penultimate fully connected layer
+(the 1024-unit layer of the paper's network), i.e. the representation the final linear layer
+reads. The ReLU output, not the linear output, because negative values are cut before the
+classifier sees them; the dropout that follows is the identity in evaluation mode, so its output
+would be the same numbers. :func:`dataset_features` caches them per (model, data, layer, clips).
+
+Embeddings (:func:`embed`) are t-SNE and PCA of the *standardised* features (scikit-learn's
+``StandardScaler``: each unit to zero mean and unit variance over the clips; units that never
+fire stay 0). The number of clusters (:func:`choose_clusters`) is chosen without the true labels,
+by the silhouette score (or, for a Gaussian mixture on request, the BIC). How well clusters
+recover the true song types is the adjusted Rand index and NMI (:func:`cluster_agreement`); how
+well t-SNE keeps neighbours, its trustworthiness (:func:`embedding_quality`). Whether explanations
+agree more inside a cluster than across clusters of the same dialect is a permutation test
+(:func:`cluster_consistency`). Every algorithm is scikit-learn's; this module adds the choices.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
+    import pandas as pd
+
+# The ReLU after the penultimate (1024-unit) fully connected layer of the paper's DialectCNN:
+# classifier = Flatten(0), Linear 512(1), ReLU(2), Dropout(3), Linear 1024(4), ReLU(5), Dropout(6),
+# Linear 2(7). It is the module ``DialectCNN.latent_layer()`` returns for the paper's shape.
+DEFAULT_LAYER = "classifier.5"
+EMBEDDINGS = ("tsne", "pca")
+CLUSTERINGS = ("kmeans", "gmm", "agglomerative")
+CRITERIA = ("silhouette", "bic")
+# Part of every cached feature file's key: raise it whenever a change here changes the features.
+LATENT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Latent features.
+
+
+def latent_layer_name(model: nn.Module) -> str:
+    """The name (as in ``model.named_modules()``) of ``model.latent_layer()``: the penultimate
+    fully connected layer's ReLU whatever the model's hidden sizes (chapter 09)."""
+    target = model.latent_layer()
+    for name, module in model.named_modules():
+        if module is target:
+            return name
+    raise ValueError("the model's latent_layer() is not one of its named modules")
+
+
+def _named_module(model: nn.Module, layer: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if layer not in modules or not layer:
+        leaves = [name for name, module in modules.items() if name and not list(module.children())]
+        raise ValueError(f"the model has no layer named {layer!r}; its layers are {', '.join(leaves)}")
+    return modules[layer]
+
+
+def latent_features(model: nn.Module, images: np.ndarray | torch.Tensor, layer: str = DEFAULT_LAYER,
+                    batch_size: int = 64, device: torch.device | str | None = None) -> np.ndarray:
+    """Activations (N, D) of the module named ``layer`` for images (N, H, W) or (N, 1, H, W),
+    flattened per image (chapter 09). The model runs in evaluation mode without gradients (its
+    mode is restored afterwards); the forward hook is removed even when the forward pass fails."""
+    from .explain import _as_batch
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    module = _named_module(model, layer)
+    x = _as_batch(images)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    captured: list[torch.Tensor] = []
+
+    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        captured.append(output.detach().flatten(1).to("cpu", torch.float32))
+
+    was_training = model.training
+    model = model.to(device).eval()  # note: moves the caller's model, as torch's .to() does
+    handle = module.register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            for first in range(0, len(x), batch_size):
+                model(x[first:first + batch_size].to(device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if not captured:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(captured).numpy()
+
+
+def _feature_file(profile: str, model: nn.Module, dataset, layer: str, indices: np.ndarray):
+    from .cache import config_hash, profile_dir
+    from .explain import dataset_fingerprint, model_fingerprint
+
+    key = config_hash({"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "layer": layer,
+                       "indices": [int(i) for i in indices], "version": LATENT_VERSION})
+    return profile_dir(profile) / "latent" / f"{layer}-{key}.npz"
+
+
+def dataset_features(model: nn.Module, dataset, indices, profile: str, layer: str = DEFAULT_LAYER,
+                     device: torch.device | str | None = None, batch_size: int = 64) -> np.ndarray:
+    """Latent features (N, D) of the dataset's clips ``indices`` in the asked order, from the cache
+    or computed now (chapter 09). One ``.npz`` per (model, data, layer, set of clips) under
+    ``artifacts/<profile>/latent/``, written atomically; images are loaded one batch at a time."""
+    indices = np.asarray(indices, dtype=np.int64).ravel()
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(dataset)):
+        raise ValueError(f"clip indices must lie in [0, {len(dataset)}), got {indices.min()} to {indices.max()}")
+    unique = np.unique(indices)
+    path = _feature_file(profile, model, dataset, layer, unique)
+    features = _read_features(path, unique)
+    if features is None:
+        parts = [latent_features(model, dataset.images(unique[first:first + batch_size]), layer=layer,
+                                 batch_size=batch_size, device=device)
+                 for first in range(0, len(unique), batch_size)]
+        features = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, features=features, indices=unique, layer=np.array(layer))
+            os.replace(name, path)
+        finally:
+            if os.path.exists(name):
+                os.remove(name)
+    return features[np.searchsorted(unique, indices)]
+
+
+def _read_features(path, indices: np.ndarray) -> np.ndarray | None:
+    """The cached features, or None when the file is missing, unreadable or of other clips."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as stored:
+            if not np.array_equal(stored["indices"], indices):
+                return None
+            return stored["features"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings.
+
+
+def _one_thread():
+    """Run scikit-learn's OpenMP and BLAS code on one thread: with torch's OpenMP runtime loaded
+    beside scikit-learn's, a 2-thread t-SNE of 60 points took 40 s instead of 0.3 s on a busy
+    2-core machine, and one thread also makes the embedding the same on every machine."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def standardise_features(features: np.ndarray) -> np.ndarray:
+    """Each feature to zero mean and unit variance over the clips (scikit-learn's
+    ``StandardScaler``; a constant feature, such as a unit that never fires, becomes 0)."""
+    from sklearn.preprocessing import StandardScaler
+
+    features = _as_points(features, "features")
+    return StandardScaler().fit_transform(features)
+
+
+def _as_points(points: np.ndarray, name: str) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2:
+        raise ValueError(f"{name} must be (N, D), got shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise ValueError(f"{name} hold NaN or infinite values")
+    return points
+
+
+def embed(features: np.ndarray, method: str = "tsne", n_components: int = 2, perplexity: float = 30.0,
+          seed: int = 0) -> np.ndarray:
+    """A low-dimensional embedding (N, n_components) of the standardised features (chapter 09).
+
+    ``tsne``: scikit-learn's ``TSNE`` with PCA initialisation, the automatic learning rate
+    (N / early exaggeration / 4) and ``random_state=seed``; ``perplexity`` must be below N.
+    ``pca``: scikit-learn's ``PCA``. Both give the same result for the same seed (with the PCA
+    initialisation, t-SNE hardly depends on the seed at all); both run on one thread.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if method not in EMBEDDINGS:
+        raise ValueError(f"unknown embedding {method!r}; choose one of {', '.join(EMBEDDINGS)}")
+    points = standardise_features(features)
+    n, dimensions = points.shape
+    if int(n_components) != n_components or not 1 <= n_components <= min(n, dimensions):
+        raise ValueError(f"n_components must be a whole number from 1 to min(N, D) = {min(n, dimensions)}, "
+                         f"got {n_components!r}")
+    n_components = int(n_components)
+    if method == "pca":
+        with _one_thread():
+            return PCA(n_components=n_components, random_state=seed).fit_transform(points)
+    if not 0 < perplexity < n:
+        raise ValueError(f"t-SNE's perplexity must be positive and below the number of points ({n}), "
+                         f"got {perplexity!r}")
+    tsne = TSNE(n_components=n_components, perplexity=float(perplexity), init="pca", learning_rate="auto",
+                method="barnes_hut" if n_components < 4 else "exact", random_state=seed)
+    with _one_thread():
+        return tsne.fit_transform(points)
+
+
+def embedding_quality(features: np.ndarray, embedding: np.ndarray, n_neighbors: int = 5) -> float:
+    """Trustworthiness of an embedding (scikit-learn's ``trustworthiness``, chapter 09): 1 when
+    every point's ``n_neighbors`` nearest neighbours in the embedding are also near in the
+    features, lower when the embedding invents neighbours. Pass the features the embedding was
+    made from (for :func:`embed`, :func:`standardise_features` of the latent features)."""
+    from sklearn.manifold import trustworthiness
+
+    features, embedding = _as_points(features, "features"), _as_points(embedding, "embedding")
+    if len(features) != len(embedding):
+        raise ValueError(f"features and embedding must have one row per clip, got {len(features)} and {len(embedding)}")
+    if int(n_neighbors) != n_neighbors or not 1 <= n_neighbors < len(features) / 2:
+        raise ValueError(f"n_neighbors must be a whole number from 1 to below half the number of points "
+                         f"({len(features)}), got {n_neighbors!r}")
+    with _one_thread():
+        return float(trustworthiness(features, embedding, n_neighbors=int(n_neighbors)))
+
+
+# --------------------------------------------------------------------------------------------
+# Clusters, and how well they recover the song types.
+
+
+def _cluster(points: np.ndarray, k: int, method: str, seed: int):
+    """(labels, BIC or NaN) of one clustering into ``k`` groups."""
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.mixture import GaussianMixture
+
+    if method == "kmeans":
+        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(points), float("nan")
+    if method == "agglomerative":
+        return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(points), float("nan")
+    mixture = GaussianMixture(n_components=k, covariance_type="full", n_init=3, random_state=seed).fit(points)
+    return mixture.predict(points), float(mixture.bic(points))
+
+
+def choose_clusters(points: np.ndarray, k_range: Iterable[int] = range(2, 9), method: str = "kmeans",
+                    seed: int = 0, criterion: str = "silhouette") -> tuple[np.ndarray, pd.DataFrame]:
+    """Cluster labels (N,) of the points, with the number of clusters chosen without the true
+    labels, and the table of the criterion per k (chapter 09).
+
+    ``method``: ``kmeans`` (10 starts), ``gmm`` (a Gaussian mixture with full covariances, 3
+    starts; meant for low-dimensional embeddings) or ``agglomerative`` (Ward linkage).
+    ``criterion``: ``silhouette`` (the default, for every method: the k with the largest mean
+    silhouette width; ties go to the smaller k) or ``bic`` (Gaussian mixtures only: the smallest
+    BIC). The table has one row per k: ``k``, ``silhouette``, ``bic`` (NaN except for ``gmm``)
+    and ``chosen``.
+    """
+    import pandas as pd
+    from sklearn.metrics import silhouette_score
+
+    if method not in CLUSTERINGS:
+        raise ValueError(f"unknown clustering {method!r}; choose one of {', '.join(CLUSTERINGS)}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    if criterion == "bic" and method != "gmm":
+        raise ValueError(f"the BIC criterion needs method='gmm', got method={method!r}")
+    points = _as_points(points, "points")
+    ks = sorted({int(k) for k in k_range})
+    if not ks or ks[0] < 2:
+        raise ValueError(f"k_range must hold numbers of clusters of at least 2, got {list(k_range)!r}")
+    if len(points) <= ks[-1]:
+        raise ValueError(f"{len(points)} points are too few for {ks[-1]} clusters (the largest k of k_range); "
+                         f"the silhouette needs more points than clusters")
+    rows, labellings = [], []
+    for k in ks:
+        with _one_thread():
+            labels, bic = _cluster(points, k, method, seed)
+            found = len(np.unique(labels))
+            silhouette = float(silhouette_score(points, labels)) if 2 <= found < len(points) else float("nan")
+        rows.append({"k": k, "n_found": found, "silhouette": silhouette, "bic": bic})
+        labellings.append(labels)
+    table = pd.DataFrame(rows)
+    scores = table["silhouette"].to_numpy() if criterion == "silhouette" else -table["bic"].to_numpy()
+    if np.isnan(scores).all():
+        raise ValueError(f"no k in {ks} gave a usable {criterion}; the points may be all alike")
+    best = int(np.nanargmax(scores))
+    table["chosen"] = np.arange(len(ks)) == best
+    return np.asarray(labellings[best], dtype=np.int64), table
+
+
+def cluster_agreement(true_labels, clusters) -> dict[str, float]:
+    """Adjusted Rand index (``ari``) and normalised mutual information (``nmi``, arithmetic mean)
+    of clusters against true labels such as the song types (scikit-learn's, chapter 09); both 1
+    for the same partition under any renaming, ARI about 0 for a random one."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    true_labels, clusters = np.asarray(true_labels).ravel(), np.asarray(clusters).ravel()
+    if len(true_labels) != len(clusters):
+        raise ValueError(f"true labels and clusters must have one value per clip, got {len(true_labels)} "
+                         f"and {len(clusters)}")
+    if not len(clusters):
+        raise ValueError("no clips to compare")
+    return {"ari": float(adjusted_rand_score(true_labels, clusters)),
+            "nmi": float(normalized_mutual_info_score(true_labels, clusters)),
+            "n_clusters": int(len(np.unique(clusters))), "n_true": int(len(np.unique(true_labels)))}
+
+
+def sweep_perplexity(features: np.ndarray, perplexities: Iterable[float], true_labels, seed: int = 0,
+                     k_range: Iterable[int] = range(2, 9), method: str = "kmeans",
+                     n_neighbors: int = 5) -> pd.DataFrame:
+    """One row per perplexity (chapter 09's sweep): the t-SNE embedding's trustworthiness, the
+    number of clusters :func:`choose_clusters` picks on it, and their ARI and NMI against the
+    true labels (used only for scoring, never for choosing)."""
+    import pandas as pd
+
+    standardised = standardise_features(features)
+    k_range = list(k_range)
+    rows = []
+    for perplexity in perplexities:
+        embedding = embed(features, "tsne", perplexity=perplexity, seed=seed)
+        clusters, _ = choose_clusters(embedding, k_range, method=method, seed=seed)
+        agreement = cluster_agreement(true_labels, clusters)
+        rows.append({"perplexity": float(perplexity), "trustworthiness": embedding_quality(standardised, embedding,
+                                                                                             n_neighbors),
+                     **agreement})
+    return pd.DataFrame(rows)
+
+
+def compare_spaces(features: np.ndarray, true_labels, perplexity: float = 30.0, seed: int = 0,
+                   k_range: Iterable[int] = range(2, 9), method: str = "kmeans",
+                   n_neighbors: int = 5) -> pd.DataFrame:
+    """How well clusters recover the true labels in three spaces (chapter 09): the 2-D t-SNE and
+    PCA embeddings and the standardised features themselves, each clustered by
+    :func:`choose_clusters` with the same rule. One row per space: ``space``, ``ari``, ``nmi``,
+    ``n_clusters``, ``n_true`` and ``trustworthiness`` (NaN for the features)."""
+    import pandas as pd
+
+    standardised = standardise_features(features)
+    k_range = list(k_range)
+    spaces = {"tsne": embed(features, "tsne", perplexity=perplexity, seed=seed),
+              "pca": embed(features, "pca", seed=seed), "features": standardised}
+    rows = []
+    for space, points in spaces.items():
+        clusters, _ = choose_clusters(points, k_range, method=method, seed=seed)
+        quality = embedding_quality(standardised, points, n_neighbors) if space != "features" else float("nan")
+        rows.append({"space": space, **cluster_agreement(true_labels, clusters), "trustworthiness": quality})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Do explanations agree more inside a cluster?
+
+
+def correlation_matrix(maps: np.ndarray) -> np.ndarray:
+    """Pearson correlation (N, N) of every pair of flattened maps (N, H, W): the pairwise form of
+    :func:`wrenlib.metrics.map_correlation`; NaN where a map is constant (e.g. all zero)."""
+    flat = np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norms = np.sqrt((flat * flat).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flat = flat / np.where(norms > 0, norms, np.nan)[:, None]
+    return np.clip(flat @ flat.T, -1.0, 1.0)
+
+
+def cluster_consistency(maps: np.ndarray, clusters, groups,
+                        similarity: Callable[[np.ndarray], np.ndarray] | None = None, n_permutations: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean pairwise similarity of explanation maps within a cluster vs between clusters of the
+    same group (the dialect), with a permutation test (chapter 09).
+
+    Both kinds of pairs are taken inside one group only, so clusters may be numbered per dialect
+    or across dialects alike. ``similarity`` maps (N, H, W) -> an (N, N) matrix; the default is
+    :func:`correlation_matrix` (Pearson). Pairs with an undefined (NaN) similarity, such as those
+    of an all-zero map, are left out. The statistic is ``within - between``; its one-sided p-value
+    comes from ``n_permutations`` shuffles of the cluster labels inside each group (group sizes
+    and cluster sizes per group kept), as (1 + shuffles at least as large) / (1 + n_permutations).
+    Returns ``within``, ``between``, ``difference``, ``p_value``, ``n_within_pairs`` and
+    ``n_between_pairs``.
+    """
+    maps = np.asarray(maps)
+    clusters, groups = np.asarray(clusters).ravel(), np.asarray(groups).ravel()
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
+    if len(clusters) != len(maps) or len(groups) != len(maps):
+        raise ValueError(f"maps, clusters and groups must have one entry per clip, got {len(maps)}, "
+                         f"{len(clusters)} and {len(groups)}")
+    if int(n_permutations) != n_permutations or n_permutations < 1:
+        raise ValueError(f"n_permutations must be a whole number of at least 1, got {n_permutations!r}")
+    n = len(maps)
+    matrix = np.asarray((similarity or correlation_matrix)(maps), dtype=np.float64)
+    if matrix.shape != (n, n):
+        raise ValueError(f"the similarity must give an ({n}, {n}) matrix, got shape {matrix.shape}")
+    _, group_codes = np.unique(groups, return_inverse=True)
+    _, cluster_codes = np.unique(clusters, return_inverse=True)
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
+    usable = upper & (group_codes[:, None] == group_codes[None, :]) & ~np.isnan(matrix)
+    values = np.where(usable, matrix, 0.0)
+    weights = usable.astype(np.float64)
+    values, weights = values + values.T, weights + weights.T  # symmetric: each pair counted twice below
+    total_sum, total_count = values.sum() / 2, weights.sum() / 2
+    n_clusters = int(cluster_codes.max()) + 1 if n else 0
+
+    def within(codes: np.ndarray) -> tuple[float, float]:
+        onehot = np.zeros((n, n_clusters))
+        onehot[np.arange(n), codes] = 1.0
+        return (onehot * (values @ onehot)).sum() / 2, (onehot * (weights @ onehot)).sum() / 2
+
+    within_sum, within_count = within(cluster_codes)
+    between_sum, between_count = total_sum - within_sum, total_count - within_count
+    if within_count < 0.5:
+        raise ValueError("no pair of clips shares both a cluster and a group (with a defined similarity); "
+                         "the within-cluster mean is undefined")
+    if between_count < 0.5:
+        raise ValueError("no pair of clips lies in different clusters of the same group (with a defined "
+                         "similarity); the between-cluster mean is undefined")
+    observed = within_sum / within_count - between_sum / between_count
+    generator = np.random.default_rng(seed)
+    members = [np.flatnonzero(group_codes == g) for g in range(int(group_codes.max()) + 1)]
+    exceed = 0
+    for _ in range(int(n_permutations)):
+        shuffled = cluster_codes.copy()
+        for member in members:
+            shuffled[member] = generator.permutation(cluster_codes[member])
+        s, c = within(shuffled)
+        if c < 0.5 or total_count - c < 0.5:
+            continue  # only possible with undefined (NaN) pairs; such a shuffle counts as not exceeding
+        statistic = s / c - (total_sum - s) / (total_count - c)
+        exceed += statistic >= observed - 1e-12
+    return {"within": float(within_sum / within_count), "between": float(between_sum / between_count),
+            "difference": float(observed), "p_value": float((1 + exceed) / (1 + int(n_permutations))),
+            "n_within_pairs": int(round(within_count)), "n_between_pairs": int(round(between_count))}
