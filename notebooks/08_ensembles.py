@@ -29,20 +29,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wrenlib
-from wrenlib.ensembles import adaptive_ensemble, average_ensemble, max_ensemble
+from wrenlib.ensembles import adaptive_ensemble, average_ensemble, choose_temperature, max_ensemble
 from wrenlib.explain import (
     METHOD_TITLES,
     METHODS,
-    explain,
     explain_dataset,
     all_zero_maps,
     explained_clips,
-    normalise_maps,
+    reference_maps,
     settings_for_profile,
 )
 from wrenlib.metrics import (
@@ -55,11 +53,9 @@ from wrenlib.metrics import (
     summarise_scores,
     threshold_shares,
 )
-from wrenlib.model import DialectCNN
-from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import load_or_train_model
-from wrenlib.widgets import clip_label, ensemble_browser, ensemble_figure
+from wrenlib.widgets import ensemble_browser, ensemble_figure
 
 wrenlib.set_seed(SEED)
 profile = wrenlib.get_profile(PROFILE)
@@ -103,12 +99,8 @@ maps["average (all four)"] = average_ensemble({m: maps[m] for m in METHOD_TITLES
 
 # %% tags=["hide-input"]
 validation_maps = normalised_maps(validation_clips)
-validation_masks = images.stacked_masks(validation_clips)
-temperatures = [0.25, 0.5, 1.0, 2.0, float("inf")]
-choice = pd.DataFrame({"temperature": temperatures, "validation mask AUC": [
-    np.nanmean(mask_auc(adaptive_ensemble({m: validation_maps[m] for m in METHOD_TITLES.values()},
-                                          temperature=t), validation_masks)) for t in temperatures]})
-best_temperature = float(choice.loc[choice["validation mask AUC"].idxmax(), "temperature"])
+best_temperature, choice = choose_temperature({m: validation_maps[m] for m in METHOD_TITLES.values()},
+                                              images.stacked_masks(validation_clips))
 display(choice.style.format({"validation mask AUC": "{:.3f}"}).hide(axis="index"))
 maps["adaptive (all four)"] = adaptive_ensemble({m: maps[m] for m in METHOD_TITLES.values()}, temperature=best_temperature)
 wrenlib.record_result(PROFILE, "adaptive_temperature", best_temperature)
@@ -172,12 +164,7 @@ glue("figure6_text", Markdown("**holds** here too" if max_larger else "does **no
 
 # %% tags=["hide-input"]
 pictures = images.images(test_clips)
-song_energy = np.where(np.median(pictures, axis=(1, 2), keepdims=True) > 0.5, 1 - pictures, pictures)
-maps["reference: the image"] = normalise_maps(song_energy)
-torch.manual_seed(SEED)
-untrained = DialectCNN(model.config).to(device).eval()
-untrained.standardise.load_state_dict(model.standardise.state_dict())
-maps["reference: untrained DeepLIFT"] = normalise_maps(explain(untrained, pictures, "deeplift", device=device).maps)
+maps.update(reference_maps(model, pictures, seed=SEED, device=device))  # the image; DeepLIFT, untrained
 
 diagnostic = images.stacked_masks(test_clips)
 song = images.stacked_masks(test_clips, "song")

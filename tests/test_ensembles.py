@@ -11,11 +11,13 @@ from wrenlib.ensembles import (
     adaptive_weights,
     agreement_weights,
     average_ensemble,
+    book_ensembles,
+    choose_temperature,
     ensemble_maps,
     max_ensemble,
 )
 from wrenlib.explain import normalise_maps
-from wrenlib.metrics import map_correlation
+from wrenlib.metrics import map_correlation, mask_auc
 
 
 def _constant(value: float, n: int = 2) -> np.ndarray:
@@ -146,3 +148,28 @@ def test_invalid_inputs_raise_clear_errors():
         adaptive_ensemble(good, rule="faithfulness", scores=np.array([[0.0, 0.0], [-np.inf, -np.inf]]))
     with pytest.raises(ValueError, match="scores go with rule='faithfulness'"):
         adaptive_ensemble(good, scores=np.zeros((2, 2)))
+
+
+def test_book_ensembles_are_the_papers_pair_plus_two_of_all_methods(two_agree_one_noisy):
+    maps = {"Grad-CAM": two_agree_one_noisy["a"], "DeepLIFT": two_agree_one_noisy["c"],
+            "LIME": two_agree_one_noisy["b"]}
+    made = book_ensembles(maps, temperature=0.5)
+    assert list(made) == ["average (GC+DL)", "max (GC+DL)", "average (all 3)", "adaptive (all 3)"]
+    np.testing.assert_allclose(made["average (GC+DL)"], 0.5 * maps["Grad-CAM"] + 0.5 * maps["DeepLIFT"], atol=1e-6)
+    np.testing.assert_array_equal(made["max (GC+DL)"], np.maximum(maps["Grad-CAM"], maps["DeepLIFT"]))
+    np.testing.assert_allclose(made["average (all 3)"], sum(maps.values()) / 3, atol=1e-6)
+    np.testing.assert_allclose(made["adaptive (all 3)"], adaptive_ensemble(maps, temperature=0.5))
+    with pytest.raises(ValueError, match="missing DeepLIFT"):
+        book_ensembles({"Grad-CAM": maps["Grad-CAM"], "LIME": maps["LIME"]}, 1.0)
+
+
+def test_the_chosen_temperature_scores_best_on_the_clips_it_was_chosen_on(two_agree_one_noisy):
+    blob = two_agree_one_noisy["a"] > 0.5  # where methods a and b put their evidence
+    temperatures = (0.25, 1.0, float("inf"))
+    best, table = choose_temperature(two_agree_one_noisy, blob, temperatures)
+    assert table["temperature"].tolist() == list(temperatures)
+    expected = [np.nanmean(mask_auc(adaptive_ensemble(two_agree_one_noisy, temperature=t), blob)) for t in temperatures]
+    np.testing.assert_allclose(table["validation mask AUC"], expected)
+    assert best == temperatures[int(np.argmax(expected))]
+    # the noisy method c agrees least, so the sharpest temperature trusts a and b most
+    assert table["validation mask AUC"].iloc[0] >= table["validation mask AUC"].iloc[-1]

@@ -14,12 +14,14 @@ from wrenlib.explain import (
     DeepLiftSettings,
     explain,
     explain_dataset,
+    explain_methods,
     explained_clips,
     grid_segments,
     lime_segments,
     LimeSettings,
     normalise_maps,
     all_zero_maps,
+    settings_for_profile,
 )
 from wrenlib.model import DialectCNN, ModelConfig
 
@@ -294,6 +296,22 @@ def test_explain_dataset_caches_one_file_per_clip(isolated_artifacts, small_cnn)
     assert cached.seconds == 0.0
     explain_dataset(small_cnn, data, [0], "deeplift", "quick", settings={"baseline": "blurred"}, progress=False)
     assert len(list((isolated_artifacts / "quick" / "explanations").iterdir())) == 2
+
+
+def test_explain_methods_matches_the_cache_method_by_method(isolated_artifacts, small_cnn):
+    """The checks of chapter 10 explain new images (noisy copies, other models) through
+    explain_methods; on the cached clips it must give the cache's maps, SHAP references included."""
+    data = _random_dataset()
+    clips = [0, 3, 4]
+    fresh = explain_methods(small_cnn, data.images(clips), "quick", data)
+    assert list(fresh) == list(METHODS)
+    for method in METHODS:
+        cached = explain_dataset(small_cnn, data, clips, method, "quick", settings_for_profile(method, "quick"),
+                                 progress=False)
+        np.testing.assert_allclose(fresh[method], cached.maps, rtol=1e-5, atol=1e-6, err_msg=method)
+    other = 1 - cached.targets  # asked classes are explained, not the predictions
+    flipped = explain_methods(small_cnn, data.images(clips), "quick", data, methods=("deeplift",), targets=other)
+    assert not np.allclose(flipped["deeplift"], fresh["deeplift"])
 
 
 def test_explained_clips_are_balanced_and_reproducible():

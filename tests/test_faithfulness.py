@@ -21,7 +21,9 @@ from wrenlib.faithfulness import (
     noisy_copies,
     perturbed_images,
     random_maps,
+    randomisable_layer_labels,
     randomisable_layers,
+    randomisation_maps,
     randomisation_test,
     randomised_models,
     seed_stability,
@@ -133,6 +135,8 @@ def test_curve_input_is_checked():
         deletion_curve(BoxEvidence(), images, np.full(images.shape, np.nan))
     with pytest.raises(ValueError, match="steps"):
         deletion_curve(BoxEvidence(), images, images, steps=0)
+    with pytest.raises(ValueError, match="up_to"):
+        deletion_curve(BoxEvidence(), images, images, up_to=0)
     with pytest.raises(ValueError, match="increase"):
         curve_auc([0.0, 1.0, 0.5], np.zeros((1, 3)))
     np.testing.assert_allclose(curve_auc([0, 0.5, 1], [[1, 1, 1], [1, 0, 0]]), [1.0, 0.25])
@@ -186,6 +190,30 @@ def test_a_map_that_ignores_the_model_passes_every_randomisation(small_cnn, monk
     np.testing.assert_allclose(table[list(SIMILARITY_MEASURES)].to_numpy(), 1.0, atol=1e-9)
     predicted = _probabilities(small_cnn, images).argmax(1).tolist()
     assert asked == [predicted] * 5  # the randomised models explain the original model's classes
+
+
+def test_randomisation_maps_explains_only_the_depths_asked_and_keeps_the_trained_model(small_cnn):
+    before = {name: tensor.clone() for name, tensor in small_cnn.state_dict().items()}
+    seen = []
+
+    def explainer(network):
+        seen.append(network)
+        return {"weights": np.array([float(p.detach().abs().sum()) for p in network.parameters()])}
+
+    rows = randomisation_maps(small_cnn, explainer, depths=[1, 3])
+    layers = randomisable_layers(small_cnn)
+    assert [(depth, layer) for depth, layer, _ in rows] == [(0, "none"), (1, layers[0]), (3, layers[2])]
+    assert seen[0] is small_cnn and len(seen) == 3
+    # the copy at depth 1 differs from the trained model in the top layer only; depth 3 in three
+    trained, top, three = (row[2]["weights"] for row in rows)
+    changed = lambda maps: {name for (name, _), a, b in zip(small_cnn.named_parameters(), trained, maps) if a != b}
+    assert changed(top) == {f"{layers[0]}.weight", f"{layers[0]}.bias"}
+    assert changed(three) == {f"{name}.{kind}" for name in layers[:3] for kind in ("weight", "bias")}
+    assert all(torch.equal(before[name], tensor) for name, tensor in small_cnn.state_dict().items())
+    with pytest.raises(ValueError, match="depths must lie in 1..4"):
+        randomisation_maps(small_cnn, explainer, depths=[0])
+    with pytest.raises(ValueError, match="depths must lie in 1..4"):
+        randomisation_maps(small_cnn, explainer, depths=[5])
 
 
 def test_deeplift_maps_change_once_the_classifier_is_randomised(small_cnn):
@@ -279,3 +307,35 @@ def test_similarity_within_a_region_ignores_the_empty_pixels():
     assert np.isnan(map_similarity(first, second, within=tiny)["spearman"]).all()
     with pytest.raises(ValueError, match="within must be"):
         map_similarity(first, second, within=song[:, :4])
+
+
+def test_layer_labels_count_dense_and_conv_layers_from_the_top(small_cnn):
+    assert randomisable_layer_labels(small_cnn) == ["dense 2 (output)", "dense 1", "conv 2", "conv 1"]
+    paper = DialectCNN(ModelConfig(32, 64))
+    assert randomisable_layer_labels(paper) == ["dense 3 (output)", "dense 2", "dense 1",
+                                                 "conv 5", "conv 4", "conv 3", "conv 2", "conv 1"]
+
+
+def test_seed_stability_within_a_region_ignores_the_pixels_outside_it():
+    rng = np.random.default_rng(3)
+    first, second = rng.random((2, 8, 12)), rng.random((2, 8, 12))
+    region = np.zeros((2, 8, 12), dtype=bool)
+    region[:, 2:6, 3:9] = True
+    second[region] = first[region] * 2 + 1  # the same ranking inside the region, noise outside
+    inside = seed_stability([first, second], within=region)
+    everywhere = seed_stability([first, second])
+    np.testing.assert_allclose(inside["spearman"], 1.0)
+    assert (everywhere["spearman"] < 0.9).all()
+
+
+def test_a_partial_curve_stops_at_its_share_and_its_area_is_the_mean_score():
+    images = _box_images(2)
+    maps = np.zeros(images.shape, dtype=np.float32)
+    maps[:, BOX[0], BOX[1]] = 1.0  # the box (128 of 2048 pixels, 6.25 %) ranked first
+    fractions, scores = deletion_curve(BoxEvidence(), images, maps, steps=4, up_to=0.0625)
+    np.testing.assert_allclose(fractions, [0, 0.015625, 0.03125, 0.046875, 0.0625])
+    _, whole = deletion_curve(BoxEvidence(), images, maps, steps=16)  # the same pixel counts at steps 0..1
+    np.testing.assert_allclose(scores[:, [0, 4]], whole[:, [0, 1]], rtol=1e-6)
+    assert (scores[:, -1] < scores[:, 0]).all()  # the box is gone at the end of the short curve
+    np.testing.assert_allclose(curve_auc(fractions, scores), scores[:, 1:-1].mean(1) * 0.75 + scores[:, [0, -1]].mean(1) * 0.25)
+    np.testing.assert_allclose(curve_auc(np.array([0.0, 0.5, 1.0]), np.array([[1.0, 0.0, 1.0]])), [0.5])

@@ -134,6 +134,24 @@ def test_ensemble_browser_outlines_pixels_above_the_threshold(small_dataset):
     assert panel.image.value != picture
 
 
+def test_randomisation_figure_has_a_row_per_map_and_a_column_per_depth(small_dataset):
+    from wrenlib.widgets import randomisation_browser, randomisation_figure
+
+    _, data = _tiny_model_and_data(small_dataset)
+    ramp = np.tile(np.linspace(0, 1, 64), (2, 32, 1))
+    by_depth = {depth: {"a": ramp * (depth + 1) / 3, "b": ramp[:, ::-1]} for depth in range(3)}
+    fig = randomisation_figure(data, np.array([0, 1]), by_depth, ["dense 2 (output)", "dense 1"], 1, ["a", "b"])
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert len(fig.axes) == 6 and titles == ["trained", "down to dense 2 (output)", "down to dense 1"]
+    assert [ax.get_ylabel() for ax in fig.axes[::3]] == ["a", "b"]
+    plt.close(fig)
+    panel = randomisation_browser(data, np.array([0, 1]), by_depth, ["dense 2 (output)", "dense 1"],
+                                  {"both": ["a", "b"], "only a": ["a"]})
+    picture = panel.image.value
+    panel.controls["group"].value = "only a"
+    assert panel.image.value != picture
+
+
 def test_method_gallery_shows_test_clips_with_their_masks(small_dataset, isolated_artifacts):
     from wrenlib.widgets import method_gallery
 

@@ -163,3 +163,37 @@ def ensemble_maps(maps_by_method: dict[str, np.ndarray], kind: str, **options) -
     if kind not in builders:
         raise ValueError(f"unknown ensemble kind {kind!r}; choose one of {', '.join(ENSEMBLE_KINDS)}")
     return builders[kind](maps_by_method, **options)
+
+
+ADAPTIVE_TEMPERATURES = (0.25, 0.5, 1.0, 2.0, float("inf"))
+PAPER_PAIR = ("Grad-CAM", "DeepLIFT")  # the two methods the paper's ensembles combine
+
+
+def choose_temperature(maps_by_method: dict[str, np.ndarray], masks: np.ndarray,
+                       temperatures: tuple[float, ...] = ADAPTIVE_TEMPERATURES) -> tuple[float, "pd.DataFrame"]:  # noqa: F821
+    """The agreement rule's temperature with the highest mean mask ROC AUC
+    (:func:`wrenlib.metrics.mask_auc`) on clips set aside for it — the validation split, never the
+    clips reported on (chapter 08). Returns the temperature and the table of candidates."""
+    import pandas as pd
+
+    from .metrics import mask_auc
+
+    scores = [float(np.nanmean(mask_auc(adaptive_ensemble(maps_by_method, temperature=t), masks)))
+              for t in temperatures]
+    table = pd.DataFrame({"temperature": list(temperatures), "validation mask AUC": scores})
+    return float(table.loc[table["validation mask AUC"].idxmax(), "temperature"]), table
+
+
+def book_ensembles(maps_by_method: dict[str, np.ndarray], temperature: float) -> dict[str, np.ndarray]:
+    """The four ensembles the book scores (chapters 08-11), by name: the paper's average and max
+    of Grad-CAM and DeepLIFT (:data:`PAPER_PAIR`), the average of every method given, and the
+    agreement-weighted adaptive ensemble of every method at ``temperature``."""
+    missing = [name for name in PAPER_PAIR if name not in maps_by_method]
+    if missing:
+        raise ValueError(f"the paper's ensembles need maps named {', '.join(PAPER_PAIR)}; missing {', '.join(missing)}")
+    pair = {name: maps_by_method[name] for name in PAPER_PAIR}
+    n = len(maps_by_method)
+    return {"average (GC+DL)": average_ensemble(pair), "max (GC+DL)": max_ensemble(pair),
+            f"average (all {n})" if n != 4 else "average (all four)": average_ensemble(maps_by_method),
+            f"adaptive (all {n})" if n != 4 else "adaptive (all four)": adaptive_ensemble(maps_by_method,
+                                                                                         temperature=temperature)}

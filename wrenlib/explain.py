@@ -610,9 +610,7 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
     missing = [k for k, path in enumerate(files) if not path.is_file()]
     seconds = 0.0
     if missing:
-        references = None
-        if method == "shap" and settings.explainer != "partition":
-            references = shap_references(dataset, settings.n_background, settings.seed)
+        references = method_references(dataset, method, settings)
         fresh = explain(model, dataset.images(indices[missing]), method, settings=settings, device=device,
                         batch_size=batch_size, references=references, progress=progress)
         seconds = fresh.seconds
@@ -632,6 +630,62 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
     return Explanation(method, np.stack(maps) if maps else np.zeros((0, *dataset.front_end.image_size), np.float32),
                        np.array(targets, dtype=np.int64), asdict(settings),
                        {name: np.asarray(values) for name, values in extras.items()}, seconds)
+
+
+def method_references(dataset, method: str, settings: Any) -> np.ndarray | None:
+    """The reference images a method needs, drawn from ``dataset`` as the cache draws them
+    (:func:`shap_references` for SHAP's deep and gradient explainers; ``None`` otherwise)."""
+    settings = make_settings(method, settings)
+    if method == "shap" and settings.explainer != "partition":
+        return shap_references(dataset, settings.n_background, settings.seed)
+    return None
+
+
+def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile: str, dataset,
+                    methods: tuple[str, ...] = METHODS, targets=None, device: torch.device | str | None = None,
+                    batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Raw maps (N, H, W) of the same images by several methods, each with the profile's settings
+    and the references the cache would draw from ``dataset``: what the checks of chapter 10 run on
+    noisy images, randomised models and other seeds. ``targets`` default to ``model``'s predictions."""
+    x = _as_batch(images)
+    if targets is None:
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        targets = predicted_classes(model.to(device).eval(), x.to(device))
+    maps = {}
+    for method in methods:
+        settings = settings_for_profile(method, profile)
+        maps[method] = explain(model, x, method, targets=targets, settings=settings, device=device,
+                               batch_size=batch_size, references=method_references(dataset, method, settings)).maps
+    return maps
+
+
+REFERENCE_MAPS = ("reference: the image", "reference: untrained DeepLIFT")
+
+
+def image_as_map(images: np.ndarray) -> np.ndarray:
+    """The song energy of each image (N, H, W) as a normalised "map": the pixels themselves on a
+    black page, one minus them on a white one. A map that knows nothing about any model — the
+    first reference row of chapters 08-11."""
+    pictures = np.asarray(images, dtype=np.float32)
+    energy = np.where(np.median(pictures, axis=(1, 2), keepdims=True) > 0.5, 1 - pictures, pictures)
+    return normalise_maps(energy)
+
+
+def reference_maps(model: nn.Module, images: np.ndarray, seed: int = 0,
+                   device: torch.device | str | None = None) -> dict[str, np.ndarray]:
+    """The two reference rows every score in chapters 08-11 is read against, normalised, by the
+    names of :data:`REFERENCE_MAPS`: :func:`image_as_map`, and DeepLIFT on a network of the same
+    shape and input standardisation with weights drawn by ``seed`` and never trained (the caller's
+    random state is left as it was)."""
+    from .model import DialectCNN
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        untrained = DialectCNN(model.config).to(device).eval()
+    untrained.standardise.load_state_dict(model.standardise.state_dict())
+    return {REFERENCE_MAPS[0]: image_as_map(images),
+            REFERENCE_MAPS[1]: normalise_maps(explain(untrained, images, "deeplift", device=device).maps)}
 
 
 def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.ndarray:

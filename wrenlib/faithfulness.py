@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ def perturbed_images(images: np.ndarray | torch.Tensor, maps: np.ndarray, fracti
 
 def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np.ndarray,
                    targets: np.ndarray | int | None = None, steps: int = 20, batch_size: int = 64,
-                   mode: str = "deletion", device: torch.device | str | None = None
+                   mode: str = "deletion", device: torch.device | str | None = None, up_to: float = 1.0
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The deletion (or insertion) curve of each image under its map (chapter 10).
 
@@ -132,7 +132,11 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     N x (steps + 1) perturbed images are built on the model's device and evaluated in batches of
     ``batch_size``, so a map's curve does not depend on the batch.
 
-    Returns ``fractions`` (steps + 1,) from 0 to 1 and ``scores`` (N, steps + 1). Deletion starts
+    ``up_to`` (0 < up_to <= 1) ends the curve after that share of the pixels, in ``steps`` equal
+    steps: on a spectrogram the song is a few per cent of the pixels, and a curve over all of them
+    spends most of its steps on an image whose song is already gone.
+
+    Returns ``fractions`` (steps + 1,) from 0 to ``up_to`` and ``scores`` (N, steps + 1). Deletion starts
     at the probability on the original image and ends on the all-background image; insertion the
     other way round. A faithful map gives a *low* deletion area (:func:`curve_auc`: the
     probability falls as soon as the top pixels go) and a *high* insertion area.
@@ -141,14 +145,16 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     if int(steps) != steps or steps < 1 or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"steps and batch_size must be whole numbers >= 1, got {steps!r} and {batch_size!r}")
     steps, batch_size = int(steps), int(batch_size)
+    if not 0 < up_to <= 1:
+        raise ValueError(f"up_to must be a share of the pixels in (0, 1], got {up_to!r}")
     device = _model_device(model, device)
     model = model.to(device).eval()  # note: moves the caller's model, as wrenlib.explain.explain does
     x = _as_batch(images).to(device)
     n, _, height, width = x.shape
     maps = _checked_maps(maps, (n, height, width)).to(device)
     targets = predicted_classes(model, x, batch_size) if targets is None else np.broadcast_to(
-        np.asarray(targets, dtype=np.int64), (n,))
-    fractions = np.linspace(0.0, 1.0, steps + 1)
+        np.asarray(targets, dtype=np.int64), (n,)).copy()  # a writable copy for torch
+    fractions = np.linspace(0.0, float(up_to), steps + 1)
     counts = torch.from_numpy(_pixel_counts(fractions, height * width)).to(device)
     levels = background_levels(x)
     wanted = torch.as_tensor(np.ascontiguousarray(targets), device=device)
@@ -166,8 +172,10 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
 
 
 def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Area under each curve (N,), by the trapezoid rule (``scipy.integrate.trapezoid``;
-    chapter 10). Deletion: lower is more faithful; insertion: higher is more faithful."""
+    """Area under each curve (N,) per unit of the fractions' range, by the trapezoid rule
+    (``scipy.integrate.trapezoid``; chapter 10): the mean score over the range, which is the plain
+    area for fractions from 0 to 1. Deletion: lower is more faithful; insertion: higher is more
+    faithful."""
     from scipy.integrate import trapezoid
 
     fractions = np.asarray(fractions, dtype=np.float64)
@@ -177,7 +185,7 @@ def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
                          f"{scores.shape}")
     if np.any(np.diff(fractions) <= 0):
         raise ValueError("fractions must increase strictly")
-    return trapezoid(scores, fractions, axis=1)
+    return trapezoid(scores, fractions, axis=1) / (fractions[-1] - fractions[0])
 
 
 def random_maps(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -201,6 +209,26 @@ def randomisable_layers(model: nn.Module) -> list[str]:
              if name and callable(getattr(module, "reset_parameters", None))
              and next(module.parameters(recurse=False), None) is not None]
     return names[::-1]
+
+
+def randomisable_layer_labels(model: nn.Module) -> list[str]:
+    """Readable names of :func:`randomisable_layers`, in the same order, for plots: "dense 3
+    (output)", "dense 2", ..., "conv 5", ..., "conv 1" for the book's CNN (other layer types keep
+    their module names)."""
+    names = randomisable_layers(model)
+    kinds = {nn.Linear: "dense", nn.Conv2d: "conv"}
+    totals = {kind: sum(type(model.get_submodule(n)) is cls for n in names) for cls, kind in kinds.items()}
+    seen = dict.fromkeys(totals, 0)
+    labels = []
+    for name in names:
+        kind = kinds.get(type(model.get_submodule(name)))
+        if kind is None:
+            labels.append(name)
+            continue
+        number = totals[kind] - seen[kind]
+        seen[kind] += 1
+        labels.append(f"{kind} {number}" + (" (output)" if kind == "dense" and seen[kind] == 1 else ""))
+    return labels
 
 
 def randomised_models(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn.Module]]:
@@ -303,10 +331,14 @@ def map_similarity(first: np.ndarray, second: np.ndarray, within: np.ndarray | N
     }
 
 
-def _mean_similarity(first: np.ndarray, second: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+def _mean_similarity(first: np.ndarray, second: np.ndarray, n_groups: int,
+                     within: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """:func:`map_similarity` of n_groups x N stacked pairs, averaged over the groups (N,) per
-    measure; NaN pairs (constant maps) are left out of the mean."""
-    similarity = map_similarity(first, second)
+    measure; NaN pairs (constant maps) are left out of the mean. ``within`` (N, H, W) is the
+    region of each of the N images, repeated for every group."""
+    if within is not None:
+        within = np.tile(np.asarray(within, dtype=bool), (n_groups, 1, 1))
+    similarity = map_similarity(first, second, within)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an image whose every pair is NaN stays NaN
         return {name: np.nanmean(values.reshape(n_groups, -1), axis=0) for name, values in similarity.items()}
@@ -316,36 +348,66 @@ def _mean_similarity(first: np.ndarray, second: np.ndarray, n_groups: int) -> di
 # The tests of chapter 10.
 
 
-def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
-                       references: np.ndarray | None = None, targets: np.ndarray | int | None = None,
-                       seed: int = 0, progress: bool = False, batch_size: int = 16) -> "pd.DataFrame":
-    """The cascading model-randomisation test of one method (Adebayo et al. 2018; chapter 10).
+def randomisation_maps(model: nn.Module, explainer: Callable[[nn.Module], dict[str, np.ndarray]],
+                       depths: Sequence[int] | None = None, seed: int = 0,
+                       progress: bool = False) -> list[tuple[int, str, dict[str, np.ndarray]]]:
+    """The maps of the cascading model-randomisation test (Adebayo et al. 2018; chapter 10).
 
-    Explains ``images`` with :func:`wrenlib.explain.explain` on ``model`` and on each copy of
-    :func:`randomised_models`, always for the class explained on the original model (``targets``,
-    default its predictions), and compares each copy's maps with the original maps. One row per
-    (randomised layer, image): ``layer`` (the last layer re-initialised), ``n_randomised`` (how
-    many layers from the top are), ``image`` (index into ``images``), ``target`` and the
-    :func:`map_similarity` columns. A method that explains the model falls towards 0 as layers go;
-    one that stays near 1 shows the image, whatever the weights.
+    ``explainer`` takes a model and returns its maps of fixed images by name (one method, or
+    several, see :func:`wrenlib.explain.explain_methods`); it must explain the same classes on
+    every model. It runs on ``model`` and on the copies of :func:`randomised_models` whose number
+    of re-initialised layers is in ``depths`` (default: every depth; the cascade itself is cheap,
+    explaining is not). Returns ``(n_randomised, last layer re-initialised, maps)`` rows, the
+    first ``(0, "none", maps of the trained model)``.
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from .runtime import show_progress
 
-    original = explain(model, images, method, targets=targets, settings=settings, batch_size=batch_size,
-                       references=references)
     n_layers = len(randomisable_layers(model))
-    tables = []
-    cascade = randomised_models(model, seed)
-    for depth, (layer, randomised) in enumerate(tqdm(cascade, total=n_layers, desc="randomised layers",
-                                                     disable=not show_progress(progress)), start=1):
-        maps = explain(randomised, images, method, targets=original.targets, settings=settings,
-                       batch_size=batch_size, references=references).maps
-        tables.append(pd.DataFrame({"layer": layer, "n_randomised": depth, "image": np.arange(len(maps)),
-                                    "target": original.targets, **map_similarity(original.maps, maps)}))
-    return pd.concat(tables, ignore_index=True)
+    wanted = set(range(1, n_layers + 1)) if depths is None else {int(d) for d in depths}
+    if not wanted <= set(range(1, n_layers + 1)):
+        raise ValueError(f"depths must lie in 1..{n_layers} (the model's randomisable layers), got {sorted(wanted)}")
+    rows = [(0, "none", explainer(model))]
+    with tqdm(total=len(wanted), desc="randomised models", disable=not show_progress(progress)) as bar:
+        for depth, (layer, randomised) in enumerate(randomised_models(model, seed), start=1):
+            if depth in wanted:
+                rows.append((depth, layer, explainer(randomised)))
+                bar.update()
+            if depth >= max(wanted, default=0):
+                break
+    return rows
+
+
+def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
+                       references: np.ndarray | None = None, targets: np.ndarray | int | None = None,
+                       seed: int = 0, progress: bool = False, batch_size: int = 16,
+                       depths: Sequence[int] | None = None) -> "pd.DataFrame":
+    """The cascading model-randomisation test of one method (Adebayo et al. 2018; chapter 10).
+
+    Explains ``images`` with :func:`wrenlib.explain.explain` on ``model`` and on the copies of
+    :func:`randomised_models` (at ``depths``, see :func:`randomisation_maps`), always for the class
+    explained on the original model (``targets``, default its predictions), and compares each
+    copy's maps with the original maps. One row per (randomised layer, image): ``layer`` (the last
+    layer re-initialised), ``n_randomised`` (how many layers from the top are), ``image`` (index
+    into ``images``), ``target`` and the :func:`map_similarity` columns. A method that explains the
+    model falls towards 0 as layers go; one that stays near 1 shows the image, whatever the weights.
+    """
+    import pandas as pd
+
+    x = _as_batch(images)
+    if targets is None:
+        targets = predicted_classes(model.eval(), x.to(_model_device(model, None)))
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.int64), (len(x),)).copy()
+
+    def explainer(network: nn.Module) -> dict[str, np.ndarray]:
+        return {method: explain(network, images, method, targets=targets, settings=settings, batch_size=batch_size,
+                                references=references).maps}
+
+    (_, _, original), *randomised = randomisation_maps(model, explainer, depths, seed, progress)
+    return pd.concat([pd.DataFrame({"layer": layer, "n_randomised": depth, "image": np.arange(len(x)),
+                                    "target": targets, **map_similarity(original[method], maps[method])})
+                      for depth, layer, maps in randomised], ignore_index=True)
 
 
 def noisy_copies(images: np.ndarray | torch.Tensor, sigma: float, n_repeats: int = 1, seed: int = 0) -> np.ndarray:
@@ -381,11 +443,12 @@ def noise_stability(model: nn.Module, images: np.ndarray | torch.Tensor, method:
                          **_mean_similarity(repeated, noisy.maps, n_repeats)})
 
 
-def seed_stability(maps_by_seed: list[np.ndarray]) -> "pd.DataFrame":
+def seed_stability(maps_by_seed: list[np.ndarray], within: np.ndarray | None = None) -> "pd.DataFrame":
     """How alike the maps of models trained from different seeds are (chapter 10): the
     :func:`map_similarity` of every pair of seeds, averaged over the pairs, per image. Each entry of
-    ``maps_by_seed`` holds one model's maps (N, H, W) of the same images, for the same classes.
-    One row per image: ``image``, ``n_pairs`` and the similarity columns."""
+    ``maps_by_seed`` holds one model's maps (N, H, W) of the same images, for the same classes;
+    ``within`` (N, H, W) restricts the rank measures to a region of each image, as in
+    :func:`map_similarity`. One row per image: ``image``, ``n_pairs`` and the similarity columns."""
     import pandas as pd
 
     if len(maps_by_seed) < 2:
@@ -397,4 +460,4 @@ def seed_stability(maps_by_seed: list[np.ndarray]) -> "pd.DataFrame":
     first = np.concatenate([maps[i] for i, _ in pairs])
     second = np.concatenate([maps[j] for _, j in pairs])
     return pd.DataFrame({"image": np.arange(len(maps[0])), "n_pairs": len(pairs),
-                         **_mean_similarity(first, second, len(pairs))})
+                         **_mean_similarity(first, second, len(pairs), within)})

@@ -384,3 +384,47 @@ def method_gallery(model, dataset, method: str, profile: str, settings: Any, tit
     chosen = [position for position, _ in confident_examples(probabilities, dataset.labels[test])]
     maps = explain_dataset(model, dataset, test[chosen], method, profile, settings, device=device, progress=False)
     return attribution_gallery(dataset, test[chosen], probabilities[chosen], maps.normalised(), title)
+
+
+def randomisation_figure(dataset, indices, maps_by_depth: dict[int, dict[str, np.ndarray]], layer_labels: list[str],
+                         position: int, names: list[str], depths: list[int] | None = None) -> plt.Figure:
+    """The cascading randomisation of clip ``indices[position]`` as a grid (chapter 10): one row
+    per map name, one column per depth of ``maps_by_depth`` (0 = the trained model, k = the top
+    k layers re-initialised, labelled by ``layer_labels[k - 1]``)."""
+    from .plotting import plot_attribution
+
+    depths = sorted(maps_by_depth) if depths is None else list(depths)
+    index = int(indices[position])
+    image = dataset.image(index)
+    fig, axes = plt.subplots(len(names), len(depths), figsize=(2.1 * len(depths) + 0.6, 1.35 * len(names) + 0.8),
+                             sharex=True, sharey=True, squeeze=False)
+    for row, name in enumerate(names):
+        for column, depth in enumerate(depths):
+            ax = axes[row, column]
+            plot_attribution(image, maps_by_depth[depth][name][position], ax=ax, front_end=dataset.front_end)
+            ax.set_title("trained" if depth == 0 else f"down to {layer_labels[depth - 1]}", fontsize=8)
+            ax.set_xlabel("")
+            ax.set_ylabel(name if column == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(f"Cascading randomisation, {clip_label(dataset, index)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def randomisation_browser(dataset, indices, maps_by_depth: dict[int, dict[str, np.ndarray]],
+                          layer_labels: list[str], groups: dict[str, list[str]]):
+    """Pick a clip and a group of maps (e.g. the four methods, or the ensembles) and see them at
+    every depth of the cascading randomisation (chapter 10)."""
+    import ipywidgets as widgets
+
+    controls = {
+        "position": widgets.Dropdown(options=[(clip_label(dataset, int(i)), k) for k, i in enumerate(indices)],
+                                     value=0, description="clip", style=_style(), layout=widgets.Layout(width="32em")),
+        "group": widgets.Dropdown(options=list(groups), value=next(iter(groups)), description="maps", style=_style()),
+    }
+
+    def render(position: int, group: str):
+        return randomisation_figure(dataset, indices, maps_by_depth, layer_labels, position, groups[group]), \
+            clip_waveform(dataset, int(indices[position]))
+
+    return live_figure_panel(render, controls)
