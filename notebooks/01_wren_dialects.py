@@ -41,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 import wrenlib
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.plotting import annotate_elements, figures_with_audio, overlay_mask, plot_spectrogram
-from wrenlib.spectrogram import PAPER_STFT, spectrogram_db
+from wrenlib.spectrogram import PAPER_STFT
 from wrenlib.surrogate import (
     DIAGNOSTIC_FEATURES,
     DIALECTS,

@@ -43,7 +43,6 @@ from wrenlib.audio import bandpass, bandpass_sos
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.frontend import (
     PAPER_FRONT_END,
-    apply_background,
     benchmark_front_end,
     front_end_for_profile,
     pixel_frequencies_hz,

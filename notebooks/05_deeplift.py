@@ -33,7 +33,6 @@ SEED = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from captum.attr import LayerDeepLift
 from IPython.display import Markdown, display
@@ -52,14 +51,10 @@ from wrenlib.explain import (
 from wrenlib.metrics import map_correlation, mask_area, relevance_mass
 from wrenlib.plotting import attribution_colorbar, plot_attribution
 from wrenlib.surrogate import DIALECTS
-from wrenlib.training import load_or_train_model, predict
+from wrenlib.training import predict
 from wrenlib.widgets import attribution_gallery, clip_label, explanation_browser, explanation_figure
 
-wrenlib.set_seed(SEED)
-profile = wrenlib.get_profile(PROFILE)
-device = wrenlib.choose_device()
-sns.set_theme(style="whitegrid")
-model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 test = images.split_indices("test")
 probabilities = predict(model, images, test, device)
 predicted, truth = probabilities.argmax(1), images.labels[test]

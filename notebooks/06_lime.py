@@ -37,7 +37,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -61,14 +60,10 @@ from wrenlib.explain import (
 from wrenlib.metrics import mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
-from wrenlib.training import load_or_train_model, predict
+from wrenlib.training import predict
 from wrenlib.widgets import clip_label, explanation_browser, explanation_figure, method_gallery
 
-wrenlib.set_seed(SEED)
-profile = wrenlib.get_profile(PROFILE)
-device = wrenlib.choose_device()
-sns.set_theme(style="whitegrid")
-model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
 masks = images.stacked_masks(explained)

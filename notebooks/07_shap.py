@@ -27,12 +27,9 @@ PROFILE = "quick"
 SEED = 0
 
 # %% tags=["hide-input"]
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from captum.attr import DeepLift
 from IPython.display import Markdown, display
@@ -41,7 +38,6 @@ from myst_nb import glue
 import wrenlib
 from wrenlib.explain import (
     METHOD_TITLES,
-    SHAP_EXPLAINERS,
     ShapSettings,
     benchmark_explainers,
     explain,
@@ -53,14 +49,10 @@ from wrenlib.explain import (
 from wrenlib.metrics import map_correlation, mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
-from wrenlib.training import load_or_train_model, predict
+from wrenlib.training import predict
 from wrenlib.widgets import clip_label, explanation_browser, explanation_figure, method_gallery
 
-wrenlib.set_seed(SEED)
-profile = wrenlib.get_profile(PROFILE)
-device = wrenlib.choose_device()
-sns.set_theme(style="whitegrid")
-model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
 masks = images.stacked_masks(explained)

@@ -28,7 +28,6 @@ SEED = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -54,14 +53,9 @@ from wrenlib.metrics import (
     threshold_shares,
 )
 from wrenlib.surrogate import DIALECTS
-from wrenlib.training import load_or_train_model
 from wrenlib.widgets import ensemble_browser, ensemble_figure
 
-wrenlib.set_seed(SEED)
-profile = wrenlib.get_profile(PROFILE)
-device = wrenlib.choose_device()
-sns.set_theme(style="whitegrid")
-model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 
 
 def normalised_maps(indices):

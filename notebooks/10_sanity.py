@@ -39,7 +39,6 @@ SEED = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from matplotlib.ticker import PercentFormatter
 from IPython.display import Markdown, display
@@ -79,11 +78,7 @@ from wrenlib.surrogate import DIALECTS
 from wrenlib.training import accuracy_with_interval, load_or_train_model, predict
 from wrenlib.widgets import clip_label, randomisation_browser, randomisation_figure
 
-wrenlib.set_seed(SEED)
-profile = wrenlib.get_profile(PROFILE)
-device = wrenlib.choose_device()
-sns.set_theme(style="whitegrid")
-model, _, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device, progress=False)
+profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 TITLES = list(METHOD_TITLES.values())
 
 

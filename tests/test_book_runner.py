@@ -43,3 +43,26 @@ def test_status_page_lists_chapters_device_and_versions(tmp_path):
     for fragment in ("`quick`", "cpu (2 threads)", "| [01_a](chapters/01_a.ipynb) | 12.5 | executed |",
                      "| torch | 2.13.0 |", "Total execution time:** 12 s"):
         assert fragment in text
+
+
+def test_start_chapter_seeds_and_loads_the_asked_model(monkeypatch):
+    """Every chapter from 04 on starts with this one call; it must pass profile, seed and
+    background through and seed the random state before anything is drawn."""
+    import numpy as np
+    import torch
+
+    from wrenlib import book, training
+
+    asked = []
+
+    def fake_load(profile, background="mixed", seed=0, device=None, progress=True):
+        asked.append((profile, background, seed, str(device), progress, float(torch.rand(1))))
+        return "model", None, "images"
+
+    monkeypatch.setattr(training, "load_or_train_model", fake_load)
+    first = book.start_chapter("quick", seed=3, background="white", device="cpu")
+    draw = np.random.random()
+    second = book.start_chapter("quick", seed=3, background="white", device="cpu")
+    assert first[0].name == "quick" and str(first[1]) == "cpu" and first[2:] == ("model", "images")
+    assert asked[0][:5] == ("quick", "white", 3, "cpu", False)
+    assert asked[0][5] == asked[1][5] and np.random.random() == draw  # seeded the same way both times

@@ -317,3 +317,18 @@ def test_cluster_consistency_errors():
         cluster_consistency(maps, np.arange(24), groups)  # every clip its own cluster
     with pytest.raises(ValueError, match=r"\(24, 24\) matrix"):
         cluster_consistency(maps, clusters, groups, similarity=lambda m: np.zeros((3, 3)))
+
+
+def test_label_agreement_names_the_property_the_clusters_follow():
+    from wrenlib.latent import label_agreement
+
+    rng = np.random.default_rng(0)
+    song_type = np.repeat(np.arange(4), 15)
+    clusters = song_type.copy()
+    clusters[:3] = 1  # three clips misplaced
+    labels = {"song type": song_type, "noise": rng.integers(0, 4, size=60)}
+    table = label_agreement(clusters, labels, n_boot=200, seed=1).set_index("label")
+    assert table.loc["song type", "ari"] > 0.8 and table.loc["noise", "ari"] < 0.1
+    assert table.loc["song type", "ari_low"] <= table.loc["song type", "ari"] <= table.loc["song type", "ari_high"]
+    assert table.loc["noise", "nmi_high"] < table.loc["song type", "nmi_low"]
+    assert table.loc["song type", "n_values"] == 4 and table.loc["song type", "n_clusters"] == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from wrenlib.plotting import annotate_elements, audio_html, overlay_mask, plot_spectrogram, wav_bytes
 from wrenlib.widgets import song_designer, song_designer_figure
@@ -149,6 +150,26 @@ def test_randomisation_figure_has_a_row_per_map_and_a_column_per_depth(small_dat
                                   {"both": ["a", "b"], "only a": ["a"]})
     picture = panel.image.value
     panel.controls["group"].value = "only a"
+    assert panel.image.value != picture
+
+
+def test_cluster_figure_shows_members_of_the_chosen_cluster_only(small_dataset):
+    from wrenlib.widgets import cluster_browser, cluster_figure
+
+    _, data = _tiny_model_and_data(small_dataset)
+    indices = np.arange(len(data))
+    clusters = np.array(["a", "b"] * (len(data) // 2) + ["a"] * (len(data) % 2))
+    maps = np.tile(np.linspace(0, 1, 64), (len(data), 32, 1))
+    fig = cluster_figure(data, indices, clusters, maps, "b", n_members=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    shown = [int(title.split(":")[0].split()[-1]) for title in titles]  # "clip N: ..." from clip_label
+    assert len(shown) == 2 and all(clusters[i] == "b" for i in shown)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no clips"):
+        cluster_figure(data, indices, clusters, maps, "c")
+    panel = cluster_browser(data, indices, clusters, maps, n_members=2)
+    picture = panel.image.value
+    panel.controls["cluster"].value = "b"
     assert panel.image.value != picture
 
 

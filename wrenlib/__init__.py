@@ -4,6 +4,7 @@ Based Classification Models for Acoustic Signal* (arXiv 2509.08717).
 Each module is one stage of the pipeline and names the chapter that explains it.
 """
 
+from .book import start_chapter
 from .cache import load_or_build, read_results, record_result
 from .profiles import Profile, get_profile
 from .runtime import choose_device, describe_device, set_seed
@@ -17,6 +18,7 @@ __all__ = [
     "read_results",
     "record_result",
     "set_seed",
+    "start_chapter",
 ]
 
 __version__ = "0.1.0"

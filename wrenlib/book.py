@@ -24,6 +24,26 @@ KEY_PACKAGES = (
 )
 
 
+def start_chapter(profile: str, seed: int = 0, background: str = "mixed", device: Any = None) -> tuple:
+    """The first step of chapters 04-11: seed everything (:func:`wrenlib.set_seed`), look up the
+    profile, choose the device, set the plots' theme and load the profile's CNN trained on the
+    ``background`` set (from the cache, or trained now; chapter 03). Returns ``(profile, device,
+    model, images)``: the :class:`~wrenlib.profiles.Profile`, the torch device, the model in eval
+    mode and its :class:`~wrenlib.images.SpectrogramDataset`."""
+    import seaborn as sns
+
+    from .profiles import get_profile
+    from .runtime import choose_device, set_seed
+    from .training import load_or_train_model
+
+    set_seed(seed)
+    sizes = get_profile(profile)
+    device = device or choose_device()
+    sns.set_theme(style="whitegrid")
+    model, _, images = load_or_train_model(profile, background=background, seed=seed, device=device, progress=False)
+    return sizes, device, model, images
+
+
 def chapter_sources(root: Path) -> list[Path]:
     """The chapter notebooks in reading order (``notebooks/NN_topic.ipynb``)."""
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -305,6 +305,33 @@ def cluster_agreement(true_labels, clusters) -> dict[str, float]:
             "n_clusters": int(len(np.unique(clusters))), "n_true": int(len(np.unique(true_labels)))}
 
 
+def label_agreement(clusters, labels: "pd.DataFrame | dict[str, Any]", n_boot: int = 500,
+                    seed: int = 0) -> "pd.DataFrame":
+    """Which known property of the clips do the clusters follow (chapter 09, the paper's open
+    question 2)? One row per column of ``labels`` (e.g. song type, individual, background; on
+    real recordings: site, date, recordist): :func:`cluster_agreement`'s ARI and NMI, with 95 %
+    percentile intervals from ``n_boot`` bootstrap resamples of the clips (the clusters are kept,
+    only the clips are redrawn)."""
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    clusters = np.asarray(clusters).ravel()
+    columns = labels if isinstance(labels, dict) else {name: labels[name].to_numpy() for name in labels.columns}
+    generator = np.random.default_rng(seed)
+    draws = generator.integers(0, len(clusters), size=(int(n_boot), len(clusters)))
+    rows = []
+    for name, values in columns.items():
+        values = np.asarray(values).ravel()
+        agreement = cluster_agreement(values, clusters)
+        boot_ari = [adjusted_rand_score(values[d], clusters[d]) for d in draws]
+        boot_nmi = [normalized_mutual_info_score(values[d], clusters[d]) for d in draws]
+        rows.append({"label": name, "ari": agreement["ari"], "ari_low": float(np.percentile(boot_ari, 2.5)),
+                     "ari_high": float(np.percentile(boot_ari, 97.5)), "nmi": agreement["nmi"],
+                     "nmi_low": float(np.percentile(boot_nmi, 2.5)), "nmi_high": float(np.percentile(boot_nmi, 97.5)),
+                     "n_values": agreement["n_true"], "n_clusters": agreement["n_clusters"]})
+    return pd.DataFrame(rows)
+
+
 def sweep_perplexity(features: np.ndarray, perplexities: Iterable[float], true_labels, seed: int = 0,
                      k_range: Iterable[int] = range(2, 9), method: str = "kmeans",
                      n_neighbors: int = 5) -> pd.DataFrame:

@@ -428,3 +428,48 @@ def randomisation_browser(dataset, indices, maps_by_depth: dict[int, dict[str, n
             clip_waveform(dataset, int(indices[position]))
 
     return live_figure_panel(render, controls)
+
+
+def cluster_figure(dataset, indices, clusters, maps: np.ndarray, cluster, n_members: int = 4, seed: int = 0) -> plt.Figure:
+    """Up to ``n_members`` clips of one latent-space cluster (chapter 09), drawn by ``seed``: each
+    spectrogram with its normalised map (N, H, W, aligned with ``indices``) on top and the
+    diagnostic mask outlined, titled with the clip's dialect, song type, bird and background."""
+    from .plotting import plot_attribution
+
+    indices, clusters = np.asarray(indices), np.asarray(clusters)
+    members = np.flatnonzero(clusters == cluster)
+    if not len(members):
+        raise ValueError(f"cluster {cluster!r} has no clips; clusters are {sorted(set(clusters.tolist()))}")
+    chosen = np.sort(np.random.default_rng(seed).choice(members, size=min(n_members, len(members)), replace=False))
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.6 * len(chosen), 2.7), sharey=True, squeeze=False)
+    for ax, position in zip(axes[0], chosen):
+        index = int(indices[position])
+        plot_attribution(dataset.image(index), maps[position], ax=ax, mask=dataset.masks(index).get("diagnostic"),
+                         front_end=dataset.front_end, title=clip_label(dataset, index))
+        if ax is not axes[0, 0]:
+            ax.set_ylabel("")
+    fig.suptitle(f"cluster {cluster}: {len(members)} clips, {len(chosen)} shown", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cluster_browser(dataset, indices, clusters, maps: np.ndarray, n_members: int = 4):
+    """Pick a latent-space cluster (and another draw of its members) and see a few members'
+    spectrograms with their maps, and hear the first one (chapter 09)."""
+    import ipywidgets as widgets
+
+    indices, clusters = np.asarray(indices), np.asarray(clusters)
+    names = sorted(set(clusters.tolist()))
+    controls = {
+        "cluster": widgets.Dropdown(options=[(f"cluster {c} ({int((clusters == c).sum())} clips)", c) for c in names],
+                                    value=names[0], description="cluster", style=_style()),
+        "seed": widgets.IntSlider(value=0, min=0, max=9, description="draw", continuous_update=False, style=_style()),
+    }
+
+    def render(cluster, seed: int):
+        members = np.flatnonzero(clusters == cluster)
+        first = int(indices[np.sort(np.random.default_rng(seed).choice(members, size=min(n_members, len(members)),
+                                                                       replace=False))[0]])
+        return cluster_figure(dataset, indices, clusters, maps, cluster, n_members, seed), clip_waveform(dataset, first)
+
+    return live_figure_panel(render, controls)
