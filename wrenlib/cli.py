@@ -1,6 +1,7 @@
 """The ``wrenlib`` command line: ``wrenlib synth`` writes a surrogate dataset as WAV files,
 ``spectrogram``, ``train``, ``evaluate`` and ``explain`` work on recordings, ``bench`` times the
 pieces, and ``wrenlib execute`` runs the book's chapters (what ``make execute`` calls).
+``wrenlib fetch-xc`` (optional, never run by CI) downloads xeno-canto recordings into a manifest.
 
 Bad arguments end with a one-line error and exit status 2, never a traceback.
 """
@@ -419,6 +420,28 @@ def bench(out: Path, n_clips: int = 96) -> dict:
     return {**report, "explainers": explainers}
 
 
+def fetch_xc(query: str, out: Path, label: str | None, base_url: str, delay: float, max_mb: float,
+             max_recordings: int | None, retries: int, progress: bool = True) -> int:
+    """Download the xeno-canto recordings that match ``query`` into ``out`` with ``manifest.csv``
+    (see :mod:`wrenlib.xenocanto`; optional, never used by CI). The API key comes from the
+    environment. Returns the exit status: 1 when nothing could be fetched or an API page failed."""
+    from .xenocanto import FetchError, api_key_from_environment, fetch_recordings
+
+    def log(message: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"wrenlib fetch-xc: {message}", file=sys.stderr)
+
+    try:
+        report = fetch_recordings(query, out, api_key_from_environment(), label=label, base_url=base_url,
+                                  delay_s=delay, max_mb=max_mb, max_recordings=max_recordings,
+                                  retries=retries, progress=progress, log=log)
+    except FetchError as error:
+        raise CommandError(str(error)) from None
+    print(report.summary())
+    return report.exit_status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wrenlib", description="Tools of the wrenbook project.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -480,6 +503,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--background", choices=("black", "white"), default="black",
                                 help="background of the explained images (default: black)")
 
+    from .xenocanto import DEFAULT_BASE_URL  # standard library only: cheap for --help
+
+    fetch_parser = commands.add_parser(
+        "fetch-xc", help="download xeno-canto recordings and their metadata into a manifest (optional)",
+        description="Download the xeno-canto recordings that match QUERY (xeno-canto search terms, e.g. "
+                    "'sp:\"thryomanes bewickii\" cnt:\"united states\"') into OUT/audio/<id>.<ext> and write "
+                    "OUT/manifest.csv (path, label, recording_id, latitude, longitude, licence, recordist, "
+                    "country, locality, date, quality, species, url, bytes) for `wrenlib train` and "
+                    "load_recordings. The API key is read from the environment variable XENO_CANTO_API_KEY "
+                    "and never stored. Rate-limited; resumable (run it again to fetch what is missing). "
+                    "Optional: the book and CI never call it.")
+    fetch_parser.add_argument("query", help="xeno-canto search terms (API v3 wants tags such as sp:, cnt:)")
+    fetch_parser.add_argument("--out", type=Path, required=True,
+                              help="output folder (a folder of an earlier fetch is resumed)")
+    fetch_parser.add_argument("--label", default=None,
+                              help="label of every recording in the manifest, e.g. Eastern (default: the query)")
+    fetch_parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                              help="the API's recordings endpoint (default: xeno-canto's API v3)")
+    fetch_parser.add_argument("--delay", type=float, default=1.0,
+                              help="seconds between requests, at least 1 for xeno-canto (default 1.0)")
+    fetch_parser.add_argument("--max-mb", type=float, default=50.0,
+                              help="skip files larger than this many MB (default 50)")
+    fetch_parser.add_argument("--max-recordings", type=_positive_int, default=None,
+                              help="take at most this many of the query's recordings (default: all)")
+    fetch_parser.add_argument("--retries", type=_non_negative_int, default=3,
+                              help="tries again after HTTP 429/5xx or a dropped connection (default 3)")
+    fetch_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     bench_parser.add_argument("--clips", type=_positive_int, default=96)
@@ -516,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
             if skipped:
                 print(f"wrenlib explain: {skipped} of {len(args.audio)} file(s) skipped", file=sys.stderr)
                 return 1
+        elif args.command == "fetch-xc":
+            return fetch_xc(args.query, args.out, args.label, args.base_url, args.delay, args.max_mb,
+                            args.max_recordings, args.retries, progress=not args.no_progress)
         elif args.command == "bench":
             bench(args.out, args.clips)
         elif args.command == "execute":
