@@ -28,6 +28,12 @@
 # 3. whether explanations agree more inside a cluster than across clusters — beyond what the
 #    clips' own similarity already explains (the paper's claim 3).
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -183,7 +189,11 @@ for space, points in spaces.items():
         rows.append({"space": space, "dialect": name, **agreement.iloc[0].drop("label").to_dict()})
     cluster_labels[space] = labels
 recovery = pd.DataFrame(rows)
-display(pd.DataFrame(choices).pivot(index="space", columns="dialect", values="clusters chosen").loc[list(spaces)]
+chosen = pd.DataFrame(choices)
+wrenlib.record_result(PROFILE, "latent_tsne_clusters_per_dialect",
+                      dict(zip(chosen.loc[chosen["space"] == "t-SNE", "dialect"],
+                               chosen.loc[chosen["space"] == "t-SNE", "clusters chosen"].astype(int))), glue=False)
+display(chosen.pivot(index="space", columns="dialect", values="clusters chosen").loc[list(spaces)]
         .rename(columns=lambda d: f"{d}: clusters chosen ({known.loc[dialect == d, 'song type'].nunique()} song types)"))
 display(recovery.assign(ARI=recovery.apply(lambda r: f"{r['ari']:.2f} [{r['ari_low']:.2f}, {r['ari_high']:.2f}]", axis=1),
                         NMI=recovery.apply(lambda r: f"{r['nmi']:.2f} [{r['nmi_low']:.2f}, {r['nmi_high']:.2f}]", axis=1))

@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Replication scorecard
+#
+# Every result the paper reports {cite}`faruqui2025explainability`, beside what this book
+# measured of it on this run. The left column is the paper's; everything else is read from
+# `artifacts/<profile>/results.json`, which the chapters wrote while they executed — nothing on
+# this page is typed in. Each status follows a rule written in `wrenlib.scorecard`:
+#
+# - **reproduced** — the book measures what the paper reported;
+# - **differs** — the book measures something else, and the row says what;
+# - **not testable** — the paper's statement cannot be checked on the book's data, and why;
+# - **not run** — the chapter that measures it did not run (the row names the missing numbers).
+#
+# The book's data are surrogate songs whose dialect evidence is known (chapter 01), so a
+# "differs" is a finding about the method, never a claim about the paper's birds.
+
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
+# %% tags=["parameters"]
+PROFILE = "quick"
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+from IPython.display import HTML, display
+from myst_nb import glue
+
+import wrenlib
+from wrenlib.scorecard import STATUSES, open_questions, scorecard
+
+results = wrenlib.read_results(PROFILE)
+card = scorecard(results)
+COLOURS = {"reproduced": "#2a9d8f", "differs": "#e9c46a", "not testable": "#adb5bd", "not run": "#e76f51"}
+
+
+def linked(table):
+    """The table as HTML, each chapter a link to its page, each status coloured."""
+    shown = table.copy()
+    shown["chapter"] = [f'<a href="{name}.html">{name.split("_", 1)[0]}</a>' for name in shown["chapter"]]
+    if "status" in shown:
+        shown["status"] = [f'<span style="background:{COLOURS[s]};padding:1px 6px;border-radius:3px">{s}</span>'
+                           for s in shown["status"]]
+    return HTML(shown.to_html(index=False, escape=False, classes="scorecard"))
+
+
+display(linked(card))
+counts = card["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+glue("n_rows", len(card), display=False)
+glue("n_reproduced", int(counts["reproduced"]), display=False)
+glue("n_differs", int(counts["differs"]), display=False)
+glue("n_not_testable", int(counts["not testable"]), display=False)
+wrenlib.record_result(PROFILE, "scorecard_status_counts", counts.to_dict(), glue=False)
+
+# %% [markdown]
+# Of {glue:text}`n_rows` results, {glue:text}`n_reproduced` are reproduced,
+# {glue:text}`n_differs` differ and {glue:text}`n_not_testable` cannot be tested on public data.
+# The one number both sides report, the test accuracy, with the book's 95 % interval and the
+# accuracy an ideal observer of the surrogate's diagnostic features reaches (chapter 01):
+
+# %% tags=["hide-input"]
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 2.8), gridspec_kw={"width_ratios": [3, 2]})
+rows = [("paper (real recordings)", 0.948, None, None)]
+if "test_accuracy" in results:
+    rows.append(("book, CNN (surrogate)", results["test_accuracy"], results["test_accuracy_ci_low"],
+                 results["test_accuracy_ci_high"]))
+if "ideal_observer_accuracy" in results:
+    rows.append(("book, ideal observer", results["ideal_observer_accuracy"], None, None))
+for y, (name, value, low, high) in enumerate(rows):
+    error = None if low is None else [[value - low], [high - value]]
+    left.errorbar(value, y, xerr=error, fmt="o", capsize=4, color="#264653" if y else "#e76f51")
+    left.text(value, y - 0.22, f"{100 * value:.1f} %", ha="center", fontsize=8)  # above the point (y is inverted)
+left.set_yticks(range(len(rows)), [r[0] for r in rows])
+left.set_xlim(0.5, 1.0)
+left.set_ylim(-0.5, len(rows) - 0.3)
+left.set_xlabel("test accuracy")
+left.invert_yaxis()
+right.barh(list(counts.index), counts.values, color=[COLOURS[s] for s in counts.index])
+right.invert_yaxis()
+right.set_xlabel("results")
+right.set_title("status of the paper's results", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The paper's open questions
+#
+# Three questions the paper left open, answered on the surrogate songs (each answer is a
+# measurement of this run, with the chapter that makes it):
+
+# %% tags=["hide-input"]
+display(linked(open_questions(results)))
+
+# %% [markdown]
+# The profile, device, package versions and the time each chapter took are on the
+# [status page](../status.md).

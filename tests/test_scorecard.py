@@ -1,0 +1,62 @@
+"""The replication scorecard: statuses follow their rules, missing chapters are named, and every
+row's keys are ones the chapters record."""
+
+from __future__ import annotations
+
+import pytest
+
+from wrenlib.scorecard import PAPER_RESULTS, STATUSES, open_questions, scorecard
+
+RESULTS = {
+    "test_accuracy": 0.95, "test_accuracy_ci_low": 0.91, "test_accuracy_ci_high": 0.97,
+    "background_mixed_generalises_best": True, "background_mixed_on_black": 0.9, "background_mixed_on_white": 0.9,
+    "background_black_on_white": 0.5, "background_white_on_black": 0.5,
+    "deeplift_constant_baselines_identical": True, "deeplift_white_fixed_centre_empty_share": 0.86,
+    "lime_empty_top5_share_grid": 0.1, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
+    "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
+    "verdict_claim1": "qualified", "verdict_claim1_model": "confirmed", "verdict_claim2": "refuted",
+    "latent_tsne_clusters_per_dialect": {"Eastern": 3, "Mexican": 2}, "latent_clusters_follow": "song type",
+    "verdict_claim3": "confirmed", "verdict_claim3_tsne_vs_pca": "confirmed", "verdict_claim3_consistency": "confirmed",
+}
+
+
+def _status(table, topic):
+    return table.set_index("topic").loc[topic, "status"]
+
+
+def test_statuses_follow_the_rules():
+    table = scorecard(RESULTS)
+    assert set(table["status"]) <= set(STATUSES) and len(table) == len(PAPER_RESULTS)
+    assert _status(table, "accuracy") == "reproduced"  # 94.8 % inside [91 %, 97 %]
+    assert _status(table, "claim 1") == "differs" and "qualified" in table.set_index("topic").loc["claim 1", "book"]
+    assert _status(table, "claim 2") == "differs"
+    assert _status(table, "claim 3") == "reproduced"
+    assert _status(table, "DeepLIFT reference") == "differs"  # identical references: not the paper's white
+    assert _status(table, "the recordings") == "not testable"
+    lower = scorecard({**RESULTS, "test_accuracy": 0.85, "test_accuracy_ci_low": 0.80, "test_accuracy_ci_high": 0.90})
+    assert _status(lower, "accuracy") == "differs" and "outside" in lower.set_index("topic").loc["accuracy", "book"]
+    single = scorecard({**RESULTS, "latent_tsne_clusters_per_dialect": {"Eastern": 1, "Mexican": 3}})
+    assert _status(single, "latent space") == "differs"
+    worse = scorecard({**RESULTS, "max_ensemble_larger_share_at_every_threshold": False})
+    assert _status(worse, "heat-map analysis") == "differs"
+
+
+def test_a_chapter_that_did_not_run_is_named_not_guessed():
+    partial = {key: value for key, value in RESULTS.items() if not key.startswith("verdict_claim3")}
+    row = scorecard(partial).set_index("topic").loc["claim 3"]
+    assert row["status"] == "not run" and "verdict_claim3" in row["book"] and "09_subpopulations" in row["book"]
+
+
+@pytest.mark.parametrize("row", PAPER_RESULTS, ids=[r.topic for r in PAPER_RESULTS])
+def test_each_rule_gives_a_known_status(row):
+    status, measured = row.rule(RESULTS)
+    assert status in STATUSES and measured
+
+
+def test_open_questions_quote_the_run_or_say_what_is_missing():
+    results = {**RESULTS, "accuracy_at_0db": 0.74, "accuracy_at_30db": 0.93, "latent_song_type_ari_tsne": 0.27,
+               "adaptive_minus_average_auc": 0.1, "adaptive_temperature": 0.25}
+    table = open_questions(results)
+    assert len(table) == 3 and "74.0 %" in table.loc[0, "book"] and "+0.100" in table.loc[2, "book"]
+    missing = open_questions(RESULTS)
+    assert missing.loc[0, "book"].startswith("not run") and "accuracy_at_0db" in missing.loc[0, "book"]

@@ -1,0 +1,183 @@
+"""The replication scorecard (the book's last chapter): every result the paper reports, beside the
+book's measurement of it, with a status decided by a rule written here.
+
+The paper's side of each row is what the paper reported (``../shared/paper-brief.md`` in the
+project's notes); the book's side is read from ``artifacts/<profile>/results.json`` when the
+scorecard chapter executes, never typed in. A row whose numbers are missing — its chapter did not
+run — says so instead of guessing.
+
+Statuses (:data:`STATUSES`):
+
+- ``reproduced`` — the book measures what the paper reported;
+- ``differs`` — the book measures something else, and the row says what;
+- ``not testable`` — the paper's statement cannot be checked on the book's data, and the row says
+  why (its recordings are not public);
+- ``not run`` — the chapter that measures it has not run in this profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+STATUSES = ("reproduced", "differs", "not testable", "not run")
+VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "differs", "refuted": "differs", "undecided": "differs"}
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One row of the scorecard: what the paper reported and how the book checks it."""
+
+    topic: str
+    paper: str  # what the paper reported, in its words or numbers
+    chapter: str  # the chapter (notebook stem) that measures it
+    keys: tuple[str, ...]  # results.json keys the rule reads
+    rule: Callable[[dict[str, Any]], tuple[str, str]]  # results -> (status, what the book measured)
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _accuracy(r: dict[str, Any]) -> tuple[str, str]:
+    paper = 0.948
+    inside = r["test_accuracy_ci_low"] <= paper <= r["test_accuracy_ci_high"]
+    measured = (f"{_percent(r['test_accuracy'])} [{_percent(r['test_accuracy_ci_low'])}, "
+                f"{_percent(r['test_accuracy_ci_high'])}] on surrogate songs")
+    return ("reproduced" if inside else "differs",
+            measured + ("" if inside else "; the paper's 94.8 % lies outside the 95 % interval — the surrogate's "
+                        "difficulty, not the paper's recordings, sets this number"))
+
+
+def _backgrounds(r: dict[str, Any]) -> tuple[str, str]:
+    best = bool(r["background_mixed_generalises_best"])
+    measured = (f"mixed-trained model on black / white test images: {_percent(r['background_mixed_on_black'])} / "
+                f"{_percent(r['background_mixed_on_white'])}; black-trained on white "
+                f"{_percent(r['background_black_on_white'])}, white-trained on black {_percent(r['background_white_on_black'])}")
+    return ("reproduced" if best else "differs", measured)
+
+
+def _deeplift_white(r: dict[str, Any]) -> tuple[str, str]:
+    identical = bool(r["deeplift_constant_baselines_identical"])
+    empty = r["deeplift_white_fixed_centre_empty_share"]
+    if identical:
+        return ("differs", "with the book's per-image standardisation a white, black or background reference "
+                f"gives identical maps; with a fixed centre the white reference puts {_percent(empty)} of the "
+                "relevance on empty pixels (the paper's risk)")
+    return ("reproduced", f"white reference used; {_percent(empty)} of its relevance on empty pixels with a fixed centre")
+
+
+def _lime_empty(r: dict[str, Any]) -> tuple[str, str]:
+    share = r["lime_empty_top5_share_grid"]
+    return ("reproduced" if share > 0 else "differs",
+            f"{_percent(share)} of LIME's five strongest features are empty background (grid features)")
+
+
+def _shap_cost(r: dict[str, Any]) -> tuple[str, str]:
+    ratio = r["shap_cost_ratio_paper_size_vs_quick_size"]
+    cost = r["cost_forward_equivalents_shap"]
+    return ("reproduced" if ratio > 1 else "differs",
+            f"{cost:.0f} forward-pass equivalents per image at the quick size; {ratio:.1f}x the time per image "
+            "at 480 x 960")
+
+
+def _max_ensemble(r: dict[str, Any]) -> tuple[str, str]:
+    larger = bool(r["max_ensemble_larger_share_at_every_threshold"])
+    return ("reproduced" if larger else "differs",
+            "max above average at every threshold 0.4-0.9" if larger else "not at every threshold")
+
+
+def _verdict(key: str, extra: Callable[[dict[str, Any]], str] | None = None):
+    def rule(r: dict[str, Any]) -> tuple[str, str]:
+        verdict = str(r[key])
+        return VERDICT_STATUS.get(verdict, "differs"), f"verdict: {verdict}" + (f"; {extra(r)}" if extra else "")
+    return rule
+
+
+def _clusters(r: dict[str, Any]) -> tuple[str, str]:
+    counts = r["latent_tsne_clusters_per_dialect"]
+    several = all(int(k) >= 2 for k in counts.values())
+    return ("reproduced" if several else "differs",
+            "t-SNE clusters per dialect (chosen without labels): "
+            + ", ".join(f"{dialect} {k}" for dialect, k in counts.items())
+            + f"; they follow the {r['latent_clusters_follow']}")
+
+
+PAPER_RESULTS: tuple[PaperResult, ...] = (
+    PaperResult("accuracy", "94.8 % test accuracy (94.83 % with mixed backgrounds)", "03_training",
+                ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high"), _accuracy),
+    PaperResult("backgrounds", "the mixed-background set generalised best", "03_training",
+                ("background_mixed_generalises_best", "background_mixed_on_black", "background_mixed_on_white",
+                 "background_black_on_white", "background_white_on_black"), _backgrounds),
+    PaperResult("DeepLIFT reference", "DeepLIFT with a white reference image", "05_deeplift",
+                ("deeplift_constant_baselines_identical", "deeplift_white_fixed_centre_empty_share"), _deeplift_white),
+    PaperResult("LIME", "LIME sometimes marked empty regions", "06_lime", ("lime_empty_top5_share_grid",), _lime_empty),
+    PaperResult("SHAP", "SHAP needs many background samples on high-resolution images and is expensive", "07_shap",
+                ("shap_cost_ratio_paper_size_vs_quick_size", "cost_forward_equivalents_shap"), _shap_cost),
+    PaperResult("heat-map analysis", "the max ensemble activates a larger share of the map at every threshold",
+                "08_ensembles", ("max_ensemble_larger_share_at_every_threshold",), _max_ensemble),
+    PaperResult("claim 1", "Grad-CAM and DeepLIFT give more consistent and meaningful explanations than LIME and SHAP",
+                "08_ensembles", ("verdict_claim1", "verdict_claim1_model"),
+                _verdict("verdict_claim1", lambda r: f"from the model's side (chapter 10): {r['verdict_claim1_model']}")),
+    PaperResult("claim 2", "the average and max ensembles of Grad-CAM and DeepLIFT capture complementary regions",
+                "08_ensembles", ("verdict_claim2",), _verdict("verdict_claim2")),
+    PaperResult("latent space", "several t-SNE clusters per class", "09_subpopulations",
+                ("latent_tsne_clusters_per_dialect", "latent_clusters_follow"), _clusters),
+    PaperResult("claim 3", "t-SNE shows sub-populations that PCA misses; explanations are consistent within them",
+                "09_subpopulations", ("verdict_claim3", "verdict_claim3_tsne_vs_pca", "verdict_claim3_consistency"),
+                _verdict("verdict_claim3", lambda r: f"t-SNE vs PCA {r['verdict_claim3_tsne_vs_pca']}, "
+                                                     f"consistency {r['verdict_claim3_consistency']}")),
+    PaperResult("the recordings", "results on the paper's own recordings of Bewick's wren", "01_wren_dialects", (),
+                lambda r: ("not testable", "the paper's recordings are not public; the book runs on surrogate songs "
+                           "with known evidence, and on a reader's recordings through the same pipeline")),
+)
+
+
+def scorecard(results: dict[str, Any], rows: tuple[PaperResult, ...] = PAPER_RESULTS) -> "pd.DataFrame":  # noqa: F821
+    """The scorecard table from a profile's results (:func:`wrenlib.read_results`): one row per
+    paper result with ``topic``, ``paper``, ``book`` (what the book measured), ``status`` (one of
+    :data:`STATUSES`) and ``chapter``. A row whose keys are missing is ``not run``, naming them."""
+    import pandas as pd
+
+    table = []
+    for row in rows:
+        missing = [key for key in row.keys if key not in results]
+        if missing:
+            status, measured = "not run", f"missing from results.json: {', '.join(missing)} (chapter {row.chapter})"
+        else:
+            status, measured = row.rule(results)
+        if status not in STATUSES:
+            raise ValueError(f"scorecard row {row.topic!r} gave an unknown status {status!r}")
+        table.append({"topic": row.topic, "paper": row.paper, "book": measured, "status": status,
+                      "chapter": row.chapter})
+    return pd.DataFrame(table)
+
+
+OPEN_QUESTIONS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]], str]], ...] = (
+    ("1. Do the results hold up under other recording conditions (noise, distance, equipment)?", "03_training",
+     ("accuracy_at_0db", "accuracy_at_30db"),
+     lambda r: f"accuracy {_percent(r['accuracy_at_30db'])} at 30 dB in-band SNR and {_percent(r['accuracy_at_0db'])} "
+               "at 0 dB; whether the model listens to the background instead is the subject of chapter 11, still to come"),
+    ("2. Do the t-SNE clusters match real structure (song types, individuals, micro-dialects)?", "09_subpopulations",
+     ("latent_clusters_follow", "latent_song_type_ari_tsne"),
+     lambda r: f"they follow the {r['latent_clusters_follow']} best (song-type ARI {r['latent_song_type_ari_tsne']:.2f} "
+               "for t-SNE clusters)"),
+    ("3. Would an adaptive ensemble weighting beat the fixed 0.5 / 0.5 and the max?", "08_ensembles",
+     ("adaptive_minus_average_auc", "adaptive_temperature"),
+     lambda r: f"the agreement-weighted ensemble of all four methods (temperature {r['adaptive_temperature']:g}, "
+               f"chosen on validation clips) differs from their plain average by {r['adaptive_minus_average_auc']:+.3f} "
+               "in mask AUC"),
+)
+
+
+def open_questions(results: dict[str, Any]) -> "pd.DataFrame":  # noqa: F821
+    """The paper's open questions with the book's answer on this run (``not run`` when missing)."""
+    import pandas as pd
+
+    rows = []
+    for question, chapter, keys, answer in OPEN_QUESTIONS:
+        missing = [key for key in keys if key not in results]
+        rows.append({"question": question, "chapter": chapter,
+                     "book": answer(results) if not missing else
+                     f"not run: missing from results.json: {', '.join(missing)} (chapter {chapter})"})
+    return pd.DataFrame(rows)
