@@ -80,7 +80,8 @@ def stft_power(
     settings: StftSettings = PAPER_STFT,
     device: torch.device | str | None = None,
 ) -> np.ndarray | torch.Tensor:
-    """|STFT|^2 of one waveform or a batch: shape (..., n_bins, n_frames), rows from 0 Hz upwards.
+    """The squared STFT magnitude (``|STFT|^2``) of one waveform or a batch: shape
+    (..., n_bins, n_frames), rows from 0 Hz upwards.
 
     NumPy in gives NumPy out (computed on the CPU unless ``device`` says otherwise); a tensor in
     gives a tensor out on the tensor's device.
@@ -108,7 +109,7 @@ def stft_magnitude(
     settings: StftSettings = PAPER_STFT,
     device: torch.device | str | None = None,
 ) -> np.ndarray | torch.Tensor:
-    """|STFT| of one waveform or a batch (see :func:`stft_power`)."""
+    """The STFT magnitude (``|STFT|``) of one waveform or a batch (see :func:`stft_power`)."""
     power = stft_power(waveforms, settings, device)
     return np.sqrt(power) if isinstance(power, np.ndarray) else power.sqrt()
 
