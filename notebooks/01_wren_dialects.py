@@ -22,6 +22,12 @@
 # clip comes with the ground truth the paper never had — which song type and which bird sang it,
 # and exactly where in the spectrogram the dialect evidence lies.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0

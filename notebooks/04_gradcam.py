@@ -27,6 +27,12 @@
 # This chapter computes that by hand for one clip, checks captum's result against it, and then
 # measures what the method can and cannot see on our network.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -240,3 +246,33 @@ plt.show()
 
 # %% tags=["remove-output"]
 explanation_browser(model, images, explained, "gradcam", PROFILE, {"layer": [None, "features.3", "features.2"]}, device)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Grad-CAM explains the class you ask for. Explain the first explained clip for the dialect
+#    the model did **not** predict. Is there evidence *against* the prediction in the last block,
+#    or is the map all zero?
+# 2. Explain the same clip at conv block 3 (`GradCamSettings(layer="features.2")`) and compare
+#    its relevance mass on the diagnostic mask with the last block's.
+#
+# Solutions (click to show):
+
+# %% tags=["hide-cell"]
+from wrenlib.explain import GradCamSettings, all_zero_maps, explain, normalise_maps
+from wrenlib.metrics import relevance_mass
+
+index = int(explained[0])
+picture, mask = images.image(index), images.masks(index)["diagnostic"]
+predicted = int(explain(model, picture[None], "gradcam", device=device).targets[0])
+maps = {f"for {DIALECTS[t]}": normalise_maps(explain(model, picture[None], "gradcam", targets=[t], device=device).maps)
+        for t in (predicted, 1 - predicted)}
+maps["block 3"] = normalise_maps(explain(model, picture[None], "gradcam", settings=GradCamSettings(layer="features.2"),
+                                         device=device).maps)
+fig, axes = plt.subplots(1, 3, figsize=(13, 2.8), sharey=True)
+for ax, (name, values) in zip(axes, maps.items()):
+    plot_attribution(picture, values[0], ax=ax, mask=mask, front_end=images.front_end,
+                     title=f"{name}: mass {relevance_mass(values, mask[None])[0]:.2f}"
+                           + (" (all zero)" if all_zero_maps(values)[0] else ""))
+fig.tight_layout()
+plt.show()

@@ -25,6 +25,12 @@
 # The paper's reference was a white image {cite}`faruqui2025explainability`. The reference
 # decides what "no evidence" means, so this chapter spends most of its time on it.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -298,3 +304,30 @@ plt.show()
 
 # %% tags=["remove-output"]
 explanation_browser(model, images, explained, "deeplift", PROFILE, {"baseline": list(BASELINES)}, device)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Check summation to delta yourself. For the first explained clip and the white reference,
+#    add up the DeepLIFT map and compare the sum with the model's output (logit) for the
+#    explained class on the clip minus its output on an all-white image.
+# 2. Explain the same clip against the black reference. Why is the map the same as against the
+#    white one for this model? (Hint: the model's first module.)
+#
+# Solutions (click to show):
+
+# %% tags=["hide-cell"]
+from wrenlib.explain import explain
+
+index = int(explained[0])
+picture = images.image(index)
+white = explain(model, picture[None], "deeplift", settings={"baseline": "white"}, device=device)
+target = int(white.targets[0])
+with torch.no_grad():
+    logits = model(torch.from_numpy(np.stack([picture, np.ones_like(picture)])[:, None]).to(device))
+difference = float(logits[0, target] - logits[1, target])
+print(f"sum of the map {white.maps[0].sum():+.4f}; f(x) - f(white) {difference:+.4f}; "
+      f"captum's convergence delta {float(white.extras['convergence_delta'][0]):+.2e}")
+black = explain(model, picture[None], "deeplift", settings={"baseline": "black"}, device=device)
+print(f"largest difference between the white- and black-reference maps: {np.abs(white.maps - black.maps).max():.2e} "
+      "- the model subtracts each image's own background level first, so both references become the same zero image")

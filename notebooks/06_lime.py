@@ -27,6 +27,12 @@
 # found that LIME "sometimes marked empty regions" {cite}`faruqui2025explainability`. This chapter
 # shows why — the features — and measures it.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -313,3 +319,30 @@ plt.show()
 # %% tags=["remove-output"]
 explanation_browser(model, images, explained, "lime", PROFILE,
                     {"segmentation": list(SEGMENTATIONS), "n_samples": [settings.n_samples], "seed": [SEED]}, device)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. LIME's maps at 256 samples barely repeat from one seed to the next. Explain the first
+#    explained clip with 384 samples and two seeds and measure how well the two maps agree
+#    (Spearman's rank correlation over the grid features).
+# 2. Which feature does each run weigh most? Is it on the song?
+#
+# Solutions (click to show):
+
+# %% tags=["hide-cell"]
+from scipy.stats import spearmanr
+
+from wrenlib.explain import LimeSettings, explain, lime_segments
+
+index = int(explained[0])
+picture = images.image(index)
+runs = [explain(model, picture[None], "lime", settings=LimeSettings(n_samples=384, seed=seed), device=device).maps[0]
+        for seed in (1, 2)]
+features = lime_segments(picture, LimeSettings())
+weights = [np.array([run[features == k].mean() for k in range(features.max() + 1)]) for run in runs]
+print(f"Spearman between the two seeds over {len(weights[0])} features: {spearmanr(*weights).statistic:.2f}")
+for seed, values in zip((1, 2), weights):
+    best = int(values.argmax())
+    empty = (picture[features == best] == np.median(picture)).mean()
+    print(f"seed {seed}: strongest feature {best}, {empty:.0%} of its pixels empty background")

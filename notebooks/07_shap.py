@@ -22,6 +22,12 @@
 # {cite}`faruqui2025explainability`. This chapter measures the options on our network, picks one
 # deliberately, and shows what its cost grows with.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -297,3 +303,32 @@ plt.show()
 # %% tags=["remove-output"]
 explanation_browser(model, images, explained, "shap", PROFILE,
                     {"explainer": ["deep", "gradient"], "n_background": [settings.n_background], "seed": [SEED]}, device)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. SHAP values add up: for the first explained clip, with four references, compare the sum of
+#    the SHAP map with the model's output for the explained class minus its mean output over the
+#    references.
+# 2. Draw the four references again with another seed. How much does the map change
+#    (Pearson correlation)?
+#
+# Solutions (click to show):
+
+# %% tags=["hide-cell"]
+from wrenlib.explain import ShapSettings, explain, shap_references
+
+index = int(explained[0])
+picture = images.image(index)
+maps, sums = [], []
+for seed in (0, 1):
+    references = shap_references(images, 4, seed=seed)
+    result = explain(model, picture[None], "shap", settings=ShapSettings(n_background=4, seed=seed), device=device,
+                     references=references)
+    target = int(result.targets[0])
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(np.concatenate([picture[None], references])[:, None]).to(device))[:, target]
+    print(f"seed {seed}: sum of the map {result.maps[0].sum():+.4f}; "
+          f"f(x) - mean f(references) {float(outputs[0] - outputs[1:].mean()):+.4f}")
+    maps.append(result.maps[0])
+print(f"correlation of the two maps: {np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1]:.2f}")

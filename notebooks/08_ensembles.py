@@ -20,6 +20,12 @@
 # per method, per ensemble and per dialect, with confidence intervals and two reference rows
 # that any method must beat. The chapter ends with a verdict on the paper's claims 1 and 2.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0

@@ -31,6 +31,12 @@
 # Every check runs on the four methods, the four ensembles of chapter 08 and the reference rows,
 # and the chapter ends with a ranking and a verdict on the paper's claim 1 from the model's side.
 
+# %% tags=["remove-cell"]
+import subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+                   check=True)
+
 # %% tags=["parameters"]
 PROFILE = "quick"
 SEED = 0
@@ -517,7 +523,12 @@ glue("sanity_count", len(sanity_clips), display=False)
 #
 # ## Try it
 #
-# Any sanity clip, any group of maps, at every depth of the cascade:
+# Any sanity clip, any group of maps, at every depth of the cascade; here the ensembles on the
+# first clip:
+
+# %% tags=["hide-input"]
+display(randomisation_figure(images, sanity_clips, randomised, labels, 0, ENSEMBLES))
+plt.close("all")
 
 # %% tags=["remove-output"]
 randomisation_browser(images, sanity_clips, randomised, labels,

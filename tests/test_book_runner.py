@@ -66,3 +66,30 @@ def test_start_chapter_seeds_and_loads_the_asked_model(monkeypatch):
     assert first[0].name == "quick" and str(first[1]) == "cpu" and first[2:] == ("model", "images")
     assert asked[0][:5] == ("quick", "white", 3, "cpu", False)
     assert asked[0][5] == asked[1][5] and np.random.random() == draw  # seeded the same way both times
+
+
+def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated_artifacts):
+    import json
+
+    root = _project(tmp_path, {"01_only": "x = 1"})
+    (root / "_config.yml").write_text("repository:\n  url: https://github.com/someone/somebook/\n")
+    source = root / "notebooks" / "01_only.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell("# Only\n\nIntro."))
+    notebook.cells[1].source = 'PROFILE = "quick"\nSEED = 7'
+    notebook.cells.append(nbformat.v4.new_code_cell("from wrenlib.metrics import mask_auc, region_share\n"
+                                                    "from wrenlib.metrics import mask_auc\nimport numpy"))
+    nbformat.write(notebook, source)
+    assert execute_chapters("quick", kernel="python3", root=root) == 0
+    assert execute_chapters("quick", kernel="python3", root=root) == 0  # a re-run adds no second line
+    executed = nbformat.read(root / "book" / "chapters" / "01_only.ipynb", as_version=4)
+    links = [cell for cell in executed.cells if "launch-links" in cell.metadata.get("tags", [])]
+    assert len(links) == 1 and executed.cells.index(links[0]) == 1  # under the introduction
+    assert ("https://colab.research.google.com/github/someone/somebook/blob/main/notebooks/01_only.ipynb"
+            in links[0].source and "raw/main/notebooks/01_only.py" in links[0].source)
+    assert "https://mybinder.org/v2/gh/someone/somebook/main?labpath=notebooks%2F01_only.ipynb" in links[0].source
+    assert links[0].source.endswith("{py:obj}`~wrenlib.metrics.mask_auc`, {py:obj}`~wrenlib.metrics.region_share`")
+    assert "`SEED=7`" in (root / "book" / "status.md").read_text()
+    results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
+    assert set(results["execution_seconds"]) == {"01_only"}
+    assert results["execution_total_seconds"] == results["execution_seconds"]["01_only"] > 0

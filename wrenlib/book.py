@@ -123,7 +123,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             break
         seconds = time.perf_counter() - started
         _hide_injected_parameters(target)
-        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True}
+        _add_launch_links(target, chapter, root)
+        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True, "parameters": chapter_parameters(chapter)}
         print(f"  {chapter.stem} done in {seconds:.1f} s", flush=True)
     log.update(
         profile=profile,
@@ -134,7 +135,82 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     )
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
+    from .cache import record_result
+
+    seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["chapters"].items())}
+    record_result(profile, "execution_seconds", seconds, glue=False)
+    record_result(profile, "execution_total_seconds", round(sum(seconds.values()), 1), glue=False)
     return status
+
+
+def chapter_parameters(chapter: Path) -> dict[str, str]:
+    """The defaults of a chapter's parameters cell (papermill's reading of it), except the
+    profile, which the run sets: the seeds and settings the status page lists."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(chapter))
+    return {name: str(value.get("default")) for name, value in found.items() if name != "PROFILE"}
+
+
+def repository_url(root: Path) -> str | None:
+    """The book's repository address from ``_config.yml`` (``repository.url``), if it has one."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text()) if (root / "_config.yml").is_file() else {}
+    url = ((config or {}).get("repository") or {}).get("url")
+    return str(url).rstrip("/") if url else None
+
+
+def launch_links(stem: str, repository: str, branch: str = "main") -> str:
+    """The line under each chapter's introduction: open its notebook in Colab or on Binder (which
+    builds ``environment.yml``), or download the notebook or its jupytext source (chapter sources
+    are ``notebooks/<stem>.ipynb`` / ``.py``)."""
+    path = repository.removeprefix("https://github.com/")
+    return (f"[Open in Colab](https://colab.research.google.com/github/{path}/blob/{branch}/notebooks/{stem}.ipynb)"
+            f" · [open on Binder](https://mybinder.org/v2/gh/{path}/{branch}?labpath=notebooks%2F{stem}.ipynb)"
+            f" · [download the notebook]({repository}/raw/{branch}/notebooks/{stem}.ipynb)"
+            f" · [download the `.py` source]({repository}/raw/{branch}/notebooks/{stem}.py)")
+
+
+def chapter_api(notebook) -> list[str]:
+    """The wrenlib names a chapter imports (``from wrenlib.module import name``), as dotted paths in
+    the order they first appear: the API reference entries the chapter links to."""
+    import ast
+
+    found: list[str] = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wrenlib."):
+                found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return list(dict.fromkeys(found))
+
+
+def _add_launch_links(notebook_path: Path, chapter: Path, root: Path) -> None:
+    """Put :func:`launch_links` under the first markdown cell of an executed chapter, with links
+    to the API reference of the wrenlib functions it uses (:func:`chapter_api`)."""
+    import nbformat
+
+    repository = repository_url(root)
+    if repository is None:
+        return
+    notebook = nbformat.read(notebook_path, as_version=4)
+    if any("launch-links" in cell.metadata.get("tags", []) for cell in notebook.cells):
+        return
+    first = next((k for k, cell in enumerate(notebook.cells) if cell.cell_type == "markdown"), -1)
+    text = launch_links(chapter.stem, repository)
+    names = chapter_api(notebook)
+    if names:
+        text += "\n\nwrenlib in this chapter: " + ", ".join(f"{{py:obj}}`~{name}`" for name in names)
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["tags"] = ["launch-links"]
+    notebook.cells.insert(first + 1, cell)
+    nbformat.write(notebook, notebook_path)
 
 
 def _hide_injected_parameters(notebook_path: Path) -> None:
@@ -168,12 +244,13 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "",
         "## Chapters",
         "",
-        "| chapter | run time (s) | status |",
-        "| --- | ---: | --- |",
+        "| chapter | run time (s) | status | parameters (seeds) |",
+        "| --- | ---: | --- | --- |",
     ]
     for name, entry in sorted(chapters.items()):
         state = "executed" if entry["ok"] else "**failed**"
-        lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {state} |")
+        parameters = ", ".join(f"`{key}={value}`" for key, value in entry.get("parameters", {}).items())
+        lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {state} | {parameters or '—'} |")
     lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
     for name, version in log.get("versions", {}).items():
         lines.append(f"| {name} | {version} |")
