@@ -42,10 +42,11 @@ html: $(STAMP)
 book: execute html
 
 unit-tests: $(STAMP)
-	$(PY) -m pytest -q --ignore=tests/test_built_book.py
+	$(PY) -m pytest -q --ignore=tests/test_built_book.py --ignore=tests/test_browser.py
 
+## The built HTML, as files and in headless Chromium (the browser test skips when chromium is missing).
 check-html: $(STAMP)
-	WRENBOOK_REQUIRE_BOOK=1 $(PY) -m pytest -q tests/test_built_book.py
+	WRENBOOK_REQUIRE_BOOK=1 $(PY) -m pytest -q tests/test_built_book.py tests/test_browser.py
 
 ## The README's test command: unit tests, the whole book in the quick profile, the HTML checked.
 test: $(STAMP)
@@ -66,4 +67,4 @@ bench: $(STAMP)
 	$(PY) -m wrenlib bench --out artifacts/bench
 
 clean:
-	rm -rf _build book/chapters book/status.md artifacts .pytest_cache
+	rm -rf _build book/_build book/chapters book/status.md artifacts .pytest_cache
