@@ -50,6 +50,7 @@ from wrenlib.explain import (
 )
 from wrenlib.metrics import (
     background_share,
+    interval_table,
     map_correlation,
     mask_auc,
     pointing_game,
@@ -187,13 +188,7 @@ metric_names = ["relevance mass", "rank accuracy", "pointing game", "mask AUC", 
 overall = summarise_scores(scores, ["map"], metric_names, seed=SEED)
 by_dialect = summarise_scores(scores, ["map", "dialect"], metric_names, seed=SEED)
 order = list(maps)
-
-
-def cell(row):
-    return f"{row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
-
-
-table = overall.assign(value=overall.apply(cell, axis=1)).pivot(index="map", columns="score", values="value")
+table = interval_table(overall, "map")
 means = overall.pivot(index="map", columns="score", values="mean")
 table["diagnostic : shared"] = (means["relevance mass"] / means["on shared elements"]).map("{:.1f}".format)
 display(table.loc[order, [*metric_names, "diagnostic : shared"]])
@@ -242,8 +237,7 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 
 # %% tags=["hide-input"]
 per_dialect = by_dialect[by_dialect["score"].isin(["relevance mass", "pointing game", "on empty background"])]
-display(per_dialect.assign(value=per_dialect.apply(cell, axis=1))
-        .pivot(index="map", columns=["score", "dialect"], values="value").loc[order])
+display(interval_table(per_dialect, "map", ["score", "dialect"]).loc[order])
 for row in by_dialect.itertuples():
     key = f"score_{row.map}_{row.score}_{row.dialect}".replace(" ", "_").replace("(", "").replace(")", "")
     wrenlib.record_result(PROFILE, key.replace("+", "_").replace(":", "").replace("-", "").lower(), float(row.mean),

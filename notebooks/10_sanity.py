@@ -68,8 +68,7 @@ from wrenlib.explain import (
     settings_for_profile,
 )
 from wrenlib.faithfulness import (
-    curve_auc,
-    deletion_curve,
+    faithfulness_scores,
     map_similarity,
     noisy_copies,
     perturbed_images,
@@ -78,7 +77,7 @@ from wrenlib.faithfulness import (
     randomisation_maps,
     seed_stability,
 )
-from wrenlib.metrics import summarise_scores
+from wrenlib.metrics import interval_table, summarise_scores
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import accuracy_with_interval, load_or_train_model, predict
@@ -170,20 +169,12 @@ plt.show()
 
 # %% tags=["hide-input"]
 UP_TO, STEPS = 0.1, 10  # the first 10 % of the pixels, in steps of 1 %
-curves, rows = {}, []
-for name, values in maps.items():
-    for mode in ("deletion", "insertion"):
-        fractions, scores = deletion_curve(model, pictures, values, targets=targets, steps=STEPS, mode=mode,
-                                           device=device, up_to=UP_TO)
-        curves[(name, mode)] = scores
-    for position in range(len(test_clips)):
-        rows.append({"map": name, "dialect": dialect[position], "clip": int(test_clips[position]),
-                     "deletion AUC": curve_auc(fractions, curves[(name, "deletion")][position:position + 1])[0],
-                     "insertion AUC": curve_auc(fractions, curves[(name, "insertion")][position:position + 1])[0]})
-faithfulness = pd.DataFrame(rows)
+fractions, curves, faithfulness = faithfulness_scores(model, pictures, maps, targets, steps=STEPS, up_to=UP_TO,
+                                                    device=device)
+faithfulness["dialect"] = dialect[faithfulness["position"]]
+faithfulness["clip"] = test_clips[faithfulness["position"]]
 glue("curve_range", f"{UP_TO:.0%}", display=False)
 glue("mask_share", f"{np.median(images.stacked_masks(test_clips).mean((1, 2))):.1%}", display=False)
-faithfulness["insertion - deletion"] = faithfulness["insertion AUC"] - faithfulness["deletion AUC"]
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
 shown_maps = [*TITLES, REFERENCE_MAPS[0], "reference: random map"]
@@ -208,14 +199,9 @@ plt.show()
 # clips:
 
 # %% tags=["hide-input"]
-def cell(row):
-    return f"{row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
-
-
 faithful_summary = summarise_scores(faithfulness, ["map"], ["deletion AUC", "insertion AUC", "insertion - deletion"],
                                     seed=SEED)
-display(faithful_summary.assign(value=faithful_summary.apply(cell, axis=1))
-        .pivot(index="map", columns="score", values="value").loc[ORDER])
+display(interval_table(faithful_summary, "map").loc[ORDER])
 faithful_means = faithful_summary.pivot(index="map", columns="score", values="mean")
 for name, row in faithful_means.iterrows():
     key = name.replace("reference: ", "reference_").replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
@@ -406,8 +392,7 @@ for name in trained_maps:
               "Spearman (song pixels)": table["spearman"][i], "SSIM": table["ssim"][i]} for i in range(len(sanity_clips))]
 stability = pd.DataFrame(rows)
 stability_summary = summarise_scores(stability, ["map", "check"], ["Spearman (song pixels)"], seed=SEED)
-display(stability_summary.assign(value=stability_summary.apply(cell, axis=1))
-        .pivot(index="map", columns="check", values="value")
+display(interval_table(stability_summary, "map", "check")
         .loc[[*TITLES, *ENSEMBLES, REFERENCE_MAPS[0]], ["input noise", "training seed", "explainer's seed"]])
 stable = stability_summary.pivot(index="map", columns="check", values="mean")
 glue("seed_agreement", f"{np.mean(predictions[1] == predictions[0]):.0%}", display=False)

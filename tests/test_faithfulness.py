@@ -339,3 +339,20 @@ def test_a_partial_curve_stops_at_its_share_and_its_area_is_the_mean_score():
     assert (scores[:, -1] < scores[:, 0]).all()  # the box is gone at the end of the short curve
     np.testing.assert_allclose(curve_auc(fractions, scores), scores[:, 1:-1].mean(1) * 0.75 + scores[:, [0, -1]].mean(1) * 0.25)
     np.testing.assert_allclose(curve_auc(np.array([0.0, 0.5, 1.0]), np.array([[1.0, 0.0, 1.0]])), [0.5])
+
+
+def test_faithfulness_scores_rank_the_box_map_first_and_match_the_single_curves():
+    from wrenlib.faithfulness import faithfulness_scores
+
+    model, images = BoxEvidence(), _box_images(4)
+    perfect = np.zeros(images.shape, np.float32)
+    perfect[:, BOX[0], BOX[1]] = 1.0
+    maps = {"perfect": perfect, "random": random_maps(images.shape, seed=1)}
+    fractions, curves, table = faithfulness_scores(model, images, maps, steps=5, up_to=0.2)
+    assert len(table) == 2 * 4 and table["position"].tolist() == [0, 1, 2, 3] * 2
+    _, single = deletion_curve(model, images, perfect, steps=5, up_to=0.2)
+    np.testing.assert_allclose(curves[("perfect", "deletion")], single)
+    np.testing.assert_allclose(table.loc[table["map"] == "perfect", "deletion AUC"], curve_auc(fractions, single))
+    means = table.groupby("map")[["deletion AUC", "insertion - deletion"]].mean()
+    assert means.loc["perfect", "deletion AUC"] < means.loc["random", "deletion AUC"]
+    assert means.loc["perfect", "insertion - deletion"] > means.loc["random", "insertion - deletion"]

@@ -214,3 +214,12 @@ def test_summarise_scores_per_method_and_dialect():
     assert overall["n"].tolist() == [7]
     with pytest.raises(ValueError, match=r"\['dialekt'\] are not in the table"):
         summarise_scores(table, ["dialekt"], ["pointing"])
+
+
+def test_interval_table_prints_mean_and_interval_per_group():
+    from wrenlib.metrics import interval_table, summarise_scores
+
+    table = pd.DataFrame({"map": ["a", "a", "b", "b"], "x": [0.1, 0.3, 0.5, 0.5], "y": [1.0, 1.0, 0.0, 0.0]})
+    printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
+    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
+    assert printed.loc["a", "x"].startswith("0.20 [0.10, ")

@@ -143,3 +143,17 @@ def test_convolutions_stay_channels_last_through_copies_and_checkpoints(tmp_path
             m.weight.data = m.weight.data.contiguous()
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), reference.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+def test_train_model_draws_weights_from_the_config_seed():
+    from wrenlib.training import train_model
+
+    dataset = _toy_dataset()
+    config = TrainingConfig(learning_rate=1e-3, max_epochs=3, patience=3, batch_size=8, seed=5)
+    first, history = train_model(dataset, config, device="cpu", progress=False)
+    again, _ = train_model(dataset, config, device="cpu", progress=False)
+    other, _ = train_model(dataset, TrainingConfig(**{**config.to_dict(), "seed": 6}), device="cpu", progress=False)
+    assert not first.training and len(history) == 3
+    assert (first.config.image_height_px, first.config.image_width_px) == (32, 64)
+    assert torch.equal(first.classifier[-1].weight, again.classifier[-1].weight)
+    assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)

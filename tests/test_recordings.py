@@ -118,3 +118,42 @@ def test_compressed_formats_are_read_and_resampled(tmp_path, suffix, rate):
     audio = read_audio(tmp_path / f"song{suffix}", 22_050)
     assert abs(len(audio) - 5 * 22_050) < 0.05 * 22_050  # MP3 adds a little padding
     assert 0.2 < np.max(np.abs(audio)) < 0.5
+
+
+def test_recordings_dataset_splits_by_recording_and_keeps_the_report(small_dataset, tmp_path):
+    from wrenlib.recordings import recordings_dataset, write_demo_recordings
+
+    folder = write_demo_recordings(tmp_path / "demo", small_dataset.waveforms, small_dataset.clips,
+                                   birds_per_dialect=5)
+    front = PAPER_FRONT_END.with_image_size(32, 64)
+    dataset, recordings, report = recordings_dataset(folder, front, seed=1, progress=False)
+    assert recordings.label_names == ("Eastern", "Mexican") and len(report.skipped) == 3
+    assert dataset.levels.shape == (len(recordings), 32, 64) and dataset.levels.dtype == np.uint8
+    assert set(dataset.backgrounds) == {"black"}
+    assert dataset.clips.groupby("recording_id")["split"].nunique().max() == 1
+    assert set(dataset.clips["split"]) == {"train", "validation", "test"}
+    np.testing.assert_array_equal(dataset.labels, (dataset.clips["dialect"] == "Mexican").astype(int))
+
+
+def test_recordings_dataset_names_the_folder_when_nothing_is_usable(tmp_path):
+    from wrenlib.recordings import recordings_dataset
+
+    (tmp_path / "bad" / "Eastern").mkdir(parents=True)
+    (tmp_path / "bad" / "Eastern" / "broken.wav").write_bytes(b"RIFF nonsense")
+    with pytest.raises(ValueError, match=r"bad: no usable clips \(1 file\(s\) skipped\)\n  skipped .*broken.wav"):
+        recordings_dataset(tmp_path / "bad", progress=False)
+
+
+def test_describe_folder_reads_headers_and_names_unreadable_files(recordings_folder):
+    from wrenlib.recordings import describe_folder
+
+    table = describe_folder(recordings_folder).set_index("file")
+    assert table.loc["Eastern/b_float_48k_stereo.wav", ["sample_rate_hz", "channels"]].tolist() == [48_000, 2]
+    assert table.loc["Mexican/c_48k.flac", "seconds"] == pytest.approx(12.0)
+    assert table.loc["Mexican/c_48k.flac", "format"].startswith("FLAC")
+    assert table.loc["Eastern/a_16bit_44k.wav", "class"] == "Eastern"
+    assert table.loc["Eastern/random_bytes.wav", "problem"] != ""
+    assert table.loc["Eastern/empty.wav", "problem"] != "" and table.loc["Eastern/empty.wav", "bytes"] == 0
+    assert table.loc["Eastern/a_16bit_44k.wav", "problem"] == ""
+    with pytest.raises(ValueError, match="no such folder"):
+        describe_folder(recordings_folder / "missing")

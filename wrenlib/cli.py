@@ -278,35 +278,26 @@ def explain_recordings(audio: list[Path], model_path: Path, method: str, out: Pa
 
 
 def _recordings_dataset(data: Path, front_end, labels=None, seed: int = 0):
-    """A folder or manifest of recordings as a SpectrogramDataset (split by recording unless the
-    manifest has a split column)."""
-    from .frontend import assign_backgrounds, render_levels
-    from .images import SpectrogramDataset, levels_to_uint8
-    from .recordings import load_recordings, split_by_recording
+    """:func:`~wrenlib.recordings.recordings_dataset` with skipped files reported on stderr."""
+    from .recordings import recordings_dataset
 
-    source = data / "labels.csv" if (data / "labels.csv").is_file() else data
     try:
-        recordings, report = load_recordings(source, labels=labels, front_end=front_end)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+        dataset, recordings, report = recordings_dataset(data, front_end, labels=labels, seed=seed)
+    except ValueError as error:  # the first line names the problem, one line per skipped file follows
+        first, *skipped = str(error).splitlines()
+        for line in skipped:
+            print(line.strip(), file=sys.stderr)
+        raise CommandError(first) from None
     for file, reason in report.skipped:
         print(f"skipped {file}: {reason}", file=sys.stderr)
-    if len(recordings) == 0:
-        raise CommandError(f"no usable clips in {data}")
-    clips = recordings.clips
-    if "split" not in clips or clips["split"].isna().any():
-        clips["split"] = split_by_recording(clips, seed=seed)
-    levels = levels_to_uint8(render_levels(recordings.waveforms, front_end))
-    return SpectrogramDataset(levels, clips, assign_backgrounds(len(levels), "black", seed), front_end,
-                              None, with_masks=False), recordings.label_names
+    return dataset, recordings.label_names
 
 
 def train(data: Path, profile: str, out: Path, background: str, seed: int) -> None:
     """Train the paper's CNN on a folder of recordings (or a `wrenlib synth` folder) and save it."""
-    from .frontend import assign_backgrounds, front_end_for_profile
-    from .model import DialectCNN, ModelConfig
-    from .runtime import choose_device, set_seed
-    from .training import accuracy_with_interval, fit, predict, save_checkpoint, training_config_for_profile
+    from .frontend import front_end_for_profile
+    from .model import ModelConfig
+    from .training import accuracy_with_interval, predict, save_checkpoint, train_model, training_config_for_profile
 
     if out.exists():
         raise CommandError(f"{out} exists; choose a new file name (models are never overwritten)")
@@ -316,13 +307,10 @@ def train(data: Path, profile: str, out: Path, background: str, seed: int) -> No
         raise CommandError(str(error)) from None
     dataset, label_names = _recordings_dataset(data, front_end, seed=seed)
     dataset = dataset.with_background(background, seed)
-    set_seed(seed)
-    device = choose_device()
     model_config = ModelConfig(*front_end.image_size, n_classes=len(label_names))
     training_config = training_config_for_profile(profile, seed)
     try:
-        model = DialectCNN(model_config)
-        history = fit(model, dataset, training_config, device)
+        model, history = train_model(dataset, training_config, len(label_names))
     except ValueError as error:
         raise CommandError(str(error)) from None
     config = {"model": model_config.to_dict(), "training": training_config.to_dict(),
@@ -534,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     bench_parser.add_argument("--clips", type=_positive_int, default=96)
+    bench_parser.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
+                              help="instead, time a whole profile's heavy stages from an empty cache "
+                                   "(data, images, one CNN, every method's maps, t-SNE; see wrenlib.bench)")
 
     execute_parser = commands.add_parser("execute", help="execute the book's chapters with papermill")
     execute_parser.add_argument("--profile", default="auto",
@@ -570,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fetch-xc":
             return fetch_xc(args.query, args.out, args.label, args.base_url, args.delay, args.max_mb,
                             args.max_recordings, args.retries, progress=not args.no_progress)
+        elif args.command == "bench" and args.stages:
+            from .bench import time_stages
+
+            try:
+                time_stages(args.stages, args.out)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
         elif args.command == "bench":
             bench(args.out, args.clips)
         elif args.command == "execute":

@@ -188,6 +188,32 @@ def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return trapezoid(scores, fractions, axis=1) / (fractions[-1] - fractions[0])
 
 
+def faithfulness_scores(model: nn.Module, images: np.ndarray | torch.Tensor, maps_by_name: dict[str, np.ndarray],
+                        targets: np.ndarray | int | None = None, steps: int = 10, up_to: float = 0.1,
+                        device: torch.device | str | None = None
+                        ) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray], "pd.DataFrame"]:
+    """Deletion and insertion of every map in ``maps_by_name`` over the same images (chapter 10,
+    chapter 12): the checks that need no ground truth, only the model.
+
+    Returns the ``fractions``, the curves by ``(name, mode)`` (N, steps + 1), and a table with one
+    row per map and image (``map``, ``position`` in ``images``, ``deletion AUC``,
+    ``insertion AUC`` and ``insertion - deletion``; areas by :func:`curve_auc`).
+    """
+    import pandas as pd
+
+    curves, frames = {}, []
+    for name, values in maps_by_name.items():
+        for mode in ("deletion", "insertion"):
+            fractions, curves[(name, mode)] = deletion_curve(model, images, values, targets=targets, steps=steps,
+                                                             mode=mode, device=device, up_to=up_to)
+        frames.append(pd.DataFrame({"map": name, "position": np.arange(len(values)),
+                                    "deletion AUC": curve_auc(fractions, curves[(name, "deletion")]),
+                                    "insertion AUC": curve_auc(fractions, curves[(name, "insertion")])}))
+    table = pd.concat(frames, ignore_index=True)
+    table["insertion - deletion"] = table["insertion AUC"] - table["deletion AUC"]
+    return fractions, curves, table
+
+
 def random_maps(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     """Uniform noise maps (N, H, W) in [0, 1), float32: the floor of the deletion and insertion
     curves, a ranking that knows nothing (chapter 10). Repeatable with ``seed``."""

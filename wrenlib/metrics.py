@@ -244,3 +244,12 @@ def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], con
             rows.append({**dict(zip(by, keys)), "score": column, "mean": mean, "ci_low": low, "ci_high": high,
                          "n": len(values) - n_undefined, "n_undefined": n_undefined})
     return pd.DataFrame(rows, columns=[*by, "score", "mean", "ci_low", "ci_high", "n", "n_undefined"])
+
+
+def interval_table(summary: pd.DataFrame, index: str | list[str], columns: str | list[str] = "score",
+                   digits: int = 2) -> pd.DataFrame:
+    """A :func:`summarise_scores` table as the book prints it: "mean [low, high]" strings with
+    ``index`` down and ``columns`` across (chapters 08, 10 and chapter 12)."""
+    text = (summary["mean"].map(f"{{:.{digits}f}}".format) + " [" + summary["ci_low"].map(f"{{:.{digits}f}}".format)
+            + ", " + summary["ci_high"].map(f"{{:.{digits}f}}".format) + "]")
+    return summary.assign(value=text).pivot(index=index, columns=columns, values="value")

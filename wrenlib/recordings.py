@@ -195,6 +195,68 @@ def load_recordings(
     return RecordingClips(array, pd.DataFrame(rows), known, front_end), report
 
 
+def recordings_dataset(
+    source: Path | str,
+    front_end: FrontEnd = PAPER_FRONT_END,
+    labels: Iterable[str] | None = None,
+    seed: int = 0,
+    background: str = "black",
+    progress: bool = True,
+):
+    """A folder or manifest of recordings as a :class:`~wrenlib.images.SpectrogramDataset`, ready
+    to train on and to explain (chapter 12; ``wrenlib train`` and ``evaluate``).
+
+    ``source`` is a class-per-subfolder folder, a CSV manifest, or a folder holding a
+    ``labels.csv`` manifest (what ``wrenlib synth`` writes). Clips are split by recording
+    (:func:`split_by_recording`) unless the manifest gives every clip a split. Returns
+    ``(dataset, recordings, report)``: the images, the :class:`RecordingClips` they were rendered
+    from (waveforms, class names), and the :class:`LoadReport`; bad files are in the report, never fatal. Raises
+    ``ValueError`` naming ``source`` when no usable clip is left.
+    """
+    from .frontend import assign_backgrounds, render_levels
+    from .images import SpectrogramDataset, levels_to_uint8
+
+    source = Path(source)
+    if source.is_dir() and (source / "labels.csv").is_file():
+        source = source / "labels.csv"
+    recordings, report = load_recordings(source, labels=labels, front_end=front_end, progress=progress)
+    if len(recordings) == 0:
+        skipped = "".join(f"\n  skipped {file}: {reason}" for file, reason in report.skipped)
+        raise ValueError(f"{source}: no usable clips ({len(report.skipped)} file(s) skipped){skipped}")
+    clips = recordings.clips
+    if "split" not in clips or clips["split"].isna().any():
+        clips["split"] = split_by_recording(clips, seed=seed)
+    levels = levels_to_uint8(render_levels(recordings.waveforms, front_end))
+    dataset = SpectrogramDataset(levels, clips, assign_backgrounds(len(levels), background, seed), front_end,
+                                 None, with_masks=False)
+    return dataset, recordings, report
+
+
+def describe_folder(folder: Path | str) -> pd.DataFrame:
+    """One row per file under a class-per-subfolder folder: class, format, sample rate, channels
+    and seconds as the file's header states them, or the reason it cannot be read. Reads headers
+    only, so it is quick on a large folder (chapter 12)."""
+    import soundfile
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    rows = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        row = {"file": str(path.relative_to(folder)), "class": path.relative_to(folder).parts[0]
+               if len(path.relative_to(folder).parts) > 1 else "(none)", "bytes": path.stat().st_size}
+        try:
+            info = soundfile.info(str(path))
+            row.update(format=f"{info.format} {info.subtype}", sample_rate_hz=info.samplerate,
+                       channels=info.channels, seconds=round(info.duration, 2), problem="")
+        except Exception as error:  # soundfile names the problem; the loader gives its own reason
+            row.update(format="", sample_rate_hz=None, channels=None, seconds=None,
+                       problem=str(error).split(":")[-1].strip() or type(error).__name__)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["file", "class", "bytes", "format", "sample_rate_hz", "channels",
+                                       "seconds", "problem"]).astype({"sample_rate_hz": "Int64", "channels": "Int64"})
+
+
 def split_by_recording(
     clips: pd.DataFrame,
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
@@ -224,7 +286,7 @@ def write_demo_recordings(
     Each bird's clips are joined into one recording and written per dialect subfolder, in a mix of
     formats, sample rates and channel counts (WAV 16-bit 44.1 kHz, FLAC 48 kHz stereo, float WAV
     22.05 kHz); with ``include_bad_files`` a corrupt file, an empty file and a 1 s file are added
-    so the loader's report has something to say. Used by chapter 02 and the own-recordings
+    so the loader's report has something to say. Used by chapter 02 and chapter 12
     chapter; nothing is downloaded.
     """
     import soundfile

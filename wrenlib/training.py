@@ -215,6 +215,20 @@ def training_config_for_profile(profile: str, seed: int = 0) -> TrainingConfig:
                           patience=sizes.patience, seed=seed)
 
 
+def train_model(dataset: SpectrogramDataset, config: TrainingConfig, n_classes: int = 2,
+                device: torch.device | str | None = None, progress: bool = True
+                ) -> tuple[DialectCNN, pd.DataFrame]:
+    """A new paper CNN for the dataset's image size, its weights drawn by ``config.seed``, trained
+    by :func:`fit`: what chapter 03, chapter 12 and ``wrenlib train`` run.
+    Returns the model (in eval mode) and its learning curves."""
+    from .runtime import choose_device, set_seed
+
+    set_seed(config.seed)
+    model = DialectCNN(ModelConfig(*dataset.front_end.image_size, n_classes=n_classes))
+    history = fit(model, dataset, config, device or choose_device(), progress)
+    return model.eval(), history
+
+
 def load_or_train_model(
     profile: str,
     background: str = "mixed",
@@ -232,7 +246,7 @@ def load_or_train_model(
     """
     from .cache import profile_dir
     from .images import load_spectrogram_dataset
-    from .runtime import choose_device, set_seed
+    from .runtime import choose_device
 
     device = device or choose_device()
     dataset = load_spectrogram_dataset(profile, background=background, seed=seed)
@@ -250,11 +264,9 @@ def load_or_train_model(
             return model, history, dataset
         except (CheckpointMismatch, ValueError):
             pass  # trained under other settings: train again below
-    set_seed(init_seed)
-    model = DialectCNN(model_config)
-    history = fit(model, dataset, training_config, device, progress)
+    model, history = train_model(dataset, training_config, model_config.n_classes, device, progress)
     save_checkpoint(path, model, config, history)
-    return model.eval(), history, dataset
+    return model, history, dataset
 
 
 def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:

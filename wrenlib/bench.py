@@ -1,0 +1,120 @@
+"""Stage timings of a whole profile: the book's heavy work, timed one stage at a time.
+
+:func:`time_stages` runs what the chapters run for one profile (surrogate clips, spectrogram
+images, one trained CNN, every method's maps of the explained clips, latent features and a t-SNE)
+through the same library calls, from an empty cache, and writes after every stage a JSON record
+with the machine, the device, the seconds and the peak memory. It is how the Performance page
+knows what the ``full`` profile costs on a GPU without executing the whole book there
+(``wrenlib bench --stages full``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+STAGES = ("surrogate clips", "spectrogram images", "training one CNN", "explanations", "latent space")
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far, in GiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
+
+
+def machine_description(device: Any = None) -> dict[str, Any]:
+    """Where a timing was taken: processor, cores, device, and the versions that matter."""
+    import torch
+
+    from .runtime import choose_device, describe_device
+
+    device = device or choose_device()
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "device": describe_device(device),
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+@contextmanager
+def _stage(record: dict[str, Any], name: str, path: Path, device) -> Iterator[dict[str, Any]]:
+    """Time one stage; write the record (also when the stage fails or the run is stopped later)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    row: dict[str, Any] = {"stage": name}
+    start = time.perf_counter()
+    try:
+        yield row
+    finally:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            row["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        row["peak_rss_gib"] = round(peak_rss_gib(), 3)
+        record["stages"].append(row)
+        path.write_text(json.dumps(record, indent=1))
+        print(f"{name}: {row['seconds']:.1f} s", flush=True)
+
+
+def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None,
+                n_jobs: int | None = None, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run the profile's heavy stages from an empty cache and time each (see the module's text).
+
+    Writes ``<out>/stages-<profile>.json`` after every stage, so a run cut short keeps what it
+    measured. The cache must not already hold the profile's data or model (the timings would be
+    load times): ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
+    """
+    import numpy as np
+
+    from .cache import profile_dir
+    from .dataset import load_surrogate_dataset
+    from .explain import METHODS, explain_dataset, explained_clips, settings_for_profile
+    from .images import load_spectrogram_dataset
+    from .latent import dataset_features, embed
+    from .profiles import get_profile
+    from .runtime import choose_device, set_seed
+    from .training import load_or_train_model
+
+    sizes = get_profile(profile)
+    device = device or choose_device()
+    if (profile_dir(profile) / "surrogate").exists():
+        raise ValueError(f"{profile_dir(profile)} already holds this profile's data, so the stages would time "
+                         f"loads; set WRENBOOK_ARTIFACTS to an empty folder")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"stages-{profile}.json"
+    record: dict[str, Any] = {"profile": sizes.to_dict(), **machine_description(device), "stages": []}
+    set_seed(seed)
+    with _stage(record, STAGES[0], path, device) as row:
+        surrogate = load_surrogate_dataset(profile, seed=seed, n_jobs=n_jobs or os.cpu_count() or 1)
+        row.update(clips=len(surrogate.clips), processes=n_jobs or os.cpu_count())
+    with _stage(record, STAGES[1], path, device) as row:
+        images = load_spectrogram_dataset(profile, seed=seed, device=device)
+        row.update(clips=len(images), image_size=list(images.front_end.image_size))
+    with _stage(record, STAGES[2], path, device) as row:
+        model, history, images = load_or_train_model(profile, seed=seed, device=device)
+        row.update(epochs=len(history), train_clips=len(images.split_indices("train")),
+                   seconds_per_epoch=None)
+    row["seconds_per_epoch"] = round(row["seconds"] / max(len(history), 1), 2)
+    path.write_text(json.dumps(record, indent=1))
+    chosen = explained_clips(images, sizes.explain_clips, seed=seed)
+    for method in methods or METHODS:
+        with _stage(record, f"{STAGES[3]}: {method}", path, device) as row:
+            explain_dataset(model, images, chosen, method, profile, settings_for_profile(method, profile),
+                            device=device, progress=False)
+            row.update(clips=len(chosen))
+    with _stage(record, STAGES[4], path, device) as row:
+        test = images.split_indices("test")
+        features = dataset_features(model, images, test, profile, device=device)
+        embed(features, perplexity=min(30.0, (len(test) - 1) / 3), seed=seed)  # as in chapter 09 when N allows
+        row.update(clips=len(test), features=int(np.shape(features)[1]))
+    record["total_seconds"] = round(sum(stage["seconds"] for stage in record["stages"]), 1)
+    path.write_text(json.dumps(record, indent=1))
+    return record
