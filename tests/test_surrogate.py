@@ -213,3 +213,18 @@ def test_for_clip_count_gives_exactly_that_many_balanced_clips():
     population = build_population(config)
     dialects = [population.individuals[population.clip_assignment(i)[0]].dialect for i in range(10)]
     assert dialects.count(0) == dialects.count(1) == 5
+
+
+def test_one_synthesis_remixed_at_each_snr_equals_a_synthesis_at_that_snr():
+    from wrenlib.surrogate import build_population, plan_song, synthesise_clip, waveforms_at_snrs
+
+    config = SurrogateConfig(seed=5, individuals_per_dialect=2, clips_per_individual=2)
+    population = build_population(config)
+    plan = plan_song(population, 3)
+    mixed = waveforms_at_snrs(plan, config, [0.0, 25.0, plan.snr_db])
+    np.testing.assert_array_equal(mixed[2], synthesise_clip(population, 3).waveform)
+    for row, snr in zip(mixed[:2], (0.0, 25.0)):
+        fixed = build_population(SurrogateConfig(seed=5, individuals_per_dialect=2, clips_per_individual=2,
+                                                 snr_db_range=(snr, snr)))
+        np.testing.assert_array_equal(row, synthesise_clip(fixed, 3).waveform)
+    assert np.std(mixed[0] - mixed[1]) > 0  # the noise level did change

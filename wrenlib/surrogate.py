@@ -751,8 +751,10 @@ def element_masks(diagnostic: np.ndarray, song: np.ndarray, floor_db: float,
     return magnitudes[0] >= threshold, magnitudes[1] >= threshold
 
 
-def render_clip(plan: SongPlan, config: SurrogateConfig, settings: StftSettings = PAPER_STFT) -> SurrogateClip:
-    """Audio and masks of one planned clip: song with reverb, background at the planned in-band SNR."""
+def _clip_parts(plan: SongPlan, config: SurrogateConfig):
+    """Song (diagnostic and shared parts), in-band noise at its raw level, low noise at its final
+    level, the background's sources and the song's in-band power: everything :func:`render_clip`
+    mixes, drawn from the plan's noise seed."""
     rate = config.sample_rate_hz
     rng = np.random.default_rng(plan.noise_seed)
     diagnostic, shared = render_song(plan, config)
@@ -767,19 +769,38 @@ def render_clip(plan: SongPlan, config: SurrogateConfig, settings: StftSettings 
     start = int(min(e.start_s for e in plan.elements) * rate)
     stop = int(max(e.end_s for e in plan.elements) * rate)
     song_power = power(bandpass(song, rate)[start:stop])
-    # SNR is defined in-band: song power while it sings over noise power, both band-passed
-    in_band *= np.sqrt(song_power / (power(bandpass(in_band, rate)) * 10 ** (plan.snr_db / 10)))
     low *= np.sqrt(power(song[start:stop]) / power(low)) * 10 ** (plan.low_noise_db / 20)
-    noise = in_band + low
+    return diagnostic, song, in_band, low, background, song_power
+
+
+def _mix(song: np.ndarray, in_band: np.ndarray, low: np.ndarray, song_power: float, snr_db: float,
+         rate: int) -> np.ndarray:
+    """Song plus noise, the in-band noise scaled to ``snr_db``: SNR is defined in-band, song power
+    while it sings over noise power, both band-passed."""
+    scaled = in_band * np.sqrt(song_power / (power(bandpass(in_band, rate)) * 10 ** (snr_db / 10)))
+    return (song + (scaled + low)).astype(np.float32)
+
+
+def render_clip(plan: SongPlan, config: SurrogateConfig, settings: StftSettings = PAPER_STFT) -> SurrogateClip:
+    """Audio and masks of one planned clip: song with reverb, background at the planned in-band SNR."""
+    diagnostic, song, in_band, low, background, song_power = _clip_parts(plan, config)
     diagnostic_mask, song_mask = element_masks(diagnostic, song, config.mask_floor_db, settings)
     return SurrogateClip(
         plan=plan,
-        waveform=(song + noise).astype(np.float32),
+        waveform=_mix(song, in_band, low, song_power, plan.snr_db, config.sample_rate_hz),
         song=song.astype(np.float32),
         diagnostic_mask=diagnostic_mask,
         song_mask=song_mask,
         background=background,
     )
+
+
+def waveforms_at_snrs(plan: SongPlan, config: SurrogateConfig, snrs_db) -> np.ndarray:
+    """The planned clip re-recorded at each in-band SNR (len(snrs_db), samples): the same song and
+    noise sources, only the noise level changed. Synthesises once; equal, sample for sample, to
+    :func:`render_clip` of the plan with ``snr_db`` replaced (chapter 03's SNR sweep)."""
+    _, song, in_band, low, _, song_power = _clip_parts(plan, config)
+    return np.stack([_mix(song, in_band, low, song_power, float(snr), config.sample_rate_hz) for snr in snrs_db])
 
 
 def synthesise_clip(population: Population, clip_id: int) -> SurrogateClip:

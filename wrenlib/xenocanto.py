@@ -310,13 +310,7 @@ class _Client:
         def action() -> bytes:
             chunks, total = [], 0
             with self._open(url) as response:
-                while True:
-                    try:
-                        chunk = response.read(CHUNK_BYTES)
-                    except (OSError, http.client.HTTPException) as error:
-                        raise _Transient(error) from None
-                    if not chunk:
-                        break
+                for chunk in _chunks(response):
                     total += len(chunk)
                     if total > MAX_PAGE_BYTES:
                         raise _DownloadProblem(f"{shown}: the page is larger than {MAX_PAGE_BYTES // 2**20} MB")
@@ -351,13 +345,7 @@ class _Client:
                     raise _TooLarge(announced)
                 written = 0
                 with open(part, "xb") as stream:  # "x": never through a planted file or link
-                    while True:
-                        try:
-                            chunk = response.read(CHUNK_BYTES)
-                        except (OSError, http.client.HTTPException) as error:
-                            raise _Transient(error) from None
-                        if not chunk:
-                            break
+                    for chunk in _chunks(response):
                         written += len(chunk)
                         if written > max_bytes:
                             raise _TooLarge(None)
@@ -369,6 +357,18 @@ class _Client:
             return written
 
         return self._retrying(what, action)
+
+
+def _chunks(response):
+    """A response body in pieces of ``CHUNK_BYTES``; a read that breaks off is transient (retried)."""
+    while True:
+        try:
+            chunk = response.read(CHUNK_BYTES)
+        except (OSError, http.client.HTTPException) as error:
+            raise _Transient(error) from None
+        if not chunk:
+            return
+        yield chunk
 
 
 # --- the fetch ----------------------------------------------------------------------------------
