@@ -48,3 +48,35 @@ def test_the_command_line_refuses_a_warm_cache_in_one_line(isolated_artifacts, t
     error = capsys.readouterr().err
     assert error.startswith("wrenlib bench: error: ") and "WRENBOOK_ARTIFACTS" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_path):
+    from wrenlib.bench import trainings_per_chapter, write_performance_page
+
+    log = {"profile": "quick", "device": "cpu (2 threads, 2 cores)", "machine": "x86_64, 2 cores", "finished": "now",
+           "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True}, "03_training": {"seconds": 540.0, "ok": True},
+                        "04_gradcam": {"seconds": 5.0, "ok": False}}}
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    stages = [{"stage": "surrogate clips", "clips": 4000, "seconds": 71.3, "peak_rss_gib": 4.0},
+              {"stage": "training one CNN", "epochs": 12, "seconds_per_epoch": 6.5, "seconds": 78.4,
+               "peak_gpu_memory_gib": 5.1, "peak_rss_gib": 10.1}]
+    (benchmarks / "stages-full-test.json").write_text(json.dumps(
+        {"profile": {"name": "full"}, "machine": "x86_64, 16 cores", "device": "cuda: NVIDIA H200", "python": "3.12",
+         "torch": "2.11", "stages": stages, "total_seconds": 149.7}))
+    page = tmp_path / "performance.md"
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    text = page.read_text()
+    assert "**10.0 min** for 2 chapters" in text  # the failed chapter is not counted
+    assert text.index("| 03_training | 540 | 90% | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 0 |")
+    assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | 5.1 | 10.1 |" in text
+    count = sum(trainings_per_chapter("full").values())
+    assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text
+    assert "has not been run on this machine" in text
+    assert (tmp_path / "performance_chapters.png").stat().st_size > 1000
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "synth.json").write_text(json.dumps({"machine": "x86_64, 2 cores", "results": [
+        {"benchmark": "surrogate generation", "processes": 2, "clips": 96, "clips_per_second": 8.1, "speed-up": 1.8}]}))
+    write_performance_page(page, log, benchmarks, bench)
+    assert "| surrogate generation | 2 | 96 | 8.1 | 1.8 |" in page.read_text()

@@ -118,3 +118,94 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     record["total_seconds"] = round(sum(stage["seconds"] for stage in record["stages"]), 1)
     path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def trainings_per_chapter(profile: str) -> dict[str, int]:
+    """How many CNNs each chapter trains from scratch on an empty cache (the book's dominant cost)."""
+    from .frontend import BACKGROUNDS
+
+    from .profiles import get_profile
+
+    sizes = get_profile(profile)
+    return {"03_training": len(BACKGROUNDS), "10_sanity": sizes.stability_seeds - 1,
+            "11_confound": sum(1 for strength in sizes.confound_strengths if strength > 0),
+            "12_your_recordings": 1}
+
+
+def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in columns) + " |")
+    return lines
+
+
+def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, bench: Path) -> None:
+    """The Performance page, written after every execution of the book (``make execute``): this
+    run's time per chapter (with a bar chart beside the page), the stage timings of the full
+    profile recorded on a GPU (``benchmarks``, from ``wrenlib bench --stages full``) and the
+    results of ``make bench`` on this machine (``bench``) when it has been run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chapters = {name: entry for name, entry in sorted(log.get("chapters", {}).items()) if entry.get("ok")}
+    total = sum(entry["seconds"] for entry in chapters.values())
+    profile = log.get("profile", "quick")
+    trainings = trainings_per_chapter(profile)
+    lines = ["# Performance", "",
+             "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
+             "typed by hand. The dominant cost is training the paper's CNN, which the chapters do from scratch "
+             "on an empty cache (as CI does) and load from `artifacts/` afterwards.", "",
+             "## This run", "",
+             f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
+             f"**{total / 60:.1f} min** for {len(chapters)} chapters.", ""]
+    rows = [{"chapter": name, "seconds": f"{entry['seconds']:.0f}", "share": f"{entry['seconds'] / total:.0%}",
+             "CNNs it trains on an empty cache": trainings.get(name, 0)}
+            for name, entry in sorted(chapters.items(), key=lambda item: -item[1]["seconds"])] if total else []
+    lines += _markdown_table(rows, ["chapter", "seconds", "share", "CNNs it trains on an empty cache"])
+    if chapters:
+        figure_path = path.with_name("performance_chapters.png")
+        names = list(chapters)
+        fig, ax = plt.subplots(figsize=(8, 0.32 * len(names) + 1))
+        ax.barh(names[::-1], [chapters[n]["seconds"] for n in names][::-1], color="#4c72b0")
+        ax.set_xlabel("execution time (s)")
+        ax.set_title(f"Execution time per chapter, profile {profile}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(figure_path, dpi=90)
+        plt.close(fig)
+        lines += ["", f"![Execution time per chapter]({figure_path.name})", ""]
+    lines += ["", "## The full profile on a GPU", "",
+              "`wrenlib bench --stages full` runs the full profile's heavy stages once each, from an empty cache, "
+              "through the same library calls as the chapters (480 x 960 images, 4,000 clips, the paper's explainer "
+              "budgets), and records seconds and peak memory after every stage."]
+    records = sorted(Path(benchmarks).glob("stages-*.json")) if Path(benchmarks).is_dir() else []
+    for record_path in records:
+        record = json.loads(record_path.read_text())
+        lines += ["", f"**{record['device']}** ({record['machine']}, Python {record['python']}, torch "
+                      f"{record['torch']}; `{record_path.name}`), profile `{record['profile']['name']}`:", ""]
+        stage_rows = [{"stage": s["stage"], "clips": s.get("clips"), "seconds": f"{s['seconds']:.1f}",
+                       "peak GPU memory (GiB)": s.get("peak_gpu_memory_gib"), "peak RAM (GiB)": s.get("peak_rss_gib")}
+                      for s in record["stages"]]
+        lines += _markdown_table(stage_rows, ["stage", "clips", "seconds", "peak GPU memory (GiB)", "peak RAM (GiB)"])
+        training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
+        if training:
+            count = sum(trainings_per_chapter(record["profile"]["name"]).values())
+            lines += ["", f"One CNN took {training['seconds']:.0f} s ({training.get('epochs')} epochs of "
+                          f"{training.get('seconds_per_epoch')} s). The full book trains {count} on an empty cache, "
+                          f"about {count * training['seconds'] / 60:.0f} min of training in all; the stages above "
+                          f"total {record.get('total_seconds', 0) / 60:.1f} min."]
+    if not records:
+        lines += ["", "No GPU stage timings are recorded yet (`book/benchmarks/stages-full-*.json`)."]
+    lines += ["", "## `make bench` on this machine", ""]
+    synth = Path(bench) / "synth.json"
+    if synth.is_file():
+        report = json.loads(synth.read_text())
+        lines += [f"Machine: {report.get('machine')}.", ""]
+        columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
+        lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
+    else:
+        lines += ["`make bench` has not been run on this machine (`artifacts/bench/` is empty); it times the "
+                  "generator, the front end, a training step and every explainer side by side, and this page "
+                  "shows its table after the next `make execute`."]
+    path.write_text("\n".join(lines) + "\n")

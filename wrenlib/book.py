@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .cache import profile_dir, project_root
+from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
     "torch", "captum", "shap", "lime", "librosa", "scikit-learn", "numpy", "scipy", "matplotlib",
@@ -135,6 +135,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     )
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
+    from .bench import write_performance_page
+
+    write_performance_page(root / "book" / "performance.md", log, root / "book" / "benchmarks",
+                           artifacts_root() / "bench")
     from .cache import record_result
 
     seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["chapters"].items())}

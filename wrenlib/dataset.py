@@ -44,6 +44,8 @@ class SurrogateDataset:
     diagnostic_cells: list[np.ndarray]
     song_cells: list[np.ndarray]
     seconds_to_generate: float = float("nan")
+    confound_cells: list[np.ndarray] | None = None  # set by wrenlib.confound.add_confound (chapter 11)
+    confound: Any = None  # the wrenlib.confound.Confound applied, if any
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -60,6 +62,13 @@ class SurrogateDataset:
     def song_mask(self, index: int) -> np.ndarray:
         """Boolean (n_bins, n_frames) mask of all song elements of clip ``index``."""
         return _dense(self.song_cells[index], self.mask_shape)
+
+    def confound_mask(self, index: int) -> np.ndarray:
+        """Boolean (n_bins, n_frames) mask of the confound's source in clip ``index`` (all False
+        when the clip does not carry it, or the data has no confound: chapter 11)."""
+        if self.confound_cells is None:
+            return np.zeros(self.mask_shape, dtype=bool)
+        return _dense(self.confound_cells[index], self.mask_shape)
 
     def elements_of(self, index: int) -> pd.DataFrame:
         """The element table of one clip (kind, role, times, frequency range)."""

@@ -92,13 +92,17 @@ class SpectrogramDataset(Dataset):
         if self.surrogate is None:
             return {}
         source = int(self.clips.iloc[index]["clip"])
-        return {
+        masks = {
             "diagnostic": render_mask(self.surrogate.diagnostic_mask(source), self.front_end, self.mask_rule),
             "song": render_mask(self.surrogate.song_mask(source), self.front_end, self.mask_rule),
         }
+        if self.surrogate.confound_cells is not None:  # chapter 11's confounded data
+            masks["confound"] = render_mask(self.surrogate.confound_mask(source), self.front_end, self.mask_rule)
+        return masks
 
     def stacked_masks(self, indices, name: str = "diagnostic") -> np.ndarray:
-        """One mask (``diagnostic`` or ``song``) of each clip of ``indices``, stacked (N, H, W)."""
+        """One mask (``diagnostic``, ``song``, or on confounded data ``confound``) of each clip of
+        ``indices``, stacked (N, H, W)."""
         return np.stack([self.masks(int(i))[name] for i in np.asarray(indices)])
 
     def metadata(self, index: int) -> dict[str, Any]:

@@ -29,6 +29,10 @@ class Profile:
     # how many layers from the top are re-initialised at each step of chapter 10's cascade that is
     # explained (the paper's CNN has 8: 3 dense, 5 conv); every step costs a full set of maps
     randomisation_depths: tuple[int, ...] = (1, 3, 4, 6, 8)
+    # chapter 11: the confound strengths trained (0 is chapter 03's clean model, no training) and
+    # the test clips carrying the source that every method explains per strength
+    confound_strengths: tuple[float, ...] = (0.0, 1.0)  # CI time: each strength above 0 trains a CNN
+    confound_clips: int = 8
 
     @property
     def n_clips(self) -> int:
@@ -65,6 +69,8 @@ PROFILES: dict[str, Profile] = {
         sanity_clips=24,
         stability_seeds=3,
         randomisation_depths=(1, 2, 3, 4, 5, 6, 7, 8),
+        confound_strengths=(0.0, 0.25, 0.5, 0.75, 1.0),
+        confound_clips=48,
     ),
 }
 

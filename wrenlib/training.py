@@ -244,7 +244,6 @@ def load_or_train_model(
     model on the *same* data from other initial weights (the seed-stability check of chapter 10).
     Returns the model (in eval mode), its learning curves and the image dataset it was trained on.
     """
-    from .cache import profile_dir
     from .images import load_spectrogram_dataset
     from .runtime import choose_device
 
@@ -257,16 +256,31 @@ def load_or_train_model(
               "data": {"surrogate": dataset.surrogate.config.to_dict() if dataset.surrogate else None,
                        "front_end": dataset.front_end.to_dict(), "background": background, "seed": seed}}
     name = f"cnn_{background}_seed{seed}" + ("" if init_seed == seed else f"_init{init_seed}")
+    model, history = load_or_train_on(dataset, profile, name, config, training_config, device, progress)
+    return model, history, dataset
+
+
+def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, config: dict[str, Any],
+                     training_config: TrainingConfig, device: torch.device | str | None = None,
+                     progress: bool = True) -> tuple[DialectCNN, pd.DataFrame]:
+    """The model ``artifacts/<profile>/models/<name>.pt`` if it was trained under ``config``,
+    else a new one trained on ``dataset`` by :func:`train_model` and saved there (chapters 03,
+    10 and 11). ``config`` describes the data, model and training; a checkpoint under another
+    configuration is trained again, never silently reused."""
+    from .cache import profile_dir
+    from .runtime import choose_device
+
+    device = device or choose_device()
     path = profile_dir(profile) / "models" / f"{name}.pt"
     if path.is_file():
         try:
             model, _, history = load_checkpoint(path, config, device)
-            return model, history, dataset
+            return model, history
         except (CheckpointMismatch, ValueError):
             pass  # trained under other settings: train again below
-    model, history = train_model(dataset, training_config, model_config.n_classes, device, progress)
+    model, history = train_model(dataset, training_config, config["model"]["n_classes"], device, progress)
     save_checkpoint(path, model, config, history)
-    return model, history, dataset
+    return model, history
 
 
 def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:
@@ -279,27 +293,34 @@ def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:
 
 
 def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
-                         background: str = "mixed", device: torch.device | str = "cpu") -> pd.DataFrame:
+                         background: str = "mixed", device: torch.device | str = "cpu",
+                         n_jobs: int = 2) -> pd.DataFrame:
     """Test accuracy when the test birds' songs are re-recorded at fixed in-band SNRs (chapter 03).
 
     The same songs are synthesised again (same seed, so the same birds, songs and noise sources)
     with only the noise level changed, and run through the front end the model was trained with.
+    Each test clip is synthesised once and mixed at every SNR, in ``n_jobs`` processes.
     """
+    from joblib import Parallel, delayed
+
     from .dataset import surrogate_config_for_profile
     from .frontend import assign_backgrounds, front_end_for_profile
     from .images import render_level_cache
-    from .surrogate import build_population, synthesise_clip
+    from .surrogate import build_population
 
     front_end = front_end_for_profile(profile)
+    config = surrogate_config_for_profile(profile, seed)
+    population = build_population(config)
+    test_ids = [i for i in range(config.total_clips)
+                if population.individuals[population.clip_assignment(i)[0]].split == "test"]
+    batches = [test_ids[first:first + 16] for first in range(0, len(test_ids), 16)]
+    parts = Parallel(n_jobs=n_jobs)(delayed(_clips_at_snrs)(population, batch, list(snrs_db)) for batch in batches)
+    waveforms = np.concatenate([w for w, _ in parts], axis=1)  # (snrs, clips, samples)
+    labels = np.concatenate([l for _, l in parts])
+    table = pd.DataFrame({"clip": test_ids, "label": labels, "split": "test"})
     rows = []
-    for snr in snrs_db:
-        config = surrogate_config_for_profile(profile, seed, snr_db_range=(float(snr), float(snr)))
-        population = build_population(config)
-        test_ids = [i for i in range(config.total_clips)
-                    if population.individuals[population.clip_assignment(i)[0]].split == "test"]
-        clips = [synthesise_clip(population, i) for i in test_ids]
-        levels = render_level_cache(np.stack([c.waveform for c in clips]), front_end, device, progress=False)
-        table = pd.DataFrame({"clip": test_ids, "label": [c.plan.dialect for c in clips], "split": "test"})
+    for snr, at_snr in zip(snrs_db, waveforms):
+        levels = render_level_cache(at_snr, front_end, device, progress=False)
         data = SpectrogramDataset(levels, table, assign_backgrounds(len(levels), background, seed), front_end,
                                   None, with_masks=False)
         correct = predict(model, data, np.arange(len(data)), device).argmax(1) == data.labels
@@ -307,6 +328,19 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
         rows.append({"snr_db": float(snr), "accuracy": accuracy, "ci_low": low, "ci_high": high,
                      "clips": len(data)})
     return pd.DataFrame(rows)
+
+
+def _clips_at_snrs(population, clip_ids: list[int], snrs_db: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Waveforms (snrs, clips, samples) and dialects of some clips, each synthesised once
+    (:func:`~wrenlib.surrogate.waveforms_at_snrs`; one worker process's share)."""
+    import torch
+
+    from .surrogate import plan_song, waveforms_at_snrs
+
+    torch.set_num_threads(1)  # one thread per worker process: the processes share the cores
+    plans = [plan_song(population, i) for i in clip_ids]
+    waves = np.stack([waveforms_at_snrs(plan, population.config, snrs_db) for plan in plans], axis=1)
+    return waves, np.array([plan.dialect for plan in plans])
 
 
 def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batches: int = 2,

@@ -1,0 +1,123 @@
+"""The confound switch (chapter 11): presence rates, additivity, masks in the source's band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wrenlib.confound import SOURCE_NAME, Confound, add_confound, confound_draw, confounded_images
+from wrenlib.frontend import PAPER_FRONT_END, pixel_frequencies_hz
+from wrenlib.spectrogram import PAPER_STFT
+
+
+def test_rates_follow_the_strength_and_flip_with_the_dialect():
+    np.testing.assert_allclose(Confound(0.0).rates(), [0.0, 0.0])
+    assert Confound(0.0).is_clean and not Confound(0.0, base_rate=0.5).is_clean
+    np.testing.assert_allclose(Confound(0.5).rates(), [0.0, 0.5])
+    np.testing.assert_allclose(Confound(1.0).rates(), [0.0, 1.0])
+    np.testing.assert_allclose(Confound(0.0, base_rate=0.5).rates(), [0.5, 0.5])
+    np.testing.assert_allclose(Confound(0.4, base_rate=0.5).rates(), [0.3, 0.7])
+    np.testing.assert_allclose(Confound(0.4, base_rate=0.5).flipped().rates(), [0.7, 0.3])
+    np.testing.assert_allclose(Confound(1.0, base_rate=0.5).rates(), [0.0, 1.0])
+    assert Confound(0.4).flipped().flipped() == Confound(0.4)
+    for bad in (dict(strength=1.5), dict(base_rate=-0.1), dict(favoured="Western"), dict(centre_hz=9_500.0), dict(level_db_range=(0, -5))):
+        with pytest.raises(ValueError, match="invalid confound"):
+            Confound(**bad)
+
+
+def test_presence_only_grows_with_strength_and_matches_the_rates():
+    draws = {s: np.array([[confound_draw(Confound(s, base_rate=0.5), clip, label)[0] for clip in range(2000)]
+                          for label in (0, 1)]) for s in (0.0, 0.5, 1.0)}
+    assert np.all(draws[0.5][1] >= draws[0.0][1]) and np.all(draws[1.0][1] >= draws[0.5][1])  # favoured: nested
+    assert np.all(draws[0.5][0] <= draws[0.0][0])                                             # other: nested
+    np.testing.assert_allclose(draws[0.5].mean(axis=1), [0.25, 0.75], atol=0.03)
+    assert draws[1.0][1].all() and not draws[1.0][0].any()
+
+
+def test_the_source_is_added_alone_and_its_mask_lies_in_its_band(small_dataset):
+    confound = Confound(1.0)
+    mixed = add_confound(small_dataset, confound)
+    clean = add_confound(small_dataset, None)
+    carries = mixed.clips["confound"].to_numpy()
+    np.testing.assert_array_equal(carries, mixed.clips["dialect"].to_numpy() == "Mexican")
+    np.testing.assert_array_equal(clean.waveforms, np.asarray(small_dataset.waveforms))  # None: the clean data
+    np.testing.assert_array_equal(mixed.waveforms[~carries], np.asarray(small_dataset.waveforms)[~carries])
+    assert not np.array_equal(mixed.waveforms[carries], np.asarray(small_dataset.waveforms)[carries])
+    assert "confound" not in small_dataset.clips  # the source dataset is left as it was
+    frequencies = np.fft.rfftfreq(PAPER_STFT.window_samples, 1 / PAPER_STFT.sample_rate_hz)
+    for index in np.flatnonzero(carries)[:3]:
+        mask = mixed.confound_mask(index)
+        rows = np.flatnonzero(mask.any(axis=1))
+        assert mask.mean() > 0.01
+        low, high = confound.centre_hz - confound.width_hz / 2, confound.centre_hz + confound.width_hz / 2
+        assert frequencies[rows].min() >= low - 300 and frequencies[rows].max() <= high + 300
+        assert low <= frequencies[mask.sum(axis=1).argmax()] <= high  # most cells inside the source's band
+        assert mask.any(axis=0).mean() > 0.9  # it lasts the whole clip
+    for index in np.flatnonzero(~carries):
+        assert not mixed.confound_mask(index).any()
+    listed = mixed.background[mixed.background["source"] == SOURCE_NAME]
+    assert sorted(listed["clip"]) == sorted(np.flatnonzero(carries))
+    assert small_dataset.confound_cells is None and not small_dataset.confound_mask(0).any()
+
+
+def test_a_subset_keeps_the_draws_of_its_clips_and_is_renumbered(small_dataset):
+    confound = Confound(0.5, base_rate=0.4, seed=3)
+    whole = add_confound(small_dataset, confound)
+    chosen = np.array([5, 2, 17])
+    part = add_confound(small_dataset, confound, clips=chosen)
+    assert part.clips["clip"].tolist() == [0, 1, 2] and part.clips["source_clip"].tolist() == chosen.tolist()
+    np.testing.assert_array_equal(part.waveforms, whole.waveforms[chosen])
+    np.testing.assert_array_equal(part.clips["confound"], whole.clips["confound"].to_numpy()[chosen])
+    for position, index in enumerate(chosen):
+        np.testing.assert_array_equal(part.diagnostic_mask(position), small_dataset.diagnostic_mask(index))
+        np.testing.assert_array_equal(part.confound_mask(position), whole.confound_mask(index))
+    assert set(part.elements["clip"]) == {0, 1, 2}
+    flipped = add_confound(part, confound.flipped())  # a copy of a copy draws by the original clip
+    np.testing.assert_array_equal(flipped.clips["source_clip"], chosen)
+
+
+def test_images_carry_the_confound_mask_on_the_rows_of_its_band(small_dataset):
+    front = PAPER_FRONT_END.with_image_size(60, 120)
+    confound = Confound(1.0)
+    images = confounded_images(small_dataset, confound, front, background="white")
+    carries = np.flatnonzero(images.clips["confound"].to_numpy())
+    masks = images.stacked_masks(carries, "confound")
+    rows = np.flatnonzero(masks.any(axis=(0, 2)))
+    frequencies = pixel_frequencies_hz(front)
+    assert frequencies[rows].min() > 5_000 and frequencies[rows].max() < 8_000
+    assert set(images.backgrounds) == {"white"} and images.surrogate.waveforms.size == 0
+    # the source darkens its band on a white page: the band is darker where the confound is
+    clean = confounded_images(small_dataset, None, front, background="white")
+    band = masks[0]
+    assert images.image(int(carries[0]))[band].mean() < clean.image(int(carries[0]))[band].mean() - 0.02
+    assert "confound" not in clean.masks(0) or not clean.masks(0)["confound"].any()
+
+
+def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_artifacts, monkeypatch):
+    from wrenlib import profiles, training
+    from wrenlib.confound import confound_experiment
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    models, images, accuracy = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
+    assert sorted(models) == [0.0, 1.0]
+    assert accuracy[["strength", "test set"]].values.tolist() == [
+        [s, name] for s in (0.0, 1.0) for name in ("confounded", "clean", "flipped")]
+    mexican = images[(1.0, "confounded")].clips["dialect"].to_numpy() == "Mexican"
+    np.testing.assert_array_equal(images[(1.0, "confounded")].clips["confound"], mexican)
+    np.testing.assert_array_equal(images[(1.0, "flipped")].clips["confound"], ~mexican)
+    assert not images["clean"].clips["confound"].any() and not images[(0.0, "confounded")].clips["confound"].any()
+    shares = accuracy.set_index(["strength", "test set"])["with source"]
+    assert shares[(1.0, "confounded")] == pytest.approx(mexican.mean()) and shares[(1.0, "clean")] == 0
+    assert ((accuracy["ci_low"] <= accuracy["accuracy"]) & (accuracy["accuracy"] <= accuracy["ci_high"])).all()
+    assert (isolated_artifacts / "tiny" / "models" / "cnn_confound100M_black_seed0.pt").is_file()
+    assert (isolated_artifacts / "tiny" / "models" / "cnn_black_seed0.pt").is_file()  # strength 0: chapter 03's
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached model was trained again")
+
+    monkeypatch.setattr(training, "train_model", refuse)
+    again, _, repeated = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
+    assert repeated["accuracy"].tolist() == accuracy["accuracy"].tolist()
