@@ -352,7 +352,6 @@ def bench(out: Path, n_clips: int = 96) -> dict:
     """Surrogate generation speed on 1 and 2 processes, measured side by side in one run; the
     front end, training and the explainers (``explainers.csv``) timed beside it."""
     import json
-    import platform
 
     from .dataset import generate_surrogate_dataset
     from .surrogate import SurrogateConfig
@@ -394,7 +393,9 @@ def bench(out: Path, n_clips: int = 96) -> dict:
         benchmark_explainers((480, 960), n_images=1, batch_size=1, lime_samples=32, shap_background=2,
                              device=choose_device()),
     ], ignore_index=True)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "results": rows}
+    from .bench import machine_description
+
+    report = {**machine_description(), "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))
     explainers.to_csv(out / "explainers.csv", index=False)
