@@ -54,7 +54,8 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     from wrenlib.bench import trainings_per_chapter, write_performance_page
 
     log = {"profile": "quick", "device": "cpu (2 threads, 2 cores)", "machine": "x86_64, 2 cores", "finished": "now",
-           "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True}, "03_training": {"seconds": 540.0, "ok": True},
+           "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True, "peak_memory_gib": 1.25},
+                        "03_training": {"seconds": 540.0, "ok": True, "peak_memory_gib": 2.5},
                         "04_gradcam": {"seconds": 5.0, "ok": False}}}
     benchmarks = tmp_path / "benchmarks"
     benchmarks.mkdir()
@@ -68,7 +69,8 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     text = page.read_text()
     assert "**10.0 min** for 2 chapters" in text  # the failed chapter is not counted
-    assert text.index("| 03_training | 540 | 90% | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 0 |")
+    assert text.index("| 03_training | 540 | 90% | 2.5 | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 1.25 | 0 |")
+    assert "**2.50 GiB**, in `03_training`" in text
     assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | 5.1 | 10.1 |" in text
     count = sum(trainings_per_chapter("full").values())
     assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text
@@ -78,5 +80,22 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     bench.mkdir()
     (bench / "synth.json").write_text(json.dumps({"machine": "x86_64, 2 cores", "results": [
         {"benchmark": "surrogate generation", "processes": 2, "clips": 96, "clips_per_second": 8.1, "speed-up": 1.8}]}))
+    (bench / "explainers.csv").write_text("method,image_height_px,image_width_px,budget,seconds_per_image,"
+                                          "forward_pass_equivalents\nlime,120,240,64 samples,0.5,42.0\n")
     write_performance_page(page, log, benchmarks, bench)
-    assert "| surrogate generation | 2 | 96 | 8.1 | 1.8 |" in page.read_text()
+    text = page.read_text()
+    assert "| surrogate generation | 2 | 96 | 8.1 | 1.8 |" in text
+    assert "| LIME | 120 x 240 | 64 samples | 0.500 | 42.0 |" in text
+
+
+def test_peak_child_memory_sees_a_child_that_holds_memory():
+    import subprocess
+    import sys
+
+    from wrenlib.bench import PeakChildMemory
+
+    holds = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
+    with PeakChildMemory(interval=0.05) as memory:
+        subprocess.run([sys.executable, "-c", holds], check=True)
+    assert 0.28 < memory.peak_gib < 1.0  # the 300 MiB it touched, plus an interpreter
+    assert memory.sample() == 0  # the child has ended: nothing left to count

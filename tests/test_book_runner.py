@@ -37,11 +37,13 @@ def test_a_failing_chapter_stops_the_run(tmp_path, isolated_artifacts, capsys):
 
 def test_status_page_lists_chapters_device_and_versions(tmp_path):
     log = {"profile": "quick", "device": "cpu (2 threads)", "machine": "x86_64", "finished": "now",
-           "chapters": {"01_a": {"seconds": 12.5, "ok": True}}, "versions": {"torch": "2.13.0"}}
+           "chapters": {"01_a": {"seconds": 12.5, "ok": True, "peak_memory_gib": 1.5},
+                        "02_b": {"seconds": 1.0, "ok": False}}, "versions": {"torch": "2.13.0"}}
     write_status_page(tmp_path / "status.md", log)
     text = (tmp_path / "status.md").read_text()
-    for fragment in ("`quick`", "cpu (2 threads)", "| [01_a](chapters/01_a.ipynb) | 12.5 | executed |",
-                     "| torch | 2.13.0 |", "Total execution time:** 12 s"):
+    for fragment in ("`quick`", "cpu (2 threads)", "| [01_a](chapters/01_a.ipynb) | 12.5 | 1.50 | executed |",
+                     "| [02_b](chapters/02_b.ipynb) | 1.0 | — | **failed** |",
+                     "| torch | 2.13.0 |", "Total execution time:** 14 s"):
         assert fragment in text
 
 
@@ -93,3 +95,5 @@ def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated
     results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
     assert set(results["execution_seconds"]) == {"01_only"}
     assert results["execution_total_seconds"] == results["execution_seconds"]["01_only"] > 0
+    # the kernel's memory was seen while it ran (a Python kernel with numpy holds tens of MiB)
+    assert 0.02 < results["execution_peak_memory_gib"]["01_only"] == results["execution_peak_memory_max_gib"] < 4

@@ -37,6 +37,30 @@ def test_no_module_runs_twice_in_a_forward_pass():
     assert len(relus) == 7 and len({id(m) for m in relus}) == 7 and not any(m.inplace for m in relus)
 
 
+def test_pool_first_twin_gives_the_same_outputs_and_gradients_bit_for_bit():
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(64, 128))
+    twin = model.pool_first()
+    assert {id(p) for p in twin.parameters()} == {id(p) for p in model.parameters()}  # shared, not copied
+    assert [type(m).__name__ for m in twin.features[0]] == ["Conv2d", "MaxPool2d", "ReLU"]
+    assert [type(m).__name__ for m in model.features[0]] == ["Conv2d", "ReLU", "MaxPool2d"]  # the paper's order
+    x = torch.randn(4, 1, 64, 128)  # negative values too: windows where every value is below zero
+    model.eval()
+    assert torch.equal(twin(x), model(x))
+    gradients = []
+    for network in (model, twin):
+        model.zero_grad()
+        model.train()  # dropout on: the same random stream for both
+        torch.manual_seed(1)
+        torch.nn.functional.cross_entropy(network(x), torch.tensor([0, 1, 1, 0])).backward()
+        gradients.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*gradients))
+    assert any(float(g.abs().sum()) > 0 for g in gradients[0])
+    from wrenlib.model import fast_forward
+
+    assert isinstance(fast_forward(model), type(twin)) and fast_forward(twin.features) is twin.features
+
+
 def test_named_layers_for_gradcam_and_latent_space():
     model = DialectCNN(ModelConfig(64, 128))
     assert isinstance(model.last_conv_layer, torch.nn.Conv2d) and model.last_conv_layer.out_channels == 256

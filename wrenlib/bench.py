@@ -29,6 +29,53 @@ def peak_rss_gib() -> float:
     return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
 
 
+class PeakChildMemory:
+    """Peak resident memory of this process's child processes and theirs (a notebook's kernel and
+    its worker processes), sampled every ``interval`` seconds in a thread while the ``with`` block
+    runs. The sum of resident sizes counts pages shared between processes once per process, so it
+    errs high. ``peak_gib`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = None
+        self._thread = None
+
+    @property
+    def peak_gib(self) -> float:
+        return self.peak_bytes / 2**30
+
+    def sample(self) -> int:
+        """The children's resident memory now, in bytes (also updates the peak)."""
+        import psutil
+
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass  # ended between the listing and the reading
+        self.peak_bytes = max(self.peak_bytes, total)
+        return total
+
+    def __enter__(self) -> "PeakChildMemory":
+        import threading
+
+        self._stop = threading.Event()
+
+        def watch() -> None:
+            while not self._stop.wait(self.interval):
+                self.sample()
+
+        self._thread = threading.Thread(target=watch, name="peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def machine_description(device: Any = None) -> dict[str, Any]:
     """Where a timing was taken: processor, cores, device, and the versions that matter."""
     import torch
@@ -160,10 +207,16 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
              f"**{total / 60:.1f} min** for {len(chapters)} chapters.", ""]
+    memory = {name: entry["peak_memory_gib"] for name, entry in chapters.items() if "peak_memory_gib" in entry}
+    if memory:
+        largest = max(memory, key=memory.get)
+        lines += [f"Peak memory of a chapter (its kernel and worker processes, summed resident sizes): "
+                  f"**{memory[largest]:.2f} GiB**, in `{largest}`.", ""]
     rows = [{"chapter": name, "seconds": f"{entry['seconds']:.0f}", "share": f"{entry['seconds'] / total:.0%}",
-             "CNNs it trains on an empty cache": trainings.get(name, 0)}
+             "peak memory (GiB)": memory.get(name), "CNNs it trains on an empty cache": trainings.get(name, 0)}
             for name, entry in sorted(chapters.items(), key=lambda item: -item[1]["seconds"])] if total else []
-    lines += _markdown_table(rows, ["chapter", "seconds", "share", "CNNs it trains on an empty cache"])
+    lines += _markdown_table(rows, ["chapter", "seconds", "share", "peak memory (GiB)",
+                                    "CNNs it trains on an empty cache"])
     if chapters:
         figure_path = path.with_name("performance_chapters.png")
         names = list(chapters)
@@ -204,6 +257,19 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         lines += [f"Machine: {report.get('machine')}.", ""]
         columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
         lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
+        explainers = Path(bench) / "explainers.csv"
+        if explainers.is_file():
+            import pandas as pd
+
+            from .explain import METHOD_TITLES
+
+            table = pd.read_csv(explainers)
+            lines += ["", "Each explainer's cost per image, in seconds and in forward passes of the same network "
+                          "(side by side in one run):", ""]
+            rows = [{"method": METHOD_TITLES.get(r.method, r.method), "image": f"{r.image_height_px} x {r.image_width_px}",
+                     "budget": r.budget, "seconds per image": f"{r.seconds_per_image:.3f}",
+                     "forward passes": f"{r.forward_pass_equivalents:.1f}"} for r in table.itertuples()]
+            lines += _markdown_table(rows, ["method", "image", "budget", "seconds per image", "forward passes"])
     else:
         lines += ["`make bench` has not been run on this machine (`artifacts/bench/` is empty); it times the "
                   "generator, the front end, a training step and every explainer side by side, and this page "

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .bench import PeakChildMemory
 from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
@@ -106,15 +107,18 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         target = out_dir / chapter.name
         started = time.perf_counter()
         print(f"  {chapter.stem} ...", flush=True)
+        memory = PeakChildMemory()  # the kernel and its worker processes
         try:
-            papermill.execute_notebook(
-                str(chapter), str(target), parameters={"PROFILE": profile},
-                kernel_name=kernel, language="python", cwd=str(chapter.parent),
-                progress_bar=False,
-            )
+            with memory:
+                papermill.execute_notebook(
+                    str(chapter), str(target), parameters={"PROFILE": profile},
+                    kernel_name=kernel, language="python", cwd=str(chapter.parent),
+                    progress_bar=False,
+                )
         except Exception as error:  # papermill's own error names the failing cell
             seconds = time.perf_counter() - started
-            log["chapters"][chapter.stem] = {"seconds": seconds, "ok": False}
+            log["chapters"][chapter.stem] = {"seconds": seconds, "ok": False,
+                                             "peak_memory_gib": round(memory.peak_gib, 2)}
             print(f"wrenlib execute: chapter {chapter.stem} failed after {seconds:.0f} s: "
                   f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}",
                   file=sys.stderr)
@@ -124,8 +128,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         seconds = time.perf_counter() - started
         _hide_injected_parameters(target)
         _add_launch_links(target, chapter, root)
-        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True, "parameters": chapter_parameters(chapter)}
-        print(f"  {chapter.stem} done in {seconds:.1f} s", flush=True)
+        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True, "parameters": chapter_parameters(chapter),
+                                         "peak_memory_gib": round(memory.peak_gib, 2)}
+        print(f"  {chapter.stem} done in {seconds:.1f} s, peak memory {memory.peak_gib:.2f} GiB", flush=True)
     log.update(
         profile=profile,
         device=describe_device(),
@@ -144,6 +149,11 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["chapters"].items())}
     record_result(profile, "execution_seconds", seconds, glue=False)
     record_result(profile, "execution_total_seconds", round(sum(seconds.values()), 1), glue=False)
+    memory = {name: entry["peak_memory_gib"] for name, entry in sorted(log["chapters"].items())
+              if "peak_memory_gib" in entry}
+    if memory:
+        record_result(profile, "execution_peak_memory_gib", memory, glue=False)
+        record_result(profile, "execution_peak_memory_max_gib", max(memory.values()), glue=False)
     return status
 
 
@@ -248,13 +258,15 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "",
         "## Chapters",
         "",
-        "| chapter | run time (s) | status | parameters (seeds) |",
-        "| --- | ---: | --- | --- |",
+        "| chapter | run time (s) | peak memory (GiB) | status | parameters (seeds) |",
+        "| --- | ---: | ---: | --- | --- |",
     ]
     for name, entry in sorted(chapters.items()):
         state = "executed" if entry["ok"] else "**failed**"
         parameters = ", ".join(f"`{key}={value}`" for key, value in entry.get("parameters", {}).items())
-        lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {state} | {parameters or '—'} |")
+        memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
+        lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {memory} | {state} | "
+                     f"{parameters or '—'} |")
     lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
     for name, version in log.get("versions", {}).items():
         lines.append(f"| {name} | {version} |")

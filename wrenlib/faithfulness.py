@@ -34,6 +34,7 @@ from torch import nn
 
 from .explain import _as_batch, _batches, background_levels, explain, predicted_classes
 from .metrics import map_correlation
+from .model import fast_forward
 
 if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
@@ -160,13 +161,14 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     wanted = torch.as_tensor(np.ascontiguousarray(targets), device=device)
     per_image = steps + 1
     scores = torch.empty(n * per_image, device=device)
+    network = fast_forward(model)  # only the outputs are needed
     with torch.no_grad():
         for part in _batches(n * per_image, batch_size):  # image-major: one batch spans few images
             flat = torch.arange(part.start, part.stop, device=device)
             image, step = flat // per_image, flat % per_image
             first = part.start // per_image
             ranks = _pixel_ranks(maps[first:(part.stop - 1) // per_image + 1])[image - first]
-            probabilities = torch.softmax(model(_perturb(x[image], ranks, counts[step], levels[image], mode)), dim=1)
+            probabilities = torch.softmax(network(_perturb(x[image], ranks, counts[step], levels[image], mode)), dim=1)
             scores[part] = probabilities[torch.arange(len(flat), device=device), wanted[image]]
     return fractions, scores.view(n, per_image).double().cpu().numpy()
 

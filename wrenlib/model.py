@@ -131,10 +131,42 @@ class DialectCNN(nn.Module):
             handle.remove()
         return captured[0]
 
+    def pool_first(self) -> "PoolFirstTwin":
+        """The same network with every block's max-pool moved before its ReLU, sharing this one's
+        modules (so its parameters, buffers and train/eval mode).
+
+        ReLU and a max over a window commute (ReLU is monotone), so the twin computes the same
+        outputs and, with the same first-maximum tie-break, the same gradients, bit for bit (tested);
+        but its ReLUs see a quarter of the values, which makes a CPU training step about a fifth
+        faster. Training and forward-only evaluation (predictions, LIME, deletion curves) run the
+        twin; DeepLIFT and SHAP, whose rules depend on the order of the layers, explain the paper's
+        order itself."""
+        return PoolFirstTwin(self)
+
     def set_standardisation(self, mean: float, std: float) -> None:
         """Fix the input standardisation (measured on the training images)."""
         self.standardise.mean.fill_(float(mean))
         self.standardise.std.fill_(max(float(std), 1e-6))
+
+
+class PoolFirstTwin(nn.Module):
+    """:meth:`DialectCNN.pool_first`: conv -> max-pool -> ReLU blocks on a DialectCNN's own modules."""
+
+    def __init__(self, model: DialectCNN) -> None:
+        super().__init__()
+        self.config = model.config
+        self.standardise = model.standardise
+        self.features = nn.Sequential(*[nn.Sequential(block[0], block[2], block[1]) for block in model.features])
+        self.classifier = model.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.standardise(x)))
+
+
+def fast_forward(model: nn.Module) -> nn.Module:
+    """The model's pool-first twin when it has one (a :class:`DialectCNN`), else the model: for
+    code that only needs its outputs or its training gradients."""
+    return model.pool_first() if isinstance(model, DialectCNN) else model
 
 
 def count_parameters(model: nn.Module) -> int:
