@@ -23,6 +23,15 @@ def test_set_seed_reproduces_random_draws_and_pins_threads():
     assert not torch.equal(torch.rand(3), second[1])
 
 
+def test_the_allocator_takes_the_settings_on_linux():
+    import platform
+
+    from wrenlib.runtime import keep_freed_memory
+
+    # glibc refuses a value out of its range (say an mmap threshold above 32 MiB) with 0
+    assert keep_freed_memory() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
 def test_set_seed_refuses_a_negative_seed():
     with pytest.raises(ValueError, match="non-negative"):
         set_seed(-1)

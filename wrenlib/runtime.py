@@ -25,9 +25,37 @@ def set_seed(seed: int, torch_threads: int = DEFAULT_TORCH_THREADS) -> None:
 
     torch.manual_seed(seed)
     torch.set_num_threads(torch_threads)
+    keep_freed_memory()
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+# glibc's mallopt parameters, and what the book sets them to
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_ALLOCATOR_SETTINGS = ((_M_MMAP_THRESHOLD, 32 * 2**20),  # glibc's largest: blocks below 32 MiB come from the heap
+                       (_M_TRIM_THRESHOLD, 2**30),  # keep up to 1 GiB of freed heap instead of returning it
+                       (_M_TOP_PAD, 64 * 2**20))  # and grow the heap 64 MiB at a time
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed memory for the next tensor of the same size instead of
+    handing it back to the system and faulting fresh pages in again, which makes a CPU training
+    step markedly faster (the activations of a batch are freed and allocated again at every step).
+    Peak memory is unchanged; memory freed after a peak stays with the process. Called by
+    :func:`set_seed`. Returns whether the allocator took the settings (False off glibc)."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return all(mallopt(parameter, value) == 1 for parameter, value in _ALLOCATOR_SETTINGS)
 
 
 def choose_device(preferred: str | None = None) -> "torch.device":  # noqa: F821
