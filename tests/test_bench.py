@@ -39,6 +39,20 @@ def test_every_stage_is_timed_and_written_as_it_ends(tiny_profile, isolated_arti
         time_stages("tiny", tmp_path / "again")
 
 
+def test_with_mixed_precision_the_float32_training_is_timed_beside_it(tiny_profile, monkeypatch, isolated_artifacts,
+                                                                      tmp_path):
+    from wrenlib import profiles
+    from wrenlib.bench import STAGES, time_stages
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny_profile.with_overrides(mixed_precision="always"))
+    record = time_stages("tiny", tmp_path / "out", device=None, n_jobs=1, methods=("gradcam",))
+    rows = {row["stage"]: row for row in record["stages"]}
+    half, full = rows[STAGES[2]], rows[f"{STAGES[2]}, float32"]
+    assert half["precision"] == "bfloat16" and full["precision"] == "float32"
+    assert 0 <= half["test_accuracy"] <= 1 and 0 <= full["test_accuracy"] <= 1
+    assert 0 <= full["agreement_with_16_bit"] <= 1 and full["seconds_per_epoch"] > 0
+
+
 def test_the_command_line_refuses_a_warm_cache_in_one_line(isolated_artifacts, tmp_path, capsys):
     from wrenlib.cache import profile_dir
     from wrenlib.cli import main
@@ -55,7 +69,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
 
     log = {"profile": "quick", "device": "cpu (2 threads, 2 cores)", "machine": "x86_64, 2 cores", "finished": "now",
            "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True, "peak_memory_gib": 1.25},
-                        "03_training": {"seconds": 540.0, "ok": True, "peak_memory_gib": 2.5},
+                        "03_training": {"seconds": 540.0, "ok": True, "peak_memory_gib": 2.5, "cores_busy": 1.9},
                         "04_gradcam": {"seconds": 5.0, "ok": False}}}
     benchmarks = tmp_path / "benchmarks"
     benchmarks.mkdir()
@@ -69,9 +83,9 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     text = page.read_text()
     assert "**10.0 min** for 2 chapters" in text  # the failed chapter is not counted
-    assert text.index("| 03_training | 540 | 90% | 2.5 | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 1.25 | 0 |")
+    assert text.index("| 03_training | 540 | 90% | 2.5 | 1.9 | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 1.25 | — | 0 |")
     assert "**2.50 GiB**, in `03_training`" in text
-    assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | 5.1 | 10.1 |" in text
+    assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 |" in text
     count = sum(trainings_per_chapter("full").values())
     assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text
     assert "has not been run on this machine" in text
@@ -88,14 +102,19 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     assert "| LIME | 120 x 240 | 64 samples | 0.500 | 42.0 |" in text
 
 
-def test_peak_child_memory_sees_a_child_that_holds_memory():
+def test_child_process_usage_sees_a_child_that_holds_memory_and_works():
     import subprocess
     import sys
+    import time
 
-    from wrenlib.bench import PeakChildMemory
+    from wrenlib.bench import ChildProcessUsage
 
-    holds = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
-    with PeakChildMemory(interval=0.05) as memory:
+    holds = ("import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096])\n"
+             "end = time.process_time() + 1.0\nwhile time.process_time() < end: pass\ntime.sleep(0.5)")
+    started = time.perf_counter()
+    with ChildProcessUsage(interval=0.05) as usage:
         subprocess.run([sys.executable, "-c", holds], check=True)
-    assert 0.28 < memory.peak_gib < 1.0  # the 300 MiB it touched, plus an interpreter
-    assert memory.sample() == 0  # the child has ended: nothing left to count
+    wall = time.perf_counter() - started
+    assert 0.28 < usage.peak_gib < 1.0  # the 300 MiB it touched, plus an interpreter
+    assert 0.9 < usage.cpu_seconds <= wall + 0.1  # one second of work on one core
+    assert usage.sample() == 0  # the child has ended: nothing left to count

@@ -65,6 +65,18 @@ def test_record_result_round_trips_numpy_values(isolated_artifacts):
         record_result("quick", "two words", 1)
 
 
+def test_chapters_recording_side_by_side_lose_no_result(isolated_artifacts):
+    import subprocess
+    import sys
+
+    writer = ("import sys\nfrom wrenlib.cache import record_result\n"
+              "for i in range(60): record_result('quick', f'{sys.argv[1]}_{i}', i, glue=False)")
+    processes = [subprocess.Popen([sys.executable, "-c", writer, name]) for name in ("first", "second", "third")]
+    assert [process.wait() for process in processes] == [0, 0, 0]
+    results = read_results("quick")
+    assert len(results) == 180 and results["second_59"] == 59
+
+
 def test_profile_dataset_is_cached(isolated_artifacts, monkeypatch):
     from wrenlib import profiles
 

@@ -102,6 +102,36 @@ def test_training_learns_a_trivial_task_and_is_deterministic():
     assert torch.equal(results[0][2], results[1][2])
 
 
+def test_mixed_precision_is_chosen_per_device_and_validated():
+    from wrenlib.training import autocast_dtype
+
+    assert autocast_dtype("cpu", "off") is None and autocast_dtype("cpu", "gpu") is None  # a CPU trains in float32
+    assert autocast_dtype("cpu", "always") == torch.bfloat16
+    with pytest.raises(ValueError, match="mixed_precision must be one of off, gpu, always"):
+        TrainingConfig(mixed_precision="fp8")
+    from wrenlib.training import training_config_for_profile
+
+    assert training_config_for_profile("quick").mixed_precision == "off"
+    assert training_config_for_profile("full").mixed_precision == "gpu"
+
+
+@pytest.mark.parametrize("half", ["bfloat16", "float16"])
+def test_training_in_16_bit_floats_learns_the_task_with_float32_weights(half, monkeypatch):
+    """The GPU path, run on the CPU: autocast in bfloat16, or float16 with the gradient scaler."""
+    from wrenlib import training
+
+    monkeypatch.setattr(training, "autocast_dtype", lambda device, mode: getattr(torch, half))
+    dataset = _toy_dataset()
+    config = TrainingConfig(learning_rate=1e-3, max_epochs=12, patience=12, batch_size=8, mixed_precision="always")
+    set_seed(0)
+    model = DialectCNN(ModelConfig(32, 64))
+    history = fit(model, dataset, config, progress=False)
+    test = dataset.split_indices("test")
+    accuracy = float(np.mean(predict(model, dataset, test).argmax(1) == dataset.labels[test]))
+    assert accuracy >= 0.9 and history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # only the passes ran in 16 bits
+
+
 def test_checkpoints_round_trip_and_refuse_another_configuration(tmp_path):
     model = DialectCNN(ModelConfig(32, 64))
     model.set_standardisation(0.1, 0.2)
@@ -141,6 +171,7 @@ def test_training_benchmark_reports_rates_and_loader_share():
 
     speed = benchmark_training((32, 64), batch_size=4, n_batches=2, repeats=1)
     assert speed["training_images_per_second"] > 0 and speed["loader_images_per_second"] > 0
+    assert speed["paper_order_images_per_second"] > 0
     assert 0 < speed["loader_share_of_step_time"] < 10
 
 

@@ -29,15 +29,21 @@ def peak_rss_gib() -> float:
     return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
 
 
-class PeakChildMemory:
-    """Peak resident memory of this process's child processes and theirs (a notebook's kernel and
-    its worker processes), sampled every ``interval`` seconds in a thread while the ``with`` block
-    runs. The sum of resident sizes counts pages shared between processes once per process, so it
-    errs high. ``peak_gib`` is the largest sum seen."""
+class ChildProcessUsage:
+    """Peak memory and CPU time of this process's child processes and theirs (a notebook's kernel
+    and its worker processes), sampled every ``interval`` seconds in a thread while the ``with``
+    block runs.
+
+    ``peak_gib`` is the largest sum of resident sizes seen; it counts pages shared between
+    processes once per process, so it errs high. ``cpu_seconds`` adds up each process's user and
+    system time as last seen (a process that lives less than ``interval`` can be missed); divided
+    by the wall time it says how many cores the work kept busy.
+    """
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
         self.peak_bytes = 0
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds
         self._stop = None
         self._thread = None
 
@@ -45,20 +51,27 @@ class PeakChildMemory:
     def peak_gib(self) -> float:
         return self.peak_bytes / 2**30
 
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
     def sample(self) -> int:
-        """The children's resident memory now, in bytes (also updates the peak)."""
+        """The children's resident memory now, in bytes (also updates the peak and CPU times)."""
         import psutil
 
         total = 0
         for child in psutil.Process().children(recursive=True):
             try:
-                total += child.memory_info().rss
+                with child.oneshot():
+                    total += child.memory_info().rss
+                    times = child.cpu_times()
+                self._cpu[(child.pid, child.create_time())] = times.user + times.system
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 pass  # ended between the listing and the reading
         self.peak_bytes = max(self.peak_bytes, total)
         return total
 
-    def __enter__(self) -> "PeakChildMemory":
+    def __enter__(self) -> "ChildProcessUsage":
         import threading
 
         self._stop = threading.Event()
@@ -67,7 +80,7 @@ class PeakChildMemory:
             while not self._stop.wait(self.interval):
                 self.sample()
 
-        self._thread = threading.Thread(target=watch, name="peak-memory", daemon=True)
+        self._thread = threading.Thread(target=watch, name="child-usage", daemon=True)
         self._thread.start()
         return self
 
@@ -127,7 +140,11 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     from .latent import dataset_features, embed
     from .profiles import get_profile
     from .runtime import choose_device, set_seed
-    from .training import load_or_train_model
+    from dataclasses import replace
+
+    import torch
+
+    from .training import autocast_dtype, load_or_train_model, predict, train_model, training_config_for_profile
 
     sizes = get_profile(profile)
     device = device or choose_device()
@@ -145,12 +162,27 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     with _stage(record, STAGES[1], path, device) as row:
         images = load_spectrogram_dataset(profile, seed=seed, device=device)
         row.update(clips=len(images), image_size=list(images.front_end.image_size))
+    config = training_config_for_profile(profile, seed)
+    half = autocast_dtype(device, config.mixed_precision)
     with _stage(record, STAGES[2], path, device) as row:
         model, history, images = load_or_train_model(profile, seed=seed, device=device)
         row.update(epochs=len(history), train_clips=len(images.split_indices("train")),
-                   seconds_per_epoch=None)
-    row["seconds_per_epoch"] = round(row["seconds"] / max(len(history), 1), 2)
+                   seconds_per_epoch=None, precision=str(half or torch.float32).replace("torch.", ""))
+    test = images.split_indices("test")
+    predicted = predict(model, images, test, device).argmax(1)
+    row.update(seconds_per_epoch=round(row["seconds"] / max(len(history), 1), 2),
+               test_accuracy=round(float(np.mean(predicted == images.labels[test])), 4))
     path.write_text(json.dumps(record, indent=1))
+    if half is not None:  # the same CNN in float32, side by side: time and accuracy
+        with _stage(record, f"{STAGES[2]}, float32", path, device) as row:
+            reference, reference_history = train_model(images, replace(config, mixed_precision="off"),
+                                                       device=device, progress=False)
+            row.update(epochs=len(reference_history), precision="float32")
+        agreed = predict(reference, images, test, device).argmax(1)
+        row.update(seconds_per_epoch=round(row["seconds"] / max(len(reference_history), 1), 2),
+                   test_accuracy=round(float(np.mean(agreed == images.labels[test])), 4),
+                   agreement_with_16_bit=round(float(np.mean(agreed == predicted)), 4))
+        path.write_text(json.dumps(record, indent=1))
     chosen = explained_clips(images, sizes.explain_clips, seed=seed)
     for method in methods or METHODS:
         with _stage(record, f"{STAGES[3]}: {method}", path, device) as row:
@@ -213,10 +245,14 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         lines += [f"Peak memory of a chapter (its kernel and worker processes, summed resident sizes): "
                   f"**{memory[largest]:.2f} GiB**, in `{largest}`.", ""]
     rows = [{"chapter": name, "seconds": f"{entry['seconds']:.0f}", "share": f"{entry['seconds'] / total:.0%}",
-             "peak memory (GiB)": memory.get(name), "CNNs it trains on an empty cache": trainings.get(name, 0)}
+             "peak memory (GiB)": memory.get(name), "cores busy": entry.get("cores_busy"),
+             "CNNs it trains on an empty cache": trainings.get(name, 0)}
             for name, entry in sorted(chapters.items(), key=lambda item: -item[1]["seconds"])] if total else []
-    lines += _markdown_table(rows, ["chapter", "seconds", "share", "peak memory (GiB)",
+    lines += _markdown_table(rows, ["chapter", "seconds", "share", "peak memory (GiB)", "cores busy",
                                     "CNNs it trains on an empty cache"])
+    if any("cores_busy" in entry for entry in chapters.values()):
+        lines += ["", "*Cores busy* is the CPU time of the chapter's kernel and worker processes divided by its "
+                      "wall time: near the machine's core count, the chapter is bound by arithmetic."]
     if chapters:
         figure_path = path.with_name("performance_chapters.png")
         names = list(chapters)
@@ -238,9 +274,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         lines += ["", f"**{record['device']}** ({record['machine']}, Python {record['python']}, torch "
                       f"{record['torch']}; `{record_path.name}`), profile `{record['profile']['name']}`:", ""]
         stage_rows = [{"stage": s["stage"], "clips": s.get("clips"), "seconds": f"{s['seconds']:.1f}",
+                       "precision": s.get("precision"), "test accuracy": s.get("test_accuracy"),
                        "peak GPU memory (GiB)": s.get("peak_gpu_memory_gib"), "peak RAM (GiB)": s.get("peak_rss_gib")}
                       for s in record["stages"]]
-        lines += _markdown_table(stage_rows, ["stage", "clips", "seconds", "peak GPU memory (GiB)", "peak RAM (GiB)"])
+        lines += _markdown_table(stage_rows, ["stage", "clips", "seconds", "precision", "test accuracy",
+                                              "peak GPU memory (GiB)", "peak RAM (GiB)"])
         training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
         if training:
             count = sum(trainings_per_chapter(record["profile"]["name"]).values())

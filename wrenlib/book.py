@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .bench import PeakChildMemory
+from .bench import ChildProcessUsage
 from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
@@ -107,9 +107,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         target = out_dir / chapter.name
         started = time.perf_counter()
         print(f"  {chapter.stem} ...", flush=True)
-        memory = PeakChildMemory()  # the kernel and its worker processes
+        usage = ChildProcessUsage()  # the kernel and its worker processes
         try:
-            with memory:
+            with usage:
                 papermill.execute_notebook(
                     str(chapter), str(target), parameters={"PROFILE": profile},
                     kernel_name=kernel, language="python", cwd=str(chapter.parent),
@@ -118,7 +118,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         except Exception as error:  # papermill's own error names the failing cell
             seconds = time.perf_counter() - started
             log["chapters"][chapter.stem] = {"seconds": seconds, "ok": False,
-                                             "peak_memory_gib": round(memory.peak_gib, 2)}
+                                             "peak_memory_gib": round(usage.peak_gib, 2)}
             print(f"wrenlib execute: chapter {chapter.stem} failed after {seconds:.0f} s: "
                   f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}",
                   file=sys.stderr)
@@ -129,8 +129,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         _hide_injected_parameters(target)
         _add_launch_links(target, chapter, root)
         log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True, "parameters": chapter_parameters(chapter),
-                                         "peak_memory_gib": round(memory.peak_gib, 2)}
-        print(f"  {chapter.stem} done in {seconds:.1f} s, peak memory {memory.peak_gib:.2f} GiB", flush=True)
+                                         "peak_memory_gib": round(usage.peak_gib, 2),
+                                         "cores_busy": round(usage.cpu_seconds / seconds, 2)}
+        print(f"  {chapter.stem} done in {seconds:.1f} s, peak memory {usage.peak_gib:.2f} GiB, "
+              f"{usage.cpu_seconds / seconds:.1f} cores busy", flush=True)
     log.update(
         profile=profile,
         device=describe_device(),

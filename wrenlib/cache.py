@@ -120,13 +120,29 @@ def record_result(profile: str, key: str, value: Any, glue: bool = True) -> None
     """
     if not key or any(ch.isspace() for ch in key):
         raise ValueError(f"result key must be a non-empty word, got {key!r}")
-    results = read_results(profile)
-    results[key] = json.loads(json.dumps(value, default=_json_default))
-    _write_json_atomically(profile_dir(profile) / RESULTS_FILE, results)
+    plain = json.loads(json.dumps(value, default=_json_default))
+    path = profile_dir(profile) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # chapters executed side by side record into the same file: read, change and write it under
+    # a lock, so that neither loses the other's numbers
+    with open(path.with_name(RESULTS_FILE + ".lock"), "w") as lock:
+        _lock(lock)
+        results = read_results(profile)
+        results[key] = plain
+        _write_json_atomically(path, results)
     if glue and _in_notebook():
         from myst_nb import glue as myst_glue
 
         myst_glue(key, value, display=False)
+
+
+def _lock(stream) -> None:
+    """Hold an exclusive lock on an open file until it is closed (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: chapters run one at a time there
+        return
+    fcntl.flock(stream, fcntl.LOCK_EX)
 
 
 def _in_notebook() -> bool:

@@ -33,6 +33,9 @@ class Profile:
     # the test clips carrying the source that every method explains per strength
     confound_strengths: tuple[float, ...] = (0.0, 1.0)  # CI time: each strength above 0 trains a CNN
     confound_clips: int = 8
+    # training in 16-bit floats on a GPU (wrenlib.training.TrainingConfig.mixed_precision); a CPU
+    # always trains in float32
+    mixed_precision: str = "off"
 
     @property
     def n_clips(self) -> int:
@@ -71,6 +74,7 @@ PROFILES: dict[str, Profile] = {
         randomisation_depths=(1, 2, 3, 4, 5, 6, 7, 8),
         confound_strengths=(0.0, 0.25, 0.5, 0.75, 1.0),
         confound_clips=48,
+        mixed_precision="gpu",
     ),
 }
 
