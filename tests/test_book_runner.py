@@ -97,3 +97,30 @@ def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated
     assert results["execution_total_seconds"] == results["execution_seconds"]["01_only"] > 0
     # the kernel's memory was seen while it ran (a Python kernel with numpy holds tens of MiB)
     assert 0.02 < results["execution_peak_memory_gib"]["01_only"] == results["execution_peak_memory_max_gib"] < 4
+
+
+def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, isolated_artifacts):
+    """04 and 06 need only 03 (not in this run), so they start together; 08 needs both and waits."""
+    import json
+
+    from wrenlib.book import chapter_prerequisites
+
+    stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep({sleep})\n"
+             "Path({path!r}).write_text(json.dumps([started, time.time()]))\n"
+             "from wrenlib.cache import record_result\nrecord_result('quick', {name!r}, 1, glue=False)")
+    names = ["04_first", "06_second", "08_after_both"]
+    root = _project(tmp_path, {name: stamp.format(sleep=3 if name != names[2] else 0,
+                                                  path=str(tmp_path / f"{name}.json"), name=name)
+                               for name in names})
+    assert chapter_prerequisites("08_after_both", names) == {"04_first", "06_second"}
+    assert chapter_prerequisites("06_second", names) == set()
+    assert chapter_prerequisites("99_scorecard", [*names, "99_scorecard"]) == set(names)  # not listed: waits for all
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2) == 0
+    spans = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in names}
+    assert spans["04_first"][0] < spans["06_second"][1] and spans["06_second"][0] < spans["04_first"][1]  # overlap
+    assert spans["08_after_both"][0] >= max(spans["04_first"][1], spans["06_second"][1])
+    results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
+    assert {"04_first", "06_second", "08_after_both"} <= set(results)
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["jobs"] == 2 and log["wall_seconds"] < sum(entry["seconds"] for entry in log["chapters"].values())
+    assert "side by side" in (root / "book" / "status.md").read_text()

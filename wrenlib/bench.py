@@ -238,7 +238,10 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "on an empty cache (as CI does) and load from `artifacts/` afterwards.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
-             f"**{total / 60:.1f} min** for {len(chapters)} chapters.", ""]
+             + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters, up to "
+                f"{log['jobs']} side by side (`wrenlib execute --jobs`; their own times add up to "
+                f"{total / 60:.1f} min)." if log.get("jobs", 1) > 1 and "wall_seconds" in log
+                else f"**{total / 60:.1f} min** for {len(chapters)} chapters."), ""]
     memory = {name: entry["peak_memory_gib"] for name, entry in chapters.items() if "peak_memory_gib" in entry}
     if memory:
         largest = max(memory, key=memory.get)

@@ -71,10 +71,73 @@ def resolve_profile(profile: str) -> str:
     return name
 
 
-def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
-                     only: list[str] | None = None, root: Path | None = None) -> int:
-    """Run every chapter (or those named in ``only``) with papermill; return an exit status."""
+# What each chapter reads that another chapter writes (its cached data, models and maps, and the
+# numbers it quotes from results.json), by chapter number. ``wrenlib execute --jobs 2`` starts a
+# chapter once these have finished; a chapter not listed waits for every chapter before it.
+CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
+    "02": ("01",),  # the surrogate clips
+    "03": ("02",),  # the spectrogram images
+    "04": ("03",),  # the trained CNN
+    "05": ("04",),  # Grad-CAM's relevance mass (results.json)
+    "06": ("03",),
+    "07": ("05",),  # DeepLIFT's convergence delta (results.json)
+    "08": ("04", "05", "06", "07"),  # the four methods' cached maps
+    "09": ("04", "05"),  # Grad-CAM's and DeepLIFT's cached maps of every test clip
+    "10": ("08",),  # the cached maps of chapters 04-07
+    "11": ("08",),  # the adaptive temperature (results.json) and chapter 03's black-page CNN
+    "12": ("03",),  # the surrogate clips it writes as recordings, and chapter 03's accuracy
+}
+
+
+def chapter_prerequisites(chapter: str, chapters: list[str]) -> set[str]:
+    """The chapters among ``chapters`` (stems, in reading order) that ``chapter`` must wait for:
+    those :data:`CHAPTER_NEEDS` names, or every earlier one when it names none."""
+    number = chapter[:2]
+    if number in CHAPTER_NEEDS:
+        return {c for c in chapters if c[:2] in CHAPTER_NEEDS[number]}
+    return set(chapters[:chapters.index(chapter)])
+
+
+def default_jobs() -> int:
+    """Chapters run side by side: one with a CUDA GPU (they would share its memory), else two
+    when the CPU has two cores or more (one chapter's plotting and Python overlap the other's
+    arithmetic)."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
+
+
+def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
+    """Execute one chapter with papermill (in a worker process when chapters run side by side);
+    return its seconds, peak memory, CPU time and error, if any."""
     import papermill
+
+    started = time.perf_counter()
+    usage = ChildProcessUsage()  # the kernel and its worker processes
+    error = None
+    try:
+        with usage:
+            papermill.execute_notebook(
+                str(chapter), str(target), parameters={"PROFILE": profile},
+                kernel_name=kernel, language="python", cwd=str(chapter.parent),
+                progress_bar=False,
+            )
+    except Exception as failure:  # papermill's own error names the failing cell
+        text = str(failure).strip()
+        error = f"{type(failure).__name__}: {text.splitlines()[-1] if text else ''}"
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_memory_gib": round(usage.peak_gib, 2),
+            "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
+
+
+def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
+                     only: list[str] | None = None, root: Path | None = None, jobs: int | None = None) -> int:
+    """Run every chapter (or those named in ``only``) with papermill; return an exit status.
+
+    With ``jobs`` above 1, chapters whose prerequisites (:data:`CHAPTER_NEEDS`) have finished run
+    side by side, each in its own kernel; their numbers are the same as in a run one at a time.
+    After a failure no new chapter starts."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import describe_device
 
@@ -95,50 +158,74 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
                   file=sys.stderr)
             return 2
+    jobs = max(1, int(jobs or default_jobs()))
     out_dir = root / "book" / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Executing {len(chapters)} chapter(s) with profile {profile!r} on {describe_device()}")
+    print(f"Executing {len(chapters)} chapter(s) with profile {profile!r} on {describe_device()}"
+          + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
     log_path = profile_dir(profile) / "execution.json"
     log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("chapters", {})
+    stems = [c.stem for c in chapters]
+    waiting = list(chapters)
+    finished: set[str] = set()
     status = 0
-    for chapter in chapters:
+    run_started = time.perf_counter()
+
+    def finish(chapter: Path, outcome: dict[str, Any]) -> None:
+        nonlocal status
         target = out_dir / chapter.name
-        started = time.perf_counter()
-        print(f"  {chapter.stem} ...", flush=True)
-        usage = ChildProcessUsage()  # the kernel and its worker processes
-        try:
-            with usage:
-                papermill.execute_notebook(
-                    str(chapter), str(target), parameters={"PROFILE": profile},
-                    kernel_name=kernel, language="python", cwd=str(chapter.parent),
-                    progress_bar=False,
-                )
-        except Exception as error:  # papermill's own error names the failing cell
-            seconds = time.perf_counter() - started
-            log["chapters"][chapter.stem] = {"seconds": seconds, "ok": False,
-                                             "peak_memory_gib": round(usage.peak_gib, 2)}
-            print(f"wrenlib execute: chapter {chapter.stem} failed after {seconds:.0f} s: "
-                  f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}",
-                  file=sys.stderr)
+        entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
+        if outcome["error"] is not None:
+            log["chapters"][chapter.stem] = {**entry, "ok": False}
+            print(f"wrenlib execute: chapter {chapter.stem} failed after {outcome['seconds']:.0f} s: "
+                  f"{outcome['error']}", file=sys.stderr)
             print(f"  the partly executed notebook is {target}", file=sys.stderr)
             status = 1
-            break
-        seconds = time.perf_counter() - started
+            return
         _hide_injected_parameters(target)
         _add_launch_links(target, chapter, root)
-        log["chapters"][chapter.stem] = {"seconds": seconds, "ok": True, "parameters": chapter_parameters(chapter),
-                                         "peak_memory_gib": round(usage.peak_gib, 2),
-                                         "cores_busy": round(usage.cpu_seconds / seconds, 2)}
-        print(f"  {chapter.stem} done in {seconds:.1f} s, peak memory {usage.peak_gib:.2f} GiB, "
-              f"{usage.cpu_seconds / seconds:.1f} cores busy", flush=True)
+        log["chapters"][chapter.stem] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
+        finished.add(chapter.stem)
+        print(f"  {chapter.stem} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
+              f"GiB, {outcome['cores_busy'] or 0:.1f} cores busy", flush=True)
+
+    def ready() -> list[Path]:
+        return [c for c in waiting if chapter_prerequisites(c.stem, stems) <= finished]
+
+    if jobs == 1:
+        for chapter in chapters:
+            print(f"  {chapter.stem} ...", flush=True)
+            finish(chapter, _run_chapter(chapter, out_dir / chapter.name, profile, kernel))
+            if status:
+                break
+    else:
+        import multiprocessing
+
+        # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running: dict[Any, Path] = {}
+            while True:
+                for chapter in (ready() if not status else []):
+                    if len(running) >= jobs:
+                        break
+                    waiting.remove(chapter)
+                    print(f"  {chapter.stem} ...", flush=True)
+                    running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finish(running.pop(future), future.result())
     log.update(
         profile=profile,
         device=describe_device(),
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        machine=f"{platform.machine()}, {os.cpu_count()} cores",
         versions=package_versions(),
+        jobs=jobs,
+        wall_seconds=round(time.perf_counter() - run_started, 1),
     )
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
@@ -151,6 +238,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["chapters"].items())}
     record_result(profile, "execution_seconds", seconds, glue=False)
     record_result(profile, "execution_total_seconds", round(sum(seconds.values()), 1), glue=False)
+    record_result(profile, "execution_wall_seconds", log["wall_seconds"], glue=False)
     memory = {name: entry["peak_memory_gib"] for name, entry in sorted(log["chapters"].items())
               if "peak_memory_gib" in entry}
     if memory:
@@ -256,7 +344,9 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         f"- **Device:** {log.get('device')}",
         f"- **Machine:** {log.get('machine')}",
         f"- **Finished:** {log.get('finished')}",
-        f"- **Total execution time:** {total:.0f} s",
+        f"- **Total execution time:** {total:.0f} s"
+        + (f" ({log['wall_seconds']:.0f} s of wall time, up to {log['jobs']} chapters side by side)"
+           if log.get("jobs", 1) > 1 and "wall_seconds" in log else ""),
         "",
         "## Chapters",
         "",

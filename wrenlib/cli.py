@@ -531,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     execute_parser.add_argument("--profile", default="auto",
                                 help="quick, full, or auto (full when a CUDA GPU is present)")
     execute_parser.add_argument("--kernel", default="wrenbook", help="Jupyter kernel name")
+    execute_parser.add_argument("--jobs", type=int, default=None,
+                                help="chapters run side by side once their prerequisites have finished "
+                                     "(default: 2 on a CPU with 2 or more cores, 1 with a GPU)")
     execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     return parser
 
@@ -574,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "execute":
             from .book import execute_chapters
 
-            return execute_chapters(args.profile, args.kernel, args.chapters)
+            return execute_chapters(args.profile, args.kernel, args.chapters, jobs=args.jobs)
     except CommandError as error:
         print(f"wrenlib {args.command}: error: {error}", file=sys.stderr)
         return 2

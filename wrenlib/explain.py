@@ -15,6 +15,7 @@ time-frequency grid of LIME's features, the input standardisation, batching and 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -619,7 +620,7 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
         seconds = fresh.seconds
         for j, k in enumerate(missing):
             extras = {name: values[j] for name, values in fresh.extras.items()}
-            staging = files[k].with_suffix(".tmp.npz")
+            staging = files[k].with_suffix(f".{os.getpid()}.tmp.npz")  # chapters may run side by side
             np.savez(staging, map=fresh.maps[j], target=fresh.targets[j], **extras)
             staging.replace(files[k])
     maps, targets, extras = [], [], {}
