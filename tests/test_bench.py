@@ -85,6 +85,8 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     assert "**10.0 min** for 2 chapters" in text  # the failed chapter is not counted
     assert text.index("| 03_training | 540 | 90% | 2.5 | 1.9 | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 1.25 | — | 0 |")
     assert "**2.50 GiB**, in `03_training`" in text
+    assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
+            and "(not met here: 10.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
     assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 |" in text
     count = sum(trainings_per_chapter("full").values())
     assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text

@@ -97,6 +97,7 @@ def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated
     assert results["execution_total_seconds"] == results["execution_seconds"]["01_only"] > 0
     # the kernel's memory was seen while it ran (a Python kernel with numpy holds tens of MiB)
     assert 0.02 < results["execution_peak_memory_gib"]["01_only"] == results["execution_peak_memory_max_gib"] < 4
+    assert results["execution_peak_memory_run_gib"] > 0.02  # the whole run, sampled apart from the chapter
 
 
 def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, isolated_artifacts):

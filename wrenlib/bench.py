@@ -20,6 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+# What the book asks of a whole run: the quick profile on a 2-core CPU, the full one on one GPU
+TARGETS = {"quick": {"minutes": 10, "memory_gib": 6, "where": "a 2-core CPU"},
+           "full": {"minutes": 30, "where": "one H100-class GPU"}}
+
 STAGES = ("surrogate clips", "spectrogram images", "training one CNN", "explanations", "latent space")
 
 
@@ -246,7 +250,19 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     if memory:
         largest = max(memory, key=memory.get)
         lines += [f"Peak memory of a chapter (its kernel and worker processes, summed resident sizes): "
-                  f"**{memory[largest]:.2f} GiB**, in `{largest}`.", ""]
+                  f"**{memory[largest]:.2f} GiB**, in `{largest}`"
+                  + (f"; of the whole run, chapters side by side included: **{log['peak_memory_gib']:.2f} GiB**"
+                     if "peak_memory_gib" in log else "") + ".", ""]
+    target = TARGETS.get(profile)
+    if target and total:
+        minutes = (log.get("wall_seconds") or total) / 60
+        verdicts = [f"under {target['minutes']} min on {target['where']} "
+                    f"({'met' if minutes < target['minutes'] else 'not met'} here: {minutes:.1f} min)"]
+        if "memory_gib" in target and memory:
+            run_peak = log.get("peak_memory_gib", max(memory.values()))
+            verdicts.append(f"peak memory under {target['memory_gib']} GiB "
+                            f"({'met' if run_peak < target['memory_gib'] else 'not met'}: {run_peak:.2f} GiB)")
+        lines += [f"The book's targets for profile `{profile}`: " + "; ".join(verdicts) + ".", ""]
     rows = [{"chapter": name, "seconds": f"{entry['seconds']:.0f}", "share": f"{entry['seconds'] / total:.0%}",
              "peak memory (GiB)": memory.get(name), "cores busy": entry.get("cores_busy"),
              "CNNs it trains on an empty cache": trainings.get(name, 0)}

@@ -194,31 +194,33 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     def ready() -> list[Path]:
         return [c for c in waiting if chapter_prerequisites(c.stem, stems) <= finished]
 
-    if jobs == 1:
-        for chapter in chapters:
-            print(f"  {chapter.stem} ...", flush=True)
-            finish(chapter, _run_chapter(chapter, out_dir / chapter.name, profile, kernel))
-            if status:
-                break
-    else:
-        import multiprocessing
-
-        # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            running: dict[Any, Path] = {}
-            while True:
-                for chapter in (ready() if not status else []):
-                    if len(running) >= jobs:
-                        break
-                    waiting.remove(chapter)
-                    print(f"  {chapter.stem} ...", flush=True)
-                    running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
-                if not running:
+    with ChildProcessUsage(interval=0.5) as whole_run:  # every kernel, side by side or not
+        if jobs == 1:
+            for chapter in chapters:
+                print(f"  {chapter.stem} ...", flush=True)
+                finish(chapter, _run_chapter(chapter, out_dir / chapter.name, profile, kernel))
+                if status:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finish(running.pop(future), future.result())
+        else:
+            import multiprocessing
+
+            # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                running: dict[Any, Path] = {}
+                while True:
+                    for chapter in (ready() if not status else []):
+                        if len(running) >= jobs:
+                            break
+                        waiting.remove(chapter)
+                        print(f"  {chapter.stem} ...", flush=True)
+                        running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        finish(running.pop(future), future.result())
     log.update(
+        peak_memory_gib=round(whole_run.peak_gib, 2),
         profile=profile,
         device=describe_device(),
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -244,6 +246,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     if memory:
         record_result(profile, "execution_peak_memory_gib", memory, glue=False)
         record_result(profile, "execution_peak_memory_max_gib", max(memory.values()), glue=False)
+    record_result(profile, "execution_peak_memory_run_gib", log["peak_memory_gib"], glue=False)
     return status
 
 
