@@ -164,6 +164,11 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     print(f"Executing {len(chapters)} chapter(s) with profile {profile!r} on {describe_device()}"
           + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
+    # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
+    # cores, spinning threads steal the cores from the other kernel's work (a training step took
+    # twice as long side by side as one after the other); the thread count, and so every number,
+    # stays the same
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     log_path = profile_dir(profile) / "execution.json"
     log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("chapters", {})
