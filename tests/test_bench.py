@@ -119,4 +119,4 @@ def test_child_process_usage_sees_a_child_that_holds_memory_and_works():
     wall = time.perf_counter() - started
     assert 0.28 < usage.peak_gib < 1.0  # the 300 MiB it touched, plus an interpreter
     assert 0.9 < usage.cpu_seconds <= wall + 0.1  # one second of work on one core
-    assert usage.sample() == 0  # the child has ended: nothing left to count
+    assert usage.sample() < 0.1 * 2**30  # the child has ended (other children, such as a resource tracker, stay small)

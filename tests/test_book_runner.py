@@ -124,4 +124,7 @@ def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, i
     assert {"04_first", "06_second", "08_after_both"} <= set(results)
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["jobs"] == 2 and log["wall_seconds"] < sum(entry["seconds"] for entry in log["chapters"].values())
+    chapters = log["chapters"]
+    assert abs(chapters["04_first"]["started"] - chapters["06_second"]["started"]) < 1.5  # started together
+    assert chapters["08_after_both"]["started"] >= chapters["04_first"]["started"] + chapters["04_first"]["seconds"] - 0.5
     assert "side by side" in (root / "book" / "status.md").read_text()

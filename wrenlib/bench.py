@@ -274,11 +274,17 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                       "wall time: near the machine's core count, the chapter is bound by arithmetic."]
     if chapters:
         figure_path = path.with_name("performance_chapters.png")
-        names = list(chapters)
+        names = list(chapters)[::-1]  # the first chapter on top
         fig, ax = plt.subplots(figsize=(8, 0.32 * len(names) + 1))
-        ax.barh(names[::-1], [chapters[n]["seconds"] for n in names][::-1], color="#4c72b0")
-        ax.set_xlabel("execution time (s)")
-        ax.set_title(f"Execution time per chapter, profile {profile}", fontsize=10)
+        if all("started" in chapters[n] for n in names):  # a timeline: which chapters ran side by side
+            starts = [chapters[n]["started"] for n in names]
+            ax.barh(names, [chapters[n]["seconds"] for n in names], left=starts, color="#4c72b0")
+            ax.set_xlabel("seconds into the run")
+            ax.set_title(f"When each chapter ran, profile {profile}", fontsize=10)
+        else:
+            ax.barh(names, [chapters[n]["seconds"] for n in names], color="#4c72b0")
+            ax.set_xlabel("execution time (s)")
+            ax.set_title(f"Execution time per chapter, profile {profile}", fontsize=10)
         fig.tight_layout()
         fig.savefig(figure_path, dpi=90)
         plt.close(fig)

@@ -177,11 +177,13 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     finished: set[str] = set()
     status = 0
     run_started = time.perf_counter()
+    started_at: dict[str, float] = {}
 
     def finish(chapter: Path, outcome: dict[str, Any]) -> None:
         nonlocal status
         target = out_dir / chapter.name
         entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
+        entry["started"] = round(started_at[chapter.stem], 1)  # seconds into the run
         if outcome["error"] is not None:
             log["chapters"][chapter.stem] = {**entry, "ok": False}
             print(f"wrenlib execute: chapter {chapter.stem} failed after {outcome['seconds']:.0f} s: "
@@ -203,6 +205,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         if jobs == 1:
             for chapter in chapters:
                 print(f"  {chapter.stem} ...", flush=True)
+                started_at[chapter.stem] = time.perf_counter() - run_started
                 finish(chapter, _run_chapter(chapter, out_dir / chapter.name, profile, kernel))
                 if status:
                     break
@@ -218,6 +221,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                             break
                         waiting.remove(chapter)
                         print(f"  {chapter.stem} ...", flush=True)
+                        started_at[chapter.stem] = time.perf_counter() - run_started
                         running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
                     if not running:
                         break
