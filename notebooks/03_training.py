@@ -287,7 +287,7 @@ with torch.no_grad():
 
 # %% tags=["hide-input"]
 speeds = pd.DataFrame([
-    benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device),
+    benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device, repeats=3),
     benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=1, device=device),
 ])
 display(speeds.style.format({"training_images_per_second": "{:.1f}", "paper_order_images_per_second": "{:.1f}",

@@ -117,7 +117,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
 
     Returns the learning curves: one row per epoch with loss and accuracy on both splits. The
     steps run the model's pool-first twin (:meth:`~wrenlib.model.DialectCNN.pool_first`): the
-    same gradients, so the same weights, a fifth faster on a CPU.
+    same gradients, so the same weights, faster on a CPU.
     """
     train, validation = dataset.split_indices("train"), dataset.split_indices("validation")
     if len(train) == 0 or len(validation) == 0:
@@ -416,20 +416,22 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
 
-    def best_seconds(run) -> float:
-        times = []
+    def best_seconds(*runs) -> list[float]:
+        """The best time of each run over ``repeats`` rounds, the runs taking turns in each round
+        (so that a slow spell of the shared machine hits both alike)."""
+        times: list[list[float]] = [[] for _ in runs]
         for _ in range(repeats):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        return min(times)
+            for run, measured in zip(runs, times):
+                started = time.perf_counter()
+                run()
+                measured.append(time.perf_counter() - started)
+        return [min(measured) for measured in times]
 
     prepared = load()
     steps(prepared[:1])  # warm-up, both orders
     steps(prepared[:1], model)
-    loader_seconds = best_seconds(load)
-    step_seconds = best_seconds(lambda: steps(prepared))
-    paper_order_seconds = best_seconds(lambda: steps(prepared, model))
+    loader_seconds, = best_seconds(load)
+    step_seconds, paper_order_seconds = best_seconds(lambda: steps(prepared), lambda: steps(prepared, model))
     return {"image_height_px": image_size[0], "image_width_px": image_size[1], "batch_size": batch_size,
             "training_images_per_second": n / step_seconds,
             "paper_order_images_per_second": n / paper_order_seconds,
