@@ -271,7 +271,7 @@ glue("difficulty_verdict", Markdown("inside" if in_window else "**outside**"), d
 # from the cached uint8 images, so the loader should cost far less than the 10 % of step time the
 # book allows it.
 #
-# One trick makes every training step cheaper without changing a single number. ReLU is
+# One rearrangement saves a little of every training step without changing a single number. ReLU is
 # monotone, so it commutes with taking the maximum over a window: pooling first and applying the
 # ReLU to a quarter of the values gives the same outputs, and (with the same tie-break) the same
 # gradients, bit for bit. `fit` trains this *pool-first twin*, which shares the model's
@@ -305,4 +305,5 @@ glue("training_device", Markdown(wrenlib.describe_device(device)), display=False
 # images per second at this profile's size and {glue:text}`training_images_per_second_paper_size:.1f`
 # at 480 × 960; the loader takes at most {glue:text}`loader_share_of_step_time:.1%` of the step
 # time. The pool-first twin trains {glue:text}`pool_first_speed_up_profile_size:.2f` times as many
-# images per second as the paper's order at this profile's size.
+# images per second as the paper's order at this profile's size: a small gain, since most of a
+# step is the convolutions' own arithmetic, which the two orders share.
