@@ -228,3 +228,18 @@ def test_one_synthesis_remixed_at_each_snr_equals_a_synthesis_at_that_snr():
                                                  snr_db_range=(snr, snr)))
         np.testing.assert_array_equal(row, synthesise_clip(fixed, 3).waveform)
     assert np.std(mixed[0] - mixed[1]) > 0  # the noise level did change
+
+
+def test_generating_in_this_process_leaves_its_torch_threads_alone():
+    import torch
+
+    from wrenlib.dataset import generate_surrogate_dataset
+    from wrenlib.surrogate import SurrogateConfig
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate_surrogate_dataset(SurrogateConfig.for_clip_count(4, seed=0), n_jobs=1, progress=False)
+        assert torch.get_num_threads() == 2  # only worker processes are pinned to one thread
+    finally:
+        torch.set_num_threads(before)

@@ -159,10 +159,11 @@ def clip_rows(clip: SurrogateClip) -> tuple[dict[str, Any], list[dict[str, Any]]
     return row, elements, background
 
 
-def _synthesise_batch(population, clip_ids: list[int]) -> list[tuple]:
-    import torch
+def _synthesise_batch(population, clip_ids: list[int], worker: bool = True) -> list[tuple]:
+    if worker:  # one thread per worker process: the processes share the cores (never the caller's)
+        import torch
 
-    torch.set_num_threads(1)  # one thread per worker process: the processes share the cores
+        torch.set_num_threads(1)
     out = []
     for clip_id in clip_ids:
         clip = synthesise_clip(population, clip_id)
@@ -185,7 +186,7 @@ def generate_surrogate_dataset(
     started = time.perf_counter()
     results: Iterator[list[tuple]]
     if n_jobs == 1:
-        results = (_synthesise_batch(population, batch) for batch in batches)
+        results = (_synthesise_batch(population, batch, worker=False) for batch in batches)
     else:
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_synthesise_batch)(population, batch) for batch in batches
