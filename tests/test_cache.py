@@ -91,6 +91,29 @@ def test_profile_dataset_is_cached(isolated_artifacts, monkeypatch):
     np.testing.assert_array_equal(first.waveforms, second.waveforms)
 
 
+def test_mask_cells_survive_their_run_encoding_and_old_caches_still_load(small_dataset, tmp_path):
+    from wrenlib.dataset import _cells_from, _concatenate, _run_arrays
+
+    rng = np.random.default_rng(0)
+    cells = [np.array([], np.int32), np.array([5, 6, 7, 10], np.int32), np.array([11, 12], np.int32),  # 12 follows 10's clip
+             np.array([], np.int32), np.sort(rng.choice(1000, 50, replace=False)).astype(np.int32), np.array([], np.int32)]
+    runs = _run_arrays("diagnostic", cells)
+    assert runs["diagnostic_runs"].tolist()[:4] == [0, 2, 1, 0]  # a clip's runs never cross into the next clip
+    back = _cells_from(runs, "diagnostic")
+    assert len(back) == len(cells) and all(np.array_equal(a, b) for a, b in zip(cells, back))
+    # a cache written before the run encoding (flat cells and counts) loads the same masks
+    small_dataset.save(tmp_path / "ds")
+    with np.load(tmp_path / "ds" / "masks.npz") as stored:
+        shape = stored["shape"]
+    np.savez_compressed(tmp_path / "ds" / "masks.npz", shape=shape,
+                        diagnostic=_concatenate(small_dataset.diagnostic_cells),
+                        diagnostic_counts=np.array([len(c) for c in small_dataset.diagnostic_cells]),
+                        song=_concatenate(small_dataset.song_cells),
+                        song_counts=np.array([len(c) for c in small_dataset.song_cells]))
+    old = SurrogateDataset.load(tmp_path / "ds")
+    assert all(np.array_equal(a, b) for a, b in zip(old.song_cells, small_dataset.song_cells))
+
+
 def test_dataset_save_and_load_round_trip(small_dataset, tmp_path):
     small_dataset.save(tmp_path / "ds")
     loaded = SurrogateDataset.load(tmp_path / "ds")

@@ -85,14 +85,10 @@ class SurrogateDataset:
         self.clips.to_csv(folder / "clips.csv", index=False)
         self.elements.to_csv(folder / "elements.csv", index=False)
         self.background.to_csv(folder / "background.csv", index=False)
-        np.savez_compressed(
-            folder / "masks.npz",
-            shape=np.array(self.mask_shape),
-            diagnostic=_concatenate(self.diagnostic_cells),
-            diagnostic_counts=np.array([len(c) for c in self.diagnostic_cells]),
-            song=_concatenate(self.song_cells),
-            song_counts=np.array([len(c) for c in self.song_cells]),
-        )
+        # each clip's cells as runs of consecutive indices (a stroke along time is one run): 20x
+        # fewer numbers than the cells, written in a fraction of a second (zlib took ~10 s)
+        np.savez(folder / "masks.npz", shape=np.array(self.mask_shape),
+                 **_run_arrays("diagnostic", self.diagnostic_cells), **_run_arrays("song", self.song_cells))
         (folder / "dataset.json").write_text(
             json.dumps({"config": self.config.to_dict(),
                         "seconds_to_generate": self.seconds_to_generate}, indent=2)
@@ -115,8 +111,8 @@ class SurrogateDataset:
             elements=pd.read_csv(folder / "elements.csv"),
             background=pd.read_csv(folder / "background.csv").fillna({"detail": ""}),
             mask_shape=tuple(int(v) for v in masks["shape"]),
-            diagnostic_cells=_split(masks["diagnostic"], masks["diagnostic_counts"]),
-            song_cells=_split(masks["song"], masks["song_counts"]),
+            diagnostic_cells=_cells_from(masks, "diagnostic"),
+            song_cells=_cells_from(masks, "song"),
             seconds_to_generate=float(meta.get("seconds_to_generate", float("nan"))),
         )
 
@@ -133,6 +129,34 @@ def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     return np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def _run_arrays(name: str, cells: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every clip's sorted cell indices as runs of consecutive values: the runs' first cells and
+    lengths (all clips concatenated) and the number of runs per clip."""
+    flat = _concatenate(cells)
+    counts = np.array([len(c) for c in cells], dtype=np.int64)
+    first_of_clip = np.cumsum(counts)[:-1]
+    breaks = np.union1d(np.flatnonzero(np.diff(flat) != 1) + 1,
+                        first_of_clip[(first_of_clip > 0) & (first_of_clip < len(flat))])
+    firsts = np.r_[0, breaks].astype(np.int64) if len(flat) else np.zeros(0, np.int64)
+    lengths = np.diff(np.r_[firsts, len(flat)])
+    runs_per_clip = np.diff(np.searchsorted(firsts, np.r_[0, np.cumsum(counts)]))
+    return {f"{name}_run_starts": flat[firsts].astype(np.int32), f"{name}_run_lengths": lengths.astype(np.int32),
+            f"{name}_runs": runs_per_clip}
+
+
+def _cells_from(masks, name: str) -> list[np.ndarray]:
+    """A clip's cell indices from :func:`_run_arrays`' runs, or from the flat arrays that
+    caches written before it hold."""
+    if f"{name}_runs" not in masks:
+        return _split(masks[name], masks[f"{name}_counts"])
+    starts, lengths = masks[f"{name}_run_starts"].astype(np.int64), masks[f"{name}_run_lengths"].astype(np.int64)
+    ends = np.cumsum(lengths)
+    flat = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+    cells_before_run = np.r_[0, ends]
+    run_bounds = np.r_[0, np.cumsum(masks[f"{name}_runs"])]
+    return _split(flat.astype(np.int32), cells_before_run[run_bounds[1:]] - cells_before_run[run_bounds[:-1]])
 
 
 def clip_rows(clip: SurrogateClip) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
