@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
 
 from wrenlib.book import execute_chapters, write_status_page
 
@@ -22,10 +23,11 @@ def _project(tmp_path, cells):
     return tmp_path
 
 
-def test_a_failing_chapter_stops_the_run(tmp_path, isolated_artifacts, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_chapter_stops_the_run(jobs, tmp_path, isolated_artifacts, capsys):
     root = _project(tmp_path, {"01_good": "x = 1", "02_bad": "raise ValueError('broken chapter')",
                                "03_never": "y = 2"})
-    status = execute_chapters("quick", kernel="python3", root=root)
+    status = execute_chapters("quick", kernel="python3", root=root, jobs=jobs)
     assert status == 1
     error = capsys.readouterr().err
     assert "02_bad failed" in error and "broken chapter" in error

@@ -135,7 +135,10 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     measured. The cache must not already hold the profile's data or model (the timings would be
     load times): ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
     """
+    from dataclasses import replace
+
     import numpy as np
+    import torch
 
     from .cache import profile_dir
     from .dataset import load_surrogate_dataset
@@ -144,10 +147,6 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     from .latent import dataset_features, embed
     from .profiles import get_profile
     from .runtime import choose_device, set_seed
-    from dataclasses import replace
-
-    import torch
-
     from .training import autocast_dtype, load_or_train_model, predict, train_model, training_config_for_profile
 
     sizes = get_profile(profile)

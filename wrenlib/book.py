@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .bench import ChildProcessUsage
+from .bench import ChildProcessUsage, machine_description
 from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
@@ -201,39 +201,34 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     def ready() -> list[Path]:
         return [c for c in waiting if chapter_prerequisites(c.stem, stems) <= finished]
 
-    with ChildProcessUsage(interval=0.5) as whole_run:  # every kernel, side by side or not
-        if jobs == 1:
-            for chapter in chapters:
+    # one chapter at a time is the same loop with one worker: the book's order, since every
+    # chapter's prerequisites come before it
+    import multiprocessing
+
+    with ChildProcessUsage(interval=0.5) as whole_run, \
+            ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
+        running: dict[Any, Path] = {}
+        while True:
+            for chapter in (ready() if not status else []):
+                if len(running) >= jobs:
+                    break
+                waiting.remove(chapter)
                 print(f"  {chapter.stem} ...", flush=True)
                 started_at[chapter.stem] = time.perf_counter() - run_started
-                finish(chapter, _run_chapter(chapter, out_dir / chapter.name, profile, kernel))
-                if status:
-                    break
-        else:
-            import multiprocessing
-
-            # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                running: dict[Any, Path] = {}
-                while True:
-                    for chapter in (ready() if not status else []):
-                        if len(running) >= jobs:
-                            break
-                        waiting.remove(chapter)
-                        print(f"  {chapter.stem} ...", flush=True)
-                        started_at[chapter.stem] = time.perf_counter() - run_started
-                        running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        finish(running.pop(future), future.result())
+                running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finish(running.pop(future), future.result())
+    machine = machine_description()
     log.update(
         peak_memory_gib=round(whole_run.peak_gib, 2),
         profile=profile,
-        device=describe_device(),
+        device=machine["device"],
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.machine()}, {os.cpu_count()} cores",
+        machine=machine["machine"],
         versions=package_versions(),
         jobs=jobs,
         wall_seconds=round(time.perf_counter() - run_started, 1),
