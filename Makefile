@@ -2,7 +2,8 @@
 #   make book     install if needed, execute every chapter, render the HTML book
 #   make test     unit tests, execute every chapter (quick profile), build the book, check the HTML
 # PROFILE=quick|full overrides the automatic choice (full when a CUDA GPU is present);
-# JOBS=N sets how many chapters run side by side (default: 2 on a CPU, 1 with a GPU).
+# JOBS=N sets how many jobs (chapters, and the CNN trainings they need) run side by side
+# (default: 2 on a CPU, 1 with a GPU).
 
 PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv

@@ -99,7 +99,9 @@ print(f"total: {table['parameters'].sum():,} parameters at {profile.image_height
 # {glue:text}`patience` epochs, and the weights of the best validation epoch are kept. The split
 # is by bird (chapter 01). The model is trained once per profile and seed and cached in
 # `artifacts/<profile>/models/`; the checkpoint carries its configuration and refuses to load
-# under another. On a GPU the full profile's training steps run in 16-bit floats under
+# under another. `make execute` trains this chapter's three models, and those of chapters 10 and
+# 11, as jobs of their own beside other chapters before they are asked for (the Performance page
+# shows when), so the cell below loads what was trained; run on its own, it trains. On a GPU the full profile's training steps run in 16-bit floats under
 # `torch.autocast` (`mixed_precision="gpu"`; the weights stay in float32), and `wrenlib bench
 # --stages full` trains the same CNN in float32 beside it to show the accuracy is unchanged (the
 # Performance page); a CPU always trains in float32.

@@ -65,12 +65,14 @@ def test_the_command_line_refuses_a_warm_cache_in_one_line(isolated_artifacts, t
 
 
 def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_path):
-    from wrenlib.bench import trainings_per_chapter, write_performance_page
+    from wrenlib.bench import trainings_per_job, write_performance_page
 
     log = {"profile": "quick", "device": "cpu (2 threads, 2 cores)", "machine": "x86_64, 2 cores", "finished": "now",
            "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True, "peak_memory_gib": 1.25},
                         "03_training": {"seconds": 540.0, "ok": True, "peak_memory_gib": 2.5, "cores_busy": 1.9},
-                        "04_gradcam": {"seconds": 5.0, "ok": False}}}
+                        "04_gradcam": {"seconds": 5.0, "ok": False}},
+           "preparations": {"cnn_black": {"seconds": 120.0, "ok": True, "peak_memory_gib": 1.5, "cores_busy": 1.7,
+                                          "description": "the CNN trained on the black set"}}}
     benchmarks = tmp_path / "benchmarks"
     benchmarks.mkdir()
     stages = [{"stage": "surrogate clips", "clips": 4000, "seconds": 71.3, "peak_rss_gib": 4.0},
@@ -82,13 +84,16 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     page = tmp_path / "performance.md"
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     text = page.read_text()
-    assert "**10.0 min** for 2 chapters" in text  # the failed chapter is not counted
-    assert text.index("| 03_training | 540 | 90% | 2.5 | 1.9 | 3 |") < text.index("| 01_wren_dialects | 60 | 10% | 1.25 | — | 0 |")
+    assert "**12.0 min** for 2 chapters and 1 preparations" in text  # the failed chapter is not counted
+    assert (text.index("| 03_training | 540 | 75% | 2.5 | 1.9 | 0 |")
+            < text.index("| preparation `cnn_black` | 120 | 17% | 1.5 | 1.7 | 1 |")
+            < text.index("| 01_wren_dialects | 60 | 8% | 1.25 | — | 0 |"))
     assert "**2.50 GiB**, in `03_training`" in text
     assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
-            and "(not met here: 10.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
+            and "(not met here: 12.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
     assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 |" in text
-    count = sum(trainings_per_chapter("full").values())
+    count = sum(trainings_per_job("full").values())
+    assert count == 3 + 2 + 4 + 1  # backgrounds, stability seeds, confound strengths above 0, chapter 12
     assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text
     assert "has not been run on this machine" in text
     assert (tmp_path / "performance_chapters.png").stat().st_size > 1000

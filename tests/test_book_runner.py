@@ -27,7 +27,7 @@ def _project(tmp_path, cells):
 def test_a_failing_chapter_stops_the_run(jobs, tmp_path, isolated_artifacts, capsys):
     root = _project(tmp_path, {"01_good": "x = 1", "02_bad": "raise ValueError('broken chapter')",
                                "03_never": "y = 2"})
-    status = execute_chapters("quick", kernel="python3", root=root, jobs=jobs)
+    status = execute_chapters("quick", kernel="python3", root=root, jobs=jobs, preparations=[])
     assert status == 1
     error = capsys.readouterr().err
     assert "02_bad failed" in error and "broken chapter" in error
@@ -84,8 +84,8 @@ def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated
     notebook.cells.append(nbformat.v4.new_code_cell("from wrenlib.metrics import mask_auc, region_share\n"
                                                     "from wrenlib.metrics import mask_auc\nimport numpy"))
     nbformat.write(notebook, source)
-    assert execute_chapters("quick", kernel="python3", root=root) == 0
-    assert execute_chapters("quick", kernel="python3", root=root) == 0  # a re-run adds no second line
+    assert execute_chapters("quick", kernel="python3", root=root, preparations=[]) == 0
+    assert execute_chapters("quick", kernel="python3", root=root, preparations=[]) == 0  # a re-run adds no second line
     executed = nbformat.read(root / "book" / "chapters" / "01_only.ipynb", as_version=4)
     links = [cell for cell in executed.cells if "launch-links" in cell.metadata.get("tags", [])]
     assert len(links) == 1 and executed.cells.index(links[0]) == 1  # under the introduction
@@ -118,7 +118,7 @@ def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, i
     assert chapter_prerequisites("08_after_both", names) == {"04_first", "06_second"}
     assert chapter_prerequisites("06_second", names) == set()
     assert chapter_prerequisites("99_scorecard", [*names, "99_scorecard"]) == set(names)  # not listed: waits for all
-    assert execute_chapters("quick", kernel="python3", root=root, jobs=2) == 0
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
     spans = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in names}
     assert spans["04_first"][0] < spans["06_second"][1] and spans["06_second"][0] < spans["04_first"][1]  # overlap
     assert spans["08_after_both"][0] >= max(spans["04_first"][1], spans["06_second"][1])
@@ -130,3 +130,81 @@ def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, i
     assert abs(chapters["04_first"]["started"] - chapters["06_second"]["started"]) < 1.5  # started together
     assert chapters["08_after_both"]["started"] >= chapters["04_first"]["started"] + chapters["04_first"]["seconds"] - 0.5
     assert "side by side" in (root / "book" / "status.md").read_text()
+
+
+def _recording(name, used_by, needs=(), key=None, call="wrenlib.cache:record_result"):
+    """A toy preparation: records ``key`` in results.json (or calls ``call`` with a bad name)."""
+    from wrenlib.book import Preparation
+
+    arguments = (("profile", "quick"), ("key", key or name), ("value", 1), ("glue", False))
+    if call != "wrenlib.cache:record_result":
+        arguments = (("name", "no such profile"),)
+    return Preparation(name, f"toy {name}", call, arguments, needs, used_by)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_preparations_finish_before_the_chapters_that_use_them(jobs, tmp_path, isolated_artifacts):
+    """A chapter reads what its preparation recorded; a preparation no chapter of the run uses is
+    not run; one that needs a chapter waits for it."""
+    import json
+
+    check = ("import wrenlib\nresults = wrenlib.read_results('quick')\n"
+             "assert results.get({key!r}) == 1, sorted(results)")
+    root = _project(tmp_path, {"01_first": "x = 1", "04_user": check.format(key="made_for_04")})
+    preparations = [_recording("cnn_toy", ("04",), needs=("01",), key="made_for_04"),
+                    _recording("cnn_unused", ("07",))]
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=jobs, preparations=preparations) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert set(log["preparations"]) == {"cnn_toy"} and log["preparations"]["cnn_toy"]["ok"]
+    entry = log["preparations"]["cnn_toy"]
+    assert entry["started"] >= log["chapters"]["01_first"]["started"] + log["chapters"]["01_first"]["seconds"] - 0.5
+    assert entry["peak_memory_gib"] > 0.02  # its own process (Python with wrenlib) was measured
+    results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
+    assert set(results["execution_preparation_seconds"]) == {"cnn_toy"}
+    assert results["execution_total_seconds"] == pytest.approx(
+        sum(results["execution_seconds"].values()) + results["execution_preparation_seconds"]["cnn_toy"], abs=0.2)
+    status_page = (root / "book" / "status.md").read_text()
+    assert "| `cnn_toy` | toy cnn_toy |" in status_page and "| done |" in status_page
+
+
+def test_a_failing_preparation_stops_the_chapters_that_need_it(tmp_path, isolated_artifacts, capsys):
+    root = _project(tmp_path, {"04_user": "x = 1"})
+    failing = _recording("cnn_broken", ("04",), call="wrenlib.profiles:get_profile")
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[failing]) == 1
+    error = capsys.readouterr().err
+    assert "preparation cnn_broken (toy cnn_broken) failed" in error and "unknown profile" in error
+    assert not (root / "book" / "chapters" / "04_user.ipynb").exists()
+
+
+def test_job_priorities_follow_the_longest_chain_of_waiting_work():
+    from wrenlib.book import job_priorities
+
+    needs = {"train": set(), "chapter": {"train"}, "long_alone": set(), "unknown": set()}
+    priority = job_priorities(needs, {"train": 10, "chapter": 100, "long_alone": 50})
+    assert priority == {"train": 110, "chapter": 100, "long_alone": 50, "unknown": 60}
+    assert max(priority, key=priority.get) == "train"  # short itself, but the most work waits for it
+
+
+def test_the_books_preparations_train_what_its_chapters_load():
+    """Every preparation calls a wrenlib function with arguments it takes, with the chapters'
+    default seed, for every stability seed and confound strength of the profile."""
+    import inspect
+    from importlib import import_module
+    from pathlib import Path
+
+    from wrenlib.book import PREPARATION_SEED, book_preparations, chapter_parameters, chapter_sources
+    from wrenlib.profiles import get_profile
+
+    for profile in ("quick", "full"):
+        preparations = book_preparations(profile)
+        sizes = get_profile(profile)
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths)
+        for preparation in preparations:
+            module, function = preparation.call.split(":")
+            inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
+            assert dict(preparation.arguments)["seed"] == PREPARATION_SEED
+    root = Path(__file__).resolve().parents[1]
+    users = {number for p in book_preparations("quick") for number in p.used_by}
+    for chapter in chapter_sources(root):
+        if chapter.stem[:2] in users:
+            assert chapter_parameters(chapter)["SEED"] == str(PREPARATION_SEED), chapter.stem

@@ -35,8 +35,9 @@ def peak_rss_gib() -> float:
 
 class ChildProcessUsage:
     """Peak memory and CPU time of this process's child processes and theirs (a notebook's kernel
-    and its worker processes), sampled every ``interval`` seconds in a thread while the ``with``
-    block runs.
+    and its worker processes), and with ``include_self`` of this process too (its CPU time from the
+    start of the block), sampled every ``interval`` seconds in a thread while the ``with`` block
+    runs.
 
     ``peak_gib`` is the largest sum of resident sizes seen; it counts pages shared between
     processes once per process, so it errs high. ``cpu_seconds`` adds up each process's user and
@@ -44,8 +45,10 @@ class ChildProcessUsage:
     by the wall time it says how many cores the work kept busy.
     """
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, include_self: bool = False) -> None:
         self.interval = interval
+        self.include_self = include_self  # also this process (work done in it, not in a child)
+        self._own_cpu_before = 0.0
         self.peak_bytes = 0
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds
         self._stop = None
@@ -64,7 +67,13 @@ class ChildProcessUsage:
         import psutil
 
         total = 0
-        for child in psutil.Process().children(recursive=True):
+        me = psutil.Process()
+        if self.include_self:
+            with me.oneshot():
+                total += me.memory_info().rss
+                times = me.cpu_times()
+            self._cpu[(me.pid, me.create_time())] = times.user + times.system - self._own_cpu_before
+        for child in me.children(recursive=True):
             try:
                 with child.oneshot():
                     total += child.memory_info().rss
@@ -78,6 +87,11 @@ class ChildProcessUsage:
     def __enter__(self) -> "ChildProcessUsage":
         import threading
 
+        if self.include_self:
+            import psutil
+
+            times = psutil.Process().cpu_times()
+            self._own_cpu_before = times.user + times.system
         self._stop = threading.Event()
 
         def watch() -> None:
@@ -91,6 +105,8 @@ class ChildProcessUsage:
     def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join()
+        if self.include_self:
+            self.sample()  # this process's CPU time up to the end
 
 
 def machine_description(device: Any = None) -> dict[str, Any]:
@@ -202,16 +218,13 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     return record
 
 
-def trainings_per_chapter(profile: str) -> dict[str, int]:
-    """How many CNNs each chapter trains from scratch on an empty cache (the book's dominant cost)."""
-    from .frontend import BACKGROUNDS
+def trainings_per_job(profile: str) -> dict[str, int]:
+    """How many CNNs each job of ``wrenlib execute`` trains from scratch on an empty cache (the
+    book's dominant cost): one per preparation (:func:`wrenlib.book.book_preparations`) and
+    chapter 12's, on the recordings it is given."""
+    from .book import book_preparations
 
-    from .profiles import get_profile
-
-    sizes = get_profile(profile)
-    return {"03_training": len(BACKGROUNDS), "10_sanity": sizes.stability_seeds - 1,
-            "11_confound": sum(1 for strength in sizes.confound_strengths if strength > 0),
-            "12_your_recordings": 1}
+    return {**{preparation.name: 1 for preparation in book_preparations(profile)}, "12_your_recordings": 1}
 
 
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
@@ -232,23 +245,29 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     import matplotlib.pyplot as plt
 
     chapters = {name: entry for name, entry in sorted(log.get("chapters", {}).items()) if entry.get("ok")}
-    total = sum(entry["seconds"] for entry in chapters.values())
+    preparations = {name: entry for name, entry in sorted(log.get("preparations", {}).items()) if entry.get("ok")}
+    work = {**preparations, **chapters}  # every job of the run
+    total = sum(entry["seconds"] for entry in work.values())
     profile = log.get("profile", "quick")
-    trainings = trainings_per_chapter(profile)
+    trainings = trainings_per_job(profile)
     lines = ["# Performance", "",
              "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
-             "typed by hand. The dominant cost is training the paper's CNN, which the chapters do from scratch "
-             "on an empty cache (as CI does) and load from `artifacts/` afterwards.", "",
+             "typed by hand. The dominant cost is training the paper's CNN: on an empty cache (as in CI) the "
+             "run trains the CNNs the chapters load as *preparations*, jobs of their own that run beside the "
+             "chapters that do not need them (`wrenlib.book.book_preparations`); the chapters load them from "
+             "`artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
-             + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters, up to "
-                f"{log['jobs']} side by side (`wrenlib execute --jobs`; their own times add up to "
-                f"{total / 60:.1f} min)." if log.get("jobs", 1) > 1 and "wall_seconds" in log
-                else f"**{total / 60:.1f} min** for {len(chapters)} chapters."), ""]
-    memory = {name: entry["peak_memory_gib"] for name, entry in chapters.items() if "peak_memory_gib" in entry}
+             + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters and "
+                f"{len(preparations)} preparations, up to {log['jobs']} side by side (`wrenlib execute --jobs`; "
+                f"their own times add up to {total / 60:.1f} min)." if log.get("jobs", 1) > 1 and "wall_seconds" in log
+                else f"**{total / 60:.1f} min** for {len(chapters)} chapters and {len(preparations)} preparations."),
+             ""]
+    memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}
     if memory:
         largest = max(memory, key=memory.get)
-        lines += [f"Peak memory of a chapter (its kernel and worker processes, summed resident sizes): "
+        lines += [f"Peak memory of a job (a chapter's kernel and worker processes, or a preparation's process; "
+                  f"summed resident sizes): "
                   f"**{memory[largest]:.2f} GiB**, in `{largest}`"
                   + (f"; of the whole run, chapters side by side included: **{log['peak_memory_gib']:.2f} GiB**"
                      if "peak_memory_gib" in log else "") + ".", ""]
@@ -262,32 +281,35 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
             verdicts.append(f"peak memory under {target['memory_gib']} GiB "
                             f"({'met' if run_peak < target['memory_gib'] else 'not met'}: {run_peak:.2f} GiB)")
         lines += [f"The book's targets for profile `{profile}`: " + "; ".join(verdicts) + ".", ""]
-    rows = [{"chapter": name, "seconds": f"{entry['seconds']:.0f}", "share": f"{entry['seconds'] / total:.0%}",
-             "peak memory (GiB)": memory.get(name), "cores busy": entry.get("cores_busy"),
-             "CNNs it trains on an empty cache": trainings.get(name, 0)}
-            for name, entry in sorted(chapters.items(), key=lambda item: -item[1]["seconds"])] if total else []
-    lines += _markdown_table(rows, ["chapter", "seconds", "share", "peak memory (GiB)", "cores busy",
+    rows = [{"job": name if name in chapters else f"preparation `{name}`", "seconds": f"{entry['seconds']:.0f}",
+             "share": f"{entry['seconds'] / total:.0%}", "peak memory (GiB)": memory.get(name),
+             "cores busy": entry.get("cores_busy"), "CNNs it trains on an empty cache": trainings.get(name, 0)}
+            for name, entry in sorted(work.items(), key=lambda item: -item[1]["seconds"])] if total else []
+    lines += _markdown_table(rows, ["job", "seconds", "share", "peak memory (GiB)", "cores busy",
                                     "CNNs it trains on an empty cache"])
-    if any("cores_busy" in entry for entry in chapters.values()):
-        lines += ["", "*Cores busy* is the CPU time of the chapter's kernel and worker processes divided by its "
-                      "wall time: near the machine's core count, the chapter is bound by arithmetic."]
-    if chapters:
+    if any("cores_busy" in entry for entry in work.values()):
+        lines += ["", "*Cores busy* is the CPU time of the job's processes divided by its wall time: near the "
+                      "machine's core count, the job is bound by arithmetic."]
+    if work:
         figure_path = path.with_name("performance_chapters.png")
-        names = list(chapters)[::-1]  # the first chapter on top
+        timeline = all("started" in entry for entry in work.values())
+        names = sorted(work, key=lambda n: (work[n]["started"], n) if timeline else (n in chapters, n))[::-1]
+        colours = ["#4c72b0" if n in chapters else "#dd8452" for n in names]  # chapters blue, preparations orange
         fig, ax = plt.subplots(figsize=(8, 0.32 * len(names) + 1))
-        if all("started" in chapters[n] for n in names):  # a timeline: which chapters ran side by side
-            starts = [chapters[n]["started"] for n in names]
-            ax.barh(names, [chapters[n]["seconds"] for n in names], left=starts, color="#4c72b0")
+        if timeline:  # which jobs ran side by side
+            starts = [work[n]["started"] for n in names]
+            ax.barh(names, [work[n]["seconds"] for n in names], left=starts, color=colours)
             ax.set_xlabel("seconds into the run")
-            ax.set_title(f"When each chapter ran, profile {profile}", fontsize=10)
+            ax.set_title(f"When each chapter (blue) and preparation (orange) ran, profile {profile}", fontsize=10)
         else:
-            ax.barh(names, [chapters[n]["seconds"] for n in names], color="#4c72b0")
+            ax.barh(names, [work[n]["seconds"] for n in names], color=colours)
             ax.set_xlabel("execution time (s)")
-            ax.set_title(f"Execution time per chapter, profile {profile}", fontsize=10)
+            ax.set_title(f"Execution time per chapter (blue) and preparation (orange), profile {profile}",
+                         fontsize=10)
         fig.tight_layout()
         fig.savefig(figure_path, dpi=90)
         plt.close(fig)
-        lines += ["", f"![Execution time per chapter]({figure_path.name})", ""]
+        lines += ["", f"![Execution time of each chapter and preparation]({figure_path.name})", ""]
     lines += ["", "## The full profile on a GPU", "",
               "`wrenlib bench --stages full` runs the full profile's heavy stages once each, from an empty cache, "
               "through the same library calls as the chapters (480 x 960 images, 4,000 clips, the paper's explainer "
@@ -305,7 +327,7 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                                               "peak GPU memory (GiB)", "peak RAM (GiB)"])
         training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
         if training:
-            count = sum(trainings_per_chapter(record["profile"]["name"]).values())
+            count = sum(trainings_per_job(record["profile"]["name"]).values())
             lines += ["", f"One CNN took {training['seconds']:.0f} s ({training.get('epochs')} epochs of "
                           f"{training.get('seconds_per_epoch')} s). The full book trains {count} on an empty cache, "
                           f"about {count * training['seconds'] / 60:.0f} min of training in all; the stages above "

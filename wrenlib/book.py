@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -73,13 +74,14 @@ def resolve_profile(profile: str) -> str:
 
 # What each chapter reads that another chapter writes (its cached data, models and maps, and the
 # numbers it quotes from results.json), by chapter number. ``wrenlib execute --jobs 2`` starts a
-# chapter once these have finished; a chapter not listed waits for every chapter before it.
+# chapter once these have finished, and the preparations that name it (:func:`book_preparations`:
+# the CNNs it loads); a chapter not listed waits for every chapter before it.
 CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
     "02": ("01",),  # the surrogate clips
-    "03": ("02",),  # the spectrogram images
-    "04": ("03",),  # the trained CNN
+    "03": ("02",),  # the spectrogram images (and the CNNs, trained as preparations)
+    "04": ("02",),  # the mixed-set CNN (a preparation)
     "05": ("04",),  # Grad-CAM's relevance mass (results.json)
-    "06": ("03",),
+    "06": ("02",),
     "07": ("05",),  # DeepLIFT's convergence delta (results.json)
     "08": ("04", "05", "06", "07"),  # the four methods' cached maps
     "09": ("04", "05"),  # Grad-CAM's and DeepLIFT's cached maps of every test clip
@@ -96,6 +98,74 @@ def chapter_prerequisites(chapter: str, chapters: list[str]) -> set[str]:
     if number in CHAPTER_NEEDS:
         return {c for c in chapters if c[:2] in CHAPTER_NEEDS[number]}
     return set(chapters[:chapters.index(chapter)])
+
+
+# The seed the preparations train with: the chapters' default ``SEED`` (a test keeps them equal; a
+# chapter run with another seed trains its own models when it asks for them).
+PREPARATION_SEED = 0
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """Cached work that chapters ask wrenlib for, done by ``wrenlib execute`` as a job of its own
+    (in a fresh worker process) so that it runs beside the chapters that do not need it: the
+    CNNs, which chapter 03 would otherwise train one after the other before any later chapter
+    could start. A chapter that finds the work cached loads it; one run on its own does the work."""
+
+    name: str  # e.g. "cnn_black"
+    description: str  # for the log: "the CNN trained on the black set"
+    call: str  # "module:function", called with ``arguments``
+    arguments: tuple[tuple[str, Any], ...]
+    needs: tuple[str, ...]  # chapter numbers whose output it reads ("02": the images)
+    used_by: tuple[str, ...]  # chapter numbers that wait for it
+
+    def run(self) -> None:
+        """Do the work in this process (its result lands in the artifact cache)."""
+        from importlib import import_module
+
+        module, function = self.call.split(":")
+        getattr(import_module(module), function)(**dict(self.arguments))
+
+
+def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Preparation]:
+    """The CNNs the book's chapters load, for ``profile`` (its stability seeds and confound
+    strengths), as :class:`Preparation` jobs: the mixed, black and white sets' models (chapter 03,
+    the mixed one for every later chapter too), the mixed set's from other initial weights
+    (chapter 10) and the confounded sets' (chapter 11)."""
+    from .profiles import get_profile
+
+    sizes = get_profile(profile)
+    common = (("profile", profile), ("seed", seed), ("progress", False))
+    train = "wrenlib.training:load_or_train_model"
+    users = {"mixed": ("03", "04", "05", "06", "07", "08", "09", "10"), "black": ("03", "11"),
+             "white": ("03",)}
+    out = [Preparation(f"cnn_{background}", f"the CNN trained on the {background} set", train,
+                       (*common, ("background", background)), ("02",), users[background])
+           for background in ("mixed", "black", "white")]
+    out += [Preparation(f"cnn_mixed_init{init}", f"the mixed set's CNN from initial weights {init}", train,
+                        (*common, ("background", "mixed"), ("init_seed", init)), ("02",), ("10",))
+            for init in range(seed + 1, seed + sizes.stability_seeds)]
+    out += [Preparation(f"cnn_confound{round(strength * 100):03d}", f"the CNN trained with the confound at "
+                        f"strength {strength:g}", "wrenlib.confound:load_or_train_confounded",
+                        (*common, ("strength", float(strength)), ("background", "black")), ("01",), ("11",))
+            for strength in sizes.confound_strengths if strength > 0]
+    return out
+
+
+def _run_preparation(preparation: Preparation) -> dict[str, Any]:
+    """Do one preparation in this (worker) process; return its seconds, peak memory, CPU time
+    and error, if any, as :func:`_run_chapter` does for a chapter."""
+    started = time.perf_counter()
+    usage = ChildProcessUsage(include_self=True)
+    error = None
+    try:
+        with usage:
+            preparation.run()
+    except Exception as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_memory_gib": round(usage.peak_gib, 2),
+            "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
 
 
 def default_jobs() -> int:
@@ -130,13 +200,41 @@ def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict
             "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
 
 
+def job_priorities(prerequisites: dict[str, set[str]], seconds: dict[str, float],
+                   default_seconds: float = 60.0) -> dict[str, float]:
+    """Each job's priority when a worker is free: its own expected seconds plus the longest chain
+    of expected seconds of the jobs that wait for it, directly or not (a critical-path list
+    schedule: the work with most waiting on it starts first). ``seconds`` are the last run's
+    times; a job without one counts ``default_seconds``."""
+    waiting_on: dict[str, list[str]] = {job: [] for job in prerequisites}
+    for job, needs in prerequisites.items():
+        for need in needs:
+            waiting_on.setdefault(need, []).append(job)
+    priority: dict[str, float] = {}
+
+    def chain(job: str) -> float:
+        if job not in priority:
+            priority[job] = seconds.get(job, default_seconds) + max((chain(j) for j in waiting_on.get(job, ())),
+                                                                   default=0.0)
+        return priority[job]
+
+    for job in prerequisites:
+        chain(job)
+    return priority
+
+
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
-                     only: list[str] | None = None, root: Path | None = None, jobs: int | None = None) -> int:
+                     only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
+                     preparations: list[Preparation] | None = None) -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
-    With ``jobs`` above 1, chapters whose prerequisites (:data:`CHAPTER_NEEDS`) have finished run
-    side by side, each in its own kernel; their numbers are the same as in a run one at a time.
-    After a failure no new chapter starts."""
+    The CNNs the chapters load are trained first as :class:`Preparation` jobs
+    (:func:`book_preparations`, or ``preparations``), those that the chapters run need. With
+    ``jobs`` above 1, the jobs whose prerequisites (:data:`CHAPTER_NEEDS`, a preparation's
+    ``needs`` and ``used_by``) have finished run side by side, chapters each in its own kernel and
+    preparations each in a fresh process, the longest chain of waiting work first
+    (:func:`job_priorities`); the numbers are the same as in a run one at a time. After a failure
+    no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import describe_device
@@ -158,11 +256,15 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
                   file=sys.stderr)
             return 2
+    stems = [c.stem for c in chapters]
+    numbers = {stem[:2] for stem in stems}
+    preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)
+                    if numbers & set(p.used_by)]
     jobs = max(1, int(jobs or default_jobs()))
     out_dir = root / "book" / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Executing {len(chapters)} chapter(s) with profile {profile!r} on {describe_device()}"
-          + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
+    print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
+          f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
     # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
     # cores, spinning threads steal the cores from the other kernel's work (a training step took
@@ -172,51 +274,73 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     log_path = profile_dir(profile) / "execution.json"
     log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("chapters", {})
-    stems = [c.stem for c in chapters]
-    waiting = list(chapters)
+    log.setdefault("preparations", {})
+    last_seconds = {name: entry["seconds"] for kind in ("chapters", "preparations")
+                    for name, entry in log[kind].items() if "seconds" in entry}
+    # what each job waits for: chapters by stem, preparations by name
+    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
+    for stem in stems:
+        prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
+                                                                    if stem[:2] in p.used_by}
+    priority = job_priorities(prerequisites, last_seconds)
+    order = [p.name for p in preparations] + stems
+    work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
+    waiting = sorted(order, key=lambda job: (-priority[job], order.index(job)))
     finished: set[str] = set()
     status = 0
     run_started = time.perf_counter()
     started_at: dict[str, float] = {}
 
-    def finish(chapter: Path, outcome: dict[str, Any]) -> None:
+    def finish(job: str, outcome: dict[str, Any]) -> None:
         nonlocal status
-        target = out_dir / chapter.name
         entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
-        entry["started"] = round(started_at[chapter.stem], 1)  # seconds into the run
-        if outcome["error"] is not None:
-            log["chapters"][chapter.stem] = {**entry, "ok": False}
-            print(f"wrenlib execute: chapter {chapter.stem} failed after {outcome['seconds']:.0f} s: "
-                  f"{outcome['error']}", file=sys.stderr)
-            print(f"  the partly executed notebook is {target}", file=sys.stderr)
-            status = 1
-            return
-        _hide_injected_parameters(target)
-        _add_launch_links(target, chapter, root)
-        log["chapters"][chapter.stem] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
-        finished.add(chapter.stem)
-        print(f"  {chapter.stem} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
+        entry["started"] = round(started_at[job], 1)  # seconds into the run
+        if isinstance(work[job], Preparation):
+            log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
+                                        "description": work[job].description}
+            if outcome["error"] is not None:
+                print(f"wrenlib execute: preparation {job} ({work[job].description}) failed after "
+                      f"{outcome['seconds']:.0f} s: {outcome['error']}", file=sys.stderr)
+                status = 1
+                return
+        else:
+            chapter = work[job]
+            target = out_dir / chapter.name
+            if outcome["error"] is not None:
+                log["chapters"][job] = {**entry, "ok": False}
+                print(f"wrenlib execute: chapter {job} failed after {outcome['seconds']:.0f} s: "
+                      f"{outcome['error']}", file=sys.stderr)
+                print(f"  the partly executed notebook is {target}", file=sys.stderr)
+                status = 1
+                return
+            _hide_injected_parameters(target)
+            _add_launch_links(target, chapter, root)
+            log["chapters"][job] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
+        finished.add(job)
+        print(f"  {job} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
               f"GiB, {outcome['cores_busy'] or 0:.1f} cores busy", flush=True)
 
-    def ready() -> list[Path]:
-        return [c for c in waiting if chapter_prerequisites(c.stem, stems) <= finished]
-
-    # one chapter at a time is the same loop with one worker: the book's order, since every
-    # chapter's prerequisites come before it
     import multiprocessing
 
+    # one job at a time is the same loop with one worker. Every job gets a fresh process (spawned,
+    # not forked from this one, which has torch loaded), which ends with it: a preparation's
+    # memory goes back to the system before the next job starts
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
     with ChildProcessUsage(interval=0.5) as whole_run, \
-            ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        # fresh worker processes (not forks of this one, which has torch loaded); each runs papermill
-        running: dict[Any, Path] = {}
+            ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **fresh) as pool:
+        running: dict[Any, str] = {}
         while True:
-            for chapter in (ready() if not status else []):
+            for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
                 if len(running) >= jobs:
                     break
-                waiting.remove(chapter)
-                print(f"  {chapter.stem} ...", flush=True)
-                started_at[chapter.stem] = time.perf_counter() - run_started
-                running[pool.submit(_run_chapter, chapter, out_dir / chapter.name, profile, kernel)] = chapter
+                waiting.remove(job)
+                print(f"  {job} ...", flush=True)
+                started_at[job] = time.perf_counter() - run_started
+                if isinstance(work[job], Preparation):
+                    future = pool.submit(_run_preparation, work[job])
+                else:
+                    future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
+                running[future] = job
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -242,11 +366,14 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     from .cache import record_result
 
     seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["chapters"].items())}
+    preparation_seconds = {name: round(entry["seconds"], 1) for name, entry in sorted(log["preparations"].items())}
     record_result(profile, "execution_seconds", seconds, glue=False)
-    record_result(profile, "execution_total_seconds", round(sum(seconds.values()), 1), glue=False)
+    record_result(profile, "execution_preparation_seconds", preparation_seconds, glue=False)
+    record_result(profile, "execution_total_seconds",
+                  round(sum(seconds.values()) + sum(preparation_seconds.values()), 1), glue=False)
     record_result(profile, "execution_wall_seconds", log["wall_seconds"], glue=False)
-    memory = {name: entry["peak_memory_gib"] for name, entry in sorted(log["chapters"].items())
-              if "peak_memory_gib" in entry}
+    memory = {name: entry["peak_memory_gib"] for kind in ("chapters", "preparations")
+              for name, entry in sorted(log[kind].items()) if "peak_memory_gib" in entry}
     if memory:
         record_result(profile, "execution_peak_memory_gib", memory, glue=False)
         record_result(profile, "execution_peak_memory_max_gib", max(memory.values()), glue=False)
@@ -340,7 +467,8 @@ def _hide_injected_parameters(notebook_path: Path) -> None:
 def write_status_page(path: Path, log: dict[str, Any]) -> None:
     """The book's status / provenance page, written from the execution log."""
     chapters = log.get("chapters", {})
-    total = sum(entry["seconds"] for entry in chapters.values())
+    preparations = log.get("preparations", {})
+    total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()])
     lines = [
         "# Status and provenance",
         "",
@@ -352,7 +480,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         f"- **Machine:** {log.get('machine')}",
         f"- **Finished:** {log.get('finished')}",
         f"- **Total execution time:** {total:.0f} s"
-        + (f" ({log['wall_seconds']:.0f} s of wall time, up to {log['jobs']} chapters side by side)"
+        + (f" ({log['wall_seconds']:.0f} s of wall time, up to {log['jobs']} jobs side by side)"
            if log.get("jobs", 1) > 1 and "wall_seconds" in log else ""),
         "",
         "## Chapters",
@@ -366,6 +494,17 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
         lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {memory} | {state} | "
                      f"{parameters or '—'} |")
+    if preparations:
+        lines += ["", "## Preparations", "",
+                  "The CNNs the chapters load, trained by `make execute` as jobs of their own before the chapters "
+                  "that need them (`wrenlib.book.book_preparations`); a chapter run on its own trains what it "
+                  "does not find in the cache.", "",
+                  "| preparation | what | run time (s) | peak memory (GiB) | status |",
+                  "| --- | --- | ---: | ---: | --- |"]
+        for name, entry in sorted(preparations.items()):
+            memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
+            lines.append(f"| `{name}` | {entry.get('description', '')} | {entry['seconds']:.1f} | {memory} | "
+                         f"{'done' if entry['ok'] else '**failed**'} |")
     lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
     for name, version in log.get("versions", {}).items():
         lines.append(f"| {name} | {version} |")

@@ -179,6 +179,36 @@ def confound_model_name(confound: Confound, background: str, seed: int) -> str:
     return f"cnn_confound{round(confound.strength * 100):03d}{confound.favoured[0]}{base}_{background}_seed{seed}"
 
 
+def load_or_train_confounded(profile: str, strength: float, seed: int = 0, background: str = "black",
+                             device=None, progress: bool = True, confound: Confound = Confound(),
+                             surrogate=None):
+    """The paper CNN trained on the profile's clips (every clip rendered) with ``confound`` at
+    ``strength`` (above 0): from the model cache, or trained now (chapter 11; ``wrenlib execute``
+    trains it beside the chapters before chapter 11 asks for it). Returns ``(model, images)``, the
+    images being every clip as trained on. ``surrogate`` saves loading the profile's clips again."""
+    from .dataset import load_surrogate_dataset
+    from .frontend import front_end_for_profile
+    from .model import ModelConfig
+    from .runtime import choose_device
+    from .training import load_or_train_on, training_config_for_profile
+
+    tied = replace(confound, strength=float(strength))
+    if tied.is_clean:
+        raise ValueError("a confound strength of 0 is the clean data: chapter 03's model "
+                         "(wrenlib.training.load_or_train_model)")
+    device = device or choose_device()
+    surrogate = surrogate if surrogate is not None else load_surrogate_dataset(profile, seed=seed)
+    front_end = front_end_for_profile(profile)
+    training_config = training_config_for_profile(profile, seed)
+    train = confounded_images(surrogate, tied, front_end, None, background, seed, device, progress)
+    config = {"model": ModelConfig(*front_end.image_size).to_dict(), "training": training_config.to_dict(),
+              "data": {"surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(),
+                       "background": background, "seed": seed, "confound": tied.to_dict()}}
+    model, _ = load_or_train_on(train, profile, confound_model_name(tied, background, seed), config,
+                                training_config, device, progress)
+    return model, train
+
+
 def confound_experiment(profile: str, strengths, seed: int = 0, background: str = "black",
                         device=None, progress: bool = True, confound: Confound = Confound()):
     """Chapter 11's experiment: one paper CNN per confound strength, trained on the profile's
@@ -196,10 +226,8 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
 
     from .dataset import load_surrogate_dataset
     from .frontend import front_end_for_profile
-    from .model import ModelConfig
     from .runtime import choose_device
-    from .training import (accuracy_with_interval, load_or_train_model, load_or_train_on, predict,
-                           training_config_for_profile)
+    from .training import accuracy_with_interval, load_or_train_model, predict
 
     device = device or choose_device()
     surrogate = load_surrogate_dataset(profile, seed=seed)
@@ -207,20 +235,14 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
     test = surrogate.split_indices("test")
     test_sets = {"clean": confounded_images(surrogate, None, front_end, test, background, seed, device)}
     models, rows = {}, []
-    training_config = training_config_for_profile(profile, seed)
     for strength in strengths:
         tied = replace(confound, strength=float(strength))
         if tied.is_clean:  # the clean data: chapter 03's model on this background, trained once for the book
             models[strength], _, test_sets[(strength, "train")] = load_or_train_model(profile, background, seed,
                                                                                       device, progress)
         else:
-            train = confounded_images(surrogate, tied, front_end, None, background, seed, device, progress)
-            config = {"model": ModelConfig(*front_end.image_size).to_dict(), "training": training_config.to_dict(),
-                      "data": {"surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(),
-                               "background": background, "seed": seed, "confound": tied.to_dict()}}
-            models[strength], _ = load_or_train_on(train, profile, confound_model_name(tied, background, seed),
-                                                   config, training_config, device, progress)
-            test_sets[(strength, "train")] = train
+            models[strength], test_sets[(strength, "train")] = load_or_train_confounded(
+                profile, strength, seed, background, device, progress, confound, surrogate)
         test_sets[(strength, "confounded")] = confounded_images(surrogate, tied, front_end, test, background, seed, device)
         test_sets[(strength, "flipped")] = confounded_images(surrogate, tied.flipped(), front_end, test, background,
                                                              seed, device)
