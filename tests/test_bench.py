@@ -89,6 +89,18 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
             < text.index("| preparation `cnn_black` | 120 | 17% | 1.5 | 1.7 | 1 |")
             < text.index("| 01_wren_dialects | 60 | 8% | 1.25 | — | 0 |"))
     assert "**2.50 GiB**, in `03_training`" in text
+    assert "no schedule" not in text  # a log without bounds (written before they were recorded)
+    log.update(jobs=2, wall_seconds=480.0, bounds={"work_seconds": 720.0, "chain_seconds": 400.0,
+                                                   "chain": ["01_wren_dialects", "cnn_black", "03_training"]})
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    bounded = page.read_text()
+    assert ("no schedule 2 at a time could finish in less than **6.7 min**" in bounded
+            and "01_wren_dialects → cnn_black → 03_training, takes 6.7 min" in bounded
+            and "This run took 8.0 min, 20% more than that bound; a better order could save up to 1.3 min." in bounded)
+    log.update(wall_seconds=410.0)
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    assert "2% more than that bound: a shorter run needs less work in the jobs" in page.read_text()
+    del log["bounds"], log["wall_seconds"], log["jobs"]
     assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
             and "(not met here: 12.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
     assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 |" in text

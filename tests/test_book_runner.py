@@ -126,6 +126,9 @@ def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, i
     assert {"04_first", "06_second", "08_after_both"} <= set(results)
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["jobs"] == 2 and log["wall_seconds"] < sum(entry["seconds"] for entry in log["chapters"].values())
+    bounds = log["bounds"]  # the longest chain is one of the 3-second chapters, then 08
+    assert bounds["chain"][-1] == "08_after_both" and bounds["chain"][0] in ("04_first", "06_second")
+    assert bounds["work_seconds"] == pytest.approx(sum(e["seconds"] for e in log["chapters"].values()), abs=0.2)
     chapters = log["chapters"]
     assert abs(chapters["04_first"]["started"] - chapters["06_second"]["started"]) < 1.5  # started together
     assert chapters["08_after_both"]["started"] >= chapters["04_first"]["started"] + chapters["04_first"]["seconds"] - 0.5
@@ -183,6 +186,15 @@ def test_job_priorities_follow_the_longest_chain_of_waiting_work():
     priority = job_priorities(needs, {"train": 10, "chapter": 100, "long_alone": 50})
     assert priority == {"train": 110, "chapter": 100, "long_alone": 50, "unknown": 60}
     assert max(priority, key=priority.get) == "train"  # short itself, but the most work waits for it
+
+
+def test_the_critical_path_is_the_longest_chain_of_waiting_jobs():
+    from wrenlib.book import critical_path
+
+    needs = {"01": set(), "prep": {"01"}, "03": {"01", "prep"}, "04": {"01"}, "99": {"03", "04"}}
+    seconds = {"01": 5, "prep": 100, "03": 10, "04": 90, "99": 1}
+    assert critical_path(needs, seconds) == (116, ["01", "prep", "03", "99"])
+    assert critical_path({}, {}) == (0.0, [])
 
 
 def test_the_books_preparations_train_what_its_chapters_load():

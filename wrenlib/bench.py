@@ -271,6 +271,18 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                   f"**{memory[largest]:.2f} GiB**, in `{largest}`"
                   + (f"; of the whole run, chapters side by side included: **{log['peak_memory_gib']:.2f} GiB**"
                      if "peak_memory_gib" in log else "") + ".", ""]
+    bounds = log.get("bounds")
+    if bounds and log.get("wall_seconds"):
+        workers = log.get("jobs", 1)
+        best = max(bounds["work_seconds"] / workers, bounds["chain_seconds"])
+        lines += [f"With these jobs' times, no schedule {workers} at a time could finish in less than "
+                  f"**{best / 60:.1f} min**: their times add up to {bounds['work_seconds'] / 60:.1f} min "
+                  f"({bounds['work_seconds'] / workers / 60:.1f} min on {workers} workers), and the longest chain "
+                  f"of jobs that wait for one another, {' → '.join(bounds['chain'])}, takes "
+                  f"{bounds['chain_seconds'] / 60:.1f} min. This run took {log['wall_seconds'] / 60:.1f} min, "
+                  f"{log['wall_seconds'] / best - 1:.0%} more than that bound"
+                  + (": a shorter run needs less work in the jobs, not a better order." if best >= 0.9 * log["wall_seconds"]
+                     else f"; a better order could save up to {(log['wall_seconds'] - best) / 60:.1f} min."), ""]
     target = TARGETS.get(profile)
     if target and total:
         minutes = (log.get("wall_seconds") or total) / 60

@@ -223,6 +223,20 @@ def job_priorities(prerequisites: dict[str, set[str]], seconds: dict[str, float]
     return priority
 
 
+def critical_path(prerequisites: dict[str, set[str]], seconds: dict[str, float]) -> tuple[float, list[str]]:
+    """The longest chain of jobs that wait for one another, and its seconds: with any number of
+    workers, a run takes at least that long (the Performance page compares it with the run)."""
+    priority = job_priorities(prerequisites, seconds, default_seconds=0.0)
+    if not priority:
+        return 0.0, []
+    path = [max((job for job in prerequisites if not prerequisites[job]), key=priority.get)]
+    while True:
+        after = [job for job, needs in prerequisites.items() if path[-1] in needs]
+        if not after:
+            return priority[path[0]], path
+        path.append(max(after, key=priority.get))
+
+
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
                      preparations: list[Preparation] | None = None) -> int:
@@ -347,6 +361,14 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             for future in done:
                 finish(running.pop(future), future.result())
     machine = machine_description()
+    measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
+                if job in prerequisites and job in finished}
+    if len(measured) == len(prerequisites):  # every job of the run finished: its bounds
+        chain_seconds, chain = critical_path(prerequisites, measured)
+        log["bounds"] = {"work_seconds": round(sum(measured.values()), 1),
+                         "chain_seconds": round(chain_seconds, 1), "chain": chain}
+    else:
+        log.pop("bounds", None)
     log.update(
         peak_memory_gib=round(whole_run.peak_gib, 2),
         profile=profile,
