@@ -121,3 +121,14 @@ def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_arti
     monkeypatch.setattr(training, "train_model", refuse)
     again, _, repeated = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
     assert repeated["accuracy"].tolist() == accuracy["accuracy"].tolist()
+
+
+def test_the_clean_strength_is_not_trained_as_a_confound_model():
+    """Strength 0 is chapter 03's model; asking the confound trainer for it is a clear error,
+    raised before any data is loaded."""
+    import pytest
+
+    from wrenlib.confound import load_or_train_confounded
+
+    with pytest.raises(ValueError, match="load_or_train_model"):
+        load_or_train_confounded("quick", 0.0)
