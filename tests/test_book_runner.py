@@ -220,3 +220,23 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for chapter in chapter_sources(root):
         if chapter.stem[:2] in users:
             assert chapter_parameters(chapter)["SEED"] == str(PREPARATION_SEED), chapter.stem
+
+
+def test_chapters_kept_apart_never_run_side_by_side(tmp_path, isolated_artifacts):
+    """03 and 07 (each times the paper-size network) wait for one another although both are
+    ready at the start; a third chapter fills the free worker meanwhile."""
+    import json
+
+    from wrenlib.book import kept_apart
+
+    assert kept_apart("03_training", ["07_shap"]) and kept_apart("07_shap", ["cnn_black", "03_training"])
+    assert not kept_apart("04_gradcam", ["07_shap"]) and not kept_apart("03_training", ["cnn_mixed"])
+    stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep(2)\n"
+             "Path({path!r}).write_text(json.dumps([started, time.time()]))")
+    names = ["03_heavy", "06_light", "07_heavy"]
+    root = _project(tmp_path, {name: stamp.format(path=str(tmp_path / f"{name}.json")) for name in names})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
+    spans = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in names}
+    first, second = sorted([spans["03_heavy"], spans["07_heavy"]])
+    assert second[0] >= first[1]  # one after the other
+    assert spans["06_light"][0] < first[1]  # the free worker was not left idle

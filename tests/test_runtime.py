@@ -56,3 +56,47 @@ def test_profiles_are_defined_in_one_place_and_unknown_names_are_refused():
         get_profile("medium")
     with pytest.raises(ValueError):
         resolve_profile("medium")
+
+
+def test_freed_memory_goes_back_to_the_system_when_released():
+    """With the training settings, memory freed by many small arrays stays with the process;
+    release_freed_memory hands it back (glibc only)."""
+    import platform
+    import subprocess
+    import sys
+
+    import pytest
+
+    if platform.system() != "Linux":
+        pytest.skip("glibc's allocator only")
+    code = (
+        "import psutil, numpy as np\n"
+        "from wrenlib.runtime import keep_freed_memory, release_freed_memory\n"
+        "keep_freed_memory()\n"
+        "rss = lambda: psutil.Process().memory_info().rss / 2**20\n"
+        "before = rss()\n"
+        "blocks = [np.ones(2**17) for _ in range(400)]  # 400 MiB of 1 MiB arrays, below the mmap threshold\n"
+        "held = rss()\n"
+        "del blocks\n"
+        "kept = rss()\n"
+        "released = release_freed_memory()\n"
+        "print(before, held, kept, rss(), released)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    before, held, kept, after = map(float, out[:4])
+    assert held - before > 350 and kept - before > 300  # kept for the next allocation
+    assert out[4] == "True" and after - before < 100  # given back
+
+
+def test_a_kernel_releases_freed_memory_after_every_cell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from wrenlib.runtime import keep_freed_memory, release_freed_memory
+
+    shell = InteractiveShell.instance()
+    try:
+        keep_freed_memory()
+        keep_freed_memory()  # a second chapter-start registers nothing more
+        assert shell.events.callbacks["post_run_cell"].count(release_freed_memory) == 1
+    finally:
+        InteractiveShell.clear_instance()

@@ -91,6 +91,17 @@ CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Chapters that never run side by side, whatever their prerequisites: 03 and 07 each time the
+# paper's 480 x 960 network (its training step, the four explainers), 2-3 GiB of memory at the peak;
+# together they would pass the quick profile's 6 GiB, and each would time the other's work.
+RUN_APART: tuple[frozenset[str], ...] = (frozenset({"03", "07"}),)
+
+
+def kept_apart(job: str, running: list[str]) -> bool:
+    """Whether ``job`` must wait because a chapter :data:`RUN_APART` from it is running."""
+    return any(job[:2] != other[:2] and {job[:2], other[:2]} <= pair for pair in RUN_APART for other in running)
+
+
 def chapter_prerequisites(chapter: str, chapters: list[str]) -> set[str]:
     """The chapters among ``chapters`` (stems, in reading order) that ``chapter`` must wait for:
     those :data:`CHAPTER_NEEDS` names, or every earlier one when it names none."""
@@ -247,8 +258,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     ``jobs`` above 1, the jobs whose prerequisites (:data:`CHAPTER_NEEDS`, a preparation's
     ``needs`` and ``used_by``) have finished run side by side, chapters each in its own kernel and
     preparations each in a fresh process, the longest chain of waiting work first
-    (:func:`job_priorities`); the numbers are the same as in a run one at a time. After a failure
-    no new job starts."""
+    (:func:`job_priorities`), never two chapters :data:`RUN_APART`; the numbers are the same as in
+    a run one at a time. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import describe_device
@@ -347,6 +358,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
                 if len(running) >= jobs:
                     break
+                if kept_apart(job, list(running.values())):
+                    continue
                 waiting.remove(job)
                 print(f"  {job} ...", flush=True)
                 started_at[job] = time.perf_counter() - run_started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 
@@ -38,24 +39,53 @@ _ALLOCATOR_SETTINGS = ((_M_MMAP_THRESHOLD, 32 * 2**20),  # glibc's largest: bloc
                        (_M_TOP_PAD, 64 * 2**20))  # and grow the heap 64 MiB at a time
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc's allocator to keep freed memory for the next tensor of the same size instead of
-    handing it back to the system and faulting fresh pages in again, which makes a CPU training
-    step markedly faster (the activations of a batch are freed and allocated again at every step).
-    Peak memory is unchanged; memory freed after a peak stays with the process. Called by
-    :func:`set_seed`. Returns whether the allocator took the settings (False off glibc)."""
+def _glibc_function(name: str):
+    """A function of glibc's allocator (``mallopt``, ``malloc_trim``), or None off glibc."""
     import ctypes
     import ctypes.util
     import platform
 
     if platform.system() != "Linux":
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):  # not glibc (musl has neither)
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed memory for the next tensor of the same size instead of
+    handing it back to the system and faulting fresh pages in again, which makes a CPU training
+    step markedly faster (the activations of a batch are freed and allocated again at every step).
+    Peak memory is unchanged; memory freed after a peak stays with the process until
+    :func:`release_freed_memory`, which a notebook's kernel runs after every cell (so a chapter
+    holds between cells only what it uses). Called by :func:`set_seed`. Returns whether the
+    allocator took the settings (False off glibc)."""
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
-    return all(mallopt(parameter, value) == 1 for parameter, value in _ALLOCATOR_SETTINGS)
+    kept = all(mallopt(parameter, value) == 1 for parameter, value in _ALLOCATOR_SETTINGS)
+    _release_after_each_cell()
+    return kept
+
+
+def release_freed_memory(*_ignored) -> bool:
+    """Hand the memory freed so far back to the system (glibc's ``malloc_trim``): what
+    :func:`keep_freed_memory` keeps for the next training step, given back once a piece of work
+    is over. Returns whether anything was given back (False off glibc)."""
+    trim = _glibc_function("malloc_trim")
+    return bool(trim(0)) if trim is not None else False
+
+
+def _release_after_each_cell() -> None:
+    """In an IPython kernel, run :func:`release_freed_memory` after every cell (once)."""
+    shell = None
+    if "IPython" in sys.modules:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is not None and release_freed_memory not in shell.events.callbacks.get("post_run_cell", []):
+        shell.events.register("post_run_cell", release_freed_memory)
 
 
 def choose_device(preferred: str | None = None) -> "torch.device":  # noqa: F821
