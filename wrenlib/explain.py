@@ -733,11 +733,16 @@ def benchmark_explainers(image_size: tuple[int, int], methods: tuple[str, ...] =
       DeepExplainer's modified gradients, which are the model evaluation of DeepSHAP), averaged
       over the images. NaN for Grad-CAM and DeepLIFT, which are nothing but model passes.
 
-    CUDA is synchronised before every clock reading; library warnings are suppressed.
+    CUDA is synchronised before every clock reading; library warnings are suppressed. It starts by
+    handing the memory earlier work freed back to the system
+    (:func:`~wrenlib.runtime.release_freed_memory`), so its own peak adds to no leftover.
     """
     import pandas as pd
 
     from .frontend import apply_background
+    from .runtime import release_freed_memory
+
+    release_freed_memory()
     from .model import DialectCNN, ModelConfig
 
     if n_images < 1 or batch_size < 1 or lime_samples < 1 or shap_background < 1 or repeats < 1:

@@ -387,11 +387,16 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
     Measured side by side in one run on random images: the time to build batches from the cached
     uint8 levels (background applied), and the time of training steps (forward, backward, Adam)
     on batches already in memory, both as :func:`fit` runs them (the pool-first twin) and in the
-    paper's layer order. Each is the best of ``repeats``; the machines are shared.
+    paper's layer order. Each is the best of ``repeats``; the machines are shared. It starts by
+    handing the memory earlier work freed back to the system
+    (:func:`~wrenlib.runtime.release_freed_memory`), so its own peak adds to no leftover.
     """
     import time
 
     from .frontend import PAPER_FRONT_END, assign_backgrounds
+    from .runtime import release_freed_memory
+
+    release_freed_memory()
 
     rng = np.random.default_rng(0)
     n = batch_size * n_batches
