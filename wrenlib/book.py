@@ -163,20 +163,25 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     return out
 
 
-def _run_preparation(preparation: Preparation) -> dict[str, Any]:
-    """Do one preparation in this (worker) process; return its seconds, peak memory, CPU time
-    and error, if any, as :func:`_run_chapter` does for a chapter."""
+def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
+    """Run ``work()`` under ``usage``; return its seconds, peak memory, CPU time (as cores busy)
+    and error, if any (the last line of its message: papermill's names the failing cell)."""
     started = time.perf_counter()
-    usage = ChildProcessUsage(include_self=True)
     error = None
     try:
         with usage:
-            preparation.run()
+            work()
     except Exception as failure:
-        error = f"{type(failure).__name__}: {failure}"
+        text = str(failure).strip()
+        error = f"{type(failure).__name__}: {text.splitlines()[-1] if text else ''}"
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_memory_gib": round(usage.peak_gib, 2),
             "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
+
+
+def _run_preparation(preparation: Preparation) -> dict[str, Any]:
+    """Do one preparation in this (worker) process and measure it (:func:`_measured`)."""
+    return _measured(preparation.run, ChildProcessUsage(include_self=True))
 
 
 def default_jobs() -> int:
@@ -189,26 +194,13 @@ def default_jobs() -> int:
 
 
 def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
-    """Execute one chapter with papermill (in a worker process when chapters run side by side);
-    return its seconds, peak memory, CPU time and error, if any."""
+    """Execute one chapter with papermill (in a worker process) and measure its kernel and the
+    kernel's worker processes (:func:`_measured`)."""
     import papermill
 
-    started = time.perf_counter()
-    usage = ChildProcessUsage()  # the kernel and its worker processes
-    error = None
-    try:
-        with usage:
-            papermill.execute_notebook(
-                str(chapter), str(target), parameters={"PROFILE": profile},
-                kernel_name=kernel, language="python", cwd=str(chapter.parent),
-                progress_bar=False,
-            )
-    except Exception as failure:  # papermill's own error names the failing cell
-        text = str(failure).strip()
-        error = f"{type(failure).__name__}: {text.splitlines()[-1] if text else ''}"
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_memory_gib": round(usage.peak_gib, 2),
-            "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
+    return _measured(lambda: papermill.execute_notebook(
+        str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
+        cwd=str(chapter.parent), progress_bar=False), ChildProcessUsage())
 
 
 def job_priorities(prerequisites: dict[str, set[str]], seconds: dict[str, float],
