@@ -118,9 +118,25 @@ def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_arti
     def refuse(*args, **kwargs):
         raise AssertionError("a cached model was trained again")
 
+    from wrenlib import confound, images as image_module
+
+    rendered = []
+    real_render = image_module.render_level_cache
+
+    def counting(waveforms, *args, **kwargs):
+        rendered.append(len(waveforms))
+        return real_render(waveforms, *args, **kwargs)
+
     monkeypatch.setattr(training, "train_model", refuse)
-    again, _, repeated = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
+    monkeypatch.setattr(image_module, "render_level_cache", counting)
+    again, repeated_images, repeated = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
     assert repeated["accuracy"].tolist() == accuracy["accuracy"].tolist()
+    # the confounded training images were kept by the first call: loaded, not rendered again
+    every_clip = len(images[(1.0, "train")])
+    assert every_clip not in rendered and len(rendered) == 5  # clean, then confounded and flipped per strength
+    np.testing.assert_array_equal(np.asarray(repeated_images[(1.0, "train")].levels), images[(1.0, "train")].levels)
+    assert list(repeated_images[(1.0, "train")].clips["confound"]) == list(images[(1.0, "train")].clips["confound"])
+    assert confound.confound_model_name(confound.Confound(1.0), "black", 0) == "cnn_confound100M_black_seed0"
 
 
 def test_the_clean_strength_is_not_trained_as_a_confound_model():

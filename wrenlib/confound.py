@@ -160,15 +160,26 @@ def add_confound(dataset, confound: Confound | None, clips=None):
 
 
 def confounded_images(surrogate, confound: Confound | None, front_end, clips=None, background: str = "black",
-                      seed: int = 0, device=None, progress: bool = False):
+                      seed: int = 0, device=None, progress: bool = False, cache=None):
     """:func:`add_confound`, rendered straight to a :class:`~wrenlib.images.SpectrogramDataset`
     (its masks include ``confound``); the confounded waveforms are dropped once rendered, so
-    several strengths fit in memory side by side (chapter 11)."""
+    several strengths fit in memory side by side (chapter 11). With a ``cache`` folder the
+    rendered images are kept there and loaded on the next call (:func:`~wrenlib.cache.load_or_build`)."""
+    from .cache import load_or_build
     from .frontend import assign_backgrounds
     from .images import SpectrogramDataset, render_level_cache
 
     mixed = add_confound(surrogate, confound, clips)
-    levels = render_level_cache(mixed.waveforms, front_end, device, progress=progress)
+    if cache is None:
+        levels = render_level_cache(mixed.waveforms, front_end, device, progress=progress)
+    else:
+        described = {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict(),
+                     "confound": None if confound is None else confound.to_dict(),
+                     "clips": None if clips is None else [int(i) for i in clips]}
+        levels = load_or_build(cache, described,
+                               build=lambda: render_level_cache(mixed.waveforms, front_end, device, progress=progress),
+                               save=lambda array, path: np.save(path / "levels.npy", array),
+                               load=lambda path: np.load(path / "levels.npy", mmap_mode="r"))
     kept = replace(mixed, waveforms=np.zeros((len(mixed), 0), np.float32))
     return SpectrogramDataset(levels, kept.clips, assign_backgrounds(len(levels), background, seed), front_end, kept)
 
@@ -200,7 +211,12 @@ def load_or_train_confounded(profile: str, strength: float, seed: int = 0, backg
     surrogate = surrogate if surrogate is not None else load_surrogate_dataset(profile, seed=seed)
     front_end = front_end_for_profile(profile)
     training_config = training_config_for_profile(profile, seed)
-    train = confounded_images(surrogate, tied, front_end, None, background, seed, device, progress)
+    from .cache import profile_dir
+
+    # rendered once: the preparation that trains the model keeps the images for chapter 11's SHAP references
+    folder = profile_dir(profile) / (f"images_{front_end.image_height_px}x{front_end.image_width_px}_"
+                                     + confound_model_name(tied, background, seed).removeprefix("cnn_"))
+    train = confounded_images(surrogate, tied, front_end, None, background, seed, device, progress, cache=folder)
     config = {"model": ModelConfig(*front_end.image_size).to_dict(), "training": training_config.to_dict(),
               "data": {"surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(),
                        "background": background, "seed": seed, "confound": tied.to_dict()}}
