@@ -240,3 +240,31 @@ def test_chapters_kept_apart_never_run_side_by_side(tmp_path, isolated_artifacts
     first, second = sorted([spans["03_heavy"], spans["07_heavy"]])
     assert second[0] >= first[1]  # one after the other
     assert spans["06_light"][0] < first[1]  # the free worker was not left idle
+
+
+def test_a_run_without_a_log_orders_its_jobs_by_the_kept_times(tmp_path, isolated_artifacts):
+    """A fresh clone has no execution log; the seconds kept in book/benchmarks (``wrenlib bench
+    --job-times``) still put the longest work first, and a complete run can be kept in turn."""
+    import json
+
+    from wrenlib.book import job_times_path, save_job_times
+
+    names = ["04_short", "06_long"]  # both wait only for chapter 02, which is not in the run
+    root = _project(tmp_path, {name: "x = 1" for name in names})
+    with pytest.raises(ValueError, match="no complete run"):
+        save_job_times(root, "quick")
+    kept = job_times_path(root, "quick", "cpu")
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({"device": "cpu (toy)", "finished": "yesterday",
+                                "seconds": {"04_short": 1.0, "06_long": 500.0}}))
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["chapters"]["06_long"]["started"] < log["chapters"]["04_short"]["started"]  # by the kept times
+    assert "book/benchmarks/jobs-quick-cpu.json" in log["order_from"]
+    assert "book/benchmarks/jobs-quick-cpu.json" in (root / "book" / "performance.md").read_text()
+    assert save_job_times(root, "quick") == kept  # this run replaces the kept one
+    assert json.loads(kept.read_text())["seconds"] == {name: round(log["chapters"][name]["seconds"], 1)
+                                                        for name in names}
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["order_from"] == "this checkout's earlier runs"

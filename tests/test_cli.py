@@ -310,3 +310,13 @@ def test_explain_options_match_the_library(capsys):
         cli.main(["explain", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"default {LimeSettings().n_samples}" in text and f"default {ShapSettings().max_evals}" in text
+
+
+def test_bench_job_times_needs_a_complete_run(tmp_path, monkeypatch, isolated_artifacts):
+    (tmp_path / "_toc.yml").write_text("root: book/intro\n")
+    (tmp_path / "wrenlib").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run_cli("bench", "--job-times", "quick"), "no complete run of the profile 'quick'")
+    assert not (tmp_path / "book" / "benchmarks").exists()
+    monkeypatch.chdir(tmp_path.parent)  # outside a checkout
+    assert_one_line_error(run_cli("bench", "--job-times", "quick"), "wrenbook checkout")

@@ -271,6 +271,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                   f"**{memory[largest]:.2f} GiB**, in `{largest}`"
                   + (f"; of the whole run, chapters side by side included: **{log['peak_memory_gib']:.2f} GiB**"
                      if "peak_memory_gib" in log else "") + ".", ""]
+    if log.get("order_from"):
+        lines += [f"Jobs started in the order of the longest chain of work waiting on each "
+                  f"(`wrenlib.book.job_priorities`), by the times of {log['order_from']}.", ""]
     bounds = log.get("bounds")
     if bounds and log.get("wall_seconds"):
         workers = log.get("jobs", 1)

@@ -240,6 +240,49 @@ def critical_path(prerequisites: dict[str, set[str]], seconds: dict[str, float])
         path.append(max(after, key=priority.get))
 
 
+def job_times_path(root: Path, profile: str, device_type: str) -> Path:
+    """Where a checkout keeps the seconds per job of one complete run of ``profile`` on a
+    ``device_type`` ("cpu" or "cuda") machine: ``book/benchmarks/jobs-<profile>-<device>.json``,
+    written by ``wrenlib bench --job-times`` (:func:`save_job_times`)."""
+    return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}.json"
+
+
+def save_job_times(root: Path, profile: str) -> Path:
+    """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
+    :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
+    order their jobs by; raise ``ValueError`` when there is no complete run to take them from."""
+    log_path = profile_dir(profile) / "execution.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    if "bounds" not in log:  # written only when every job of a run finished
+        raise ValueError(f"{log_path} holds no complete run of the profile {profile!r}: run `make execute` first")
+    seconds = {job: round(entry["seconds"], 1) for kind in ("chapters", "preparations")
+               for job, entry in sorted(log[kind].items()) if entry.get("ok")}
+    device_type = "cuda" if str(log.get("device", "")).startswith("cuda") else "cpu"
+    path = job_times_path(root, profile, device_type)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
+                                "finished": log.get("finished"), "jobs": log.get("jobs"),
+                                "seconds": seconds}, indent=1) + "\n")
+    return path
+
+
+def expected_seconds(root: Path, profile: str, device_type: str,
+                     log: dict[str, Any]) -> tuple[dict[str, float], str]:
+    """Each job's expected seconds, for :func:`job_priorities`: this checkout's last run
+    (``log``), else the run kept in :func:`job_times_path`; and where they came from, in words."""
+    path = job_times_path(root, profile, device_type)
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    last = {name: entry["seconds"] for kind in ("chapters", "preparations")
+            for name, entry in log.get(kind, {}).items() if "seconds" in entry}
+    kept_text = f"the run kept in `{path.relative_to(root)}` ({kept.get('device')}, {kept.get('finished')})"
+    if last:
+        source = "this checkout's earlier runs" + (f" (for jobs they lack, {kept_text})"
+                                                    if set(kept.get("seconds", {})) - set(last) else "")
+    else:
+        source = kept_text if kept else "no earlier run (60 s per job)"
+    return {**kept.get("seconds", {}), **last}, source
+
+
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
                      preparations: list[Preparation] | None = None) -> int:
@@ -292,8 +335,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("chapters", {})
     log.setdefault("preparations", {})
-    last_seconds = {name: entry["seconds"] for kind in ("chapters", "preparations")
-                    for name, entry in log[kind].items() if "seconds" in entry}
+    from .runtime import choose_device
+
+    last_seconds, log["order_from"] = expected_seconds(root, profile, choose_device().type, log)
     # what each job waits for: chapters by stem, preparations by name
     prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
     for stem in stems:

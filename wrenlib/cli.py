@@ -526,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, time a whole profile's heavy stages from an empty cache "
                                    "(data, images, one CNN, every method's maps, t-SNE; see wrenlib.bench)")
+    bench_parser.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
+                              help="instead, keep the last complete `make execute` run's seconds per job in "
+                                   "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
+                                   "CI) orders its jobs")
 
     execute_parser = commands.add_parser("execute", help="execute the book's chapters with papermill")
     execute_parser.add_argument("--profile", default="auto",
@@ -565,6 +569,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fetch-xc":
             return fetch_xc(args.query, args.out, args.label, args.base_url, args.delay, args.max_mb,
                             args.max_recordings, args.retries, progress=not args.no_progress)
+        elif args.command == "bench" and args.job_times:
+            from .book import project_root, save_job_times
+
+            root = project_root(Path.cwd())
+            if root is None:
+                raise CommandError("run this from a wrenbook checkout")
+            try:
+                print(f"wrote {save_job_times(root, args.job_times)}")
+            except ValueError as error:
+                raise CommandError(str(error)) from None
         elif args.command == "bench" and args.stages:
             from .bench import time_stages
 
