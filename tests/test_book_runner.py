@@ -162,6 +162,8 @@ def test_preparations_finish_before_the_chapters_that_use_them(jobs, tmp_path, i
     entry = log["preparations"]["cnn_toy"]
     assert entry["started"] >= log["chapters"]["01_first"]["started"] + log["chapters"]["01_first"]["seconds"] - 0.5
     assert entry["peak_memory_gib"] > 0.02  # its own process (Python with wrenlib) was measured
+    assert entry["trained"] == []  # it trained no CNN (the Performance page's arithmetic counts those)
+    assert log["matmul_gflops_per_core"] > 0.1  # the yardstick of that arithmetic
     results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
     assert set(results["execution_preparation_seconds"]) == {"cnn_toy"}
     assert results["execution_total_seconds"] == pytest.approx(
@@ -268,3 +270,13 @@ def test_a_run_without_a_log_orders_its_jobs_by_the_kept_times(tmp_path, isolate
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["order_from"] == "this checkout's earlier runs"
+
+
+def test_a_preparation_reports_the_trainings_it_did(monkeypatch):
+    """Only those of its own run: a worker process may have trained before."""
+    from wrenlib import book, training
+
+    monkeypatch.setattr(training, "TRAINED", [{"epochs": 99}])
+    monkeypatch.setattr(book.Preparation, "run", lambda self: training.TRAINED.append({"epochs": 3}))
+    outcome = book._run_preparation(_recording("cnn_toy", ("04",)))
+    assert outcome["error"] is None and outcome["trained"] == [{"epochs": 3}]

@@ -100,6 +100,24 @@ def test_training_learns_a_trivial_task_and_is_deterministic():
     assert results[0][0] >= 0.9
     assert results[0][1] == results[1][1]
     assert torch.equal(results[0][2], results[1][2])
+    from wrenlib.training import TRAINED
+
+    # each training is reported for the Performance page's arithmetic
+    assert TRAINED[-1] == {"model": ModelConfig(32, 64).to_dict(), "epochs": len(history),
+                           "train_images": len(dataset.split_indices("train")),
+                           "validation_images": len(dataset.split_indices("validation")), "precision": "float32"}
+
+
+def test_flops_per_image_counts_the_convolutions_and_products_by_hand():
+    from wrenlib.model import flops_per_image
+
+    config = ModelConfig(32, 32, conv_channels=(2,), hidden_units=(3,))  # conv 1 -> 2, pool to 16 x 16, 512 -> 3 -> 2
+    conv, hidden, out = 2 * (32 * 32) * 2 * 9, 2 * 512 * 3, 2 * 3 * 2  # a multiply-add is 2 operations
+    assert flops_per_image(config, training=False) == conv + hidden + out
+    # backward: the convolution's weight gradient only (the image needs none), both gradients of a product
+    assert flops_per_image(config) == conv + hidden + out + conv + 2 * (hidden + out)
+    paper = flops_per_image(ModelConfig(480, 960), training=False)
+    assert flops_per_image(ModelConfig(120, 240), training=False) == pytest.approx(paper / 16, rel=0.02)
 
 
 def test_mixed_precision_is_chosen_per_device_and_validated():

@@ -218,6 +218,59 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     return record
 
 
+def matmul_gflops(threads: int = 1, size: int = 2048, repeats: int = 5) -> float:
+    """Billions of floating-point operations per second of a large float32 matrix product
+    (torch.mm) on ``threads`` CPU threads, the best of ``repeats``: about the most arithmetic
+    those cores do, the yardstick of the Performance page's training arithmetic."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.rand(size, size), torch.rand(size, size)
+        a @ b  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads_before)
+    return 2 * size**3 / best / 1e9
+
+
+def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, float] | None:
+    """What the preparations of a run trained (their ``trained`` entries, :data:`wrenlib.training.TRAINED`):
+    CNNs, epochs, images and floating-point operations (:func:`wrenlib.model.flops_per_image`:
+    forward and backward per training image, forward per validation image), and the CPU time
+    their jobs took (seconds x cores busy). ``None`` when no preparation trained."""
+    from functools import lru_cache
+
+    from .model import ModelConfig, flops_per_image
+
+    @lru_cache(maxsize=None)
+    def flops(config: str, training: bool) -> int:
+        fields = json.loads(config)
+        return flops_per_image(ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}),
+                               training)
+
+    totals = {"cnns": 0, "epochs": 0, "train_images": 0, "validation_images": 0, "flops": 0.0, "core_seconds": 0.0}
+    for entry in preparations.values():
+        trained = entry.get("trained") or []
+        if not trained:
+            continue
+        totals["core_seconds"] += entry["seconds"] * (entry.get("cores_busy") or 0)
+        for training in trained:
+            config = json.dumps(training["model"], sort_keys=True)
+            totals["cnns"] += 1
+            totals["epochs"] += training["epochs"]
+            totals["train_images"] += training["epochs"] * training["train_images"]
+            totals["validation_images"] += training["epochs"] * training["validation_images"]
+            totals["flops"] += training["epochs"] * (training["train_images"] * flops(config, True)
+                                                     + training["validation_images"] * flops(config, False))
+    return totals if totals["cnns"] else None
+
+
 def trainings_per_job(profile: str) -> dict[str, int]:
     """How many CNNs each job of ``wrenlib execute`` trains from scratch on an empty cache (the
     book's dominant cost): one per preparation (:func:`wrenlib.book.book_preparations`) and
@@ -286,6 +339,33 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                   f"{log['wall_seconds'] / best - 1:.0%} more than that bound"
                   + (": a shorter run needs less work in the jobs, not a better order." if best >= 0.9 * log["wall_seconds"]
                      else f"; a better order could save up to {(log['wall_seconds'] - best) / 60:.1f} min."), ""]
+    arithmetic = training_arithmetic(preparations)
+    on_gpu = not str(log.get("device", "cpu")).startswith("cpu")
+    if arithmetic and on_gpu:
+        seconds = sum(entry["seconds"] for entry in preparations.values() if entry.get("trained"))
+        lines += [f"**The trainings' arithmetic.** The preparations trained {arithmetic['cnns']} CNNs for "
+                  f"{arithmetic['epochs']} epochs in all, {arithmetic['flops'] / 1e12:.1f} TFLOP by torch's FLOP "
+                  f"counter (`wrenlib.model.flops_per_image`), in {seconds:.0f} s of their jobs' time: "
+                  f"{arithmetic['flops'] / seconds / 1e12:.1f} TFLOP/s.", ""]
+    elif arithmetic and arithmetic["core_seconds"] > 0:
+        rate = arithmetic["flops"] / arithmetic["core_seconds"] / 1e9
+        cores = os.cpu_count() or 1
+        text = (f"**The trainings' arithmetic.** The preparations trained {arithmetic['cnns']} CNNs for "
+                f"{arithmetic['epochs']} epochs in all: {arithmetic['train_images']:,} training and "
+                f"{arithmetic['validation_images']:,} validation images, {arithmetic['flops'] / 1e12:.1f} TFLOP by "
+                f"torch's FLOP counter (`wrenlib.model.flops_per_image`: forward and backward for a training image, "
+                f"forward for a validation one). Their jobs used {arithmetic['core_seconds']:,.0f} core-seconds of "
+                f"CPU time: {rate:.0f} GFLOP per core-second")
+        if log.get("matmul_gflops_per_core"):
+            text += (f", {rate / log['matmul_gflops_per_core']:.0%} of what one core of this machine reaches in a "
+                     f"large matrix product ({log['matmul_gflops_per_core']:.0f} GFLOP/s, 2048 x 2048, "
+                     f"`wrenlib.bench.matmul_gflops`)")
+        text += (f". Spread over all {cores} cores at that rate, the trainings alone need "
+                 f"{arithmetic['core_seconds'] / cores / 60:.1f} min")
+        target = TARGETS.get(profile)
+        if target:
+            text += f", {arithmetic['core_seconds'] / cores / 60 / target['minutes']:.0%} of the {target['minutes']}-min target"
+        lines += [text + ".", ""]
     target = TARGETS.get(profile)
     if target and total:
         minutes = (log.get("wall_seconds") or total) / 60

@@ -180,8 +180,13 @@ def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
 
 
 def _run_preparation(preparation: Preparation) -> dict[str, Any]:
-    """Do one preparation in this (worker) process and measure it (:func:`_measured`)."""
-    return _measured(preparation.run, ChildProcessUsage(include_self=True))
+    """Do one preparation in this (worker) process and measure it (:func:`_measured`), with the
+    trainings it did (:data:`wrenlib.training.TRAINED`; none when its CNN was cached)."""
+    from .training import TRAINED
+
+    before = len(TRAINED)
+    outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
+    return {**outcome, "trained": TRAINED[before:]}
 
 
 def default_jobs() -> int:
@@ -358,7 +363,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         entry["started"] = round(started_at[job], 1)  # seconds into the run
         if isinstance(work[job], Preparation):
             log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
-                                        "description": work[job].description}
+                                        "description": work[job].description, "trained": outcome["trained"]}
             if outcome["error"] is not None:
                 print(f"wrenlib execute: preparation {job} ({work[job].description}) failed after "
                       f"{outcome['seconds']:.0f} s: {outcome['error']}", file=sys.stderr)
@@ -409,6 +414,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 finish(running.pop(future), future.result())
+    if choose_device().type == "cpu":  # the yardstick of the trainings' arithmetic, measured with the machine idle
+        from .bench import matmul_gflops
+
+        log["matmul_gflops_per_core"] = round(matmul_gflops(threads=1), 1)
     machine = machine_description()
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
                 if job in prerequisites and job in finished}

@@ -169,6 +169,27 @@ def fast_forward(model: nn.Module) -> nn.Module:
     return model.pool_first() if isinstance(model, DialectCNN) else model
 
 
+def flops_per_image(config: ModelConfig, training: bool = True) -> int:
+    """Floating-point operations of one image through the network by torch's FLOP counter
+    (convolutions and matrix products; the network is built on the ``meta`` device, so nothing is
+    computed): forward and backward when ``training``, forward only otherwise (the Performance
+    page's arithmetic of the book's trainings)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        twin = DialectCNN(config).pool_first()  # the twin fit() trains: the same convolutions
+        x = torch.zeros(1, config.in_channels, config.image_height_px, config.image_width_px)
+    # the standardisation (a median, no products) is left out: the meta device has no deterministic median
+    network = nn.Sequential(twin.features, twin.classifier)
+    with FlopCounterMode(display=False) as counter:
+        if training:
+            network(x).sum().backward()
+        else:
+            with torch.no_grad():
+                network(x)
+    return int(counter.get_total_flops())
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -55,6 +55,10 @@ class TrainingConfig:
 
 MIXED_PRECISION = ("off", "gpu", "always")
 
+# What fit() has trained in this process, one entry per training: a preparation of ``wrenlib
+# execute`` reports its own (wrenlib.book), and the Performance page counts their arithmetic
+TRAINED: list[dict[str, Any]] = []
+
 
 def autocast_dtype(device: torch.device | str, mixed_precision: str) -> torch.dtype | None:
     """The 16-bit type a training step runs in under ``mixed_precision`` on ``device`` (None:
@@ -170,6 +174,8 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
+    TRAINED.append({"model": model.config.to_dict(), "epochs": len(history), "train_images": len(train),
+                    "validation_images": len(validation), "precision": str(half or torch.float32).replace("torch.", "")})
     return pd.DataFrame(history)
 
 
