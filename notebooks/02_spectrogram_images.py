@@ -46,6 +46,7 @@ from scipy import signal
 
 import wrenlib
 from wrenlib.audio import bandpass, bandpass_sos
+from wrenlib.bench import OtherWork
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.frontend import (
     PAPER_FRONT_END,
@@ -363,17 +364,18 @@ wrenlib.record_result(PROFILE, "demo_recordings_skipped", len(report.skipped))
 # beside it in the same run, on the same clips, at the paper's 480 × 960:
 
 # %% tags=["hide-input"]
-speed = benchmark_front_end(np.asarray(surrogate.waveforms[:48]), PAPER_FRONT_END, device=wrenlib.choose_device())
+with OtherWork() as beside:  # how busy the rest of the machine was meanwhile
+    speed = benchmark_front_end(np.asarray(surrogate.waveforms[:48]), PAPER_FRONT_END, device=wrenlib.choose_device())
 display(pd.DataFrame({
     "clips per second": [speed["front_end_clips_per_second"], speed["baseline_clips_per_second"]],
 }, index=["wrenlib front end (batched torch STFT)", "baseline (librosa + matplotlib per clip)"]).style.format("{:.1f}"))
 wrenlib.record_result(PROFILE, "front_end_clips_per_second", speed["front_end_clips_per_second"])
 wrenlib.record_result(PROFILE, "front_end_baseline_clips_per_second", speed["baseline_clips_per_second"])
 wrenlib.record_result(PROFILE, "front_end_speed_up", speed["speed_up"])
-glue("device_name", Markdown(wrenlib.describe_device()), display=False)
+glue("device_name", Markdown(wrenlib.describe_device() + beside.note()), display=False)
 
 # %% [markdown]
-# On this machine ({glue:md}`device_name`) the front end makes
+# On {glue:md}`device_name`, the front end makes
 # {glue:text}`front_end_clips_per_second:.0f` images of 480 × 960 per second,
 # {glue:text}`front_end_speed_up:.1f` times the baseline. Each figure is the best of a few
 # repeats, because the machines that build this book are shared.

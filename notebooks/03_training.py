@@ -41,6 +41,7 @@ from scipy import stats
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 import wrenlib
+from wrenlib.bench import OtherWork
 from wrenlib.model import DialectCNN, ModelConfig, count_parameters, layer_table
 from wrenlib.plotting import figures_with_audio, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
@@ -288,10 +289,11 @@ with torch.no_grad():
     print("identical outputs:", torch.equal(model(batch), twin(batch)))
 
 # %% tags=["hide-input"]
-speeds = pd.DataFrame([
-    benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device, repeats=3),
-    benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=1, device=device),
-])
+with OtherWork() as beside:  # how busy the rest of the machine was meanwhile
+    speeds = pd.DataFrame([
+        benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device, repeats=3),
+        benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=1, device=device),
+    ])
 display(speeds.style.format({"training_images_per_second": "{:.1f}", "paper_order_images_per_second": "{:.1f}",
                              "loader_images_per_second": "{:.0f}", "loader_share_of_step_time": "{:.2%}"})
         .hide(axis="index"))
@@ -300,7 +302,7 @@ wrenlib.record_result(PROFILE, "pool_first_speed_up_profile_size",
 wrenlib.record_result(PROFILE, "training_images_per_second_profile_size", float(speeds.iloc[0]["training_images_per_second"]))
 wrenlib.record_result(PROFILE, "training_images_per_second_paper_size", float(speeds.iloc[1]["training_images_per_second"]))
 wrenlib.record_result(PROFILE, "loader_share_of_step_time", float(speeds["loader_share_of_step_time"].max()))
-glue("training_device", Markdown(wrenlib.describe_device(device)), display=False)
+glue("training_device", Markdown(wrenlib.describe_device(device) + beside.note()), display=False)
 speed_up = speeds.iloc[0]["training_images_per_second"] / speeds.iloc[0]["paper_order_images_per_second"]
 glue("pool_first_verdict", Markdown(": a small gain, since most of a step is the convolutions' own arithmetic, which "
                                     "the two orders share" if speed_up < 1.2 else ""), display=False)

@@ -164,7 +164,32 @@ def test_the_performance_page_counts_the_trainings_arithmetic(tmp_path):
     assert (f"trained 3 CNNs for 30 epochs in all: 12,000 training and 3,000 validation images" in text
             and f"200 core-seconds of CPU time: {rate:.0f} GFLOP per core-second, 50% of what one core" in text)
     cores = os.cpu_count()
-    assert f"Spread over all {cores} cores at that rate, the trainings alone need {200 / cores / 60:.1f} min" in text
+    assert f"Spread over the machine's {cores} cores at that rate, the trainings alone need {200 / cores / 60:.1f} min" in text
     log["device"] = "cuda: NVIDIA H200"
     write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
     assert "in 150 s of their jobs' time" in page.read_text() and "core-seconds" not in page.read_text()
+
+
+def test_other_work_counts_the_rest_of_the_machine_not_this_process():
+    import subprocess
+    import sys
+    import time
+
+    from wrenlib.bench import OtherWork
+
+    def burn(seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    with OtherWork() as own_work:
+        burn(1.0)  # this process's own work is not "other"
+    # a busy process outside this one's tree: started by a child that exits at once
+    loop = "import time\nend = time.process_time() + 2.5\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {loop!r}])"],
+                   check=True)
+    with OtherWork() as beside:
+        time.sleep(1.5)
+    assert beside.cores - own_work.cores > 0.6
+    assert "other work keeping" in beside.note() and f"of its {os.cpu_count()} cores" in beside.note()
+    assert own_work.cores < 0.5 and own_work.note(threshold=0.5) == ""

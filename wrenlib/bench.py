@@ -109,6 +109,57 @@ class ChildProcessUsage:
             self.sample()  # this process's CPU time up to the end
 
 
+def _process_tree_cpu_seconds() -> dict[tuple[int, float], float]:
+    """CPU seconds (user + system) of this process and its descendants, by (pid, start time)."""
+    import psutil
+
+    me = psutil.Process()
+    seconds = {}
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+            seconds[(process.pid, process.create_time())] = times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return seconds
+
+
+class OtherWork:
+    """How many cores the rest of the machine kept busy while a ``with`` block ran: the machine's
+    CPU time (``psutil.cpu_times``) minus this process's and its children's, per second of wall
+    time. A chapter that times something says so when it was not alone on the machine, e.g. beside
+    another job of ``wrenlib execute`` (:meth:`note`). A child that ends inside the block counts as
+    other work (its last CPU time is not seen)."""
+
+    def __enter__(self) -> "OtherWork":
+        import psutil
+
+        self.cores = 0.0
+        self._machine = self._busy(psutil.cpu_times())
+        self._own = _process_tree_cpu_seconds()
+        self._started = time.perf_counter()
+        return self
+
+    @staticmethod
+    def _busy(times) -> float:
+        return sum(getattr(times, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+    def __exit__(self, *_exc) -> None:
+        import psutil
+
+        wall = time.perf_counter() - self._started
+        machine = self._busy(psutil.cpu_times()) - self._machine
+        own = sum(seconds - self._own.get(key, 0.0) for key, seconds in _process_tree_cpu_seconds().items())
+        self.cores = max(0.0, (machine - own) / wall) if wall > 0 else 0.0
+
+    def note(self, threshold: float = 0.25) -> str:
+        """Empty when the rest of the machine was (nearly) idle, else a clause that says how busy it was."""
+        if self.cores < threshold:
+            return ""
+        return (f", with other work keeping {self.cores:.1f} of its {os.cpu_count()} cores busy meanwhile "
+                f"(`make bench` times it alone)")
+
+
 def machine_description(device: Any = None) -> dict[str, Any]:
     """Where a timing was taken: processor, cores, device, and the versions that matter."""
     import torch
@@ -360,7 +411,7 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
             text += (f", {rate / log['matmul_gflops_per_core']:.0%} of what one core of this machine reaches in a "
                      f"large matrix product ({log['matmul_gflops_per_core']:.0f} GFLOP/s, 2048 x 2048, "
                      f"`wrenlib.bench.matmul_gflops`)")
-        text += (f". Spread over all {cores} cores at that rate, the trainings alone need "
+        text += (f". Spread over the machine's {cores} cores at that rate, the trainings alone need "
                  f"{arithmetic['core_seconds'] / cores / 60:.1f} min")
         target = TARGETS.get(profile)
         if target:
