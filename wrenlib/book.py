@@ -276,7 +276,10 @@ def expected_seconds(root: Path, profile: str, device_type: str,
     """Each job's expected seconds, for :func:`job_priorities`: this checkout's last run
     (``log``), else the run kept in :func:`job_times_path`; and where they came from, in words."""
     path = job_times_path(root, profile, device_type)
-    kept = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):  # only an order hint: an unreadable one is no hint
+        kept = {}
     last = {name: entry["seconds"] for kind in ("chapters", "preparations")
             for name, entry in log.get(kind, {}).items() if "seconds" in entry}
     kept_text = f"the run kept in `{path.relative_to(root)}` ({kept.get('device')}, {kept.get('finished')})"

@@ -165,9 +165,8 @@ def confounded_images(surrogate, confound: Confound | None, front_end, clips=Non
     (its masks include ``confound``); the confounded waveforms are dropped once rendered, so
     several strengths fit in memory side by side (chapter 11). With a ``cache`` folder the
     rendered images are kept there and loaded on the next call (:func:`~wrenlib.cache.load_or_build`)."""
-    from .cache import load_or_build
     from .frontend import assign_backgrounds
-    from .images import SpectrogramDataset, render_level_cache
+    from .images import SpectrogramDataset, load_or_render_levels, render_level_cache
 
     mixed = add_confound(surrogate, confound, clips)
     if cache is None:
@@ -176,10 +175,7 @@ def confounded_images(surrogate, confound: Confound | None, front_end, clips=Non
         described = {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict(),
                      "confound": None if confound is None else confound.to_dict(),
                      "clips": None if clips is None else [int(i) for i in clips]}
-        levels = load_or_build(cache, described,
-                               build=lambda: render_level_cache(mixed.waveforms, front_end, device, progress=progress),
-                               save=lambda array, path: np.save(path / "levels.npy", array),
-                               load=lambda path: np.load(path / "levels.npy", mmap_mode="r"))
+        levels = load_or_render_levels(cache, described, mixed.waveforms, front_end, device, progress)
     kept = replace(mixed, waveforms=np.zeros((len(mixed), 0), np.float32))
     return SpectrogramDataset(levels, kept.clips, assign_backgrounds(len(levels), background, seed), front_end, kept)
 
@@ -197,6 +193,7 @@ def load_or_train_confounded(profile: str, strength: float, seed: int = 0, backg
     ``strength`` (above 0): from the model cache, or trained now (chapter 11; ``wrenlib execute``
     trains it beside the chapters before chapter 11 asks for it). Returns ``(model, images)``, the
     images being every clip as trained on. ``surrogate`` saves loading the profile's clips again."""
+    from .cache import profile_dir
     from .dataset import load_surrogate_dataset
     from .frontend import front_end_for_profile
     from .model import ModelConfig
@@ -211,8 +208,6 @@ def load_or_train_confounded(profile: str, strength: float, seed: int = 0, backg
     surrogate = surrogate if surrogate is not None else load_surrogate_dataset(profile, seed=seed)
     front_end = front_end_for_profile(profile)
     training_config = training_config_for_profile(profile, seed)
-    from .cache import profile_dir
-
     # rendered once: the preparation that trains the model keeps the images for chapter 11's SHAP references
     folder = profile_dir(profile) / (f"images_{front_end.image_height_px}x{front_end.image_width_px}_"
                                      + confound_model_name(tied, background, seed).removeprefix("cnn_"))

@@ -53,6 +53,18 @@ def render_level_cache(waveforms: np.ndarray, front_end: FrontEnd, device=None,
     return out
 
 
+def load_or_render_levels(folder, config: dict[str, Any], waveforms: np.ndarray, front_end: FrontEnd,
+                          device=None, progress: bool = True) -> np.ndarray:
+    """:func:`render_level_cache` kept in ``folder`` (``levels.npy``) under ``config``: rendered on the
+    first call, memory-mapped from disk on the next (:func:`~wrenlib.cache.load_or_build`)."""
+    return load_or_build(
+        folder, config,
+        build=lambda: render_level_cache(waveforms, front_end, device, progress=progress),
+        save=lambda array, path: np.save(path / "levels.npy", array),
+        load=lambda path: np.load(path / "levels.npy", mmap_mode="r"),
+    )
+
+
 @dataclass
 class SpectrogramDataset(Dataset):
     """Images, labels and metadata of clips; diagnostic and song masks where they are known.
@@ -143,12 +155,7 @@ def load_spectrogram_dataset(profile: str, background: str = "mixed", seed: int 
     front_end = front_end_for_profile(profile)
     device = device or choose_device()  # the STFT runs on the GPU when there is one
     folder = profile_dir(profile) / f"images_{front_end.image_height_px}x{front_end.image_width_px}"
-    levels = load_or_build(
-        folder,
-        {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict()},
-        build=lambda: render_level_cache(surrogate.waveforms, front_end, device),
-        save=lambda array, path: np.save(path / "levels.npy", array),
-        load=lambda path: np.load(path / "levels.npy", mmap_mode="r"),
-    )
+    levels = load_or_render_levels(folder, {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict()},
+                                   surrogate.waveforms, front_end, device)
     return SpectrogramDataset(levels, surrogate.clips, assign_backgrounds(len(levels), background, seed),
                               front_end, surrogate)
