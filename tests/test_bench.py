@@ -120,6 +120,19 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     text = page.read_text()
     assert "| surrogate generation | 2 | 96 | 8.1 | 1.8 |" in text
     assert "| LIME | 120 x 240 | 64 samples | 0.500 | 42.0 |" in text
+    assert "On this machine (`artifacts/bench/`):" in text and "Kept in" not in text
+    # a fresh clone (CI) has no bench of its own, but shows one kept in book/benchmarks/bench-*/
+    kept = benchmarks / "bench-cpu"
+    kept.mkdir()
+    (kept / "synth.json").write_text(json.dumps({"machine": "x86_64, 2 cores", "device": "cpu (2 threads, 2 cores)",
+                                                 "finished": "2026-11-26 15:00 UTC", "results": [
+        {"benchmark": "training at 120 x 240", "processes": 1, "clips": 64, "clips_per_second": 110.5}]}))
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    text = page.read_text()
+    assert "has not been run on this machine" in text
+    assert ("Kept in `book/benchmarks/bench-cpu` (`wrenlib bench --out book/benchmarks/bench-cpu`):" in text
+            and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC." in text
+            and "| training at 120 x 240 | 1 | 64 | 110.5 | — |" in text)
 
 
 def test_child_process_usage_sees_a_child_that_holds_memory_and_works():

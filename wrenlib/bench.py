@@ -338,11 +338,36 @@ def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]
     return lines
 
 
+def _bench_tables(folder: Path) -> list[str]:
+    """The Markdown of one ``wrenlib bench`` result (``synth.json`` and ``explainers.csv`` in ``folder``)."""
+    report = json.loads((folder / "synth.json").read_text())
+    lines = [f"Machine: {report.get('machine')}, {report.get('device')}"
+             + (f", {report['finished']}" if report.get("finished") else "") + ".", ""]
+    columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
+    lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
+    explainers = folder / "explainers.csv"
+    if explainers.is_file():
+        import pandas as pd
+
+        from .explain import METHOD_TITLES
+
+        table = pd.read_csv(explainers)
+        lines += ["", "Each explainer's cost per image, in seconds and in forward passes of the same network "
+                      "(side by side in one run):", ""]
+        rows = [{"method": METHOD_TITLES.get(r.method, r.method), "image": f"{r.image_height_px} x {r.image_width_px}",
+                 "budget": r.budget, "seconds per image": f"{r.seconds_per_image:.3f}",
+                 "forward passes": f"{r.forward_pass_equivalents:.1f}"} for r in table.itertuples()]
+        lines += _markdown_table(rows, ["method", "image", "budget", "seconds per image", "forward passes"])
+    return lines
+
+
 def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, bench: Path) -> None:
     """The Performance page, written after every execution of the book (``make execute``): this
     run's time per chapter (with a bar chart beside the page), the stage timings of the full
-    profile recorded on a GPU (``benchmarks``, from ``wrenlib bench --stages full``) and the
-    results of ``make bench`` on this machine (``bench``) when it has been run."""
+    profile recorded on a GPU (``benchmarks``, from ``wrenlib bench --stages full``), the
+    results of ``make bench`` on this machine (``bench``) when it has been run, and those kept in
+    ``benchmarks/bench-*/`` (``wrenlib bench --out book/benchmarks/bench-cpu``), which a fresh
+    clone shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -480,28 +505,17 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                           f"total {record.get('total_seconds', 0) / 60:.1f} min."]
     if not records:
         lines += ["", "No GPU stage timings are recorded yet (`book/benchmarks/stages-full-*.json`)."]
-    lines += ["", "## `make bench` on this machine", ""]
-    synth = Path(bench) / "synth.json"
-    if synth.is_file():
-        report = json.loads(synth.read_text())
-        lines += [f"Machine: {report.get('machine')}.", ""]
-        columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
-        lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
-        explainers = Path(bench) / "explainers.csv"
-        if explainers.is_file():
-            import pandas as pd
-
-            from .explain import METHOD_TITLES
-
-            table = pd.read_csv(explainers)
-            lines += ["", "Each explainer's cost per image, in seconds and in forward passes of the same network "
-                          "(side by side in one run):", ""]
-            rows = [{"method": METHOD_TITLES.get(r.method, r.method), "image": f"{r.image_height_px} x {r.image_width_px}",
-                     "budget": r.budget, "seconds per image": f"{r.seconds_per_image:.3f}",
-                     "forward passes": f"{r.forward_pass_equivalents:.1f}"} for r in table.itertuples()]
-            lines += _markdown_table(rows, ["method", "image", "budget", "seconds per image", "forward passes"])
+    lines += ["", "## `make bench`", ""]
+    kept = sorted(Path(benchmarks).glob("bench-*/synth.json")) if Path(benchmarks).is_dir() else []
+    if (Path(bench) / "synth.json").is_file():
+        lines += ["On this machine (`artifacts/bench/`):", ""]
+        lines += _bench_tables(Path(bench))
     else:
         lines += ["`make bench` has not been run on this machine (`artifacts/bench/` is empty); it times the "
                   "generator, the front end, a training step and every explainer side by side, and this page "
                   "shows its table after the next `make execute`."]
+    for synth in kept:
+        kept_in = f"book/benchmarks/{synth.parent.name}"
+        lines += ["", f"Kept in `{kept_in}` (`wrenlib bench --out {kept_in}`):", ""]
+        lines += _bench_tables(synth.parent)
     path.write_text("\n".join(lines) + "\n")

@@ -395,7 +395,10 @@ def bench(out: Path, n_clips: int = 96) -> dict:
     ], ignore_index=True)
     from .bench import machine_description
 
-    report = {**machine_description(), "results": rows}
+    from datetime import datetime, timezone
+
+    report = {**machine_description(), "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "results": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))
     explainers.to_csv(out / "explainers.csv", index=False)
