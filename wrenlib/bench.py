@@ -269,7 +269,10 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     return record
 
 
-def matmul_gflops(threads: int = 1, size: int = 2048, repeats: int = 5) -> float:
+MATMUL_SIZE = 1024  # the matrices of matmul_gflops: large enough to run at the cores' full rate
+
+
+def matmul_gflops(threads: int = 1, size: int = MATMUL_SIZE, repeats: int = 5) -> float:
     """Billions of floating-point operations per second of a large float32 matrix product
     (torch.mm) on ``threads`` CPU threads, the best of ``repeats``: about the most arithmetic
     those cores do, the yardstick of the Performance page's training arithmetic."""
@@ -432,9 +435,12 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                 f"torch's FLOP counter (`wrenlib.model.flops_per_image`: forward and backward for a training image, "
                 f"forward for a validation one). Their jobs used {arithmetic['core_seconds']:,.0f} core-seconds of "
                 f"CPU time: {rate:.0f} GFLOP per core-second")
-        if log.get("matmul_gflops_per_core"):
-            text += (f", {rate / log['matmul_gflops_per_core']:.0%} of what one core of this machine reaches in a "
-                     f"large matrix product ({log['matmul_gflops_per_core']:.0f} GFLOP/s, 2048 x 2048, "
+        yardsticks = [entry["matmul_gflops_per_core"] for entry in preparations.values()
+                      if entry.get("trained") and entry.get("matmul_gflops_per_core")]
+        if yardsticks:
+            matmul = sum(yardsticks) / len(yardsticks)
+            text += (f", {rate / matmul:.0%} of what one thread reached in a large matrix product in the same "
+                     f"processes right after their trainings ({matmul:.0f} GFLOP/s, {MATMUL_SIZE} x {MATMUL_SIZE}, "
                      f"`wrenlib.bench.matmul_gflops`)")
         text += (f". Spread over the machine's {cores} cores at that rate, the trainings alone need "
                  f"{arithmetic['core_seconds'] / cores / 60:.1f} min")

@@ -182,11 +182,17 @@ def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
 def _run_preparation(preparation: Preparation) -> dict[str, Any]:
     """Do one preparation in this (worker) process and measure it (:func:`_measured`), with the
     trainings it did (:data:`wrenlib.training.TRAINED`; none when its CNN was cached)."""
+    from .bench import matmul_gflops
+    from .runtime import choose_device
     from .training import TRAINED
 
     before = len(TRAINED)
     outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
-    return {**outcome, "trained": TRAINED[before:]}
+    outcome["trained"] = TRAINED[before:]
+    if outcome["trained"] and choose_device().type == "cpu":
+        # the yardstick of the trainings' arithmetic (Performance page), taken in the same conditions
+        outcome["matmul_gflops_per_core"] = round(matmul_gflops(threads=1), 1)
+    return outcome
 
 
 def default_jobs() -> int:
@@ -367,6 +373,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         if isinstance(work[job], Preparation):
             log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
                                         "description": work[job].description, "trained": outcome["trained"]}
+            if "matmul_gflops_per_core" in outcome:
+                log["preparations"][job]["matmul_gflops_per_core"] = outcome["matmul_gflops_per_core"]
             if outcome["error"] is not None:
                 print(f"wrenlib execute: preparation {job} ({work[job].description}) failed after "
                       f"{outcome['seconds']:.0f} s: {outcome['error']}", file=sys.stderr)
@@ -417,10 +425,6 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 finish(running.pop(future), future.result())
-    if choose_device().type == "cpu":  # the yardstick of the trainings' arithmetic, measured with the machine idle
-        from .bench import matmul_gflops
-
-        log["matmul_gflops_per_core"] = round(matmul_gflops(threads=1), 1)
     machine = machine_description()
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
                 if job in prerequisites and job in finished}
