@@ -273,9 +273,10 @@ MATMUL_SIZE = 1024  # the matrices of matmul_gflops: large enough to run at the 
 
 
 def matmul_gflops(threads: int = 1, size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """Billions of floating-point operations per second of a large float32 matrix product
-    (torch.mm) on ``threads`` CPU threads, the best of ``repeats``: about the most arithmetic
-    those cores do, the yardstick of the Performance page's training arithmetic."""
+    """Billions of floating-point operations per CPU-second (this process's CPU time, so another
+    process sharing the cores does not lower it) of a large float32 matrix product (torch.mm) on
+    ``threads`` threads, the best of ``repeats``: about the most arithmetic a core does, the
+    yardstick of the Performance page's training arithmetic."""
     import torch
 
     threads_before = torch.get_num_threads()
@@ -285,9 +286,9 @@ def matmul_gflops(threads: int = 1, size: int = MATMUL_SIZE, repeats: int = 5) -
         a @ b  # warm-up
         best = float("inf")
         for _ in range(repeats):
-            started = time.perf_counter()
+            started = time.process_time()
             a @ b
-            best = min(best, time.perf_counter() - started)
+            best = min(best, time.process_time() - started)
     finally:
         torch.set_num_threads(threads_before)
     return 2 * size**3 / best / 1e9
@@ -439,9 +440,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                       if entry.get("trained") and entry.get("matmul_gflops_per_core")]
         if yardsticks:
             matmul = sum(yardsticks) / len(yardsticks)
-            text += (f", {rate / matmul:.0%} of what one thread reached in a large matrix product in the same "
-                     f"processes right after their trainings ({matmul:.0f} GFLOP/s, {MATMUL_SIZE} x {MATMUL_SIZE}, "
-                     f"`wrenlib.bench.matmul_gflops`)")
+            text += (f", {rate / matmul:.0%} of what a large matrix product reached per core-second in the same "
+                     f"processes right after their trainings ({matmul:.0f} GFLOP, {MATMUL_SIZE} x {MATMUL_SIZE} on one "
+                     f"thread, `wrenlib.bench.matmul_gflops`)")
         text += (f". Spread over the machine's {cores} cores at that rate, the trainings alone need "
                  f"{arithmetic['core_seconds'] / cores / 60:.1f} min")
         target = TARGETS.get(profile)
