@@ -180,6 +180,10 @@ def test_the_performance_page_counts_the_trainings_arithmetic(tmp_path):
             and f"200 core-seconds of CPU time: {rate:.0f} GFLOP per core-second, 50% of what a large matrix product reached per core-second" in text)  # against their yardsticks' mean, 2x the rate
     cores = os.cpu_count()
     assert f"Spread over the machine's {cores} cores at that rate, the trainings alone need {200 / cores / 60:.1f} min" in text
+    assert "of the 10-min target" in text
+    log["profile"] = "full"  # on a CPU: its target is a GPU's
+    write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    assert "core-seconds" in page.read_text() and "-min target" not in page.read_text()
     log["device"] = "cuda: NVIDIA H200"
     write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
     assert "in 150 s of their jobs' time" in page.read_text() and "core-seconds" not in page.read_text()
