@@ -281,3 +281,34 @@ def test_a_preparation_reports_the_trainings_it_did(monkeypatch):
     outcome = book._run_preparation(_recording("cnn_toy", ("04",)))
     assert outcome["error"] is None and outcome["trained"] == [{"epochs": 3}]
     assert outcome["matmul_gflops_per_core"] > 0.1  # the arithmetic's yardstick, in the same process
+
+
+def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(tmp_path, isolated_artifacts):
+    """The peaks of a kept run (or of this checkout's) keep two large jobs apart; small ones overlap."""
+    import json
+
+    from wrenlib.book import job_times_path, memory_budget_gib, over_memory_budget
+
+    assert memory_budget_gib("quick") == 5.5 and memory_budget_gib("full") is None
+    peaks = {"03_training": 4.0, "10_sanity": 1.8, "cnn_mixed": 1.1}
+    assert over_memory_budget("10_sanity", ["03_training"], peaks, 5.5)
+    assert not over_memory_budget("cnn_mixed", ["03_training"], peaks, 5.5)
+    assert not over_memory_budget("03_training", [], peaks, 5.5)  # alone, a job always starts
+    assert not over_memory_budget("unmeasured", ["03_training"], peaks, 5.5)
+    assert not over_memory_budget("10_sanity", ["03_training"], peaks, None)  # no target, no budget
+    stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep(2)\n"
+             "Path({path!r}).write_text(json.dumps([started, time.time()]))")
+    names = ["04_large", "06_large"]  # both wait only for chapter 02, which is not in the run
+    root = _project(tmp_path, {name: stamp.format(path=str(tmp_path / f"{name}.json")) for name in names})
+    kept = job_times_path(root, "quick", "cpu")
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({"seconds": {}, "peak_memory_gib": {"04_large": 3.0, "06_large": 3.0}}))
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
+    first, second = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
+    assert second[0] >= first[1]  # one after the other
+    kept.write_text(json.dumps({"seconds": {}, "peak_memory_gib": {"04_large": 1.0, "06_large": 1.0}}))
+    (isolated_artifacts / "quick" / "execution.json").unlink()  # no log of its own: the kept peaks count
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
+    first, second = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
+    assert second[0] < first[1]  # side by side
+

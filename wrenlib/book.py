@@ -266,35 +266,56 @@ def save_job_times(root: Path, profile: str) -> Path:
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     if "bounds" not in log:  # written only when every job of a run finished
         raise ValueError(f"{log_path} holds no complete run of the profile {profile!r}: run `make execute` first")
-    seconds = {job: round(entry["seconds"], 1) for kind in ("chapters", "preparations")
-               for job, entry in sorted(log[kind].items()) if entry.get("ok")}
+    finished = [(job, entry) for kind in ("chapters", "preparations") for job, entry in sorted(log[kind].items())
+                if entry.get("ok")]
+    seconds = {job: round(entry["seconds"], 1) for job, entry in finished}
+    peaks = {job: entry["peak_memory_gib"] for job, entry in finished if "peak_memory_gib" in entry}
     device_type = "cuda" if str(log.get("device", "")).startswith("cuda") else "cpu"
     path = job_times_path(root, profile, device_type)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
                                 "finished": log.get("finished"), "jobs": log.get("jobs"),
-                                "seconds": seconds}, indent=1) + "\n")
+                                "seconds": seconds, "peak_memory_gib": peaks}, indent=1) + "\n")
     return path
 
 
-def expected_seconds(root: Path, profile: str, device_type: str,
-                     log: dict[str, Any]) -> tuple[dict[str, float], str]:
-    """Each job's expected seconds, for :func:`job_priorities`: this checkout's last run
-    (``log``), else the run kept in :func:`job_times_path`; and where they came from, in words."""
+def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str, Any],
+                       field: str = "seconds") -> tuple[dict[str, float], str]:
+    """Each job's expected ``field`` ("seconds" for :func:`job_priorities`, "peak_memory_gib" for
+    :func:`over_memory_budget`): this checkout's earlier runs (``log``), else the run kept in
+    :func:`job_times_path`; and where they came from, in words."""
     path = job_times_path(root, profile, device_type)
     try:
         kept = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):  # only an order hint: an unreadable one is no hint
+    except (OSError, json.JSONDecodeError):  # only a hint: an unreadable one is no hint
         kept = {}
-    last = {name: entry["seconds"] for kind in ("chapters", "preparations")
-            for name, entry in log.get(kind, {}).items() if "seconds" in entry}
+    last = {name: entry[field] for kind in ("chapters", "preparations")
+            for name, entry in log.get(kind, {}).items() if field in entry}
     kept_text = f"the run kept in `{path.relative_to(root)}` ({kept.get('device')}, {kept.get('finished')})"
     if last:
         source = "this checkout's earlier runs" + (f" (for jobs they lack, {kept_text})"
-                                                    if set(kept.get("seconds", {})) - set(last) else "")
+                                                    if set(kept.get(field, {})) - set(last) else "")
     else:
-        source = kept_text if kept else "no earlier run (60 s per job)"
-    return {**kept.get("seconds", {}), **last}, source
+        source = kept_text if kept.get(field) else "no earlier run (60 s per job)"
+    return {**kept.get(field, {}), **last}, source
+
+
+def memory_budget_gib(profile: str) -> float | None:
+    """What the jobs running side by side may expect to hold together: the profile's memory
+    target (:data:`wrenlib.bench.TARGETS`) less 0.5 GiB for the worker processes that run them
+    (outside a job's own peak); ``None`` when the profile has no memory target."""
+    from .bench import TARGETS
+
+    target = TARGETS.get(profile, {}).get("memory_gib")
+    return None if target is None else target - 0.5
+
+
+def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], budget: float | None) -> bool:
+    """Whether ``job`` must wait because its expected peak memory and the running jobs' would pass
+    ``budget`` together (a job with nothing beside it always starts; a job never measured counts 0)."""
+    if budget is None or not running:
+        return False
+    return peaks.get(job, 0.0) + sum(peaks.get(other, 0.0) for other in running) > budget
 
 
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
@@ -307,8 +328,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     ``jobs`` above 1, the jobs whose prerequisites (:data:`CHAPTER_NEEDS`, a preparation's
     ``needs`` and ``used_by``) have finished run side by side, chapters each in its own kernel and
     preparations each in a fresh process, the longest chain of waiting work first
-    (:func:`job_priorities`), never two chapters :data:`RUN_APART`; the numbers are the same as in
-    a run one at a time. After a failure no new job starts."""
+    (:func:`job_priorities`), never two chapters :data:`RUN_APART`, and never two whose expected
+    peak memory would pass the profile's budget together (:func:`over_memory_budget`); the numbers
+    are the same as in a run one at a time. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import describe_device
@@ -351,7 +373,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     log.setdefault("preparations", {})
     from .runtime import choose_device
 
-    last_seconds, log["order_from"] = expected_seconds(root, profile, choose_device().type, log)
+    last_seconds, log["order_from"] = expected_from_runs(root, profile, choose_device().type, log)
+    peaks, _ = expected_from_runs(root, profile, choose_device().type, log, "peak_memory_gib")
+    budget = memory_budget_gib(profile)
     # what each job waits for: chapters by stem, preparations by name
     prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
     for stem in stems:
@@ -410,7 +434,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
                 if len(running) >= jobs:
                     break
-                if kept_apart(job, list(running.values())):
+                if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
+                                                                                peaks, budget):
                     continue
                 waiting.remove(job)
                 print(f"  {job} ...", flush=True)
