@@ -64,23 +64,10 @@ class ChildProcessUsage:
 
     def sample(self) -> int:
         """The children's resident memory now, in bytes (also updates the peak and CPU times)."""
-        import psutil
-
         total = 0
-        me = psutil.Process()
-        if self.include_self:
-            with me.oneshot():
-                total += me.memory_info().rss
-                times = me.cpu_times()
-            self._cpu[(me.pid, me.create_time())] = times.user + times.system - self._own_cpu_before
-        for child in me.children(recursive=True):
-            try:
-                with child.oneshot():
-                    total += child.memory_info().rss
-                    times = child.cpu_times()
-                self._cpu[(child.pid, child.create_time())] = times.user + times.system
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                pass  # ended between the listing and the reading
+        for (pid, started), rss, cpu in _process_tree(self.include_self):
+            total += rss
+            self._cpu[(pid, started)] = cpu - (self._own_cpu_before if pid == os.getpid() else 0.0)
         self.peak_bytes = max(self.peak_bytes, total)
         return total
 
@@ -109,19 +96,24 @@ class ChildProcessUsage:
             self.sample()  # this process's CPU time up to the end
 
 
-def _process_tree_cpu_seconds() -> dict[tuple[int, float], float]:
-    """CPU seconds (user + system) of this process and its descendants, by (pid, start time)."""
+def _process_tree(include_self: bool = True) -> Iterator[tuple[tuple[int, float], int, float]]:
+    """((pid, start time), resident bytes, CPU seconds) of this process's descendants, and of this
+    process first with ``include_self``; a process that ends while it is read is skipped."""
     import psutil
 
     me = psutil.Process()
-    seconds = {}
-    for process in (me, *me.children(recursive=True)):
+    for process in ([me] if include_self else []) + me.children(recursive=True):
         try:
-            times = process.cpu_times()
-            seconds[(process.pid, process.create_time())] = times.user + times.system
+            with process.oneshot():
+                rss, times = process.memory_info().rss, process.cpu_times()
+                yield (process.pid, process.create_time()), rss, times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return seconds
+            pass  # ended between the listing and the reading
+
+
+def _process_tree_cpu_seconds() -> dict[tuple[int, float], float]:
+    """CPU seconds (user + system) of this process and its descendants, by (pid, start time)."""
+    return {key: cpu for key, _rss, cpu in _process_tree()}
 
 
 class OtherWork:
@@ -303,11 +295,7 @@ def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, fl
 
     from .model import ModelConfig, flops_per_image
 
-    @lru_cache(maxsize=None)
-    def flops(config: str, training: bool) -> int:
-        fields = json.loads(config)
-        return flops_per_image(ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}),
-                               training)
+    flops = lru_cache(maxsize=None)(flops_per_image)  # one count per network shape (configs are hashable)
 
     totals = {"cnns": 0, "epochs": 0, "train_images": 0, "validation_images": 0, "flops": 0.0, "core_seconds": 0.0}
     for entry in preparations.values():
@@ -316,7 +304,7 @@ def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, fl
             continue
         totals["core_seconds"] += entry["seconds"] * (entry.get("cores_busy") or 0)
         for training in trained:
-            config = json.dumps(training["model"], sort_keys=True)
+            config = ModelConfig.from_dict(training["model"])
             totals["cnns"] += 1
             totals["epochs"] += training["epochs"]
             totals["train_images"] += training["epochs"] * training["train_images"]

@@ -50,6 +50,11 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "ModelConfig":
+        """The config that :meth:`to_dict` wrote, also after a JSON round trip (lists become tuples)."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
+
 
 class Standardise(nn.Module):
     """Standardisation as the model's first module, with its scale measured on the training images.

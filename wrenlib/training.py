@@ -237,8 +237,7 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
         expected_plain = json.loads(json.dumps(expected, default=str))
         details = "; ".join(_differences(expected_plain, config)) or "hash differs"
         raise CheckpointMismatch(f"{path}: trained with another configuration: {details}")
-    model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
-    model = DialectCNN(model_config)
+    model = DialectCNN(ModelConfig.from_dict(config["model"]))
     model.load_state_dict(payload["state_dict"])
     history = pd.read_json(io.StringIO(payload["history_json"])) if payload["history_json"] != "[]" else pd.DataFrame()
     return model.to(device).eval(), config, history
