@@ -23,6 +23,26 @@ def test_set_seed_reproduces_random_draws_and_pins_threads():
     assert not torch.equal(torch.rand(3), second[1])
 
 
+def test_set_seed_turns_on_deterministic_algorithms_without_importing_the_compiler():
+    """What torch.use_deterministic_algorithms(True, warn_only=True) sets, without its 2 s import
+    of torch._inductor in every chapter's process (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from wrenlib import set_seed\n"
+            "torch.use_deterministic_algorithms(False)\n"
+            "set_seed(0)\n"
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+            " 'torch._inductor' in sys.modules)")
+    # use_deterministic_algorithms(False) itself imports torch._inductor: ask in a second interpreter
+    flags = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert flags[:2] == ["True", "True"]
+    fresh = subprocess.run([sys.executable, "-c", "import sys, torch\nfrom wrenlib import set_seed\nset_seed(0)\n"
+                            "print('torch._inductor' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "False"
+
+
 def test_the_allocator_takes_the_settings_on_linux():
     import platform
 

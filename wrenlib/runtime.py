@@ -27,9 +27,20 @@ def set_seed(seed: int, torch_threads: int = DEFAULT_TORCH_THREADS) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(torch_threads)
     keep_freed_memory()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _use_deterministic_algorithms(torch)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def _use_deterministic_algorithms(torch) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of torch's
+    compiler stack (``torch._inductor``, about 2 s in every chapter's kernel and worker process),
+    which it imports only to set the compiler's own flag: the book compiles nothing."""
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None:  # another torch: the public call
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_flag(True, warn_only=True)
 
 
 # glibc's mallopt parameters, and what the book sets them to
