@@ -52,6 +52,28 @@ def test_the_allocator_takes_the_settings_on_linux():
     assert keep_freed_memory() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
 
 
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_a_freed_large_tensor_is_reused_without_faulting_its_pages_in_again():
+    """The point of keep_freed_memory: the 64 MiB of a tensor freed and allocated again, over and
+    over (a batch's activations), come back from the heap, not as fresh pages from the system
+    (16,384 page faults of 4 KiB each, as with glibc's defaults, or with only an mmap threshold
+    set, which sends such a block to mmap every time)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys, torch\n"
+            "from wrenlib.runtime import keep_freed_memory\n"
+            "if sys.argv[1] == 'kept': keep_freed_memory()\n"
+            "for _ in range(3): torch.empty(2**24).fill_(1.0)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "for _ in range(3): torch.empty(2**24).fill_(1.0)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)")
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                                       check=True).stdout) for mode in ("kept", "default")}
+    assert faults["default"] >= 16_000
+    assert faults["kept"] < 1_000
+
+
 def test_set_seed_refuses_a_negative_seed():
     with pytest.raises(ValueError, match="non-negative"):
         set_seed(-1)
