@@ -70,8 +70,8 @@ def keep_freed_memory() -> bool:
     step markedly faster (the activations of a batch are freed and allocated again at every step),
     and a forward pass of a batch of 64 images (LIME's samples, predictions) about a third faster:
     no block goes to ``mmap``, which hands its pages back when it is freed (glibc sends blocks of
-    32 MiB or more there even with the largest mmap threshold). Peak memory grows a little
-    (chapter 06: about 0.1 GiB, from freed blocks too small for a later, larger one). Memory freed
+    32 MiB or more there even with the largest mmap threshold). A job's peak memory grows a little
+    (0.1-0.3 GiB per chapter in CI, from freed blocks too small for a later, larger one). Memory freed
     after a peak stays with the process until :func:`release_freed_memory`, which a notebook's
     kernel runs after every cell (so a chapter holds between cells only what it uses). Called by :func:`set_seed`. Returns whether the
     allocator took the settings (False off glibc)."""
