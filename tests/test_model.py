@@ -230,3 +230,23 @@ def test_train_model_draws_weights_from_the_config_seed():
     assert (first.config.image_height_px, first.config.image_width_px) == (32, 64)
     assert torch.equal(first.classifier[-1].weight, again.classifier[-1].weight)
     assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)
+
+
+def test_the_snr_sweep_in_this_process_leaves_its_torch_threads_alone(monkeypatch, isolated_artifacts):
+    """accuracy_against_snr with n_jobs=1 synthesises in the calling process: it must not pin that
+    process to one torch thread, as it does its worker processes."""
+    from wrenlib import profiles
+    from wrenlib.training import accuracy_against_snr
+
+    tiny = profiles.PROFILES["quick"].with_overrides(name="tiny", individuals_per_dialect=6, clips_per_individual=2,
+                                                     image_height_px=32, image_width_px=64)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sweep = accuracy_against_snr(DialectCNN(ModelConfig(32, 64)).eval(), "tiny", [0, 20], n_jobs=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert list(sweep["snr_db"]) == [0.0, 20.0]
+    assert (sweep["clips"] > 0).all() and sweep["accuracy"].between(0, 1).all()

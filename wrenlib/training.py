@@ -356,7 +356,10 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     test_ids = [i for i in range(config.total_clips)
                 if population.individuals[population.clip_assignment(i)[0]].split == "test"]
     batches = [test_ids[first:first + 16] for first in range(0, len(test_ids), 16)]
-    parts = Parallel(n_jobs=n_jobs)(delayed(_clips_at_snrs)(population, batch, list(snrs_db)) for batch in batches)
+    if n_jobs == 1:  # in this process, whose torch threads stay as they are
+        parts = [_clips_at_snrs(population, batch, list(snrs_db), worker=False) for batch in batches]
+    else:
+        parts = Parallel(n_jobs=n_jobs)(delayed(_clips_at_snrs)(population, batch, list(snrs_db)) for batch in batches)
     waveforms = np.concatenate([w for w, _ in parts], axis=1)  # (snrs, clips, samples)
     labels = np.concatenate([l for _, l in parts])
     table = pd.DataFrame({"clip": test_ids, "label": labels, "split": "test"})
@@ -372,14 +375,17 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     return pd.DataFrame(rows)
 
 
-def _clips_at_snrs(population, clip_ids: list[int], snrs_db: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def _clips_at_snrs(population, clip_ids: list[int], snrs_db: list[float],
+                   worker: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Waveforms (snrs, clips, samples) and dialects of some clips, each synthesised once
-    (:func:`~wrenlib.surrogate.waveforms_at_snrs`; one worker process's share)."""
+    (:func:`~wrenlib.surrogate.waveforms_at_snrs`; one worker process's share, or the caller's
+    work when not ``worker``)."""
     import torch
 
     from .surrogate import plan_song, waveforms_at_snrs
 
-    torch.set_num_threads(1)  # one thread per worker process: the processes share the cores
+    if worker:  # one thread per worker process: the processes share the cores (never the caller's)
+        torch.set_num_threads(1)
     plans = [plan_song(population, i) for i in clip_ids]
     waves = np.stack([waveforms_at_snrs(plan, population.config, snrs_db) for plan in plans], axis=1)
     return waves, np.array([plan.dialect for plan in plans])
