@@ -45,7 +45,7 @@ def _use_deterministic_algorithms(torch) -> None:
 
 # glibc's mallopt parameters, and what the book sets them to
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
-_ALLOCATOR_SETTINGS = ((_M_MMAP_MAX, 0),  # every block from the heap, also the 118 MiB of a batch of 64 images' first activations
+_ALLOCATOR_SETTINGS = ((_M_MMAP_MAX, 0),  # every block from the heap (a batch of 64 images' first activations: 118 MiB)
                        (_M_TRIM_THRESHOLD, 2**30),  # keep up to 1 GiB of freed heap instead of returning it
                        (_M_TOP_PAD, 64 * 2**20))  # and grow the heap 64 MiB at a time
 
@@ -71,10 +71,10 @@ def keep_freed_memory() -> bool:
     and a forward pass of a batch of 64 images (LIME's samples, predictions) about a third faster:
     no block goes to ``mmap``, which hands its pages back when it is freed (glibc sends blocks of
     32 MiB or more there even with the largest mmap threshold). A job's peak memory grows a little
-    (0.1-0.3 GiB per chapter in CI, from freed blocks too small for a later, larger one). Memory freed
-    after a peak stays with the process until :func:`release_freed_memory`, which a notebook's
-    kernel runs after every cell (so a chapter holds between cells only what it uses). Called by :func:`set_seed`. Returns whether the
-    allocator took the settings (False off glibc)."""
+    (0.1-0.3 GiB per chapter in CI, from freed blocks too small for a later, larger one). Memory
+    freed after a peak stays with the process until :func:`release_freed_memory`, which a
+    notebook's kernel runs after every cell (so a chapter holds between cells only what it uses).
+    Called by :func:`set_seed`. Returns whether the allocator took the settings (False off glibc)."""
     mallopt = _glibc_function("mallopt")
     if mallopt is None:
         return False
