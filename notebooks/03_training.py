@@ -48,6 +48,7 @@ from wrenlib.surrogate import DIALECTS
 from wrenlib.training import (
     accuracy_against_snr,
     benchmark_training,
+    kept_epoch,
     load_or_train_model,
     predict,
     training_config_for_profile,
@@ -114,7 +115,7 @@ model, history, images = load_or_train_model(PROFILE, background="mixed", seed=S
 training = training_config_for_profile(PROFILE, SEED)
 glue("max_epochs", training.max_epochs, display=False)
 glue("patience", training.patience, display=False)
-best_epoch = int(history.loc[history["validation_loss"].idxmin(), "epoch"])
+best_epoch = kept_epoch(history)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for ax, metric in zip(axes, ["loss", "accuracy"]):
     ax.plot(history["epoch"], history[f"train_{metric}"], marker="o", ms=3, label="train")
@@ -209,7 +210,7 @@ rows = []
 for background in ("black", "white", "mixed"):
     trained, trained_history, data = load_or_train_model(PROFILE, background=background, seed=SEED, device=device,
                                                          progress=False)
-    kept = int(trained_history.loc[trained_history["validation_loss"].idxmin(), "epoch"])
+    kept = kept_epoch(trained_history)
     row = {"trained on": background, "epochs (kept)": f"{len(trained_history)} ({kept})"}
     for shown in ("black", "white"):
         view = data.with_background(shown)

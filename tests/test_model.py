@@ -250,3 +250,16 @@ def test_the_snr_sweep_in_this_process_leaves_its_torch_threads_alone(monkeypatc
         torch.set_num_threads(before)
     assert list(sweep["snr_db"]) == [0.0, 20.0]
     assert (sweep["clips"] > 0).all() and sweep["accuracy"].between(0, 1).all()
+
+
+def test_kept_epoch_follows_fits_rule_not_the_lowest_loss():
+    """The epoch fit keeps: a later loss lower by less than MIN_IMPROVEMENT does not replace it,
+    although it is the curve's minimum; and an early-stopped fit ran patience epochs past it."""
+    from wrenlib.training import MIN_IMPROVEMENT, kept_epoch
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "validation_loss": [0.6, 0.3, 0.3 - MIN_IMPROVEMENT / 2, 0.4]})
+    assert kept_epoch(history) == 2 and int(history.loc[history["validation_loss"].idxmin(), "epoch"]) == 3
+    set_seed(0)
+    config = TrainingConfig(learning_rate=1e-3, max_epochs=30, patience=2, batch_size=8)
+    fitted = fit(DialectCNN(ModelConfig(32, 64)), _toy_dataset(), config, progress=False)
+    assert len(fitted) == config.max_epochs or len(fitted) == kept_epoch(fitted) + config.patience

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
@@ -243,3 +244,25 @@ def test_generating_in_this_process_leaves_its_torch_threads_alone():
         assert torch.get_num_threads() == 2  # only worker processes are pinned to one thread
     finally:
         torch.set_num_threads(before)
+
+
+def test_worker_processes_synthesise_the_same_clips_as_this_process():
+    """generate_surrogate_dataset over 2 worker processes (wrenlib.runtime.map_batches, each worker
+    on one torch thread) gives the clips of a run in this process, in the same order, and leaves
+    this process's torch threads alone."""
+    import torch
+
+    from wrenlib.dataset import generate_surrogate_dataset
+    from wrenlib.surrogate import SurrogateConfig
+
+    config = SurrogateConfig.for_clip_count(12, seed=3)
+    here = generate_surrogate_dataset(config, n_jobs=1, progress=False, batch_size=4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        workers = generate_surrogate_dataset(config, n_jobs=2, progress=False, batch_size=4)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(here.waveforms, workers.waveforms)
+    pd.testing.assert_frame_equal(here.clips, workers.clips)

@@ -14,10 +14,9 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .runtime import show_progress
+from .runtime import map_batches, show_progress
 
 from .cache import load_or_build, profile_dir
 from .profiles import get_profile
@@ -183,11 +182,7 @@ def clip_rows(clip: SurrogateClip) -> tuple[dict[str, Any], list[dict[str, Any]]
     return row, elements, background
 
 
-def _synthesise_batch(population, clip_ids: list[int], worker: bool = True) -> list[tuple]:
-    if worker:  # one thread per worker process: the processes share the cores (never the caller's)
-        import torch
-
-        torch.set_num_threads(1)
+def _synthesise_batch(population, clip_ids: list[int]) -> list[tuple]:
     out = []
     for clip_id in clip_ids:
         clip = synthesise_clip(population, clip_id)
@@ -208,13 +203,7 @@ def generate_surrogate_dataset(
     clip_ids = list(range(config.total_clips))
     batches = [clip_ids[i:i + batch_size] for i in range(0, len(clip_ids), batch_size)]
     started = time.perf_counter()
-    results: Iterator[list[tuple]]
-    if n_jobs == 1:
-        results = (_synthesise_batch(population, batch, worker=False) for batch in batches)
-    else:
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_synthesise_batch)(population, batch) for batch in batches
-        )
+    results: Iterator[list[tuple]] = map_batches(_synthesise_batch, batches, n_jobs, population)
     waveforms = np.zeros((len(clip_ids), config.clip_samples), dtype=np.float32)
     rows, element_rows, background_rows, diagnostic, song = [], [], [], [], []
     with tqdm(total=len(clip_ids), desc="synthesising clips", unit="clip", disable=not show_progress(progress)) as bar:

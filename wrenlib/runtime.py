@@ -102,6 +102,26 @@ def _release_after_each_cell() -> None:
         shell.events.register("post_run_cell", release_freed_memory)
 
 
+def map_batches(function, batches, n_jobs: int, *arguments):
+    """``function(*arguments, batch)`` for each batch, in order, as an iterator: in this process
+    when ``n_jobs`` is 1 (its torch threads left as they are), else in ``n_jobs`` joblib worker
+    processes, each pinned to one torch thread (the processes share the cores)."""
+    if n_jobs == 1:
+        return (function(*arguments, batch) for batch in batches)
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_on_one_thread)(function, *arguments, batch) for batch in batches)
+
+
+def _on_one_thread(function, *arguments):
+    """A worker's share of :func:`map_batches`, on one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    return function(*arguments)
+
+
 def choose_device(preferred: str | None = None) -> "torch.device":  # noqa: F821
     """CUDA when present (or the device named by ``preferred`` / ``WRENBOOK_DEVICE``), else CPU."""
     import torch

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .runtime import show_progress
+from .runtime import map_batches, show_progress
 
 from .cache import config_hash
 from .images import SpectrogramDataset
@@ -115,6 +115,19 @@ def predict(model: nn.Module, dataset: SpectrogramDataset, indices: np.ndarray,
     return np.concatenate(out) if out else np.zeros((0, 2))
 
 
+MIN_IMPROVEMENT = 1e-4  # how much lower a validation loss must be to count as better (fit)
+
+
+def kept_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose weights :func:`fit` kept, from its learning curves: the last one whose
+    validation loss beat the best before it by :data:`MIN_IMPROVEMENT`."""
+    best_loss, kept = float("inf"), 0
+    for epoch, loss in zip(history["epoch"], history["validation_loss"]):
+        if loss < best_loss - MIN_IMPROVEMENT:
+            best_loss, kept = loss, int(epoch)
+    return kept
+
+
 def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig = TrainingConfig(),
         device: torch.device | str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Train on the train split, stop early on the validation loss, keep the best weights.
@@ -165,7 +178,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                         "validation_loss": validation_loss,
                         "validation_accuracy": float(np.mean(probabilities.argmax(1) == validation_labels))})
-        if validation_loss < best_loss - 1e-4:
+        if validation_loss < best_loss - MIN_IMPROVEMENT:
             best_loss, waited = validation_loss, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
@@ -343,8 +356,6 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     with only the noise level changed, and run through the front end the model was trained with.
     Each test clip is synthesised once and mixed at every SNR, in ``n_jobs`` processes.
     """
-    from joblib import Parallel, delayed
-
     from .dataset import surrogate_config_for_profile
     from .frontend import assign_backgrounds, front_end_for_profile
     from .images import render_level_cache
@@ -356,10 +367,7 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     test_ids = [i for i in range(config.total_clips)
                 if population.individuals[population.clip_assignment(i)[0]].split == "test"]
     batches = [test_ids[first:first + 16] for first in range(0, len(test_ids), 16)]
-    if n_jobs == 1:  # in this process, whose torch threads stay as they are
-        parts = [_clips_at_snrs(population, batch, list(snrs_db), worker=False) for batch in batches]
-    else:
-        parts = Parallel(n_jobs=n_jobs)(delayed(_clips_at_snrs)(population, batch, list(snrs_db)) for batch in batches)
+    parts = list(map_batches(_clips_at_snrs, batches, n_jobs, population, list(snrs_db)))
     waveforms = np.concatenate([w for w, _ in parts], axis=1)  # (snrs, clips, samples)
     labels = np.concatenate([l for _, l in parts])
     table = pd.DataFrame({"clip": test_ids, "label": labels, "split": "test"})
@@ -375,17 +383,11 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     return pd.DataFrame(rows)
 
 
-def _clips_at_snrs(population, clip_ids: list[int], snrs_db: list[float],
-                   worker: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _clips_at_snrs(population, snrs_db: list[float], clip_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Waveforms (snrs, clips, samples) and dialects of some clips, each synthesised once
-    (:func:`~wrenlib.surrogate.waveforms_at_snrs`; one worker process's share, or the caller's
-    work when not ``worker``)."""
-    import torch
-
+    (:func:`~wrenlib.surrogate.waveforms_at_snrs`; a share of :func:`~wrenlib.runtime.map_batches`)."""
     from .surrogate import plan_song, waveforms_at_snrs
 
-    if worker:  # one thread per worker process: the processes share the cores (never the caller's)
-        torch.set_num_threads(1)
     plans = [plan_song(population, i) for i in clip_ids]
     waves = np.stack([waveforms_at_snrs(plan, population.config, snrs_db) for plan in plans], axis=1)
     return waves, np.array([plan.dialect for plan in plans])
