@@ -212,3 +212,23 @@ def test_other_work_counts_the_rest_of_the_machine_not_this_process():
     assert beside.cores - own_work.cores > 0.6
     assert "other work keeping" in beside.note() and f"of its {os.cpu_count()} cores" in beside.note()
     assert own_work.cores < 0.5 and own_work.note(threshold=0.5) == ""
+
+
+def test_the_machine_names_its_processor_and_the_kernels_torch_runs(tmp_path, monkeypatch):
+    import torch
+
+    from wrenlib import bench
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD  EPYC 9B45\nflags\t: fpu\n"
+                       "processor\t: 1\nmodel name\t: AMD  EPYC 9B45\n")
+    assert bench.processor_name(cpuinfo) == "AMD EPYC 9B45"  # the first one, its spaces tidied
+    monkeypatch.setattr(bench.platform, "processor", lambda: "arm")
+    assert bench.processor_name(tmp_path / "missing") == "arm"  # no /proc/cpuinfo: what Python knows
+    monkeypatch.setattr(bench, "processor_name", lambda: "Test CPU 1")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    machine = bench.machine_description(torch.device("cpu"))["machine"]
+    assert machine == f"{bench.platform.machine()}, {os.cpu_count()} cores, Test CPU 1 (AVX2 kernels)"
+    monkeypatch.setattr(bench, "processor_name", lambda: "")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    assert bench.machine_description(torch.device("cpu"))["machine"] == f"{bench.platform.machine()}, {os.cpu_count()} cores"

@@ -152,14 +152,37 @@ class OtherWork:
                 f"(`make bench` times it alone)")
 
 
+def processor_name(cpuinfo: Path | str = "/proc/cpuinfo") -> str:
+    """The processor's name as the operating system reports it (Linux: ``model name`` in
+    ``/proc/cpuinfo``, else :func:`platform.processor`), or "" where it says nothing."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model") and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor().strip()
+
+
 def machine_description(device: Any = None) -> dict[str, Any]:
-    """Where a timing was taken: processor, cores, device, and the versions that matter."""
+    """Where a timing was taken: architecture, cores, processor and the vector instructions torch's
+    CPU kernels use on it (two 2-core machines of the same architecture can differ twofold: an
+    AVX-512 processor runs the book's convolutions much faster than an AVX2 one), device, and the
+    versions that matter."""
     import torch
 
     from .runtime import choose_device, describe_device
 
     device = device or choose_device()
-    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "device": describe_device(device),
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    processor = processor_name()
+    if processor:
+        machine += f", {processor}"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability and capability != "DEFAULT":
+        machine += f" ({capability} kernels)"
+    return {"machine": machine, "device": describe_device(device),
             "python": platform.python_version(), "torch": torch.__version__}
 
 
