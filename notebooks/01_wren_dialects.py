@@ -338,13 +338,19 @@ wrenlib.record_result(PROFILE, "chance_band_half_width", float(half_width))
 shared_at_chance = abs(ceilings["logistic regression, shared values only"] - 0.5) <= half_width
 wrenlib.record_result(PROFILE, "shared_features_at_chance", bool(shared_at_chance))
 glue("shared_verdict", Markdown("inside" if shared_at_chance else "**outside**"), display=False)
+regression_above = ceilings["logistic regression, diagnostic values"] > ideal_accuracy
+glue("ceiling_note", Markdown(
+    "The regression scores above the ideal observer here: the ideal observer is the best rule *in expectation*, "
+    f"and on {len(test)} test clips either accuracy can move by a few percent by chance, so a ceiling is a level "
+    "to compare with, not a bound no run can pass." if regression_above else
+    "Neither passes the ideal observer, as expected of the best rule in expectation."), display=False)
 
 # %% [markdown]
 # On the {glue:text}`n_clips` clips of this profile, the ideal observer reaches
 # {glue:text}`ideal_observer_accuracy:.1%` on the test birds and a regression on the diagnostic
 # values {glue:text}`diagnostic_features_logreg_accuracy:.1%`; on the shared values the regression
 # gets {glue:text}`shared_features_logreg_accuracy:.1%`, {glue:md}`shared_verdict` chance ± 1.96 standard errors
-# (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set).
+# (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set). {glue:md}`ceiling_note`
 #
 # ## The masks: where the dialect evidence is
 #

@@ -158,7 +158,7 @@ axes[0].grid(False)
 per_type = images.clips.iloc[test].assign(correct=correct).groupby("song_type")["correct"].agg(["mean", "sum", "count"])
 low, high = zip(*[(lambda ci: (ci.low, ci.high))(stats.binomtest(int(s), int(n)).proportion_ci(method="wilson"))
                   for s, n in zip(per_type["sum"], per_type["count"])])
-axes[1].bar(per_type.index, per_type["mean"], yerr=[per_type["mean"] - low, np.array(high) - per_type["mean"]],
+axes[1].bar(per_type.index, per_type["mean"], yerr=[per_type["mean"] - np.array(low), np.array(high) - per_type["mean"]],
             color=["#4c72b0" if t.startswith("E") else "#dd8452" for t in per_type.index], capsize=3)
 axes[1].set_ylim(0, 1.05)
 axes[1].set_ylabel("test accuracy")

@@ -154,14 +154,6 @@ wrenlib.record_result(PROFILE, "gradcam_mask_area_median", float(np.median(area)
 wrenlib.record_result(PROFILE, "gradcam_mass_over_area", float(np.nanmedian(mass) / np.median(area)))
 worst_zero = summary["all_zero_share"].idxmax()
 worst_share = summary.loc[worst_zero, "all_zero_share"]
-if worst_share >= 0.1:
-    zero_text = (f"For clips predicted {worst_zero}, {worst_share:.0%} of the maps are all zero: after the ReLU "
-                 "nothing is left.")
-else:
-    zero_text = (f"Here at most {worst_share:.0%} of the maps of either dialect are all zero, but the prototype of "
-                 "this book saw more than half of one dialect's maps vanish, and the layer table below shows it "
-                 "happening at earlier blocks.")
-glue("gradcam_zero_text", Markdown(zero_text), display=False)
 
 # %% [markdown]
 # **All-zero maps.** {glue:md}`gradcam_zero_text` An all-zero map is not a bug. The channel weights are
@@ -197,6 +189,17 @@ display(layers.style.format({"all-zero maps": "{:.0%}", "median relevance mass":
         .hide(axis="index"))
 wrenlib.record_result(PROFILE, "gradcam_layers", layers.set_index("block")[["all-zero maps", "median relevance mass"]]
                       .round(4).to_dict(orient="index"), glue=False)
+earlier = layers.loc[(layers["block"] < 5) & (layers["all-zero maps"] > 0), "block"].astype(int).tolist()
+if worst_share >= 0.1:
+    zero_text = (f"For clips predicted {worst_zero}, {worst_share:.0%} of the maps are all zero: after the ReLU "
+                 "nothing is left.")
+else:
+    zero_text = ((f"Here at most {worst_share:.0%} of the maps of either dialect are all zero" if worst_share > 0
+                  else "Here no map of the last block is all zero")
+                 + ", but the prototype of this book saw more than half of one dialect's maps vanish"
+                 + (f", and the layer table below shows it happening at block{'s' if len(earlier) > 1 else ''} "
+                    f"{' and '.join(map(str, sorted(earlier)))}." if earlier else "."))
+glue("gradcam_zero_text", Markdown(zero_text), display=False)
 best = layers.loc[layers["median relevance mass"].idxmax()]
 glue("gradcam_best_block", int(best["block"]), display=False)
 glue("gradcam_best_mass", f"{best['median relevance mass']:.1%}", display=False)

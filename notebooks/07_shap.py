@@ -210,13 +210,22 @@ slope = np.polyfit(by_references["references"], by_references["seconds per image
 size_ratio = by_size["seconds per image"].iloc[-1] / by_size["seconds per image"].iloc[0]
 wrenlib.record_result(PROFILE, "shap_seconds_per_reference", float(slope))
 wrenlib.record_result(PROFILE, "shap_cost_ratio_paper_size_vs_quick_size", float(size_ratio))
+pixel_ratio = by_size["pixels"].iloc[-1] / by_size["pixels"].iloc[0]
+if size_ratio < 0.85 * pixel_ratio:
+    size_verdict = (f"less than {pixel_ratio:.0f}, because at the small size the fixed cost of each call (Python, "
+                    "hooks, the explainer's bookkeeping) weighs more")
+elif size_ratio > 1.15 * pixel_ratio:
+    size_verdict = f"more than {pixel_ratio:.0f}: per pixel, the paper's size costs more than the small one"
+else:
+    size_verdict = f"about in proportion to the {pixel_ratio:.0f} times the pixels"
+glue("shap_size_verdict", size_verdict, display=False)
 
 # %% [markdown]
 # Each added reference costs about {glue:text}`shap_seconds_per_reference:.2f` s per image: the
 # deep explainer runs one forward and one backward pass per reference. Going from 120 × 240 to
 # the paper's 480 × 960 (16 times the pixels) multiplies the time by
-# {glue:text}`shap_cost_ratio_paper_size_vs_quick_size:.1f` on this machine — less than 16,
-# because at the small size the fixed cost of each call weighs more. Both make the paper's
+# {glue:text}`shap_cost_ratio_paper_size_vs_quick_size:.1f` on this machine —
+# {glue:text}`shap_size_verdict`. Both make the paper's
 # "expensive": the cost grows with references and with pixels, and a reference set that covers
 # the song types of both dialects needs tens of images.
 #
@@ -263,6 +272,9 @@ for row in paper_size.itertuples():
 for row in costs.itertuples():
     wrenlib.record_result(PROFILE, f"cost_forward_equivalents_{row.method.lower().replace('-', '')}",
                           float(row.forward_pass_equivalents))
+shap_cost = costs.set_index("method").loc[METHOD_TITLES["shap"]]
+wrenlib.record_result(PROFILE, "cost_forward_equivalents_shap_per_reference",
+                      float(shap_cost.forward_pass_equivalents / settings.n_background))
 overheads = costs.set_index("method")["overhead_share"].dropna()
 for method, share in overheads.items():
     wrenlib.record_result(PROFILE, f"overhead_share_{method.lower()}", float(share))
@@ -272,8 +284,11 @@ glue("overhead_verdict", Markdown(
     display=False)
 
 # %% [markdown]
-# Grad-CAM costs about a forward and a backward pass; DeepLIFT a few; SHAP's deep explainer a
-# few per reference; LIME one forward pass per perturbation — its cost is its sample budget. The
+# Grad-CAM costs about {glue:text}`cost_forward_equivalents_gradcam:.0f` forward passes (one
+# forward and one backward pass); DeepLIFT {glue:text}`cost_forward_equivalents_deeplift:.0f`, one
+# backward pass of its own rules through hooks on every layer; SHAP's deep explainer
+# {glue:text}`cost_forward_equivalents_shap_per_reference:.0f` per reference; LIME one forward pass
+# per perturbation plus its segmentation and regression — its cost is its sample budget. The
 # time LIME and SHAP spend outside the network (LIME {glue:text}`overhead_share_lime:.0%`, SHAP
 # {glue:text}`overhead_share_shap:.0%`) is {glue:md}`overhead_verdict`.
 #

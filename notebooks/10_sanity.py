@@ -14,9 +14,8 @@
 # %% [markdown]
 # # Sanity and faithfulness: do the maps explain the model?
 #
-# Chapter 08 scored every map against the diagnostic mask and ended on a warning: the image
-# itself, used as a map, scored as well as the best method, and DeepLIFT on an *untrained*
-# network landed on the evidence nearly as often as on the trained one. A map can look right and
+# Chapter 08 scored every map against the diagnostic mask and ended on a warning:
+# {glue:md}`chapter08_warning`. A map can look right and
 # still not depend on the model. Real recordings have no mask at all. So this chapter asks the
 # model instead of the mask, with three checks:
 #
@@ -85,6 +84,16 @@ from wrenlib.widgets import clip_label, randomisation_browser, randomisation_fig
 
 profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 TITLES = list(METHOD_TITLES.values())
+scores = wrenlib.read_results(PROFILE)  # chapter 08's, for the opening paragraph
+auc = {title: scores[f"score_{method}_mask_auc"] for method, title in METHOD_TITLES.items()}
+best = max(auc, key=auc.get)
+image_auc = scores["score_reference_the_image_mask_auc"]
+untrained, trained = (scores[f"score_{name}_relevance_mass"] for name in ("reference_untrained_deeplift", "deeplift"))
+glue("chapter08_warning", Markdown(
+    f"the image itself, used as a map, reached a mask AUC of {image_auc:.2f}, "
+    + ("above" if image_auc > auc[best] else "level with" if image_auc == auc[best]
+       else "not far below" if image_auc >= auc[best] - 0.1 else "below") + f" the best method's {auc[best]:.2f} ({best}), and DeepLIFT on an *untrained* network put "
+    f"{untrained:.0%} of its relevance on the evidence against {trained:.0%} for the trained one"), display=False)
 
 
 def cached(indices):
@@ -249,9 +258,11 @@ glue("beat_random", Markdown(", ".join(beat_random) if beat_random else "none of
 #
 # (`wrenlib.faithfulness.randomised_models`, which never touches the trained model.) How similar
 # two maps are is measured by Spearman's rank correlation — but **on the song's pixels only**.
-# Most of a spectrogram is empty page: there a reference-based map (DeepLIFT, SHAP) is exactly 0
-# for *any* weights, and a correlation over all pixels would stay near 1 for that reason alone.
-# SSIM, a measure of local structure, is shown on the whole map.
+# Most of a spectrogram is empty page: there DeepLIFT's map is exactly 0 for *any* weights (its
+# reference is the empty page, and a pixel equal to its reference gets nothing), so a correlation
+# over all pixels would stay near 1 for that reason alone. SHAP, whose references are songs, has
+# no such zeros, but every map is compared on the same pixels. SSIM, a measure of local
+# structure, is shown on the whole map.
 
 # %% tags=["hide-input"]
 positions = np.concatenate([np.flatnonzero(images.labels[test_clips] == label)[:profile.sanity_clips // 2]

@@ -92,7 +92,7 @@ CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
 
 
 # Chapters that never run side by side, whatever their prerequisites: 03 and 07 each time the
-# paper's 480 x 960 network (its training step, the four explainers), 2-3 GiB of memory at the peak;
+# paper's 480 x 960 network (its training step, the four explainers), 3-4.5 GiB of memory at the peak (quick profile);
 # together they would pass the quick profile's 6 GiB, and each would time the other's work.
 RUN_APART: tuple[frozenset[str], ...] = (frozenset({"03", "07"}),)
 

@@ -9,6 +9,7 @@ same thing everywhere. The STFT is torch's, batched, and runs on the GPU when gi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +88,10 @@ def stft_power(
     gives a tensor out on the tensor's device.
     """
     as_numpy = not isinstance(waveforms, torch.Tensor)
-    signal = torch.as_tensor(np.asarray(waveforms, dtype=np.float32) if as_numpy else waveforms,
-                             device=device)
+    with warnings.catch_warnings():  # a read-only array (a cache opened as a memory map) is only read here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        signal = torch.as_tensor(np.asarray(waveforms, dtype=np.float32) if as_numpy else waveforms,
+                                 device=device)
     shape = signal.shape
     spectrum = torch.stft(
         signal.reshape(-1, shape[-1]).float(),
