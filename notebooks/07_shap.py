@@ -44,11 +44,13 @@ from myst_nb import glue
 import wrenlib
 from wrenlib.explain import (
     METHOD_TITLES,
+    SHAP_BYTES_PER_REFERENCE_PIXEL,
     ShapSettings,
     benchmark_explainers,
     explain,
     explain_dataset,
     explained_clips,
+    images_per_call,
     shap_references,
     split_standardisation,
 )
@@ -219,6 +221,14 @@ elif size_ratio > 1.15 * pixel_ratio:
 else:
     size_verdict = f"about in proportion to the {pixel_ratio:.0f} times the pixels"
 glue("shap_size_verdict", size_verdict, display=False)
+paper_pixels = 480 * 960
+glue("shap_gib_per_reference", f"{SHAP_BYTES_PER_REFERENCE_PIXEL * paper_pixels / 2**30:.2f}", display=False)
+full_references = wrenlib.get_profile("full").shap_background
+glue("shap_full_references", full_references, display=False)
+glue("shap_gib_full_budget", f"{SHAP_BYTES_PER_REFERENCE_PIXEL * paper_pixels * full_references / 2**30:.0f}",
+     display=False)
+glue("shap_references_per_call_here", images_per_call(paper_pixels, SHAP_BYTES_PER_REFERENCE_PIXEL, device),
+     display=False)
 
 # %% [markdown]
 # Each added reference costs about {glue:text}`shap_seconds_per_reference:.2f` s per image: the
@@ -228,6 +238,16 @@ glue("shap_size_verdict", size_verdict, display=False)
 # {glue:text}`shap_size_verdict`. Both make the paper's
 # "expensive": the cost grows with references and with pixels, and a reference set that covers
 # the song types of both dialects needs tens of images.
+#
+# Memory grows the same way. The deep explainer runs the explained image beside every reference,
+# forward and backward, so one call holds the activations of all of them: at 480 × 960 about
+# {glue:text}`shap_gib_per_reference` GiB per reference (`make bench` measures it), and
+# {glue:text}`shap_gib_full_budget` GiB for the `full` profile's
+# {glue:text}`shap_full_references`. Since an attribution against
+# a set of references is the mean of the attributions against each, `wrenlib.explain` splits the
+# references into groups that fit the machine and averages the groups' maps, weighted by their
+# sizes — the same map up to rounding. On this machine a call at the paper's size takes up to
+# {glue:text}`shap_references_per_call_here` references (`wrenlib.explain.images_per_call`).
 #
 # ## Right and wrong answers, both dialects
 

@@ -126,13 +126,16 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     kept.mkdir()
     (kept / "synth.json").write_text(json.dumps({"machine": "x86_64, 2 cores", "device": "cpu (2 threads, 2 cores)",
                                                  "finished": "2026-11-26 15:00 UTC", "results": [
-        {"benchmark": "training at 120 x 240", "processes": 1, "clips": 64, "clips_per_second": 110.5}]}))
+        {"benchmark": "training at 120 x 240", "processes": 1, "clips": 64, "clips_per_second": 110.5}],
+        "memory": [{"method": "shap", "image": "480 x 960", "per": "reference", "GiB per unit": 0.564,
+                    "bytes per pixel": 1313, "constant (bytes per pixel)": 1300}]}))
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     text = page.read_text()
     assert "has not been run on this machine" in text
     assert ("Kept in `book/benchmarks/bench-cpu` (`wrenlib bench --out book/benchmarks/bench-cpu`):" in text
             and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC." in text
             and "| training at 120 x 240 | 1 | 64 | 110.5 | — |" in text)
+    assert "| SHAP | 480 x 960 | reference | 0.564 | 1313 | 1300 |" in text  # the memory rows, beside the constant
 
 
 def test_child_process_usage_sees_a_child_that_holds_memory_and_works():
@@ -232,3 +235,18 @@ def test_the_machine_names_its_processor_and_the_kernels_torch_runs(tmp_path, mo
     monkeypatch.setattr(bench, "processor_name", lambda: "")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
     assert bench.machine_description(torch.device("cpu"))["machine"] == f"{bench.platform.machine()}, {os.cpu_count()} cores"
+
+
+def test_the_explainer_memory_probe_measures_its_own_call_not_its_parent():
+    """Each probe runs in a fresh interpreter started by a process that already holds a large
+    peak (as `make bench` does by then): the probe must still see one more reference or image cost
+    memory (a peak that carried over from the parent would difference to 0)."""
+    import numpy as np
+
+    from wrenlib.bench import explainer_memory
+
+    held = np.ones(2**30 // 8)  # 1 GiB in the parent while the probes run
+    rows = {row["method"]: row for row in explainer_memory((120, 240), (1, 9))}
+    assert held[0] == 1 and set(rows) == {"deeplift", "shap"}
+    for row in rows.values():
+        assert row["bytes per pixel"] > 0.3 * row["constant (bytes per pixel)"]  # 8 more: 150-600 MiB

@@ -360,3 +360,52 @@ def test_map_correlation_is_pearson_per_pair():
     np.testing.assert_allclose(r[:2], [1.0, -1.0])
     assert r[2] == pytest.approx(np.corrcoef(a[2].ravel(), b[2].ravel())[0, 1])
     assert np.isnan(map_correlation(np.ones((1, 2, 2)), a[:1, :2, :2])[0])
+
+
+def test_shap_and_deeplift_split_into_calls_give_the_same_maps(small_cnn, monkeypatch):
+    """A machine short of memory runs DeepExplainer's references in groups and DeepLIFT's images in
+    smaller batches: the maps, and SHAP's additivity gap, are those of one call; a wrong weighting of
+    the groups (or a dropped group) would move them."""
+    import wrenlib.explain as explain_module
+
+    rng = np.random.default_rng(5)
+    images, references = rng.random((3, 32, 64), dtype=np.float32), rng.random((8, 32, 64), dtype=np.float32)
+    shap_settings = explain_module.ShapSettings(n_background=8)
+    whole = {m: explain(small_cnn, images, m, settings=shap_settings if m == "shap" else None,
+                        references=references if m == "shap" else None) for m in ("shap", "deeplift")}
+    calls = []
+    def per_call(pixels, bytes_per_pixel, device="cpu"):  # references in groups of 3, 3 and 2; images in 2 and 1
+        calls.append(bytes_per_pixel)
+        return 3 if bytes_per_pixel == explain_module.SHAP_BYTES_PER_REFERENCE_PIXEL else 2
+
+    monkeypatch.setattr(explain_module, "images_per_call", per_call)
+    split = {m: explain(small_cnn, images, m, settings=shap_settings if m == "shap" else None,
+                        references=references if m == "shap" else None) for m in ("shap", "deeplift")}
+    assert len(calls) == 2  # each method asked once
+    for method in ("shap", "deeplift"):
+        scale = np.abs(whole[method].maps).max()
+        np.testing.assert_allclose(split[method].maps, whole[method].maps, atol=1e-5 * scale)
+    gap = np.abs(whole["shap"].extras["convergence_delta"]).max()
+    np.testing.assert_allclose(split["shap"].extras["convergence_delta"], whole["shap"].extras["convergence_delta"],
+                               atol=max(10 * gap, 1e-5 * scale))
+
+
+def test_the_paper_size_is_split_to_fit_the_machine_and_the_quick_size_is_not(monkeypatch):
+    from types import SimpleNamespace
+
+    import psutil
+
+    import wrenlib.explain as explain_module
+
+    paper, quick = 480 * 960, 120 * 240
+    shap_bytes, deeplift_bytes = explain_module.SHAP_BYTES_PER_REFERENCE_PIXEL, explain_module.DEEPLIFT_BYTES_PER_IMAGE_PIXEL
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=24 * 2**30))
+    per_call = explain_module.images_per_call(paper, shap_bytes, "cpu")
+    assert 6 <= per_call <= 16 and per_call * paper * shap_bytes <= 0.25 * 24 * 2**30  # 64 references: 4-11 calls
+    assert explain_module.images_per_call(paper, deeplift_bytes, "cpu") < 16  # the book's batch of 16 is cut
+    assert explain_module.images_per_call(quick, shap_bytes, "cpu") >= 64  # the quick profile: one call
+    assert explain_module.images_per_call(quick, deeplift_bytes, "cpu") >= 16
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=2**30))
+    assert explain_module.images_per_call(paper, shap_bytes, "cpu") == 1  # never fewer than one
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 * 2**30))
+    assert explain_module.images_per_call(paper, shap_bytes, "cuda") >= 64  # an 80 GiB GPU: one call, as before

@@ -346,6 +346,56 @@ def trainings_per_job(profile: str) -> dict[str, int]:
     return {**{preparation.name: 1 for preparation in book_preparations(profile)}, "12_your_recordings": 1}
 
 
+# One explainer call in a fresh interpreter (so its peak resident size is its own), in one piece
+_MEMORY_PROBE = """
+import sys
+import numpy as np, torch
+import wrenlib.explain as explain
+from wrenlib.model import DialectCNN, ModelConfig
+method, count, height, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+explain.images_per_call = lambda *args, **kwargs: 10**9  # one call: the memory of one call is measured
+torch.manual_seed(0)
+model = DialectCNN(ModelConfig(height, width)).eval()
+rng = np.random.default_rng(0)
+images = rng.random((count if method == "deeplift" else 1, height, width), dtype=np.float32)
+references = rng.random((count, height, width), dtype=np.float32) if method == "shap" else None
+settings = explain.ShapSettings(n_background=count) if method == "shap" else None
+explain.explain(model, images, method, settings=settings, references=references, device="cpu",
+                batch_size=len(images), progress=False)
+# the high-water mark of this program's own memory (VmHWM starts afresh at exec; ru_maxrss would
+# carry over the peak of the process that started it)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+def explainer_memory(size: tuple[int, int] = (480, 960), counts: tuple[int, int] = (1, 3)) -> list[dict[str, Any]]:
+    """The memory one more explained image costs DeepLIFT, and one more reference costs SHAP's deep
+    explainer, at ``size`` on the CPU: the peak resident size of one call with ``counts[1]`` and
+    with ``counts[0]`` of them, each in a fresh interpreter, differenced (what the two calls share,
+    the imports and the network, cancels). Beside it, the constant
+    :func:`wrenlib.explain.images_per_call` splits the work by, so ``make bench`` checks it."""
+    import subprocess
+
+    from .explain import DEEPLIFT_BYTES_PER_IMAGE_PIXEL, SHAP_BYTES_PER_REFERENCE_PIXEL
+
+    if sys.platform != "linux":
+        return []  # the probe reads /proc/self/status
+    pixels = size[0] * size[1]
+    rows = []
+    for method, unit, constant in (("deeplift", "explained image", DEEPLIFT_BYTES_PER_IMAGE_PIXEL),
+                                   ("shap", "reference", SHAP_BYTES_PER_REFERENCE_PIXEL)):
+        peaks = []
+        for count in counts:
+            done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, method, str(count), *map(str, size)],
+                                  capture_output=True, text=True, check=True)
+            peaks.append(int(done.stdout.split()[-1]) * 1024)
+        per_unit = (peaks[1] - peaks[0]) / (counts[1] - counts[0])
+        rows.append({"method": method, "image": f"{size[0]} x {size[1]}", "per": unit,
+                     "GiB per unit": round(per_unit / 2**30, 3), "bytes per pixel": round(per_unit / pixels),
+                     "constant (bytes per pixel)": constant})
+    return rows
+
+
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
@@ -373,6 +423,16 @@ def _bench_tables(folder: Path) -> list[str]:
                  "budget": r.budget, "seconds per image": f"{r.seconds_per_image:.3f}",
                  "forward passes": f"{r.forward_pass_equivalents:.1f}"} for r in table.itertuples()]
         lines += _markdown_table(rows, ["method", "image", "budget", "seconds per image", "forward passes"])
+    memory = report.get("memory")
+    if memory:
+        from .explain import METHOD_TITLES
+
+        lines += ["", "Memory of one more explained image (DeepLIFT) or reference (SHAP) in one call, on the CPU "
+                      "(`wrenlib.bench.explainer_memory`), beside the constant `wrenlib.explain.images_per_call` "
+                      "splits their work by:", ""]
+        rows = [{**row, "method": METHOD_TITLES.get(row["method"], row["method"])} for row in memory]
+        lines += _markdown_table(rows, ["method", "image", "per", "GiB per unit", "bytes per pixel",
+                                        "constant (bytes per pixel)"])
     return lines
 
 

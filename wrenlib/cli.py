@@ -393,17 +393,21 @@ def bench(out: Path, n_clips: int = 96) -> dict:
         benchmark_explainers((480, 960), n_images=1, batch_size=1, lime_samples=32, shap_background=2,
                              device=choose_device()),
     ], ignore_index=True)
-    from .bench import machine_description
+    from .bench import explainer_memory, machine_description
 
     from datetime import datetime, timezone
 
+    memory = explainer_memory()
     report = {**machine_description(), "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "results": rows}
+              "results": rows, "memory": memory}
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.json").write_text(json.dumps(report, indent=2))
     explainers.to_csv(out / "explainers.csv", index=False)
     for row in rows:
         print(f"{row['benchmark']}: {row['processes']} process(es): {row['clips_per_second']} clips/s")
+    for row in memory:
+        print(f"{METHOD_TITLES[row['method']]} at {row['image']}: {row['GiB per unit']} GiB per {row['per']} "
+              f"({row['bytes per pixel']} bytes per pixel; images_per_call assumes {row['constant (bytes per pixel)']})")
     for row in explainers.itertuples():
         outside = "" if np.isnan(row.overhead_share) else f"; {row.overhead_share:.0%} of it outside the network"
         print(f"{METHOD_TITLES[row.method]} at {row.image_height_px} x {row.image_width_px} ({row.budget}): "

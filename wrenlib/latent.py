@@ -12,9 +12,10 @@ Embeddings (:func:`embed`) are t-SNE and PCA of the *standardised* features (sci
 fire stay 0). The number of clusters (:func:`choose_clusters`) is chosen without the true labels,
 by the silhouette score (or, for a Gaussian mixture on request, the BIC). How well clusters
 recover the true song types is the adjusted Rand index and the adjusted mutual information
-(:func:`cluster_agreement`); how well t-SNE keeps neighbours, its trustworthiness (:func:`embedding_quality`). Whether explanations
-agree more inside a cluster than across clusters of the same dialect is a permutation test
-(:func:`cluster_consistency`). Every algorithm is scikit-learn's; this module adds the choices.
+(:func:`cluster_agreement`); how well t-SNE keeps neighbours, its trustworthiness
+(:func:`embedding_quality`). Whether explanations agree more inside a cluster than across
+clusters of the same dialect is a permutation test (:func:`cluster_consistency`). Every algorithm
+is scikit-learn's; this module adds the choices.
 """
 
 from __future__ import annotations

@@ -58,13 +58,14 @@ PROFILES: dict[str, Profile] = {
         clips_per_individual=6,
         image_height_px=120,
         image_width_px=240,
-        # the book's six CNNs (seed 0; chapters 03, 10, 11, 12): none beat its best after 3 more epochs,
-        # so 3 trains the same models as 4 did, one epoch sooner each
+        # the book's six CNNs (seed 0; chapters 03, 10, 11, 12), on the machine that chose it: none beat
+        # its best after 3 more epochs, so 3 trained the same models as 4 did, one epoch sooner each
         patience=3,
-        # CI time: four of the six stop by themselves within 12 epochs (the mixed set's, its second
-        # initialisation, the confounded set's and chapter 12's, the same models as with no cap);
-        # the black and white sets' keep their best of 12 (95 % and 97 % on validation) instead of
-        # epochs 15 and 14 (97 % and 96 %) and take 5-6 epochs less
+        # CI time: on the machine that chose it (2 cores; its processor was not recorded), four of
+        # the six stopped by themselves within 12 epochs (the same models as with no cap) and the
+        # black and white sets' kept their best of 12 (95 % and 97 % on validation) instead of
+        # epochs 15 and 14 (97 % and 96 %), 5-6 epochs less; another processor trains other
+        # trajectories from the same seed (troubleshooting page), so these counts are that machine's
         max_epochs=12,
     ),
     "full": Profile(
