@@ -590,7 +590,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         lines += _bench_tables(Path(bench))
     else:
         lines += ["`make bench` has not been run on this machine (`artifacts/bench/` is empty); it times the "
-                  "generator, the front end, a training step and every explainer side by side, and this page "
+                  "generator, the front end, a training step and every explainer side by side, measures the memory "
+                  "DeepLIFT and SHAP take per image and reference, and this page "
                   "shows its table after the next `make execute`."]
     for synth in kept:
         kept_in = f"book/benchmarks/{synth.parent.name}"
