@@ -240,10 +240,11 @@ glue("shap_references_per_call_here", images_per_call(paper_pixels, SHAP_BYTES_P
 # the song types of both dialects needs tens of images.
 #
 # Memory grows the same way. The deep explainer runs the explained image beside every reference,
-# forward and backward, so one call holds the activations of all of them: at 480 × 960 about
-# {glue:text}`shap_gib_per_reference` GiB per reference (`make bench` measures it), and
+# forward and backward, so one call holds the activations of all of them: at 480 × 960 up to
+# {glue:text}`shap_gib_per_reference` GiB per reference (rounded up from what `make bench`
+# measures), and
 # {glue:text}`shap_gib_full_budget` GiB for the `full` profile's
-# {glue:text}`shap_full_references`. Since an attribution against
+# {glue:text}`shap_full_references` references. Since an attribution against
 # a set of references is the mean of the attributions against each, `wrenlib.explain` splits the
 # references into groups that fit the machine and averages the groups' maps, weighted by their
 # sizes — the same map up to rounding. On this machine a call at the paper's size takes up to

@@ -65,8 +65,10 @@ CONFOUND = Confound()  # the source, tied to the Mexican dialect; strengths vary
 surrogate = load_surrogate_dataset(PROFILE, seed=SEED)
 print(f"profile {profile.name!r}: strengths {', '.join(f'{s:g}' for s in STRENGTHS)}; "
       f"device {wrenlib.describe_device(device)}")
-glue("confound_strengths_text", f"strength{'s' if len(STRENGTHS) > 1 else ''} "
-     + " and ".join(f"{s:g}" for s in STRENGTHS) + f" in profile '{PROFILE}'", display=False)
+named = [f"{s:g}" for s in STRENGTHS]
+glue("confound_strengths_text", f"strength{'s' if len(named) > 1 else ''} "
+     + (", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]) + f" in profile '{PROFILE}'",
+     display=False)
 
 # %% [markdown]
 # ## 1. The source
@@ -160,6 +162,9 @@ glue("shortcut_reading", Markdown(
     if rewarded else "Here the shortcut did not pay on the confounded split itself."), display=False)
 glue("reliance_from", Markdown(f"from strength **{min(relied):g}** on" if relied else
                                "at no strength tested"), display=False)
+glue("reliance_clause", Markdown(f"which showed the model relying on the source from strength **{min(relied):g}** on"
+                                 if relied else "which showed no reliance on the source at any strength tested"),
+     display=False)
 
 # %% [markdown]
 # At full strength the model scores {glue:text}`acc_confounded` on its own test split —
@@ -240,8 +245,7 @@ plt.show()
 # The rule, written in the code below: a map **warns** at strength s when its share on the
 # source is above both the clean model's share (s = 0) and the share the image itself puts
 # there, with the 95 % intervals apart. The earliest strength at which each map warns, to be
-# read beside the flipped accuracy of section 2, which showed the model relying on the source
-# {glue:md}`reliance_from`:
+# read beside the flipped accuracy of section 2, {glue:md}`reliance_clause`:
 
 # %% tags=["hide-input"]
 source_share = summary[summary["score"] == "on the source"].set_index(["map", "strength"])

@@ -272,8 +272,8 @@ def listed(names: list[str]) -> str:
 glue("beats_image", Markdown(listed(beats_image) if beats_image else "**no map**"), display=False)
 others = [name for name in maps if name not in beats_image and name not in lower_only]
 glue("lower_only", Markdown(
-    f"{listed(lower_only)} {'was' if len(lower_only) == 1 else 'were'} lower on average, but not beyond the "
-    "intervals: not a difference this many clips can show." if lower_only
+    f"{listed(lower_only)} {'was' if len(lower_only) == 1 else 'were'} lower on average, but with overlapping "
+    "intervals: a difference these clips do not show." if lower_only
     else f"The rest ({listed(others)}) did no better than the image on average." if others
     else "That is every map."), display=False)
 glue("image_area", f"{areas['reference: the image']:.2f}", display=False)

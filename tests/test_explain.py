@@ -409,3 +409,30 @@ def test_the_paper_size_is_split_to_fit_the_machine_and_the_quick_size_is_not(mo
     assert explain_module.images_per_call(paper, shap_bytes, "cpu") == 1  # never fewer than one
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 * 2**30))
     assert explain_module.images_per_call(paper, shap_bytes, "cuda") >= 64  # an 80 GiB GPU: one call, as before
+
+
+def test_reference_groups_that_rank_the_outputs_differently_still_explain_the_first_groups_output():
+    """Each DeepExplainer call ranks the outputs itself; where a group's ranking differs (a near-tie
+    on a GPU), that group must explain the first group's output, not mix two outputs."""
+    from wrenlib.explain import _ChunkedDeepExplainer
+
+    rng = np.random.default_rng(0)
+    every = [rng.normal(size=(2, 1, 3, 4, 2)) for _ in range(2)]  # per group: (images, channel, H, W, outputs)
+    ranks = [np.array([[0], [1]]), np.array([[1], [1]])]  # the second group flips the first image's output
+
+    class Group:
+        def __init__(self, values, order):
+            self.values, self.order = values, order
+
+        def shap_values(self, inputs, ranked_outputs=None, output_rank_order="max", check_additivity=False):
+            if ranked_outputs is None:
+                return self.values
+            return np.stack([np.take(self.values[i], self.order[i], axis=-1) for i in range(2)]), self.order
+
+    chunked = _ChunkedDeepExplainer.__new__(_ChunkedDeepExplainer)
+    chunked.weights, chunked.explainers = [0.75, 0.25], [Group(v, r) for v, r in zip(every, ranks)]
+    values, order = chunked.shap_values(None, ranked_outputs=1, output_rank_order="max", check_additivity=False)
+    np.testing.assert_array_equal(order, ranks[0])
+    expected = sum(w * np.stack([np.take(v[i], ranks[0][i], axis=-1) for i in range(2)])
+                   for w, v in zip(chunked.weights, every))
+    np.testing.assert_allclose(values, expected)

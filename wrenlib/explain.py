@@ -427,11 +427,13 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
 
 
 # Memory per image and pixel of the two explainers that hold a whole network's activations for
-# backward passes (measured with the paper's CNN in float32 at 480 x 960, on a CPU; the H200's
-# stage timings agree): DeepLIFT runs each explained image beside its baseline, 0.71 GiB per
-# image; DeepExplainer runs it beside every reference, 0.55 GiB per reference
-DEEPLIFT_BYTES_PER_IMAGE_PIXEL = 1650
-SHAP_BYTES_PER_REFERENCE_PIXEL = 1300
+# backward passes, rounded up from what `make bench` measured with the paper's CNN in float32 at
+# 480 x 960 on a CPU (DeepLIFT 1,583-1,704 bytes per pixel, SHAP 1,280-1,365; the H200 record's
+# peak GPU memory agrees: 35.6 GiB for 64 SHAP references, 12.9 GiB for 16 DeepLIFT images).
+# DeepLIFT runs each explained image beside its baseline: 0.75 GiB per image at 480 x 960;
+# DeepExplainer runs it beside every reference: 0.6 GiB per reference
+DEEPLIFT_BYTES_PER_IMAGE_PIXEL = 1750
+SHAP_BYTES_PER_REFERENCE_PIXEL = 1400
 
 
 def images_per_call(pixels: int, bytes_per_pixel: int, device: torch.device | str = "cpu") -> int:
@@ -439,8 +441,9 @@ def images_per_call(pixels: int, bytes_per_pixel: int, device: torch.device | st
     images of ``pixels`` pixels: half a GPU's memory, or a quarter of a CPU machine's (two
     chapters may run side by side), over the measured cost of one. At the quick profile's
     120 x 240 nothing is split; at the full profile's 480 x 960 the 64 SHAP references need about
-    36 GiB in one call: one call on an 80 GiB GPU, about ten on a 24 GiB CPU machine. The rule reads
-    the machine's total memory, not what is free, so a machine always splits the same way."""
+    36 GiB in one call: one call on an 80 GiB GPU, groups of 9 (eight calls) on a 24 GiB CPU
+    machine. The rule reads the machine's total memory, not what is free, so a machine always
+    splits the same way."""
     device = torch.device(device)
     if device.type == "cuda":
         total, share = torch.cuda.get_device_properties(device).total_memory, 0.5
@@ -474,9 +477,14 @@ class _ChunkedDeepExplainer:
             result = explainer.shap_values(inputs, **options)
             values, order = (result[0], np.asarray(result[1].cpu() if torch.is_tensor(result[1]) else result[1])) \
                 if ranked else (result, None)
-            if ranks is not None and not np.array_equal(order, ranks):  # the model's outputs decide: never differs
-                raise RuntimeError("the reference groups ranked the outputs differently")
-            ranks = order
+            if ranks is None:
+                ranks = order
+            elif ranked and not np.array_equal(order, ranks):
+                # each call ranks the outputs itself; a near-tie that a GPU's kernels order differently
+                # would mix outputs, so this group explains every output and keeps the first group's
+                options = {k: v for k, v in options.items() if k not in ("ranked_outputs", "output_rank_order")}
+                every = np.asarray(explainer.shap_values(inputs, **options))  # (n, ..., outputs)
+                values = np.stack([np.take(every[i], ranks[i], axis=-1) for i in range(len(ranks))])
             total = weight * np.asarray(values) if total is None else total + weight * np.asarray(values)
         return (total, ranks) if ranked else total
 
@@ -780,10 +788,12 @@ def benchmark_explainers(image_size: tuple[int, int], methods: tuple[str, ...] =
       by ``batch_size``, the best of at least three runs;
     - ``seconds_per_image``: :func:`explain` on ``n_images`` images divided by ``n_images``, the
       best of ``repeats`` runs; ``forward_pass_equivalents`` is the ratio of the two. Grad-CAM and
-      DeepLIFT run batches of min(``n_images``, ``batch_size``) images, so only with ``n_images``
-      >= ``batch_size`` do they run the forward pass's batches (on a CPU a large image can cost
-      more per image in a larger batch); LIME evaluates its samples in batches of its own
-      (``LimeSettings.batch_size``) and DeepExplainer in batches of 2 x ``shap_background``;
+      DeepLIFT run batches of min(``n_images``, ``batch_size``) images (DeepLIFT also at most
+      :func:`images_per_call`), so only with ``n_images`` >= ``batch_size`` do they run the
+      forward pass's batches (on a CPU a large image can cost more per image in a larger batch);
+      LIME evaluates its samples in batches of its own (``LimeSettings.batch_size``) and
+      DeepExplainer in batches of 2 x ``shap_background`` (references in groups of at most
+      :func:`images_per_call`);
     - ``overhead_share``, the share of the explanation time spent outside the network itself:
       for LIME and SHAP measured, 1 - ``extras["model_time_share"]``: the network's forward and
       backward passes are timed as they happen (for SHAP the backward pass includes
