@@ -175,9 +175,9 @@ plt.show()
 # {glue:text}`lime_seed_agreement_spearman:.2f`: much of a LIME map at this budget is sampling
 # noise. More samples average it down (the `full` profile uses the paper's 1,000), though a
 # single clip and two seeds, as in the exercise below, are too few to show that reliably;
-# chapter 10 measures stability for every method on several clips. The library version is captum's `Lime`, which batches
-# the perturbations on the model's device; the `lime` package does the same job with a
-# per-sample Python loop. Both were timed on this clip:
+# chapter 10 measures stability for every method on several clips. The library version is
+# captum's `Lime`, which batches the perturbations on the model's device; the `lime` package
+# does the same job with a per-sample Python loop. Both were timed on this clip:
 
 # %% tags=["hide-input"]
 from lime import lime_image

@@ -221,9 +221,10 @@ elif size_ratio > 1.15 * pixel_ratio:
 else:
     size_verdict = f"about in proportion to the {pixel_ratio:.0f} times the pixels"
 glue("shap_size_verdict", size_verdict, display=False)
-paper_pixels = 480 * 960
+full = wrenlib.get_profile("full")
+paper_pixels = full.image_height_px * full.image_width_px
 glue("shap_gib_per_reference", f"{SHAP_BYTES_PER_REFERENCE_PIXEL * paper_pixels / 2**30:.2f}", display=False)
-full_references = wrenlib.get_profile("full").shap_background
+full_references = full.shap_background
 glue("shap_full_references", full_references, display=False)
 glue("shap_gib_full_budget", f"{SHAP_BYTES_PER_REFERENCE_PIXEL * paper_pixels * full_references / 2**30:.0f}",
      display=False)

@@ -52,7 +52,7 @@ from wrenlib.confound import Confound, add_confound, confound_experiment
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.ensembles import book_ensembles
 from wrenlib.explain import METHOD_TITLES, REFERENCE_MAPS, explain_methods, normalise_maps, reference_maps
-from wrenlib.metrics import interval_table, region_share, summarise_scores
+from wrenlib.metrics import interval_table, listing, region_share, summarise_scores
 from wrenlib.plotting import figures_with_audio, overlay_mask, plot_attribution, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
 
@@ -65,10 +65,8 @@ CONFOUND = Confound()  # the source, tied to the Mexican dialect; strengths vary
 surrogate = load_surrogate_dataset(PROFILE, seed=SEED)
 print(f"profile {profile.name!r}: strengths {', '.join(f'{s:g}' for s in STRENGTHS)}; "
       f"device {wrenlib.describe_device(device)}")
-named = [f"{s:g}" for s in STRENGTHS]
-glue("confound_strengths_text", f"strength{'s' if len(named) > 1 else ''} "
-     + (", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]) + f" in profile '{PROFILE}'",
-     display=False)
+glue("confound_strengths_text", f"strength{'s' if len(STRENGTHS) > 1 else ''} "
+     + listing([f"{s:g}" for s in STRENGTHS]) + f" in profile '{PROFILE}'", display=False)
 
 # %% [markdown]
 # ## 1. The source

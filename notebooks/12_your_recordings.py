@@ -62,7 +62,7 @@ from wrenlib.explain import METHOD_TITLES, explain_methods, explained_clips, ima
 from wrenlib.faithfulness import faithfulness_scores, random_maps
 from wrenlib.frontend import front_end_for_profile
 from wrenlib.latent import choose_clusters, embed, label_agreement, latent_features
-from wrenlib.metrics import interval_table, summarise_scores
+from wrenlib.metrics import interval_table, listing, summarise_scores
 from wrenlib.plotting import figures_with_audio, plot_attribution
 from wrenlib.recordings import describe_folder, recordings_dataset, write_demo_recordings
 from wrenlib.training import accuracy_with_interval, predict, train_model, training_config_for_profile
@@ -253,7 +253,6 @@ fig.tight_layout()
 plt.show()
 areas = faithfulness.groupby("map")["deletion AUC"].mean()
 display(interval_table(summary, "map").loc[areas.sort_values().index])
-areas = faithfulness.groupby("map")["deletion AUC"].mean()
 deletion = summary[summary["score"] == "deletion AUC"].set_index("map")
 image_low = deletion.loc["reference: the image", "ci_low"]
 beats_image = [name for name in maps if deletion.loc[name, "ci_high"] < image_low]  # the 95 % intervals apart
@@ -261,20 +260,12 @@ lower_only = [name for name in maps if name not in beats_image and areas[name] <
 for name in maps:
     key = name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_").replace("-", "")
     wrenlib.record_result(PROFILE, f"own_recordings_deletion_area_{key}", float(areas[name]), glue=False)
-
-
-def listed(names: list[str]) -> str:
-    """'A', 'A and B', 'A, B and C', each in bold."""
-    bold = [f"**{name}**" for name in names]
-    return " and ".join(bold) if len(bold) < 3 else ", ".join(bold[:-1]) + " and " + bold[-1]
-
-
-glue("beats_image", Markdown(listed(beats_image) if beats_image else "**no map**"), display=False)
+glue("beats_image", Markdown(listing(beats_image, bold=True) if beats_image else "**no map**"), display=False)
 others = [name for name in maps if name not in beats_image and name not in lower_only]
 glue("lower_only", Markdown(
-    f"{listed(lower_only)} {'was' if len(lower_only) == 1 else 'were'} lower on average, but with overlapping "
+    f"{listing(lower_only, bold=True)} {'was' if len(lower_only) == 1 else 'were'} lower on average, but with overlapping "
     "intervals: a difference these clips do not show." if lower_only
-    else f"The rest ({listed(others)}) did no better than the image on average." if others
+    else f"The rest ({listing(others, bold=True)}) did no better than the image on average." if others
     else "That is every map."), display=False)
 glue("image_area", f"{areas['reference: the image']:.2f}", display=False)
 glue("random_area", f"{areas['reference: random map']:.2f}", display=False)

@@ -223,3 +223,12 @@ def test_interval_table_prints_mean_and_interval_per_group():
     printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
     assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
+
+
+def test_listing_joins_names_as_prose():
+    from wrenlib.metrics import listing
+
+    assert listing([]) == "" and listing(["SHAP"]) == "SHAP"
+    assert listing(["DeepLIFT", "SHAP"]) == "DeepLIFT and SHAP"
+    assert listing(["0", "0.25", "0.5"]) == "0, 0.25 and 0.5"
+    assert listing(["LIME", "SHAP"], bold=True) == "**LIME** and **SHAP**"

@@ -246,6 +246,13 @@ def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], con
     return pd.DataFrame(rows, columns=[*by, "score", "mean", "ci_low", "ci_high", "n", "n_undefined"])
 
 
+def listing(names: list[str], bold: bool = False) -> str:
+    """Names as prose: "A", "A and B", "A, B and C" (each in Markdown bold with ``bold``), for the
+    sentences the chapters build from a run's results."""
+    words = [f"**{name}**" if bold else str(name) for name in names]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
 def interval_table(summary: pd.DataFrame, index: str | list[str], columns: str | list[str] = "score",
                    digits: int = 2) -> pd.DataFrame:
     """A :func:`summarise_scores` table as the book prints it: "mean [low, high]" strings with
