@@ -103,10 +103,13 @@ print(f"total: {table['parameters'].sum():,} parameters at {profile.image_height
 # `artifacts/<profile>/models/`; the checkpoint carries its configuration and refuses to load
 # under another. `make execute` trains this chapter's three models, and those of chapters 10 and
 # 11, as jobs of their own beside other chapters before they are asked for (the Performance page
-# shows when), so the cell below loads what was trained; run on its own, it trains. On a GPU the full profile's training steps run in 16-bit floats under
-# `torch.autocast` (`mixed_precision="gpu"`; the weights stay in float32), and `wrenlib bench
-# --stages full` trains the same CNN in float32 beside it to show the accuracy is unchanged (the
-# Performance page); a CPU always trains in float32.
+# shows when), so the cell below loads what was trained; run on its own, it trains.
+#
+# The quick profile trains in float32 everywhere. The full profile's training steps run in 16-bit
+# floats under `torch.autocast` (`mixed_precision="native"`; the weights stay in float32) wherever
+# the hardware computes them: on a GPU, and on a CPU with bfloat16 instructions (AVX512-BF16,
+# AMX or ARM's BF16); other CPUs train it in float32. `wrenlib bench --stages` trains the same CNN
+# in float32 beside it, to show how much the accuracy changes (the Performance page).
 
 # %%
 model, history, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device)
@@ -300,7 +303,8 @@ with OtherWork() as beside:  # how busy the rest of the machine was meanwhile
         benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=1, device=device),
     ])
 display(speeds.style.format({"training_images_per_second": "{:.1f}", "paper_order_images_per_second": "{:.1f}",
-                             "loader_images_per_second": "{:.0f}", "loader_share_of_step_time": "{:.2%}"})
+                             "loader_images_per_second": "{:.0f}", "loader_share_of_step_time": "{:.2%}",
+                             "mixed_precision_images_per_second": "{:.1f}"}, na_rep="—")
         .hide(axis="index"))
 wrenlib.record_result(PROFILE, "pool_first_speed_up_profile_size",
                       float(speeds.iloc[0]["training_images_per_second"] / speeds.iloc[0]["paper_order_images_per_second"]))
@@ -309,6 +313,15 @@ wrenlib.record_result(PROFILE, "training_images_per_second_paper_size", float(sp
 wrenlib.record_result(PROFILE, "loader_share_of_step_time", float(speeds["loader_share_of_step_time"].max()))
 glue("training_device", Markdown(wrenlib.describe_device(device) + beside.note()), display=False)
 speed_up = speeds.iloc[0]["training_images_per_second"] / speeds.iloc[0]["paper_order_images_per_second"]
+if "mixed_precision_images_per_second" in speeds:  # this CPU or GPU computes 16-bit floats natively
+    half_speed_up = float(speeds.iloc[1]["mixed_precision_images_per_second"] / speeds.iloc[1]["training_images_per_second"])
+    wrenlib.record_result(PROFILE, "mixed_precision_speed_up_paper_size", half_speed_up)
+    glue("mixed_precision_note", Markdown(
+        f" At 480 × 960 the same steps in {speeds.iloc[1]['mixed_precision']} (the full profile's precision here) "
+        f"train {half_speed_up:.1f} times as many images per second as in float32."), display=False)
+else:
+    glue("mixed_precision_note", Markdown(" This CPU computes no 16-bit floats in hardware, so the full profile "
+                                          "would train in float32 here too."), display=False)
 glue("pool_first_verdict", Markdown(": a small gain, since most of a step is the convolutions' own arithmetic, which "
                                     "the two orders share" if speed_up < 1.2 else ""), display=False)
 
@@ -317,4 +330,4 @@ glue("pool_first_verdict", Markdown(": a small gain, since most of a step is the
 # images per second at this profile's size and {glue:text}`training_images_per_second_paper_size:.1f`
 # at 480 × 960; the loader takes at most {glue:text}`loader_share_of_step_time:.1%` of the step
 # time. The pool-first twin trains {glue:text}`pool_first_speed_up_profile_size:.2f` times as many
-# images per second as the paper's order at this profile's size{glue:md}`pool_first_verdict`.
+# images per second as the paper's order at this profile's size{glue:md}`pool_first_verdict`.{glue:md}`mixed_precision_note`

@@ -52,6 +52,20 @@ def test_with_mixed_precision_the_float32_training_is_timed_beside_it(tiny_profi
     assert half["precision"] == "bfloat16" and full["precision"] == "float32"
     assert 0 <= half["test_accuracy"] <= 1 and 0 <= full["test_accuracy"] <= 1
     assert 0 <= full["agreement_with_16_bit"] <= 1 and full["seconds_per_epoch"] > 0
+    assert record["mixed_precision"] == "always"
+
+
+def test_another_precision_than_the_profiles_is_timed_without_taking_the_chapters_cache(
+        tiny_profile, isolated_artifacts, tmp_path):
+    from wrenlib.bench import STAGES, time_stages
+    from wrenlib.cache import profile_dir
+
+    assert tiny_profile.mixed_precision == "off"
+    record = time_stages("tiny", tmp_path / "out", n_jobs=1, methods=("gradcam",), mixed_precision="always")
+    rows = {row["stage"]: row for row in record["stages"]}
+    assert record["mixed_precision"] == "always" and rows[STAGES[2]]["precision"] == "bfloat16"
+    assert rows[f"{STAGES[2]}, float32"]["precision"] == "float32"
+    assert not list((profile_dir("tiny") / "models").glob("*.pt"))  # the chapters' float32 CNN is not this one
 
 
 def test_the_command_line_refuses_a_warm_cache_in_one_line(isolated_artifacts, tmp_path, capsys):
@@ -104,7 +118,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     del log["bounds"], log["wall_seconds"], log["jobs"]
     assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
             and "(not met here: 12.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
-    assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 |" in text
+    assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 | — |" in text
     count = sum(trainings_per_job("full").values())
     assert count == 3 + 2 + 4 + 1  # backgrounds, stability seeds, confound strengths above 0, chapter 12
     assert f"The full book trains {count} on an empty cache, about {round(count * 78.4 / 60)} min" in text
@@ -136,6 +150,35 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
             and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC." in text
             and "| training at 120 x 240 | 1 | 64 | 110.5 | — |" in text)
     assert "| SHAP | 480 x 960 | reference | 0.564 | 1313 | 1300 |" in text  # the memory rows, beside the constant
+
+
+def test_a_stage_record_in_another_precision_says_what_16_bits_changed_not_what_the_book_costs(tmp_path):
+    from wrenlib.bench import write_performance_page
+
+    log = {"profile": "quick", "device": "cpu", "machine": "x86_64", "finished": "now",
+           "chapters": {"01_wren_dialects": {"seconds": 60.0, "ok": True}}}
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    stages = [{"stage": "training one CNN", "epochs": 10, "seconds_per_epoch": 1.2, "seconds": 12.0,
+               "precision": "bfloat16", "test_accuracy": 0.8958},
+              {"stage": "training one CNN, float32", "epochs": 12, "seconds_per_epoch": 1.8, "seconds": 21.6,
+               "precision": "float32", "test_accuracy": 0.9028, "agreement_with_16_bit": 0.9514}]
+    record = {"profile": {"name": "quick", "mixed_precision": "off"}, "mixed_precision": "native",
+              "machine": "x86_64, 2 cores", "device": "cpu (2 threads, 2 cores)", "python": "3.11", "torch": "2.13",
+              "stages": stages, "total_seconds": 33.6}
+    (benchmarks / "stages-quick-cpu-bf16.json").write_text(json.dumps(record))
+    page = tmp_path / "performance.md"
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    text = page.read_text()
+    assert 'profile `quick`, trained with `mixed_precision="native"`:' in text
+    assert "| training one CNN, float32 | — | 21.6 | float32 | 0.9028 | — | — | 0.9514 |" in text
+    assert ("In bfloat16 one epoch took 1.2 s against 1.8 s in float32 (1.5 times as fast); the two CNNs reached "
+            "89.6% and 90.3% on the test clips and predicted the same dialect for 95.1% of them.") in text
+    assert "The quick book trains" not in text  # its CNNs train in float32: this record does not time them
+    record["mixed_precision"] = "off"
+    (benchmarks / "stages-quick-cpu-bf16.json").write_text(json.dumps(record))
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    assert "The quick book trains 6 on an empty cache" in page.read_text()
 
 
 def test_child_process_usage_sees_a_child_that_holds_memory_and_works():

@@ -120,17 +120,36 @@ def test_flops_per_image_counts_the_convolutions_and_products_by_hand():
     assert flops_per_image(ModelConfig(120, 240), training=False) == pytest.approx(paper / 16, rel=0.02)
 
 
-def test_mixed_precision_is_chosen_per_device_and_validated():
+def test_mixed_precision_is_chosen_per_device_and_validated(monkeypatch):
+    from wrenlib import runtime
     from wrenlib.training import autocast_dtype
 
     assert autocast_dtype("cpu", "off") is None and autocast_dtype("cpu", "gpu") is None  # a CPU trains in float32
     assert autocast_dtype("cpu", "always") == torch.bfloat16
-    with pytest.raises(ValueError, match="mixed_precision must be one of off, gpu, always"):
+    # "native": bfloat16 only where the CPU computes it in hardware, else float32
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
+    assert autocast_dtype("cpu", "native") == torch.bfloat16 and autocast_dtype("cpu", "off") is None
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)
+    assert autocast_dtype("cpu", "native") is None and autocast_dtype("cpu", "always") == torch.bfloat16
+    with pytest.raises(ValueError, match="mixed_precision must be one of off, gpu, native, always"):
         TrainingConfig(mixed_precision="fp8")
     from wrenlib.training import training_config_for_profile
 
     assert training_config_for_profile("quick").mixed_precision == "off"
-    assert training_config_for_profile("full").mixed_precision == "gpu"
+    assert training_config_for_profile("full").mixed_precision == "native"
+
+
+def test_the_cpu_says_whether_it_computes_bfloat16_natively(tmp_path):
+    from wrenlib.runtime import cpu_has_native_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512bw avx512_vnni\n")
+    assert not cpu_has_native_bfloat16(cpuinfo)  # AVX-512 alone converts bfloat16 to float32
+    for flags in ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni", "flags\t: amx_tile amx_bf16",
+                  "Features\t: fp asimd bf16 i8mm"):  # Cooper Lake or Zen 4, Sapphire Rapids, ARMv8.6
+        cpuinfo.write_text(f"processor\t: 0\n{flags}\n")
+        assert cpu_has_native_bfloat16(cpuinfo), flags
+    assert not cpu_has_native_bfloat16(tmp_path / "missing")  # no /proc/cpuinfo: assume not
 
 
 @pytest.mark.parametrize("half", ["bfloat16", "float16"])
@@ -191,6 +210,17 @@ def test_training_benchmark_reports_rates_and_loader_share():
     assert speed["training_images_per_second"] > 0 and speed["loader_images_per_second"] > 0
     assert speed["paper_order_images_per_second"] > 0
     assert 0 < speed["loader_share_of_step_time"] < 10
+
+
+def test_the_training_benchmark_times_16_bit_steps_only_where_the_full_profile_would_take_them(monkeypatch):
+    from wrenlib import runtime
+    from wrenlib.training import benchmark_training
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)
+    assert "mixed_precision" not in benchmark_training((32, 64), batch_size=4, n_batches=1, repeats=1)
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
+    speed = benchmark_training((32, 64), batch_size=4, n_batches=1, repeats=1)
+    assert speed["mixed_precision"] == "bfloat16" and speed["mixed_precision_images_per_second"] > 0
 
 
 def test_convolutions_stay_channels_last_through_copies_and_checkpoints(tmp_path):

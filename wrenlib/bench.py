@@ -5,7 +5,8 @@ images, one trained CNN, every method's maps of the explained clips, latent feat
 through the same library calls, from an empty cache, and writes after every stage a JSON record
 with the machine, the device, the seconds and the peak memory. It is how the Performance page
 knows what the ``full`` profile costs on a GPU without executing the whole book there
-(``wrenlib bench --stages full``).
+(``wrenlib bench --stages full``), and what training in 16 bits changes on a CPU
+(``--mixed-precision native``).
 """
 
 from __future__ import annotations
@@ -155,14 +156,9 @@ class OtherWork:
 def processor_name(cpuinfo: Path | str = "/proc/cpuinfo") -> str:
     """The processor's name as the operating system reports it (Linux: ``model name`` in
     ``/proc/cpuinfo``, else :func:`platform.processor`), or "" where it says nothing."""
-    try:
-        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model") and value.strip():
-                return " ".join(value.split())
-    except OSError:
-        pass
-    return platform.processor().strip()
+    from .runtime import cpuinfo_value
+
+    return cpuinfo_value(("model name", "Model"), cpuinfo) or platform.processor().strip()
 
 
 def machine_description(device: Any = None) -> dict[str, Any]:
@@ -210,12 +206,17 @@ def _stage(record: dict[str, Any], name: str, path: Path, device) -> Iterator[di
 
 
 def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None,
-                n_jobs: int | None = None, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+                n_jobs: int | None = None, methods: tuple[str, ...] | None = None,
+                mixed_precision: str | None = None) -> dict[str, Any]:
     """Run the profile's heavy stages from an empty cache and time each (see the module's text).
 
     Writes ``<out>/stages-<profile>.json`` after every stage, so a run cut short keeps what it
     measured. The cache must not already hold the profile's data or model (the timings would be
     load times): ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
+    ``mixed_precision`` trains the CNN in another precision than the profile's (e.g. the quick
+    profile's in "native" 16 bits on a CPU that has them) instead of the one the chapters load.
+    Whenever the CNN trains in 16 bits, the same CNN is trained in float32 beside it, and the
+    record says how often the two agree on the test clips.
     """
     from dataclasses import replace
 
@@ -248,9 +249,15 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
         images = load_spectrogram_dataset(profile, seed=seed, device=device)
         row.update(clips=len(images), image_size=list(images.front_end.image_size))
     config = training_config_for_profile(profile, seed)
+    if mixed_precision is not None:
+        config = replace(config, mixed_precision=mixed_precision)
+    record["mixed_precision"] = config.mixed_precision
     half = autocast_dtype(device, config.mixed_precision)
     with _stage(record, STAGES[2], path, device) as row:
-        model, history, images = load_or_train_model(profile, seed=seed, device=device)
+        if mixed_precision is None:  # as the chapters train it, and cached for them
+            model, history, images = load_or_train_model(profile, seed=seed, device=device)
+        else:  # the same training in another precision than the profile's, so not cached under its name
+            model, history = train_model(images, config, device=device, progress=False)
         row.update(epochs=len(history), train_clips=len(images.split_indices("train")),
                    seconds_per_epoch=None, precision=str(half or torch.float32).replace("torch.", ""))
     test = images.split_indices("test")
@@ -559,30 +566,45 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         fig.savefig(figure_path, dpi=90)
         plt.close(fig)
         lines += ["", f"![Execution time of each chapter and preparation]({figure_path.name})", ""]
-    lines += ["", "## The full profile on a GPU", "",
-              "`wrenlib bench --stages full` runs the full profile's heavy stages once each, from an empty cache, "
-              "through the same library calls as the chapters (480 x 960 images, 4,000 clips, the paper's explainer "
-              "budgets), and records seconds and peak memory after every stage."]
+    lines += ["", "## Stage timings", "",
+              "`wrenlib bench --stages PROFILE` runs a profile's heavy stages once each, from an empty cache, "
+              "through the same library calls as the chapters, and records seconds and peak memory after every "
+              "stage: for the full profile, 480 x 960 images, 4,000 clips and the paper's explainer budgets. "
+              "Where the CNN trains in 16-bit floats, the same CNN is trained in float32 beside it, and the last "
+              "column says on how many test clips the two predict the same dialect."]
     records = sorted(Path(benchmarks).glob("stages-*.json")) if Path(benchmarks).is_dir() else []
     for record_path in records:
         record = json.loads(record_path.read_text())
+        name = record["profile"]["name"]
+        precision = (f", trained with `mixed_precision=\"{record['mixed_precision']}\"`"
+                     if record.get("mixed_precision") else "")
         lines += ["", f"**{record['device']}** ({record['machine']}, Python {record['python']}, torch "
-                      f"{record['torch']}; `{record_path.name}`), profile `{record['profile']['name']}`:", ""]
+                      f"{record['torch']}; `{record_path.name}`), profile `{name}`{precision}:", ""]
         stage_rows = [{"stage": s["stage"], "clips": s.get("clips"), "seconds": f"{s['seconds']:.1f}",
                        "precision": s.get("precision"), "test accuracy": s.get("test_accuracy"),
-                       "peak GPU memory (GiB)": s.get("peak_gpu_memory_gib"), "peak RAM (GiB)": s.get("peak_rss_gib")}
+                       "peak GPU memory (GiB)": s.get("peak_gpu_memory_gib"), "peak RAM (GiB)": s.get("peak_rss_gib"),
+                       "agreement with 16 bits": s.get("agreement_with_16_bit")}
                       for s in record["stages"]]
         lines += _markdown_table(stage_rows, ["stage", "clips", "seconds", "precision", "test accuracy",
-                                              "peak GPU memory (GiB)", "peak RAM (GiB)"])
+                                              "peak GPU memory (GiB)", "peak RAM (GiB)", "agreement with 16 bits"])
         training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
-        if training:
-            count = sum(trainings_per_job(record["profile"]["name"]).values())
+        reference = next((s for s in record["stages"] if s["stage"] == f"{STAGES[2]}, float32"), None)
+        if training and reference and reference.get("agreement_with_16_bit") is not None:
+            lines += ["", f"In {training.get('precision')} one epoch took {training.get('seconds_per_epoch')} s "
+                          f"against {reference.get('seconds_per_epoch')} s in float32 "
+                          f"({reference['seconds_per_epoch'] / training['seconds_per_epoch']:.1f} times as fast); "
+                          f"the two CNNs reached {training.get('test_accuracy'):.1%} and "
+                          f"{reference.get('test_accuracy'):.1%} on the test clips and predicted the same dialect "
+                          f"for {reference['agreement_with_16_bit']:.1%} of them."]
+        # the book's own training (not one in another precision, from --mixed-precision)?
+        if training and record.get("mixed_precision") in (None, record["profile"].get("mixed_precision")):
+            count = sum(trainings_per_job(name).values())
             lines += ["", f"One CNN took {training['seconds']:.0f} s ({training.get('epochs')} epochs of "
-                          f"{training.get('seconds_per_epoch')} s). The full book trains {count} on an empty cache, "
+                          f"{training.get('seconds_per_epoch')} s). The {name} book trains {count} on an empty cache, "
                           f"about {count * training['seconds'] / 60:.0f} min of training in all; the stages above "
                           f"total {record.get('total_seconds', 0) / 60:.1f} min."]
     if not records:
-        lines += ["", "No GPU stage timings are recorded yet (`book/benchmarks/stages-full-*.json`)."]
+        lines += ["", "No stage timings are recorded yet (`book/benchmarks/stages-*.json`)."]
     lines += ["", "## `make bench`", ""]
     kept = sorted(Path(benchmarks).glob("bench-*/synth.json")) if Path(benchmarks).is_dir() else []
     if (Path(bench) / "synth.json").is_file():

@@ -204,6 +204,17 @@ def default_jobs() -> int:
     return 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
 
 
+def run_torch_threads(profile: str, jobs: int) -> int:
+    """torch's CPU threads in each job of a run of ``profile`` with ``jobs`` side by side: the
+    profile's fixed count (the quick profile's 2, for exact reproduction), or, where it has none
+    (the full profile), each job's share of the CPU's cores, at least 2."""
+    from .profiles import get_profile
+    from .runtime import DEFAULT_TORCH_THREADS
+
+    fixed = get_profile(profile).torch_threads
+    return fixed or max(DEFAULT_TORCH_THREADS, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
     """Execute one chapter with papermill (in a worker process) and measure its kernel and the
     kernel's worker processes (:func:`_measured`)."""
@@ -333,7 +344,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     are the same as in a run one at a time. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .runtime import describe_device
+    import torch
+
+    from .runtime import TORCH_THREADS_VARIABLE, describe_device, torch_threads_for_run
 
     root = root or project_root(Path(__file__).resolve().parent)
     if root is None:
@@ -357,6 +370,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)
                     if numbers & set(p.used_by)]
     jobs = max(1, int(jobs or default_jobs()))
+    threads = run_torch_threads(profile, jobs)  # what every chapter's and preparation's set_seed gives torch
+    os.environ.setdefault(TORCH_THREADS_VARIABLE, str(threads))
+    torch.set_num_threads(torch_threads_for_run())  # so that the device this run names says it
     out_dir = root / "book" / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "

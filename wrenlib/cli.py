@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .profiles import MIXED_PRECISION
 
 METHOD_CHOICES = ("gradcam", "deeplift", "lime", "shap")  # wrenlib.explain's METHODS and BASELINES,
 BASELINE_CHOICES = ("white", "black", "background", "blurred")  # without importing torch for --help
@@ -381,6 +382,12 @@ def bench(out: Path, n_clips: int = 96) -> dict:
         rows.append({"benchmark": f"training at {size[0]} x {size[1]}", "processes": 1, "clips": batch * batches_,
                      "clips_per_second": round(speed["training_images_per_second"], 1),
                      "loader share of step time": round(speed["loader_share_of_step_time"], 4)})
+        if "mixed_precision" in speed:  # the full profile's 16-bit steps, timed in turns with these
+            rows.append({"benchmark": f"training at {size[0]} x {size[1]}, {speed['mixed_precision']}",
+                         "processes": 1, "clips": batch * batches_,
+                         "clips_per_second": round(speed["mixed_precision_images_per_second"], 1),
+                         "speed-up": round(speed["mixed_precision_images_per_second"]
+                                           / speed["training_images_per_second"], 2)})
     import pandas as pd
 
     from .explain import METHOD_TITLES, benchmark_explainers
@@ -533,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, time a whole profile's heavy stages from an empty cache "
                                    "(data, images, one CNN, every method's maps, t-SNE; see wrenlib.bench)")
+    bench_parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
+                              help="with --stages: train the CNN in this precision instead of the profile's "
+                                   "(wrenlib.training.TrainingConfig.mixed_precision)")
     bench_parser.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, keep the last complete `make execute` run's seconds per job in "
                                    "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
@@ -590,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import time_stages
 
             try:
-                time_stages(args.stages, args.out)
+                time_stages(args.stages, args.out, mixed_precision=args.mixed_precision)
             except ValueError as error:
                 raise CommandError(str(error)) from None
         elif args.command == "bench":

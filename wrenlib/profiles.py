@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
+# The precisions a CNN can train in (wrenlib.training.TrainingConfig.mixed_precision)
+MIXED_PRECISION = ("off", "gpu", "native", "always")
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes and budgets of one run of the book."""
@@ -33,9 +37,14 @@ class Profile:
     # the test clips carrying the source that every method explains per strength
     confound_strengths: tuple[float, ...] = (0.0, 1.0)  # CI time: each strength above 0 trains a CNN
     confound_clips: int = 8
-    # training in 16-bit floats on a GPU (wrenlib.training.TrainingConfig.mixed_precision); a CPU
-    # always trains in float32
+    # training in 16-bit floats (wrenlib.training.TrainingConfig.mixed_precision): "off" trains
+    # in float32 everywhere, "native" in 16 bits on a GPU and on a CPU that computes bfloat16 in
+    # hardware (measured in make bench: about twice as fast there)
     mixed_precision: str = "off"
+    # torch's CPU threads in each job of `wrenlib execute` (wrenlib.runtime.set_seed): a number
+    # pins them, so that one seed reproduces the run's numbers exactly (float sums differ between
+    # thread counts); None gives each job its share of the CPU's cores, at least 2
+    torch_threads: int | None = 2
 
     @property
     def n_clips(self) -> int:
@@ -82,7 +91,8 @@ PROFILES: dict[str, Profile] = {
         randomisation_depths=(1, 2, 3, 4, 5, 6, 7, 8),
         confound_strengths=(0.0, 0.25, 0.5, 0.75, 1.0),
         confound_clips=48,
-        mixed_precision="gpu",
+        mixed_precision="native",
+        torch_threads=None,
     ),
 }
 

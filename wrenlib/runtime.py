@@ -9,16 +9,32 @@ import sys
 import numpy as np
 
 DEFAULT_TORCH_THREADS = 2
+# torch's CPU threads for a whole run, set by ``wrenlib execute`` for a profile that may use every
+# core (wrenlib.profiles.Profile.torch_threads) and read by set_seed in its chapters and trainings
+TORCH_THREADS_VARIABLE = "WRENBOOK_TORCH_THREADS"
 
 
-def set_seed(seed: int, torch_threads: int = DEFAULT_TORCH_THREADS) -> None:
-    """Seed Python, NumPy and torch, and pin torch's CPU thread count.
+def torch_threads_for_run() -> int:
+    """The CPU threads :func:`set_seed` gives torch unless told otherwise: ``WRENBOOK_TORCH_THREADS``
+    where it is set, else ``DEFAULT_TORCH_THREADS``."""
+    value = os.environ.get(TORCH_THREADS_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_TORCH_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{TORCH_THREADS_VARIABLE} must be a whole number of threads, 1 or more; got {value!r}")
+    return int(value)
+
+
+def set_seed(seed: int, torch_threads: int | None = None) -> None:
+    """Seed Python, NumPy and torch, and pin torch's CPU thread count (``None``:
+    :func:`torch_threads_for_run`, 2 unless the run says otherwise).
 
     Results of float reductions differ between 1 and 2 threads, so the thread count is part of the
     seed: one seed and one thread count reproduce a quick-profile run exactly on a CPU.
     """
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+    torch_threads = torch_threads_for_run() if torch_threads is None else torch_threads
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -143,6 +159,33 @@ def describe_device(device: "torch.device | None" = None) -> str:  # noqa: F821
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+def cpuinfo_value(keys: tuple[str, ...], cpuinfo: "os.PathLike | str" = "/proc/cpuinfo") -> str:
+    """The first non-empty value of one of ``keys`` in Linux's ``/proc/cpuinfo`` (e.g. ``model
+    name``, ``flags``), its spaces tidied; "" where the file or the keys are missing."""
+    from pathlib import Path
+
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in keys and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return ""
+
+
+# Instructions that compute bfloat16 products in hardware: x86's AVX512-BF16 and AMX (the
+# ``flags`` of /proc/cpuinfo), ARM's BF16 (its ``Features``). Without them oneDNN converts to
+# float32 and a bfloat16 step gains nothing.
+NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_native_bfloat16(cpuinfo: "os.PathLike | str" = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 natively (see ``NATIVE_BFLOAT16_FLAGS``); False where
+    the system does not say (no ``/proc/cpuinfo``)."""
+    return bool(NATIVE_BFLOAT16_FLAGS & set(cpuinfo_value(("flags", "Features"), cpuinfo).split()))
 
 
 def default_profile_name() -> str:

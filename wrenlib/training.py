@@ -27,6 +27,7 @@ from .runtime import map_batches, show_progress
 from .cache import config_hash
 from .images import SpectrogramDataset
 from .model import DialectCNN, ModelConfig, fast_forward
+from .profiles import MIXED_PRECISION
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class TrainingConfig:
     seed: int = 0
     # "off": float32 throughout; "gpu": the forward and backward passes in 16-bit floats under
     # torch.autocast on a CUDA device (bfloat16 where the GPU has it, else float16 with a gradient
-    # scaler), float32 on a CPU; "always": also on a CPU (bfloat16; for tests)
+    # scaler), float32 on a CPU; "native": also on a CPU that computes bfloat16 in hardware
+    # (wrenlib.runtime.cpu_has_native_bfloat16), float32 on others; "always": bfloat16 on any CPU
+    # (for tests)
     mixed_precision: str = "off"
 
     def __post_init__(self) -> None:
@@ -53,7 +56,6 @@ class TrainingConfig:
         return asdict(self)
 
 
-MIXED_PRECISION = ("off", "gpu", "always")
 
 # What fit() has trained in this process, one entry per training: a preparation of ``wrenlib
 # execute`` reports its own (wrenlib.book), and the Performance page counts their arithmetic
@@ -62,13 +64,19 @@ TRAINED: list[dict[str, Any]] = []
 
 def autocast_dtype(device: torch.device | str, mixed_precision: str) -> torch.dtype | None:
     """The 16-bit type a training step runs in under ``mixed_precision`` on ``device`` (None:
-    float32): bfloat16 on a CUDA GPU that has it, float16 on an older one, bfloat16 on a CPU."""
+    float32): bfloat16 on a CUDA GPU that has it, float16 on an older one; bfloat16 on a CPU
+    under "always", and under "native" where the CPU computes it in hardware."""
+    from .runtime import cpu_has_native_bfloat16
+
     device = torch.device(device)
-    if mixed_precision == "off" or (mixed_precision == "gpu" and device.type != "cuda"):
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    if device.type == "cuda":
+        if mixed_precision == "off":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if mixed_precision == "always" or (mixed_precision == "native" and device.type == "cpu"
+                                       and cpu_has_native_bfloat16()):
+        return torch.bfloat16
+    return None
 
 
 def batches(dataset: SpectrogramDataset, indices: np.ndarray, batch_size: int,
@@ -426,10 +434,14 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
     def load() -> list:
         return list(batches(data, indices, batch_size, device=device))
 
-    def steps(prepared: list, network: nn.Module = network) -> None:
+    device_type = torch.device(device).type
+
+    def steps(prepared: list, network: nn.Module = network, half: torch.dtype | None = None) -> None:
         for images, labels in prepared:
             optimiser.zero_grad()
-            loss_function(network(images), labels).backward()
+            with torch.autocast(device_type, dtype=half or torch.float32, enabled=half is not None):
+                logits = network(images)
+            loss_function(logits.float(), labels).backward()
             optimiser.step()
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
@@ -445,13 +457,22 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
                 measured.append(time.perf_counter() - started)
         return [min(measured) for measured in times]
 
+    half = autocast_dtype(device, "native")  # the full profile's precision here, if not float32
     prepared = load()
-    steps(prepared[:1])  # warm-up, both orders
+    steps(prepared[:1])  # warm-up, every variant
     steps(prepared[:1], model)
+    runs = [lambda: steps(prepared), lambda: steps(prepared, model)]
+    if half is not None:
+        steps(prepared[:1], half=half)
+        runs.append(lambda: steps(prepared, half=half))
     loader_seconds, = best_seconds(load)
-    step_seconds, paper_order_seconds = best_seconds(lambda: steps(prepared), lambda: steps(prepared, model))
-    return {"image_height_px": image_size[0], "image_width_px": image_size[1], "batch_size": batch_size,
-            "training_images_per_second": n / step_seconds,
-            "paper_order_images_per_second": n / paper_order_seconds,
-            "loader_images_per_second": n / loader_seconds,
-            "loader_share_of_step_time": loader_seconds / step_seconds}
+    step_seconds, paper_order_seconds, *half_seconds = best_seconds(*runs)
+    result = {"image_height_px": image_size[0], "image_width_px": image_size[1], "batch_size": batch_size,
+              "training_images_per_second": n / step_seconds,
+              "paper_order_images_per_second": n / paper_order_seconds,
+              "loader_images_per_second": n / loader_seconds,
+              "loader_share_of_step_time": loader_seconds / step_seconds}
+    if half_seconds:  # the same steps under torch.autocast, taking turns with the float32 ones
+        result.update(mixed_precision=str(half).replace("torch.", ""),
+                      mixed_precision_images_per_second=n / half_seconds[0])
+    return result
