@@ -139,7 +139,8 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     kept = benchmarks / "bench-cpu"
     kept.mkdir()
     (kept / "synth.json").write_text(json.dumps({"machine": "x86_64, 2 cores", "device": "cpu (2 threads, 2 cores)",
-                                                 "finished": "2026-11-26 15:00 UTC", "results": [
+                                                 "finished": "2026-11-26 15:00 UTC", "note": "Timed otherwise.",
+                                                 "results": [
         {"benchmark": "training at 120 x 240", "processes": 1, "clips": 64, "clips_per_second": 110.5}],
         "memory": [{"method": "shap", "image": "480 x 960", "per": "reference", "GiB per unit": 0.564,
                     "bytes per pixel": 1313, "constant (bytes per pixel)": 1300}]}))
@@ -147,7 +148,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     text = page.read_text()
     assert "has not been run on this machine" in text
     assert ("Kept in `book/benchmarks/bench-cpu` (`wrenlib bench --out book/benchmarks/bench-cpu`):" in text
-            and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC." in text
+            and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC. Timed otherwise." in text
             and "| training at 120 x 240 | 1 | 64 | 110.5 | — |" in text)
     assert "| SHAP | 480 x 960 | reference | 0.564 | 1313 | 1300 |" in text  # the memory rows, beside the constant
 

@@ -414,7 +414,8 @@ def _bench_tables(folder: Path) -> list[str]:
     """The Markdown of one ``wrenlib bench`` result (``synth.json`` and ``explainers.csv`` in ``folder``)."""
     report = json.loads((folder / "synth.json").read_text())
     lines = [f"Machine: {report.get('machine')}, {report.get('device')}"
-             + (f", {report['finished']}" if report.get("finished") else "") + ".", ""]
+             + (f", {report['finished']}" if report.get("finished") else "") + "."
+             + (f" {report['note']}" if report.get("note") else ""), ""]
     columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
     lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
     explainers = folder / "explainers.csv"
