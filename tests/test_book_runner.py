@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nbformat
 import pytest
 
@@ -35,6 +37,15 @@ def test_a_failing_chapter_stops_the_run(jobs, tmp_path, isolated_artifacts, cap
     assert not (root / "book" / "chapters" / "03_never.ipynb").exists()
     status_page = (root / "book" / "status.md").read_text()
     assert "**failed**" in status_page and "01_good" in status_page
+
+
+@pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")
+def test_a_chapters_kernel_talks_over_local_sockets_not_tcp(tmp_path, isolated_artifacts, capfd):
+    check = ("import json\nfrom ipykernel import get_connection_info\n"
+             "assert json.loads(get_connection_info())['transport'] == 'ipc'")
+    root = _project(tmp_path, {"01_transport": check})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    assert "without encryption" not in capfd.readouterr().err
 
 
 def test_status_page_lists_chapters_device_and_versions(tmp_path):

@@ -219,10 +219,15 @@ def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict
     """Execute one chapter with papermill (in a worker process) and measure its kernel and the
     kernel's worker processes (:func:`_measured`)."""
     import papermill
+    from traitlets.config import Config
 
+    # the kernel talks to papermill over local sockets, not TCP ports: nothing listens on the
+    # network, and ipykernel has no plain-text-over-TCP warning to print for every chapter
+    # (Windows has no such sockets)
+    transport = Config({"KernelManager": {"transport": "ipc" if os.name == "posix" else "tcp"}})
     return _measured(lambda: papermill.execute_notebook(
         str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
-        cwd=str(chapter.parent), progress_bar=False), ChildProcessUsage())
+        cwd=str(chapter.parent), progress_bar=False, config=transport), ChildProcessUsage())
 
 
 def job_priorities(prerequisites: dict[str, set[str]], seconds: dict[str, float],

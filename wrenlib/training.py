@@ -56,7 +56,6 @@ class TrainingConfig:
         return asdict(self)
 
 
-
 # What fit() has trained in this process, one entry per training: a preparation of ``wrenlib
 # execute`` reports its own (wrenlib.book), and the Performance page counts their arithmetic
 TRAINED: list[dict[str, Any]] = []
