@@ -88,8 +88,9 @@ def test_a_freed_large_tensor_is_reused_without_faulting_its_pages_in_again():
     (16,384 page faults of 4 KiB each, as with glibc's defaults, or with only an mmap threshold
     set, which sends such a block to mmap every time). The fewest faults of eight rounds are
     counted: on one machine (a Firecracker VM, Linux 6.18, glibc 2.36) an occasional round faulted
-    the whole block in again with the settings taken, for a reason not found, while without them
-    every round does."""
+    the whole block in again with the settings taken, most likely because its kernel runs a DAMON
+    "pageout" scheme (kdamond) that takes back pages it sees idle, while without them every round
+    does."""
     import subprocess
     import sys
 
