@@ -278,9 +278,36 @@ def test_a_run_without_a_log_orders_its_jobs_by_the_kept_times(tmp_path, isolate
     assert save_job_times(root, "quick") == kept  # this run replaces the kept one
     assert json.loads(kept.read_text())["seconds"] == {name: round(log["chapters"][name]["seconds"], 1)
                                                         for name in names}
+    assert json.loads(kept.read_text())["complete"] is True
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["order_from"] == "this checkout's earlier runs"
+
+
+def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(tmp_path, isolated_artifacts):
+    """The full profile on a CPU takes many hours: the chapters that did run are its evidence."""
+    import json
+
+    from wrenlib.bench import write_performance_page
+    from wrenlib.book import job_times_path, save_job_times
+
+    root = _project(tmp_path, {"01_first": "x = 1", "02_second": "y = 2"})
+    with pytest.raises(ValueError, match="no finished job of the profile 'quick'"):
+        save_job_times(root, "quick", partial=True)
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[],
+                            only=["01_first"]) == 0
+    with pytest.raises(ValueError, match="no complete run"):
+        save_job_times(root, "quick")  # one chapter of two is not a run to order a whole book by
+    kept = save_job_times(root, "quick", partial=True)
+    assert kept == job_times_path(root, "quick", "cpu")
+    record = json.loads(kept.read_text())
+    assert record["complete"] is False and list(record["seconds"]) == ["01_first"]
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    page = tmp_path / "performance.md"
+    write_performance_page(page, log, root / "book" / "benchmarks", tmp_path / "no-bench")
+    text = page.read_text()
+    assert "## Kept runs" in text and "**a partial run**: only these 1 jobs ran" in text
+    assert f"| 01_first | {record['seconds']['01_first']:.0f} |" in text
 
 
 def test_a_preparation_reports_the_trainings_it_did(monkeypatch):

@@ -444,6 +444,33 @@ def _bench_tables(folder: Path) -> list[str]:
     return lines
 
 
+def _kept_runs(benchmarks: Path) -> list[str]:
+    """The Markdown of the runs kept in ``benchmarks/jobs-*.json`` (``wrenlib bench --job-times``):
+    each job's seconds and peak memory, and whether the run was complete."""
+    records = sorted(benchmarks.glob("jobs-*.json")) if benchmarks.is_dir() else []
+    if not records:
+        return []
+    lines = ["", "## Kept runs", "",
+             "Seconds and peak memory per job of runs kept in `book/benchmarks/` (`wrenlib bench --job-times "
+             "PROFILE`): a fresh clone orders its jobs by them, and a run too long to repeat here (the full "
+             "profile on a CPU) is shown by them."]
+    for record_path in records:
+        record = json.loads(record_path.read_text())
+        seconds, peaks = record.get("seconds", {}), record.get("peak_memory_gib", {})
+        partial = record.get("complete") is False
+        lines += ["", f"Profile `{record.get('profile')}` on {record.get('device')} ({record.get('machine')}), "
+                      f"finished {record.get('finished')}"
+                      + (f", up to {record['jobs']} side by side" if record.get("jobs") else "")
+                      + f" (`{record_path.name}`): "
+                      + (f"**a partial run**: only these {len(seconds)} jobs ran, {sum(seconds.values()) / 60:.1f} min "
+                         f"of their own time." if partial else
+                         f"{len(seconds)} jobs, {sum(seconds.values()) / 60:.1f} min of their own time."), ""]
+        rows = [{"job": job, "seconds": f"{value:.0f}", "peak memory (GiB)": peaks.get(job)}
+                for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
+        lines += _markdown_table(rows, ["job", "seconds", "peak memory (GiB)"])
+    return lines
+
+
 def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, bench: Path) -> None:
     """The Performance page, written after every execution of the book (``make execute``): this
     run's time per chapter (with a bar chart beside the page), the stage timings of the full
@@ -606,6 +633,7 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                           f"total {record.get('total_seconds', 0) / 60:.1f} min."]
     if not records:
         lines += ["", "No stage timings are recorded yet (`book/benchmarks/stages-*.json`)."]
+    lines += _kept_runs(Path(benchmarks))
     lines += ["", "## `make bench`", ""]
     kept = sorted(Path(benchmarks).glob("bench-*/synth.json")) if Path(benchmarks).is_dir() else []
     if (Path(bench) / "synth.json").is_file():

@@ -218,16 +218,26 @@ def run_torch_threads(profile: str, jobs: int) -> int:
 def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
     """Execute one chapter with papermill (in a worker process) and measure its kernel and the
     kernel's worker processes (:func:`_measured`)."""
+    import shutil
+    import tempfile
+
     import papermill
     from traitlets.config import Config
 
-    # the kernel talks to papermill over local sockets, not TCP ports: nothing listens on the
+    # The kernel talks to papermill over local sockets, not TCP ports: nothing listens on the
     # network, and ipykernel has no plain-text-over-TCP warning to print for every chapter
-    # (Windows has no such sockets)
-    transport = Config({"KernelManager": {"transport": "ipc" if os.name == "posix" else "tcp"}})
-    return _measured(lambda: papermill.execute_notebook(
-        str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
-        cwd=str(chapter.parent), progress_bar=False, config=transport), ChildProcessUsage())
+    # (Windows has no such sockets). Each kernel's sockets lie in a folder of their own: by
+    # default they are named after the working directory, and two chapters side by side took
+    # each other's (papermill then fails on the messages' signatures).
+    sockets = Path(tempfile.mkdtemp(prefix="wrenbook-kernel-")) if os.name == "posix" else None
+    transport = Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}} if sockets else {})
+    try:
+        return _measured(lambda: papermill.execute_notebook(
+            str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
+            cwd=str(chapter.parent), progress_bar=False, config=transport), ChildProcessUsage())
+    finally:
+        if sockets:
+            shutil.rmtree(sockets, ignore_errors=True)
 
 
 def job_priorities(prerequisites: dict[str, set[str]], seconds: dict[str, float],
@@ -274,23 +284,28 @@ def job_times_path(root: Path, profile: str, device_type: str) -> Path:
     return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}.json"
 
 
-def save_job_times(root: Path, profile: str) -> Path:
+def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
     :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
-    order their jobs by; raise ``ValueError`` when there is no complete run to take them from."""
+    order their jobs by, and for the Performance page; raise ``ValueError`` when there is no
+    complete run to take them from. ``partial`` keeps the jobs that finished in runs of only some
+    chapters (a CPU's evidence for the full profile, which takes it many hours), marked as such."""
     log_path = profile_dir(profile) / "execution.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    if "bounds" not in log:  # written only when every job of a run finished
-        raise ValueError(f"{log_path} holds no complete run of the profile {profile!r}: run `make execute` first")
-    finished = [(job, entry) for kind in ("chapters", "preparations") for job, entry in sorted(log[kind].items())
+    finished = [(job, entry) for kind in ("chapters", "preparations") for job, entry in sorted(log.get(kind, {}).items())
                 if entry.get("ok")]
+    # the last run finished every job it had ("bounds"), and every chapter of the book has run
+    complete = "bounds" in log and {chapter.stem for chapter in chapter_sources(root)} <= {job for job, _ in finished}
+    if not complete and not (partial and finished):
+        raise ValueError(f"{log_path} holds no {'finished job' if partial else 'complete run'} of the profile "
+                         f"{profile!r}: run `make execute` first")
     seconds = {job: round(entry["seconds"], 1) for job, entry in finished}
     peaks = {job: entry["peak_memory_gib"] for job, entry in finished if "peak_memory_gib" in entry}
     device_type = "cuda" if str(log.get("device", "")).startswith("cuda") else "cpu"
     path = job_times_path(root, profile, device_type)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
-                                "finished": log.get("finished"), "jobs": log.get("jobs"),
+                                "finished": log.get("finished"), "jobs": log.get("jobs"), "complete": complete,
                                 "seconds": seconds, "peak_memory_gib": peaks}, indent=1) + "\n")
     return path
 

@@ -549,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="instead, keep the last complete `make execute` run's seconds per job in "
                                    "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
                                    "CI) orders its jobs")
+    bench_parser.add_argument("--partial", action="store_true",
+                              help="with --job-times: keep the jobs that finished even if the run did not "
+                                   "run every chapter (the page marks it partial)")
 
     execute_parser = commands.add_parser("execute", help="execute the book's chapters with papermill")
     execute_parser.add_argument("--profile", default="auto",
@@ -595,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             if root is None:
                 raise CommandError("run this from a wrenbook checkout")
             try:
-                print(f"wrote {save_job_times(root, args.job_times)}")
+                print(f"wrote {save_job_times(root, args.job_times, partial=args.partial)}")
             except ValueError as error:
                 raise CommandError(str(error)) from None
         elif args.command == "bench" and args.stages:
