@@ -320,12 +320,14 @@ if "mixed_precision_images_per_second" in speeds:  # this CPU or GPU computes 16
     wrenlib.record_result(PROFILE, "mixed_precision_speed_up_profile_size", half_speed_up)
     glue("mixed_precision_note", Markdown(
         f" In {speeds.iloc[0]['mixed_precision']}, the full profile's precision on this machine, the same steps "
-        f"train {half_speed_up:.1f} times as many images per second as in float32 at this profile's size; the "
-        f"Performance page has `make bench`'s ratio at 480 × 960 and a whole training timed both ways."),
-        display=False)
+        f"train {half_speed_up:.1f} times as many images per second as in float32 at this profile's size (the "
+        f"480 × 960 row times a single batch of 8, too few steps for a ratio). The Performance page has "
+        f"`make bench`'s ratio at 480 × 960, and a kept record of one CNN trained both ways with how often the "
+        f"two agree."), display=False)
 else:
-    glue("mixed_precision_note", Markdown(" This CPU computes no 16-bit floats in hardware, so the full profile "
-                                          "would train in float32 here too."), display=False)
+    glue("mixed_precision_note", Markdown(" The full profile would train in float32 on this device too: it "
+                                          "computes no 16-bit floats in hardware that the book has measured."),
+         display=False)
 glue("pool_first_verdict", Markdown(": a small gain, since most of a step is the convolutions' own arithmetic, which "
                                     "the two orders share" if speed_up < 1.2 else ""), display=False)
 

@@ -8,6 +8,12 @@ import pytest
 matplotlib.use("Agg")
 
 
+@pytest.fixture(autouse=True)
+def default_torch_threads(monkeypatch):
+    """Every test starts from the default thread count, whatever the developer's shell exports."""
+    monkeypatch.delenv("WRENBOOK_TORCH_THREADS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def small_dataset():
     from wrenlib.dataset import generate_surrogate_dataset

@@ -40,12 +40,23 @@ def test_a_failing_chapter_stops_the_run(jobs, tmp_path, isolated_artifacts, cap
 
 
 @pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")
-def test_a_chapters_kernel_talks_over_local_sockets_not_tcp(tmp_path, isolated_artifacts, capfd):
-    check = ("import json\nfrom ipykernel import get_connection_info\n"
-             "assert json.loads(get_connection_info())['transport'] == 'ipc'")
-    root = _project(tmp_path, {"01_transport": check})
-    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
-    assert "without encryption" not in capfd.readouterr().err
+def test_chapters_kernels_talk_over_sockets_of_their_own_and_get_the_runs_threads(tmp_path, isolated_artifacts,
+                                                                                 monkeypatch):
+    """Two kernels side by side once took each other's sockets (named after the working folder)."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    check = ("import json, os\nfrom ipykernel import get_connection_info\n"
+             "info = json.loads(get_connection_info())\n"
+             "assert info['transport'] == 'ipc' and os.path.basename(os.path.dirname(info['ip'])).startswith("
+             "'wrenbook-kernel-'), info\n"
+             "assert os.environ['WRENBOOK_TORCH_THREADS'] == '3'")
+    root = _project(tmp_path, {"04_one": check, "06_two": check})  # neither waits for the other
+    monkeypatch.setenv("WRENBOOK_TORCH_THREADS", "3")
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
+    assert not list((tmp_path / "tmp").glob("wrenbook-kernel-*"))  # each folder went with its kernel
 
 
 def test_status_page_lists_chapters_device_and_versions(tmp_path):
@@ -299,15 +310,24 @@ def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(
     with pytest.raises(ValueError, match="no complete run"):
         save_job_times(root, "quick")  # one chapter of two is not a run to order a whole book by
     kept = save_job_times(root, "quick", partial=True)
-    assert kept == job_times_path(root, "quick", "cpu")
+    assert kept == job_times_path(root, "quick", "cpu", partial=True) != job_times_path(root, "quick", "cpu")
     record = json.loads(kept.read_text())
     assert record["complete"] is False and list(record["seconds"]) == ["01_first"]
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     page = tmp_path / "performance.md"
     write_performance_page(page, log, root / "book" / "benchmarks", tmp_path / "no-bench")
     text = page.read_text()
-    assert "## Kept runs" in text and "**a partial run**: only these 1 jobs ran" in text
+    assert "## Kept runs" in text and "**a partial record**: only the jobs below have run" in text
     assert f"| 01_first | {record['seconds']['01_first']:.0f} |" in text
+    # the other chapter in a run of its own: the book has run, but no one run had all of it
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[],
+                            only=["02_second"]) == 0
+    with pytest.raises(ValueError, match="no complete run"):
+        save_job_times(root, "quick")
+    assert list(json.loads(save_job_times(root, "quick", partial=True).read_text())["seconds"]) == ["01_first",
+                                                                                                  "02_second"]
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    assert json.loads(save_job_times(root, "quick").read_text())["complete"] is True
 
 
 def test_a_preparation_reports_the_trainings_it_did(monkeypatch):

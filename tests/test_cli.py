@@ -312,6 +312,18 @@ def test_explain_options_match_the_library(capsys):
     assert f"default {LimeSettings().n_samples}" in text and f"default {ShapSettings().max_evals}" in text
 
 
+def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path):
+    assert_one_line_error(run_cli("bench", "--mixed-precision", "native", "--out", str(tmp_path)),
+                          "--mixed-precision applies to --stages only")
+    assert_one_line_error(run_cli("bench", "--partial", "--out", str(tmp_path)), "--partial applies to --job-times only")
+
+
+def test_execute_names_a_bad_thread_count_in_one_line(monkeypatch):
+    monkeypatch.setenv("WRENBOOK_TORCH_THREADS", "many")
+    assert_one_line_error(run_cli("execute", "--profile", "quick", "99_scorecard"),
+                          "WRENBOOK_TORCH_THREADS must be a whole number of threads")
+
+
 def test_bench_job_times_needs_a_complete_run(tmp_path, monkeypatch, isolated_artifacts):
     (tmp_path / "_toc.yml").write_text("root: book/intro\n")
     (tmp_path / "wrenlib").mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -36,20 +38,51 @@ def test_a_run_may_give_torch_more_threads_and_a_bad_count_is_named(monkeypatch)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(2)
-    for bad in ("0", "four", "-2"):
+    for bad in ("0", "four", "-2", "²"):
         monkeypatch.setenv(TORCH_THREADS_VARIABLE, bad)
         with pytest.raises(ValueError, match=f"WRENBOOK_TORCH_THREADS must be .* got '{bad}'"):
             set_seed(0)
 
 
 def test_the_quick_profile_pins_two_threads_and_the_full_one_shares_the_cores(monkeypatch):
-    from wrenlib import book
+    from wrenlib import book, runtime
 
-    monkeypatch.setattr(book.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 16)
     assert book.run_torch_threads("quick", jobs=2) == 2  # exact reproduction on any machine
     assert book.run_torch_threads("full", jobs=1) == 16 and book.run_torch_threads("full", jobs=2) == 8
-    monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
-    assert book.run_torch_threads("full", jobs=2) == 2  # never fewer than the quick profile's
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    assert book.run_torch_threads("full", jobs=2) == 2  # a job left alone keeps both cores busy
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
+    assert book.run_torch_threads("full", jobs=2) == 1
+
+
+def test_usable_cores_are_those_this_process_may_run_on(monkeypatch):
+    from wrenlib import runtime
+
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert runtime.usable_cores() == 3
+    monkeypatch.delattr(runtime.os, "sched_getaffinity")  # as on macOS
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 6)
+    assert runtime.usable_cores() == 6
+
+
+def test_a_run_sets_its_threads_for_what_it_starts_and_gives_the_callers_back(monkeypatch):
+    from wrenlib import book, runtime
+    from wrenlib.runtime import TORCH_THREADS_VARIABLE
+
+    monkeypatch.delenv(TORCH_THREADS_VARIABLE, raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 6)
+    torch.set_num_threads(1)
+    try:
+        with book.run_threads("full", jobs=2) as threads:
+            assert threads == 3 and torch.get_num_threads() == 3 and os.environ[TORCH_THREADS_VARIABLE] == "3"
+        assert TORCH_THREADS_VARIABLE not in os.environ and torch.get_num_threads() == 1
+        monkeypatch.setenv(TORCH_THREADS_VARIABLE, "4")  # the caller's choice wins, and stays
+        with book.run_threads("quick", jobs=2) as threads:
+            assert threads == 4
+        assert os.environ[TORCH_THREADS_VARIABLE] == "4"
+    finally:
+        torch.set_num_threads(2)
 
 
 def test_set_seed_turns_on_deterministic_algorithms_without_importing_the_compiler():

@@ -208,16 +208,26 @@ def _stage(record: dict[str, Any], name: str, path: Path, device) -> Iterator[di
 def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None,
                 n_jobs: int | None = None, methods: tuple[str, ...] | None = None,
                 mixed_precision: str | None = None) -> dict[str, Any]:
-    """Run the profile's heavy stages from an empty cache and time each (see the module's text).
+    """Run the profile's heavy stages from an empty cache and time each (see the module's text),
+    on as many torch threads as one job of ``wrenlib execute`` would have
+    (:func:`wrenlib.book.run_threads`).
 
-    Writes ``<out>/stages-<profile>.json`` after every stage, so a run cut short keeps what it
-    measured. The cache must not already hold the profile's data or model (the timings would be
+    Writes ``<out>/stages-<profile>.json`` (``stages-<profile>-<mixed_precision>.json`` when
+    that is given) after every stage, so a run cut short keeps what it measured. The cache must not already hold the profile's data or model (the timings would be
     load times): ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
     ``mixed_precision`` trains the CNN in another precision than the profile's (e.g. the quick
     profile's in "native" 16 bits on a CPU that has them) instead of the one the chapters load.
     Whenever the CNN trains in 16 bits, the same CNN is trained in float32 beside it, and the
     record says how often the two agree on the test clips.
     """
+    from .book import run_threads
+
+    with run_threads(profile, 1):
+        return _time_stages(profile, out, seed, device, n_jobs, methods, mixed_precision)
+
+
+def _time_stages(profile: str, out: Path | str, seed: int, device: Any, n_jobs: int | None,
+                 methods: tuple[str, ...] | None, mixed_precision: str | None) -> dict[str, Any]:
     from dataclasses import replace
 
     import numpy as np
@@ -230,7 +240,8 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     from .latent import dataset_features, embed
     from .profiles import get_profile
     from .runtime import choose_device, set_seed
-    from .training import autocast_dtype, load_or_train_model, predict, train_model, training_config_for_profile
+    from .training import (autocast_dtype, load_or_train_model, precision_name, predict, train_model,
+                           training_config_for_profile)
 
     sizes = get_profile(profile)
     device = device or choose_device()
@@ -239,9 +250,9 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
                          f"loads; set WRENBOOK_ARTIFACTS to an empty folder")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"stages-{profile}.json"
+    path = out / (f"stages-{profile}.json" if mixed_precision is None else f"stages-{profile}-{mixed_precision}.json")
+    set_seed(seed)  # first: the record names the threads the stages run on
     record: dict[str, Any] = {"profile": sizes.to_dict(), **machine_description(device), "stages": []}
-    set_seed(seed)
     with _stage(record, STAGES[0], path, device) as row:
         surrogate = load_surrogate_dataset(profile, seed=seed, n_jobs=n_jobs or os.cpu_count() or 1)
         row.update(clips=len(surrogate.clips), processes=n_jobs or os.cpu_count())
@@ -259,7 +270,7 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
         else:  # the same training in another precision than the profile's, so not cached under its name
             model, history = train_model(images, config, device=device, progress=False)
         row.update(epochs=len(history), train_clips=len(images.split_indices("train")),
-                   seconds_per_epoch=None, precision=str(half or torch.float32).replace("torch.", ""))
+                   seconds_per_epoch=None, precision=precision_name(half))
     test = images.split_indices("test")
     predicted = predict(model, images, test, device).argmax(1)
     row.update(seconds_per_epoch=round(row["seconds"] / max(len(history), 1), 2),
@@ -460,11 +471,11 @@ def _kept_runs(benchmarks: Path) -> list[str]:
         partial = record.get("complete") is False
         lines += ["", f"Profile `{record.get('profile')}` on {record.get('device')} ({record.get('machine')}), "
                       f"finished {record.get('finished')}"
-                      + (f", up to {record['jobs']} side by side" if record.get("jobs") else "")
+                      + (f", up to {record['jobs']} side by side" if record.get("jobs", 1) > 1 else "")
                       + f" (`{record_path.name}`): "
-                      + (f"**a partial run**: only these {len(seconds)} jobs ran, {sum(seconds.values()) / 60:.1f} min "
-                         f"of their own time." if partial else
-                         f"{len(seconds)} jobs, {sum(seconds.values()) / 60:.1f} min of their own time."), ""]
+                      + ("**a partial record**: only the jobs below have run, in one or more runs, "
+                         if partial else f"{len(seconds)} jobs, ")
+                      + f"{sum(seconds.values()) / 60:.1f} min of their own time.", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak memory (GiB)": peaks.get(job)}
                 for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
         lines += _markdown_table(rows, ["job", "seconds", "peak memory (GiB)"])
@@ -473,8 +484,9 @@ def _kept_runs(benchmarks: Path) -> list[str]:
 
 def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, bench: Path) -> None:
     """The Performance page, written after every execution of the book (``make execute``): this
-    run's time per chapter (with a bar chart beside the page), the stage timings of the full
-    profile recorded on a GPU (``benchmarks``, from ``wrenlib bench --stages full``), the
+    run's time per chapter (with a bar chart beside the page), the stage timings kept in
+    ``benchmarks`` (``wrenlib bench --stages``: the full profile on a GPU, 16 bits against
+    float32 on a CPU), the runs kept there (``wrenlib bench --job-times``), the
     results of ``make bench`` on this machine (``bench``) when it has been run, and those kept in
     ``benchmarks/bench-*/`` (``wrenlib bench --out book/benchmarks/bench-cpu``), which a fresh
     clone shows."""
@@ -617,7 +629,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                                               "peak GPU memory (GiB)", "peak RAM (GiB)", "agreement with 16 bits"])
         training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
         reference = next((s for s in record["stages"] if s["stage"] == f"{STAGES[2]}, float32"), None)
-        if training and reference and reference.get("agreement_with_16_bit") is not None:
+        compared = [training, reference] if training and reference else []
+        if compared and reference.get("agreement_with_16_bit") is not None and all(
+                stage.get("seconds_per_epoch") and stage.get("test_accuracy") is not None for stage in compared):
             lines += ["", f"In {training.get('precision')} one epoch took {training.get('seconds_per_epoch')} s "
                           f"against {reference.get('seconds_per_epoch')} s in float32 "
                           f"({reference['seconds_per_epoch'] / training['seconds_per_epoch']:.1f} times as fast); "

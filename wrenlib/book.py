@@ -11,11 +11,12 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .bench import ChildProcessUsage, machine_description
 from .cache import artifacts_root, profile_dir, project_root
@@ -207,12 +208,38 @@ def default_jobs() -> int:
 def run_torch_threads(profile: str, jobs: int) -> int:
     """torch's CPU threads in each job of a run of ``profile`` with ``jobs`` side by side: the
     profile's fixed count (the quick profile's 2, for exact reproduction), or, where it has none
-    (the full profile), each job's share of the CPU's cores, at least 2."""
+    (the full profile), each job's share of the cores this process may use, and never fewer than
+    the quick profile's 2 where there are 2 (so that a job left alone keeps both busy)."""
     from .profiles import get_profile
-    from .runtime import DEFAULT_TORCH_THREADS
+    from .runtime import DEFAULT_TORCH_THREADS, usable_cores
 
     fixed = get_profile(profile).torch_threads
-    return fixed or max(DEFAULT_TORCH_THREADS, (os.cpu_count() or 1) // max(1, jobs))
+    cores = usable_cores()
+    return fixed or max(min(DEFAULT_TORCH_THREADS, cores), cores // max(1, jobs))
+
+
+@contextmanager
+def run_threads(profile: str, jobs: int) -> Iterator[int]:
+    """Within: ``WRENBOOK_TORCH_THREADS`` says :func:`run_torch_threads` (unless the caller set it),
+    so that the chapters' kernels and the preparations' processes, which inherit it, give torch
+    that many threads, and this process's torch has them too (the device the run's log names says
+    so). Afterwards the caller's variable and thread count are back."""
+    import torch
+
+    from .runtime import TORCH_THREADS_VARIABLE, torch_threads_for_run
+
+    before, threads_before = os.environ.get(TORCH_THREADS_VARIABLE), torch.get_num_threads()
+    os.environ.setdefault(TORCH_THREADS_VARIABLE, str(run_torch_threads(profile, jobs)))
+    try:
+        threads = torch_threads_for_run()
+        torch.set_num_threads(threads)
+        yield threads
+    finally:
+        if before is None:
+            os.environ.pop(TORCH_THREADS_VARIABLE, None)
+        else:
+            os.environ[TORCH_THREADS_VARIABLE] = before
+        torch.set_num_threads(threads_before)
 
 
 def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
@@ -277,35 +304,39 @@ def critical_path(prerequisites: dict[str, set[str]], seconds: dict[str, float])
         path.append(max(after, key=priority.get))
 
 
-def job_times_path(root: Path, profile: str, device_type: str) -> Path:
+def job_times_path(root: Path, profile: str, device_type: str, partial: bool = False) -> Path:
     """Where a checkout keeps the seconds per job of one complete run of ``profile`` on a
     ``device_type`` ("cpu" or "cuda") machine: ``book/benchmarks/jobs-<profile>-<device>.json``,
-    written by ``wrenlib bench --job-times`` (:func:`save_job_times`)."""
-    return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}.json"
+    written by ``wrenlib bench --job-times`` (:func:`save_job_times`); a partial record, which
+    no run orders its jobs by, goes beside it in ``...-partial.json``."""
+    return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}{'-partial' if partial else ''}.json"
 
 
 def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
     :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
     order their jobs by, and for the Performance page; raise ``ValueError`` when there is no
-    complete run to take them from. ``partial`` keeps the jobs that finished in runs of only some
-    chapters (a CPU's evidence for the full profile, which takes it many hours), marked as such."""
+    complete run to take them from. ``partial`` instead keeps every job that finished in the
+    checkout's runs of the profile, also of runs of only some chapters (a CPU's evidence for the
+    full profile, which takes it many hours), in a record of its own marked as such."""
     log_path = profile_dir(profile) / "execution.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     finished = [(job, entry) for kind in ("chapters", "preparations") for job, entry in sorted(log.get(kind, {}).items())
                 if entry.get("ok")]
-    # the last run finished every job it had ("bounds"), and every chapter of the book has run
-    complete = "bounds" in log and {chapter.stem for chapter in chapter_sources(root)} <= {job for job, _ in finished}
-    if not complete and not (partial and finished):
+    # the last run had every chapter of the book and finished every job it had ("bounds")
+    complete = "bounds" in log and {chapter.stem for chapter in chapter_sources(root)} <= set(log.get("run_jobs", ()))
+    if not partial:  # only the last run's jobs: an earlier run's may be of other code
+        finished = [(job, entry) for job, entry in finished if job in log.get("run_jobs", ())]
+    if not (complete or (partial and finished)):
         raise ValueError(f"{log_path} holds no {'finished job' if partial else 'complete run'} of the profile "
                          f"{profile!r}: run `make execute` first")
     seconds = {job: round(entry["seconds"], 1) for job, entry in finished}
     peaks = {job: entry["peak_memory_gib"] for job, entry in finished if "peak_memory_gib" in entry}
     device_type = "cuda" if str(log.get("device", "")).startswith("cuda") else "cpu"
-    path = job_times_path(root, profile, device_type)
+    path = job_times_path(root, profile, device_type, partial)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
-                                "finished": log.get("finished"), "jobs": log.get("jobs"), "complete": complete,
+                                "finished": log.get("finished"), "jobs": log.get("jobs"), "complete": not partial,
                                 "seconds": seconds, "peak_memory_gib": peaks}, indent=1) + "\n")
     return path
 
@@ -364,9 +395,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     are the same as in a run one at a time. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    import torch
-
-    from .runtime import TORCH_THREADS_VARIABLE, describe_device, torch_threads_for_run
+    from .runtime import describe_device, torch_threads_for_run
 
     root = root or project_root(Path(__file__).resolve().parent)
     if root is None:
@@ -390,105 +419,111 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)
                     if numbers & set(p.used_by)]
     jobs = max(1, int(jobs or default_jobs()))
-    threads = run_torch_threads(profile, jobs)  # what every chapter's and preparation's set_seed gives torch
-    os.environ.setdefault(TORCH_THREADS_VARIABLE, str(threads))
-    torch.set_num_threads(torch_threads_for_run())  # so that the device this run names says it
-    out_dir = root / "book" / "chapters"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
-          f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
-    # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
-    # cores, spinning threads steal the cores from the other kernel's work (a training step took
-    # twice as long side by side as one after the other); the thread count, and so every number,
-    # stays the same
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    log_path = profile_dir(profile) / "execution.json"
-    log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    log.setdefault("chapters", {})
-    log.setdefault("preparations", {})
-    from .runtime import choose_device
+    try:
+        torch_threads_for_run()  # a bad WRENBOOK_TORCH_THREADS is named before anything runs
+    except ValueError as error:
+        print(f"wrenlib execute: error: {error}", file=sys.stderr)
+        return 2
+    # every chapter's and preparation's set_seed gives torch the run's threads; the caller's
+    # setting comes back afterwards
+    with run_threads(profile, jobs):
+        out_dir = root / "book" / "chapters"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
+              f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
+        os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
+        # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
+        # cores, spinning threads steal the cores from the other kernel's work (a training step took
+        # twice as long side by side as one after the other); the thread count, and so every number,
+        # stays the same
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        log_path = profile_dir(profile) / "execution.json"
+        log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        log.setdefault("chapters", {})
+        log.setdefault("preparations", {})
+        from .runtime import choose_device
 
-    last_seconds, log["order_from"] = expected_from_runs(root, profile, choose_device().type, log)
-    peaks, _ = expected_from_runs(root, profile, choose_device().type, log, "peak_memory_gib")
-    budget = memory_budget_gib(profile)
-    # what each job waits for: chapters by stem, preparations by name
-    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
-    for stem in stems:
-        prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
-                                                                    if stem[:2] in p.used_by}
-    priority = job_priorities(prerequisites, last_seconds)
-    order = [p.name for p in preparations] + stems
-    work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
-    waiting = sorted(order, key=lambda job: (-priority[job], order.index(job)))
-    finished: set[str] = set()
-    status = 0
-    run_started = time.perf_counter()
-    started_at: dict[str, float] = {}
+        last_seconds, log["order_from"] = expected_from_runs(root, profile, choose_device().type, log)
+        peaks, _ = expected_from_runs(root, profile, choose_device().type, log, "peak_memory_gib")
+        budget = memory_budget_gib(profile)
+        # what each job waits for: chapters by stem, preparations by name
+        prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
+        for stem in stems:
+            prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
+                                                                        if stem[:2] in p.used_by}
+        priority = job_priorities(prerequisites, last_seconds)
+        order = [p.name for p in preparations] + stems
+        work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
+        waiting = sorted(order, key=lambda job: (-priority[job], order.index(job)))
+        finished: set[str] = set()
+        status = 0
+        run_started = time.perf_counter()
+        started_at: dict[str, float] = {}
 
-    def finish(job: str, outcome: dict[str, Any]) -> None:
-        nonlocal status
-        entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
-        entry["started"] = round(started_at[job], 1)  # seconds into the run
-        if isinstance(work[job], Preparation):
-            log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
-                                        "description": work[job].description, "trained": outcome["trained"]}
-            if "matmul_gflops_per_core" in outcome:
-                log["preparations"][job]["matmul_gflops_per_core"] = outcome["matmul_gflops_per_core"]
-            if outcome["error"] is not None:
-                print(f"wrenlib execute: preparation {job} ({work[job].description}) failed after "
-                      f"{outcome['seconds']:.0f} s: {outcome['error']}", file=sys.stderr)
-                status = 1
-                return
-        else:
-            chapter = work[job]
-            target = out_dir / chapter.name
-            if outcome["error"] is not None:
-                log["chapters"][job] = {**entry, "ok": False}
-                print(f"wrenlib execute: chapter {job} failed after {outcome['seconds']:.0f} s: "
-                      f"{outcome['error']}", file=sys.stderr)
-                print(f"  the partly executed notebook is {target}", file=sys.stderr)
-                status = 1
-                return
-            _hide_injected_parameters(target)
-            _add_launch_links(target, chapter, root)
-            log["chapters"][job] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
-        finished.add(job)
-        print(f"  {job} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
-              f"GiB, {outcome['cores_busy'] or 0:.1f} cores busy", flush=True)
+        def finish(job: str, outcome: dict[str, Any]) -> None:
+            nonlocal status
+            entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
+            entry["started"] = round(started_at[job], 1)  # seconds into the run
+            if isinstance(work[job], Preparation):
+                log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
+                                            "description": work[job].description, "trained": outcome["trained"]}
+                if "matmul_gflops_per_core" in outcome:
+                    log["preparations"][job]["matmul_gflops_per_core"] = outcome["matmul_gflops_per_core"]
+                if outcome["error"] is not None:
+                    print(f"wrenlib execute: preparation {job} ({work[job].description}) failed after "
+                          f"{outcome['seconds']:.0f} s: {outcome['error']}", file=sys.stderr)
+                    status = 1
+                    return
+            else:
+                chapter = work[job]
+                target = out_dir / chapter.name
+                if outcome["error"] is not None:
+                    log["chapters"][job] = {**entry, "ok": False}
+                    print(f"wrenlib execute: chapter {job} failed after {outcome['seconds']:.0f} s: "
+                          f"{outcome['error']}", file=sys.stderr)
+                    print(f"  the partly executed notebook is {target}", file=sys.stderr)
+                    status = 1
+                    return
+                _hide_injected_parameters(target)
+                _add_launch_links(target, chapter, root)
+                log["chapters"][job] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
+            finished.add(job)
+            print(f"  {job} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
+                  f"GiB, {outcome['cores_busy'] or 0:.1f} cores busy", flush=True)
 
-    import multiprocessing
+        import multiprocessing
 
-    # one job at a time is the same loop with one worker. Every job gets a fresh process (spawned,
-    # not forked from this one, which has torch loaded), which ends with it: a preparation's
-    # memory goes back to the system before the next job starts
-    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
-    with ChildProcessUsage(interval=0.5) as whole_run, \
-            ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **fresh) as pool:
-        running: dict[Any, str] = {}
-        while True:
-            for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
-                if len(running) >= jobs:
+        # one job at a time is the same loop with one worker. Every job gets a fresh process (spawned,
+        # not forked from this one, which has torch loaded), which ends with it: a preparation's
+        # memory goes back to the system before the next job starts
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
+        with ChildProcessUsage(interval=0.5) as whole_run, \
+                ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **fresh) as pool:
+            running: dict[Any, str] = {}
+            while True:
+                for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
+                    if len(running) >= jobs:
+                        break
+                    if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
+                                                                                    peaks, budget):
+                        continue
+                    waiting.remove(job)
+                    print(f"  {job} ...", flush=True)
+                    started_at[job] = time.perf_counter() - run_started
+                    if isinstance(work[job], Preparation):
+                        future = pool.submit(_run_preparation, work[job])
+                    else:
+                        future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
+                    running[future] = job
+                if not running:
                     break
-                if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
-                                                                                peaks, budget):
-                    continue
-                waiting.remove(job)
-                print(f"  {job} ...", flush=True)
-                started_at[job] = time.perf_counter() - run_started
-                if isinstance(work[job], Preparation):
-                    future = pool.submit(_run_preparation, work[job])
-                else:
-                    future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
-                running[future] = job
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                finish(running.pop(future), future.result())
-    machine = machine_description()
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finish(running.pop(future), future.result())
+        machine = machine_description()
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
                 if job in prerequisites and job in finished}
+    log["run_jobs"] = sorted(prerequisites)  # which jobs this run had (the log keeps earlier runs' too)
     if len(measured) == len(prerequisites):  # every job of the run finished: its bounds
         chain_seconds, chain = critical_path(prerequisites, measured)
         log["bounds"] = {"work_seconds": round(sum(measured.values()), 1),

@@ -377,8 +377,8 @@ def bench(out: Path, n_clips: int = 96) -> dict:
     from .runtime import choose_device
     from .training import benchmark_training
 
-    # a training's own batch of 32 at both sizes: at 480 x 960 a batch of 8 gave float32 against
-    # bfloat16 ratios from 0.9 to 1.6 between runs, where whole trainings ran about 3 times as fast
+    # a training's own batch of 32 at both sizes: at 480 x 960 one batch of 8 gave bfloat16 against
+    # float32 ratios from 0.9 to 1.6 between runs on the machine that measured them
     for size, batch, batches_ in (((120, 240), 32, 2), ((480, 960), 32, 1)):
         speed = benchmark_training(size, batch_size=batch, n_batches=batches_, device=choose_device())
         rows.append({"benchmark": f"training at {size[0]} x {size[1]}", "processes": 1, "clips": batch * batches_,
@@ -567,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench" and args.mixed_precision and not args.stages:
+        parser.error("--mixed-precision applies to --stages only")
+    if args.command == "bench" and args.partial and not args.job_times:
+        parser.error("--partial applies to --job-times only")
     try:
         if args.command == "synth":
             out = synth(args.n, args.seed, args.out, args.separation, tuple(args.snr_db), args.jobs,

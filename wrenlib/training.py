@@ -27,7 +27,7 @@ from .runtime import map_batches, show_progress
 from .cache import config_hash
 from .images import SpectrogramDataset
 from .model import DialectCNN, ModelConfig, fast_forward
-from .profiles import MIXED_PRECISION
+from .profiles import MIXED_PRECISION, get_profile
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,31 @@ def autocast_dtype(device: torch.device | str, mixed_precision: str) -> torch.dt
                                        and cpu_has_native_bfloat16()):
         return torch.bfloat16
     return None
+
+
+def precision_name(half: torch.dtype | None) -> str:
+    """How records name the type a training step ran in: "bfloat16", "float16" or "float32"."""
+    return str(half or torch.float32).replace("torch.", "")
+
+
+def training_step(network: nn.Module, optimiser: torch.optim.Optimizer, loss_function: nn.Module,
+                  images: torch.Tensor, labels: torch.Tensor, half: torch.dtype | None = None,
+                  scaler: "torch.amp.GradScaler | None" = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of :func:`fit` (and of :func:`benchmark_training`): the forward pass under
+    ``torch.autocast`` in ``half`` (None: float32), the loss in float32, the backward pass (scaled
+    by ``scaler`` for float16) and Adam's update. Returns the loss and the logits."""
+    optimiser.zero_grad()
+    with torch.autocast(images.device.type, dtype=half or torch.float32, enabled=half is not None):
+        logits = network(images)
+    loss = loss_function(logits.float(), labels)
+    if scaler is None:
+        loss.backward()
+        optimiser.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+    return loss, logits
 
 
 def batches(dataset: SpectrogramDataset, indices: np.ndarray, batch_size: int,
@@ -164,17 +189,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
         seen, loss_sum, correct = 0, 0.0, 0
         for images, labels in batches(dataset, train, config.batch_size, shuffle=True,
                                       generator=generator, device=device):
-            optimiser.zero_grad()
-            with torch.autocast(device_type, dtype=half or torch.float32, enabled=half is not None):
-                logits = network(images)
-            loss = loss_function(logits.float(), labels)
-            if scaler is None:
-                loss.backward()
-                optimiser.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimiser)
-                scaler.update()
+            loss, logits = training_step(network, optimiser, loss_function, images, labels, half, scaler)
             seen += len(labels)
             loss_sum += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
@@ -195,7 +210,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
     if best_state is not None:
         model.load_state_dict(best_state)
     TRAINED.append({"model": model.config.to_dict(), "epochs": len(history), "train_images": len(train),
-                    "validation_images": len(validation), "precision": str(half or torch.float32).replace("torch.", "")})
+                    "validation_images": len(validation), "precision": precision_name(half)})
     return pd.DataFrame(history)
 
 
@@ -270,8 +285,6 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
 
 def training_config_for_profile(profile: str, seed: int = 0) -> TrainingConfig:
     """Training settings of a profile (the same optimiser everywhere; epochs differ)."""
-    from .profiles import get_profile
-
     sizes = get_profile(profile)
     return TrainingConfig(learning_rate=1e-3, batch_size=32, max_epochs=sizes.max_epochs,
                           patience=sizes.patience, seed=seed, mixed_precision=sizes.mixed_precision)
@@ -438,15 +451,10 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
     def load() -> list:
         return list(batches(data, indices, batch_size, device=device))
 
-    device_type = torch.device(device).type
-
     def steps(prepared: list, network: nn.Module = network, half: torch.dtype | None = None) -> None:
+        scaler = torch.amp.GradScaler(torch.device(device).type) if half == torch.float16 else None
         for images, labels in prepared:
-            optimiser.zero_grad()
-            with torch.autocast(device_type, dtype=half or torch.float32, enabled=half is not None):
-                logits = network(images)
-            loss_function(logits.float(), labels).backward()
-            optimiser.step()
+            training_step(network, optimiser, loss_function, images, labels, half, scaler)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
 
@@ -461,7 +469,7 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
                 measured.append(time.perf_counter() - started)
         return [min(measured) for measured in times]
 
-    half = autocast_dtype(device, "native")  # the full profile's precision here, if not float32
+    half = autocast_dtype(device, get_profile("full").mixed_precision)  # the full profile's, if not float32
     prepared = load()
     steps(prepared[:1])  # warm-up, every variant
     steps(prepared[:1], model)
@@ -477,6 +485,6 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
               "loader_images_per_second": n / loader_seconds,
               "loader_share_of_step_time": loader_seconds / step_seconds}
     if half_seconds:  # the same steps under torch.autocast, taking turns with the float32 ones
-        result.update(mixed_precision=str(half).replace("torch.", ""),
+        result.update(mixed_precision=precision_name(half),
                       mixed_precision_images_per_second=n / half_seconds[0])
     return result
