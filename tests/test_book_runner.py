@@ -330,6 +330,20 @@ def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(
     assert json.loads(save_job_times(root, "quick").read_text())["complete"] is True
 
 
+def test_the_log_is_written_after_every_job_so_a_run_cut_short_keeps_what_finished(tmp_path, isolated_artifacts):
+    import json
+
+    (isolated_artifacts / "quick").mkdir(parents=True)
+    (isolated_artifacts / "quick" / "execution.json").write_text(json.dumps(
+        {"chapters": {}, "preparations": {}, "bounds": {"work_seconds": 1.0}, "run_jobs": ["01_first"]}))
+    check = ("import json, os\n"
+             "log = json.load(open(os.path.join(os.environ['WRENBOOK_ARTIFACTS'], 'quick', 'execution.json')))\n"
+             "assert log['chapters']['01_first']['ok'], log\n"
+             "assert 'bounds' not in log and log['run_jobs'] == ['01_first', '02_check'], log")
+    root = _project(tmp_path, {"01_first": "x = 1", "02_check": check})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+
+
 def test_a_preparation_reports_the_trainings_it_did(monkeypatch):
     """Only those of its own run: a worker process may have trained before."""
     from wrenlib import book, training

@@ -451,6 +451,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         for stem in stems:
             prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
                                                                         if stem[:2] in p.used_by}
+        log.pop("bounds", None)  # an earlier run's, written again when every job of this one has finished
+        log["run_jobs"] = sorted(prerequisites)  # which jobs this run has (the log keeps earlier runs' too)
         priority = job_priorities(prerequisites, last_seconds)
         order = [p.name for p in preparations] + stems
         work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
@@ -520,10 +522,12 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     finish(running.pop(future), future.result())
+                    # after every job, so that a run cut short (hours of the full profile on a CPU)
+                    # keeps what it measured (wrenlib bench --job-times --partial)
+                    log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
         machine = machine_description()
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
                 if job in prerequisites and job in finished}
-    log["run_jobs"] = sorted(prerequisites)  # which jobs this run had (the log keeps earlier runs' too)
     if len(measured) == len(prerequisites):  # every job of the run finished: its bounds
         chain_seconds, chain = critical_path(prerequisites, measured)
         log["bounds"] = {"work_seconds": round(sum(measured.values()), 1),
