@@ -361,7 +361,11 @@ def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(t
 
     from wrenlib.book import job_times_path, memory_budget_gib, over_memory_budget
 
-    assert memory_budget_gib("quick") == 5.5 and memory_budget_gib("full") is None
+    assert memory_budget_gib("quick") == 5.5 and memory_budget_gib("full", "cuda") is None
+    import psutil
+
+    total = psutil.virtual_memory().total / 2**30
+    assert memory_budget_gib("full", "cpu") == pytest.approx(0.8 * total - 0.5)  # no target: the machine's
     peaks = {"03_training": 4.0, "10_sanity": 1.8, "cnn_mixed": 1.1}
     assert over_memory_budget("10_sanity", ["03_training"], peaks, 5.5)
     assert not over_memory_budget("cnn_mixed", ["03_training"], peaks, 5.5)
@@ -383,4 +387,11 @@ def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(t
     assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
     first, second = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
     assert second[0] < first[1]  # side by side
+    kept.unlink()  # where only a partial record is kept (the full profile on a CPU), its peaks count
+    job_times_path(root, "quick", "cpu", partial=True).write_text(json.dumps(
+        {"complete": False, "seconds": {}, "peak_memory_gib": {"04_large": 3.0, "06_large": 3.0}}))
+    (isolated_artifacts / "quick" / "execution.json").unlink()
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
+    first, second = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
+    assert second[0] >= first[1]
 

@@ -345,8 +345,11 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
                        field: str = "seconds") -> tuple[dict[str, float], str]:
     """Each job's expected ``field`` ("seconds" for :func:`job_priorities`, "peak_memory_gib" for
     :func:`over_memory_budget`): this checkout's earlier runs (``log``), else the run kept in
-    :func:`job_times_path`; and where they came from, in words."""
+    :func:`job_times_path` (a partial record where no complete one is kept); and where they came
+    from, in words."""
     path = job_times_path(root, profile, device_type)
+    if not path.is_file():
+        path = job_times_path(root, profile, device_type, partial=True)
     try:
         kept = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, json.JSONDecodeError):  # only a hint: an unreadable one is no hint
@@ -362,14 +365,22 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
     return {**kept.get(field, {}), **last}, source
 
 
-def memory_budget_gib(profile: str) -> float | None:
+def memory_budget_gib(profile: str, device_type: str = "cpu") -> float | None:
     """What the jobs running side by side may expect to hold together: the profile's memory
     target (:data:`wrenlib.bench.TARGETS`) less 0.5 GiB for the worker processes that run them
-    (outside a job's own peak); ``None`` when the profile has no memory target."""
+    (outside a job's own peak). A profile without a target (the full one) on a CPU may use 80 % of
+    the machine's memory, less the same 0.5 GiB: two of its trainings side by side held 17 GiB.
+    ``None`` on a GPU machine, which runs one job at a time."""
     from .bench import TARGETS
 
     target = TARGETS.get(profile, {}).get("memory_gib")
-    return None if target is None else target - 0.5
+    if target is not None:
+        return target - 0.5
+    if device_type != "cpu":
+        return None
+    import psutil
+
+    return 0.8 * psutil.virtual_memory().total / 2**30 - 0.5
 
 
 def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], budget: float | None) -> bool:
@@ -445,7 +456,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
 
         last_seconds, log["order_from"] = expected_from_runs(root, profile, choose_device().type, log)
         peaks, _ = expected_from_runs(root, profile, choose_device().type, log, "peak_memory_gib")
-        budget = memory_budget_gib(profile)
+        budget = memory_budget_gib(profile, choose_device().type)
         # what each job waits for: chapters by stem, preparations by name
         prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
         for stem in stems:
