@@ -369,7 +369,7 @@ def memory_budget_gib(profile: str, device_type: str = "cpu") -> float | None:
     """What the jobs running side by side may expect to hold together: the profile's memory
     target (:data:`wrenlib.bench.TARGETS`) less 0.5 GiB for the worker processes that run them
     (outside a job's own peak). A profile without a target (the full one) on a CPU may use 80 % of
-    the machine's memory, less the same 0.5 GiB: two of its trainings side by side held 17 GiB.
+    the machine's memory, less the same 0.5 GiB: each of its trainings peaked at 10-11 GiB on a CPU.
     ``None`` on a GPU machine, which runs one job at a time."""
     from .bench import TARGETS
 
