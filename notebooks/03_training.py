@@ -107,8 +107,8 @@ print(f"total: {table['parameters'].sum():,} parameters at {profile.image_height
 #
 # The quick profile trains in float32 everywhere. The full profile's training steps run in 16-bit
 # floats under `torch.autocast` (`mixed_precision="native"`; the weights stay in float32) wherever
-# the hardware computes them: on a GPU, and on a CPU with bfloat16 instructions (AVX512-BF16,
-# AMX or ARM's BF16); other CPUs train it in float32. `wrenlib bench --stages` trains the same CNN
+# the hardware computes them: on a GPU, and on an x86 CPU with bfloat16 instructions (AVX512-BF16
+# or AMX); other CPUs train it in float32. `wrenlib bench --stages` trains the same CNN
 # in float32 beside it, to show how much the accuracy changes (the Performance page).
 
 # %%
@@ -300,7 +300,8 @@ with torch.no_grad():
 with OtherWork() as beside:  # how busy the rest of the machine was meanwhile
     speeds = pd.DataFrame([
         benchmark_training((profile.image_height_px, profile.image_width_px), batch_size=32, device=device, repeats=3),
-        benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=2, device=device),
+        # one batch of 8: too few steps for a 16-bit ratio, which make bench times at 480 x 960
+        benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=2, device=device, sixteen_bit=False),
     ])
 display(speeds.style.format({"training_images_per_second": "{:.1f}", "paper_order_images_per_second": "{:.1f}",
                              "loader_images_per_second": "{:.0f}", "loader_share_of_step_time": "{:.2%}",
@@ -314,14 +315,13 @@ wrenlib.record_result(PROFILE, "loader_share_of_step_time", float(speeds["loader
 glue("training_device", Markdown(wrenlib.describe_device(device) + beside.note()), display=False)
 speed_up = speeds.iloc[0]["training_images_per_second"] / speeds.iloc[0]["paper_order_images_per_second"]
 if "mixed_precision_images_per_second" in speeds:  # this CPU or GPU computes 16-bit floats natively
-    # the profile's size: two batches of 32, timed three times (one batch of 8 at 480 x 960 is too
-    # few steps for a ratio; make bench times a batch of 32 there)
+    # the profile's size: two batches of 32, timed three times
     half_speed_up = float(speeds.iloc[0]["mixed_precision_images_per_second"] / speeds.iloc[0]["training_images_per_second"])
     wrenlib.record_result(PROFILE, "mixed_precision_speed_up_profile_size", half_speed_up)
     glue("mixed_precision_note", Markdown(
         f" In {speeds.iloc[0]['mixed_precision']}, the full profile's precision on this machine, the same steps "
-        f"train {half_speed_up:.1f} times as many images per second as in float32 at this profile's size (the "
-        f"480 × 960 row times a single batch of 8, too few steps for a ratio). The Performance page has "
+        f"train {half_speed_up:.1f} times as many images per second as in float32 at this profile's size. The "
+        f"Performance page has "
         f"`make bench`'s ratio at 480 × 960, and a kept record of one CNN trained both ways with how often the "
         f"two agree."), display=False)
 else:

@@ -222,6 +222,8 @@ def test_the_training_benchmark_times_16_bit_steps_only_where_the_full_profile_w
     monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
     speed = benchmark_training((32, 64), batch_size=4, n_batches=1, repeats=1)
     assert speed["mixed_precision"] == "bfloat16" and speed["mixed_precision_images_per_second"] > 0
+    assert "mixed_precision" not in benchmark_training((32, 64), batch_size=4, n_batches=1, repeats=1,
+                                                       sixteen_bit=False)  # asked not to (chapter 03's one batch)
 
 
 def test_convolutions_stay_channels_last_through_copies_and_checkpoints(tmp_path):

@@ -454,9 +454,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         log.setdefault("preparations", {})
         from .runtime import choose_device
 
-        last_seconds, log["order_from"] = expected_from_runs(root, profile, choose_device().type, log)
-        peaks, _ = expected_from_runs(root, profile, choose_device().type, log, "peak_memory_gib")
-        budget = memory_budget_gib(profile, choose_device().type)
+        device_type = choose_device().type
+        last_seconds, log["order_from"] = expected_from_runs(root, profile, device_type, log)
+        peaks, _ = expected_from_runs(root, profile, device_type, log, "peak_memory_gib")
+        budget = memory_budget_gib(profile, device_type)
         # what each job waits for: chapters by stem, preparations by name
         prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
         for stem in stems:

@@ -39,7 +39,7 @@ class Profile:
     confound_clips: int = 8
     # training in 16-bit floats (wrenlib.training.TrainingConfig.mixed_precision): "off" trains
     # in float32 everywhere, "native" in 16 bits on a GPU and on a CPU that computes bfloat16 in
-    # hardware (make bench on an AVX512-BF16 machine: 1.7 to 2.2 times as many images per second)
+    # hardware (wrenlib.runtime.NATIVE_BFLOAT16_FLAGS)
     mixed_precision: str = "off"
     # torch's CPU threads in each job of `wrenlib execute` (wrenlib.runtime.set_seed): a number
     # pins them, so that one seed reproduces the run's numbers exactly (float sums differ between

@@ -83,6 +83,11 @@ def precision_name(half: torch.dtype | None) -> str:
     return str(half or torch.float32).replace("torch.", "")
 
 
+def gradient_scaler(half: torch.dtype | None, device: torch.device | str) -> "torch.amp.GradScaler | None":
+    """The loss scaler a float16 step needs (float16's small range; bfloat16's needs none)."""
+    return torch.amp.GradScaler(torch.device(device).type) if half == torch.float16 else None
+
+
 def training_step(network: nn.Module, optimiser: torch.optim.Optimizer, loss_function: nn.Module,
                   images: torch.Tensor, labels: torch.Tensor, half: torch.dtype | None = None,
                   scaler: "torch.amp.GradScaler | None" = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,9 +183,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_function = nn.CrossEntropyLoss()
     half = autocast_dtype(device, config.mixed_precision)
-    device_type = torch.device(device).type
-    # float16's small range needs the loss scaled up before the backward pass (bfloat16's does not)
-    scaler = torch.amp.GradScaler(device_type) if half == torch.float16 else None
+    scaler = gradient_scaler(half, device)
     generator = np.random.default_rng([config.seed, 11])
     history, best_loss, best_state, waited = [], float("inf"), None, 0
     bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not show_progress(progress))
@@ -414,14 +417,15 @@ def _clips_at_snrs(population, snrs_db: list[float], clip_ids: list[int]) -> tup
 
 
 def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batches: int = 2,
-                       device: torch.device | str = "cpu", repeats: int = 2) -> dict[str, float]:
+                       device: torch.device | str = "cpu", repeats: int = 2,
+                       sixteen_bit: bool = True) -> dict[str, float]:
     """Training speed at one image size, and what the loader costs (chapter 03, ``make bench``).
 
     Measured side by side in one run on random images: the time to build batches from the cached
     uint8 levels (background applied), and the time of training steps (forward, backward, Adam)
     on batches already in memory, both as :func:`fit` runs them (the pool-first twin) and in the
     paper's layer order, and, where the full profile would train in 16 bits here
-    (``mixed_precision="native"``), in those too. Each is the best of ``repeats``; the machines are
+    (``mixed_precision="native"``) and ``sixteen_bit`` asks for it, in those too. Each is the best of ``repeats``; the machines are
     shared. It starts by handing the memory earlier work freed back to the system
     (:func:`~wrenlib.runtime.release_freed_memory`), so its own peak adds to no leftover, and
     with the allocator keeping freed blocks, as every training does after
@@ -452,7 +456,7 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
         return list(batches(data, indices, batch_size, device=device))
 
     def steps(prepared: list, network: nn.Module = network, half: torch.dtype | None = None) -> None:
-        scaler = torch.amp.GradScaler(torch.device(device).type) if half == torch.float16 else None
+        scaler = gradient_scaler(half, device)
         for images, labels in prepared:
             training_step(network, optimiser, loss_function, images, labels, half, scaler)
         if torch.device(device).type == "cuda":
@@ -469,7 +473,7 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
                 measured.append(time.perf_counter() - started)
         return [min(measured) for measured in times]
 
-    half = autocast_dtype(device, get_profile("full").mixed_precision)  # the full profile's, if not float32
+    half = autocast_dtype(device, get_profile("full").mixed_precision) if sixteen_bit else None  # the full profile's
     prepared = load()
     steps(prepared[:1])  # warm-up, every variant
     steps(prepared[:1], model)
