@@ -3,7 +3,7 @@
 #   make test     unit tests, execute every chapter (quick profile), build the book, check the HTML
 # PROFILE=quick|full overrides the automatic choice (full when a CUDA GPU is present);
 # JOBS=N sets how many jobs (chapters, and the CNN trainings they need) run side by side
-# (default: 2 on a CPU, 1 with a GPU).
+# (default: 2 on a CPU; with a GPU one per 4 cores and 10 GiB, at most 4, each with its share of its memory).
 
 PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv

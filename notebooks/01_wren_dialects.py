@@ -156,7 +156,8 @@ display(feature_table.style.format(precision=1, thousands=",").format("{:g}", su
 dataset = load_surrogate_dataset(PROFILE, seed=SEED)
 clips = dataset.clips
 print(f"{len(dataset)} clips of {dataset.config.clip_seconds:g} s at {dataset.config.sample_rate_hz} Hz; "
-      f"generated at {len(dataset) / dataset.seconds_to_generate:.1f} clips/s on 2 processes")
+      f"generated at {len(dataset) / dataset.seconds_to_generate:.1f} clips/s"
+      + (f" on {dataset.processes} processes" if dataset.processes else ""))
 
 # %% tags=["hide-input"]
 counts = pd.crosstab([clips["dialect"], clips["song_type"]], clips["split"], margins=True, margins_name="all")

@@ -132,7 +132,7 @@ ridge = Ridge(alpha=settings.ridge_alpha).fit(z, answers, sample_weight=kernel)
 by_hand = ridge.coef_[segments]                                             # each pixel gets its feature's weight
 
 # the library on the very same samples: captum's Lime with the samples replayed, wrenlib's kernel
-replay = iter(torch.from_numpy(z).float()[:, None])
+replay = iter(torch.from_numpy(z).float()[:, None].to(device))  # on the model's device, like the mask
 same_samples = Lime(lambda batch: torch.softmax(model(batch), 1), interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
                     similarity_func=lime_similarity(settings.kernel_width),
                     perturb_func=lambda *args, **kwargs: next(replay))

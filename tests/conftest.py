@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 
 @pytest.fixture(autouse=True)
 def default_torch_threads(monkeypatch):
-    """Every test starts from the default thread count, whatever the developer's shell exports."""
+    """Every test starts from the default thread count and a whole GPU, whatever the developer's
+    shell exports."""
     monkeypatch.delenv("WRENBOOK_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("WRENBOOK_GPU_MEMORY_SHARE", raising=False)
 
 
 @pytest.fixture(scope="session")

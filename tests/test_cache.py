@@ -83,12 +83,17 @@ def test_profile_dataset_is_cached(isolated_artifacts, monkeypatch):
     tiny = profiles.Profile("tiny", individuals_per_dialect=2, clips_per_individual=2,
                             image_height_px=8, image_width_px=16)
     monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
-    first = load_surrogate_dataset("tiny", n_jobs=1)
+    from wrenlib import runtime
+
+    # no n_jobs: one process per usable core (one here, so that the test spawns nothing)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
+    first = load_surrogate_dataset("tiny")
     stamp = (profile_dir("tiny") / "surrogate" / "waveforms.npy").stat().st_mtime_ns
-    second = load_surrogate_dataset("tiny", n_jobs=1)
+    second = load_surrogate_dataset("tiny", n_jobs=3)
     assert (profile_dir("tiny") / "surrogate" / "waveforms.npy").stat().st_mtime_ns == stamp
     assert len(first) == len(second) == 8
     np.testing.assert_array_equal(first.waveforms, second.waveforms)
+    assert first.processes == second.processes == 1  # how it was made travels with the cache
 
 
 def test_mask_cells_survive_their_run_encoding_and_old_caches_still_load(small_dataset, tmp_path):

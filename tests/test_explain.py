@@ -409,6 +409,9 @@ def test_the_paper_size_is_split_to_fit_the_machine_and_the_quick_size_is_not(mo
     assert explain_module.images_per_call(paper, shap_bytes, "cpu") == 1  # never fewer than one
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 * 2**30))
     assert explain_module.images_per_call(paper, shap_bytes, "cuda") >= 64  # an 80 GiB GPU: one call, as before
+    monkeypatch.setenv("WRENBOOK_GPU_MEMORY_SHARE", "0.25")  # four jobs side by side on it: a quarter each
+    quarter = explain_module.images_per_call(paper, shap_bytes, "cuda")
+    assert 8 <= quarter < 64 and quarter * paper * shap_bytes <= 0.5 * 0.25 * 80 * 2**30
 
 
 def test_reference_groups_that_rank_the_outputs_differently_still_explain_the_first_groups_output():

@@ -85,6 +85,51 @@ def test_a_run_sets_its_threads_for_what_it_starts_and_gives_the_callers_back(mo
         torch.set_num_threads(2)
 
 
+def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_comes_back(monkeypatch):
+    """On a CUDA GPU, ``wrenlib execute`` runs up to 4 jobs (one per 4 cores), and each job's
+    set_seed caps torch's allocator at 1/jobs of the GPU, so that jobs side by side never ask for
+    more than it has; a CPU, or one job, shares nothing."""
+    from wrenlib import book, runtime
+    from wrenlib.runtime import GPU_SHARE_VARIABLE
+
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for cores, gib, jobs in ((16, 80, 4), (64, 141, 4), (8, 80, 2), (3, 80, 1), (16, 24, 2), (16, 8, 1)):
+        monkeypatch.setattr(runtime, "usable_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device, gib=gib: SimpleNamespace(
+            total_memory=gib * 2**30))
+        assert book.default_jobs() == jobs, (cores, gib)
+    assert book.gpu_memory_share_for_run(4, "cuda") == "0.25" and book.gpu_memory_share_for_run(3, "cuda") == "0.333333"
+    assert book.gpu_memory_share_for_run(1, "cuda") is None and book.gpu_memory_share_for_run(4, "cpu") is None
+    with book.run_threads("full", jobs=4, device_type="cuda"):
+        assert os.environ[GPU_SHARE_VARIABLE] == "0.25" and runtime.gpu_memory_share() == 0.25
+        fractions = []
+        monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", fractions.append)
+        monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
+        set_seed(0)
+        assert fractions == [0.25]
+    assert GPU_SHARE_VARIABLE not in os.environ and runtime.gpu_memory_share() == 1.0
+    with book.run_threads("full", jobs=4, device_type="cpu"):
+        assert GPU_SHARE_VARIABLE not in os.environ
+    monkeypatch.setenv(GPU_SHARE_VARIABLE, "0.5")  # the caller's choice wins, and stays
+    with book.run_threads("full", jobs=4, device_type="cuda"):
+        assert runtime.gpu_memory_share() == 0.5
+    assert os.environ[GPU_SHARE_VARIABLE] == "0.5"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # no GPU: nothing to cap
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda share: pytest.fail("capped a CPU"))
+    set_seed(0)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.25", "half", "nan"])
+def test_a_bad_gpu_share_is_named_before_anything_is_seeded(monkeypatch, value):
+    from wrenlib.runtime import GPU_SHARE_VARIABLE
+
+    monkeypatch.setenv(GPU_SHARE_VARIABLE, value)
+    with pytest.raises(ValueError, match=f"{GPU_SHARE_VARIABLE} must be a fraction.*{value!r}"):
+        set_seed(0)
+
+
 def test_set_seed_turns_on_deterministic_algorithms_without_importing_the_compiler():
     """What torch.use_deterministic_algorithms(True, warn_only=True) sets, without its 2 s import
     of torch._inductor in every chapter's process (checked in a fresh interpreter)."""

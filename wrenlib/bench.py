@@ -254,8 +254,8 @@ def _time_stages(profile: str, out: Path | str, seed: int, device: Any, n_jobs: 
     set_seed(seed)  # first: the record names the threads the stages run on
     record: dict[str, Any] = {"profile": sizes.to_dict(), **machine_description(device), "stages": []}
     with _stage(record, STAGES[0], path, device) as row:
-        surrogate = load_surrogate_dataset(profile, seed=seed, n_jobs=n_jobs or os.cpu_count() or 1)
-        row.update(clips=len(surrogate.clips), processes=n_jobs or os.cpu_count())
+        surrogate = load_surrogate_dataset(profile, seed=seed, n_jobs=n_jobs)
+        row.update(clips=len(surrogate.clips), processes=surrogate.processes)
     with _stage(record, STAGES[1], path, device) as row:
         images = load_spectrogram_dataset(profile, seed=seed, device=device)
         row.update(clips=len(images), image_size=list(images.front_end.image_size))
@@ -464,7 +464,7 @@ def _kept_runs(benchmarks: Path) -> list[str]:
     lines = ["", "## Kept runs", "",
              "Seconds and peak memory per job of runs kept in `book/benchmarks/` (`wrenlib bench --job-times "
              "PROFILE`): a fresh clone orders its jobs by them, and a run too long to repeat here (the full "
-             "profile on a CPU) is shown by them."]
+             "profile on a CPU, or on a GPU lent for minutes) is shown by them."]
     for record_path in records:
         record = json.loads(record_path.read_text())
         seconds, peaks = record.get("seconds", {}), record.get("peak_memory_gib", {})
@@ -475,7 +475,11 @@ def _kept_runs(benchmarks: Path) -> list[str]:
                       + f" (`{record_path.name}`): "
                       + ("**a partial record**: only the jobs below have run, in one or more runs, "
                          if partial else f"{len(seconds)} jobs, ")
-                      + f"{sum(seconds.values()) / 60:.1f} min of their own time.", ""]
+                      + f"{sum(seconds.values()) / 60:.1f} min of their own time"
+                      + (f"; the {'last ' if partial else ''}run took {record['wall_seconds'] / 60:.1f} min of wall time"
+                         if record.get("wall_seconds") else "") + ".", ""]
+        if record.get("note"):  # how the run came about, where its record alone would mislead
+            lines += [f"*{record['note']}*", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak memory (GiB)": peaks.get(job)}
                 for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
         lines += _markdown_table(rows, ["job", "seconds", "peak memory (GiB)"])

@@ -196,13 +196,35 @@ def _run_preparation(preparation: Preparation) -> dict[str, Any]:
     return outcome
 
 
+# jobs side by side on one CUDA GPU, at most, each with GPU_JOB_CORES of the CPU's cores and
+# GPU_JOB_MEMORY_GIB of the GPU's memory or more (the full profile's four jobs at a time on an H200
+# held 34 GiB of it together at the most: book/benchmarks/jobs-full-cuda-partial.json's run)
+GPU_JOBS = 4
+GPU_JOB_CORES = 4
+GPU_JOB_MEMORY_GIB = 10
+
+
 def default_jobs() -> int:
-    """Chapters run side by side: one with a CUDA GPU (they would share its memory), else two
-    when the CPU has two cores or more (one chapter's plotting and Python overlap the other's
-    arithmetic)."""
+    """Jobs run side by side: on a CUDA GPU up to :data:`GPU_JOBS`, one per :data:`GPU_JOB_CORES`
+    usable cores and per :data:`GPU_JOB_MEMORY_GIB` of the GPU's memory (a training at batch 32
+    leaves most of a large GPU idle, and each job's CPU work needs cores of its own; each job gets
+    an equal share of the GPU's memory, :func:`gpu_memory_share_for_run`), else two when the CPU
+    has two cores or more (one chapter's plotting and Python overlap the other's arithmetic)."""
     import torch
 
-    return 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
+    from .runtime import usable_cores
+
+    if torch.cuda.is_available():
+        memory_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        return max(1, min(GPU_JOBS, usable_cores() // GPU_JOB_CORES, int(memory_gib // GPU_JOB_MEMORY_GIB)))
+    return min(2, os.cpu_count() or 1)
+
+
+def gpu_memory_share_for_run(jobs: int, device_type: str) -> str | None:
+    """The value of ``WRENBOOK_GPU_MEMORY_SHARE`` for a run of ``jobs`` side by side on a
+    ``device_type`` machine: each job's equal share of a GPU (1/jobs, so that together they never
+    ask for more than it has), or ``None`` where there is nothing to share (a CPU, one job)."""
+    return f"{1 / jobs:.6g}" if device_type == "cuda" and jobs > 1 else None
 
 
 def run_torch_threads(profile: str, jobs: int) -> int:
@@ -219,26 +241,33 @@ def run_torch_threads(profile: str, jobs: int) -> int:
 
 
 @contextmanager
-def run_threads(profile: str, jobs: int) -> Iterator[int]:
-    """Within: ``WRENBOOK_TORCH_THREADS`` says :func:`run_torch_threads` (unless the caller set it),
-    so that the chapters' kernels and the preparations' processes, which inherit it, give torch
-    that many threads, and this process's torch has them too (the device the run's log names says
-    so). Afterwards the caller's variable and thread count are back."""
+def run_threads(profile: str, jobs: int, device_type: str = "cpu") -> Iterator[int]:
+    """Within: ``WRENBOOK_TORCH_THREADS`` says :func:`run_torch_threads` and, on a GPU shared by
+    ``jobs`` side by side, ``WRENBOOK_GPU_MEMORY_SHARE`` says :func:`gpu_memory_share_for_run`
+    (each unless the caller set it), so that the chapters' kernels and the preparations'
+    processes, which inherit them, give torch that many threads and that share of the GPU, and
+    this process's torch has the threads too (the device the run's log names says so).
+    Afterwards the caller's variables and thread count are back."""
     import torch
 
-    from .runtime import TORCH_THREADS_VARIABLE, torch_threads_for_run
+    from .runtime import GPU_SHARE_VARIABLE, TORCH_THREADS_VARIABLE, torch_threads_for_run
 
-    before, threads_before = os.environ.get(TORCH_THREADS_VARIABLE), torch.get_num_threads()
-    os.environ.setdefault(TORCH_THREADS_VARIABLE, str(run_torch_threads(profile, jobs)))
+    settings = {TORCH_THREADS_VARIABLE: str(run_torch_threads(profile, jobs)),
+                GPU_SHARE_VARIABLE: gpu_memory_share_for_run(jobs, device_type)}
+    before, threads_before = {name: os.environ.get(name) for name in settings}, torch.get_num_threads()
+    for name, value in settings.items():
+        if value is not None:
+            os.environ.setdefault(name, value)
     try:
         threads = torch_threads_for_run()
         torch.set_num_threads(threads)
         yield threads
     finally:
-        if before is None:
-            os.environ.pop(TORCH_THREADS_VARIABLE, None)
-        else:
-            os.environ[TORCH_THREADS_VARIABLE] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         torch.set_num_threads(threads_before)
 
 
@@ -336,7 +365,8 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     path = job_times_path(root, profile, device_type, partial)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
-                                "finished": log.get("finished"), "jobs": log.get("jobs"), "complete": not partial,
+                                "finished": log.get("finished"), "jobs": log.get("jobs"),
+                                "wall_seconds": log.get("wall_seconds"), "complete": not partial,
                                 "seconds": seconds, "peak_memory_gib": peaks}, indent=1) + "\n")
     return path
 
@@ -365,19 +395,19 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
     return {**kept.get(field, {}), **last}, source
 
 
-def memory_budget_gib(profile: str, device_type: str = "cpu") -> float | None:
+def memory_budget_gib(profile: str) -> float:
     """What the jobs running side by side may expect to hold together: the profile's memory
     target (:data:`wrenlib.bench.TARGETS`) less 0.5 GiB for the worker processes that run them
-    (outside a job's own peak). A profile without a target (the full one) on a CPU may use 80 % of
-    the machine's memory, less the same 0.5 GiB: each of its trainings peaked at 10-11 GiB on a CPU.
-    ``None`` on a GPU machine, which runs one job at a time."""
+    (outside a job's own peak). A profile without a target (the full one) may use 80 % of the
+    machine's memory, less the same 0.5 GiB: each of its trainings peaked at 10-11 GiB on a CPU,
+    and a GPU machine runs several jobs side by side too (:func:`default_jobs`). The budget is
+    the machine's memory (RAM) on either; a GPU's own memory is shared out by
+    :func:`gpu_memory_share_for_run` instead."""
     from .bench import TARGETS
 
     target = TARGETS.get(profile, {}).get("memory_gib")
     if target is not None:
         return target - 0.5
-    if device_type != "cpu":
-        return None
     import psutil
 
     return 0.8 * psutil.virtual_memory().total / 2**30 - 0.5
@@ -406,7 +436,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     are the same as in a run one at a time. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .runtime import describe_device, torch_threads_for_run
+    from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
 
     root = root or project_root(Path(__file__).resolve().parent)
     if root is None:
@@ -430,18 +460,22 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)
                     if numbers & set(p.used_by)]
     jobs = max(1, int(jobs or default_jobs()))
-    try:
-        torch_threads_for_run()  # a bad WRENBOOK_TORCH_THREADS is named before anything runs
+    try:  # a bad WRENBOOK_TORCH_THREADS or WRENBOOK_GPU_MEMORY_SHARE is named before anything runs
+        torch_threads_for_run()
+        gpu_memory_share()
     except ValueError as error:
         print(f"wrenlib execute: error: {error}", file=sys.stderr)
         return 2
-    # every chapter's and preparation's set_seed gives torch the run's threads; the caller's
-    # setting comes back afterwards
-    with run_threads(profile, jobs):
+    device_type = choose_device().type
+    # every chapter's and preparation's set_seed gives torch the run's threads (and share of a GPU);
+    # the caller's settings come back afterwards
+    with run_threads(profile, jobs, device_type):
         out_dir = root / "book" / "chapters"
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
-              f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else ""), flush=True)
+              f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else "")
+              + (f", each with 1/{jobs} of the GPU's memory" if gpu_memory_share_for_run(jobs, device_type) else ""),
+              flush=True)
         os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
         # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
         # cores, spinning threads steal the cores from the other kernel's work (a training step took
@@ -452,12 +486,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
         log.setdefault("chapters", {})
         log.setdefault("preparations", {})
-        from .runtime import choose_device
-
-        device_type = choose_device().type
         last_seconds, log["order_from"] = expected_from_runs(root, profile, device_type, log)
         peaks, _ = expected_from_runs(root, profile, device_type, log, "peak_memory_gib")
-        budget = memory_budget_gib(profile, device_type)
+        budget = memory_budget_gib(profile)
         # what each job waits for: chapters by stem, preparations by name
         prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
         for stem in stems:

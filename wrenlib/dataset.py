@@ -43,6 +43,7 @@ class SurrogateDataset:
     diagnostic_cells: list[np.ndarray]
     song_cells: list[np.ndarray]
     seconds_to_generate: float = float("nan")
+    processes: int = 0  # the processes that synthesised it (0: not recorded, a cache from before)
     confound_cells: list[np.ndarray] | None = None  # set by wrenlib.confound.add_confound (chapter 11)
     confound: Any = None  # the wrenlib.confound.Confound applied, if any
 
@@ -90,7 +91,8 @@ class SurrogateDataset:
                  **_run_arrays("diagnostic", self.diagnostic_cells), **_run_arrays("song", self.song_cells))
         (folder / "dataset.json").write_text(
             json.dumps({"config": self.config.to_dict(),
-                        "seconds_to_generate": self.seconds_to_generate}, indent=2)
+                        "seconds_to_generate": self.seconds_to_generate,
+                        "processes": self.processes}, indent=2)
         )
 
     @classmethod
@@ -113,6 +115,7 @@ class SurrogateDataset:
             diagnostic_cells=_cells_from(masks, "diagnostic"),
             song_cells=_cells_from(masks, "song"),
             seconds_to_generate=float(meta.get("seconds_to_generate", float("nan"))),
+            processes=int(meta.get("processes", 0)),
         )
 
 
@@ -227,6 +230,7 @@ def generate_surrogate_dataset(
         diagnostic_cells=diagnostic,
         song_cells=song,
         seconds_to_generate=seconds,
+        processes=n_jobs,
     )
 
 
@@ -241,9 +245,15 @@ def surrogate_config_for_profile(profile: str, seed: int = 0, **changes: Any) ->
     )
 
 
-def load_surrogate_dataset(profile: str, seed: int = 0, n_jobs: int = 2, **changes: Any) -> SurrogateDataset:
-    """The profile's surrogate dataset from the artifact cache, generated on first use."""
+def load_surrogate_dataset(profile: str, seed: int = 0, n_jobs: int | None = None, **changes: Any) -> SurrogateDataset:
+    """The profile's surrogate dataset from the artifact cache, generated on first use in
+    ``n_jobs`` processes (``None``: one per usable core, since chapter 01 makes it before any
+    other job of a run can start; every clip is the same whatever the number, since each is
+    synthesised from its own seed)."""
+    from .runtime import usable_cores
+
     config = surrogate_config_for_profile(profile, seed, **changes)
+    n_jobs = n_jobs or usable_cores()
     return load_or_build(
         profile_dir(profile) / "surrogate",
         {"surrogate": config.to_dict()},

@@ -438,15 +438,18 @@ SHAP_BYTES_PER_REFERENCE_PIXEL = 1400
 
 def images_per_call(pixels: int, bytes_per_pixel: int, device: torch.device | str = "cpu") -> int:
     """How many images (DeepLIFT) or references (SHAP's DeepExplainer) one call may take for
-    images of ``pixels`` pixels: half a GPU's memory, or a quarter of a CPU machine's (two
-    chapters may run side by side), over the measured cost of one. At the quick profile's
-    120 x 240 nothing is split; at the full profile's 480 x 960 the 64 SHAP references need about
-    36 GiB in one call: one call on an 80 GiB GPU, groups of 9 (eight calls) on a 24 GiB CPU
-    machine. The rule reads the machine's total memory, not what is free, so a machine always
-    splits the same way."""
+    images of ``pixels`` pixels: half of this process's share of a GPU's memory
+    (:func:`wrenlib.runtime.gpu_memory_share`: all of it, or 1/jobs when ``wrenlib execute`` runs
+    jobs side by side on it), or a quarter of a CPU machine's (two chapters may run side by side),
+    over the measured cost of one. At the quick profile's 120 x 240 nothing is split; at the full
+    profile's 480 x 960 the 64 SHAP references need about 36 GiB in one call: one call on an 80 GiB
+    GPU of one's own, groups of 9 (eight calls) on a 24 GiB CPU machine. The rule reads the
+    machine's total memory, not what is free, so a machine always splits the same way."""
     device = torch.device(device)
     if device.type == "cuda":
-        total, share = torch.cuda.get_device_properties(device).total_memory, 0.5
+        from .runtime import gpu_memory_share
+
+        total, share = torch.cuda.get_device_properties(device).total_memory, 0.5 * gpu_memory_share()
     else:
         import psutil
 

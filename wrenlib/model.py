@@ -10,11 +10,19 @@ ReLU, no functional activations), which DeepLIFT and SHAP need.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+# Standardise's per-image median on a GPU: with deterministic algorithms on (wrenlib.set_seed),
+# torch warns that the *index* of a median may differ between runs where values tie. Only the value,
+# which is the same in every run, is used, so the warning (once per process, in every training
+# and chapter on a GPU) says nothing about this code.
+warnings.filterwarnings("ignore", message="median CUDA with indices output does not have a deterministic",
+                        category=UserWarning)
 
 CONV_CHANNELS = (16, 32, 64, 128, 256)
 HIDDEN_UNITS = (512, 1024)

@@ -12,6 +12,9 @@ DEFAULT_TORCH_THREADS = 2
 # torch's CPU threads for a whole run, set by ``wrenlib execute`` for a profile that may use every
 # core (wrenlib.profiles.Profile.torch_threads) and read by set_seed in its chapters and trainings
 TORCH_THREADS_VARIABLE = "WRENBOOK_TORCH_THREADS"
+# the fraction of a CUDA GPU's memory one process may hold, set by ``wrenlib execute`` when jobs run
+# side by side on one GPU (1/jobs each) and read by set_seed, which caps torch's allocator at it
+GPU_SHARE_VARIABLE = "WRENBOOK_GPU_MEMORY_SHARE"
 
 
 def torch_threads_for_run() -> int:
@@ -25,9 +28,35 @@ def torch_threads_for_run() -> int:
     return int(value)
 
 
+def gpu_memory_share() -> float:
+    """The fraction of a CUDA GPU's memory this process may use: ``WRENBOOK_GPU_MEMORY_SHARE``
+    where it is set (a number above 0 and at most 1), else all of it."""
+    value = os.environ.get(GPU_SHARE_VARIABLE, "").strip()
+    if not value:
+        return 1.0
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:  # also NaN
+        raise ValueError(f"{GPU_SHARE_VARIABLE} must be a fraction of the GPU's memory above 0 and at most 1; "
+                         f"got {value!r}")
+    return share
+
+
+def limit_gpu_memory(torch) -> None:
+    """Cap torch's CUDA allocator at :func:`gpu_memory_share` of the GPU's memory, so that jobs
+    side by side on one GPU cannot take each other's (an allocation past the cap frees torch's
+    cached blocks first, and only then fails); nothing without a GPU or without a share."""
+    share = gpu_memory_share()
+    if share < 1 and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(share)
+
+
 def set_seed(seed: int, torch_threads: int | None = None) -> None:
-    """Seed Python, NumPy and torch, and pin torch's CPU thread count (``None``:
-    :func:`torch_threads_for_run`, 2 unless the run says otherwise).
+    """Seed Python, NumPy and torch, pin torch's CPU thread count (``None``:
+    :func:`torch_threads_for_run`, 2 unless the run says otherwise) and, on a GPU shared by jobs
+    side by side, cap this process's memory there (:func:`limit_gpu_memory`).
 
     Results of float reductions differ between 1 and 2 threads, so the thread count is part of the
     seed: one seed and one thread count reproduce a quick-profile run exactly on a CPU.
@@ -35,6 +64,7 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     torch_threads = torch_threads_for_run() if torch_threads is None else torch_threads
+    gpu_memory_share()  # a bad share is named before anything is seeded
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -46,6 +76,7 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     _use_deterministic_algorithms(torch)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    limit_gpu_memory(torch)
 
 
 def _use_deterministic_algorithms(torch) -> None:

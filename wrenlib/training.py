@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .runtime import map_batches, show_progress
+from .runtime import map_batches, show_progress, torch_threads_for_run
 
 from .cache import config_hash
 from .images import SpectrogramDataset
@@ -372,12 +372,14 @@ def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:
 
 def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
                          background: str = "mixed", device: torch.device | str = "cpu",
-                         n_jobs: int = 2) -> pd.DataFrame:
+                         n_jobs: int | None = None) -> pd.DataFrame:
     """Test accuracy when the test birds' songs are re-recorded at fixed in-band SNRs (chapter 03).
 
     The same songs are synthesised again (same seed, so the same birds, songs and noise sources)
     with only the noise level changed, and run through the front end the model was trained with.
-    Each test clip is synthesised once and mixed at every SNR, in ``n_jobs`` processes.
+    Each test clip is synthesised once and mixed at every SNR, in ``n_jobs`` processes (``None``:
+    as many as the run gives each job threads, :func:`~wrenlib.runtime.torch_threads_for_run`,
+    since other jobs may run beside this one).
     """
     from .dataset import surrogate_config_for_profile
     from .frontend import assign_backgrounds, front_end_for_profile
@@ -390,7 +392,7 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     test_ids = [i for i in range(config.total_clips)
                 if population.individuals[population.clip_assignment(i)[0]].split == "test"]
     batches = [test_ids[first:first + 16] for first in range(0, len(test_ids), 16)]
-    parts = list(map_batches(_clips_at_snrs, batches, n_jobs, population, list(snrs_db)))
+    parts = list(map_batches(_clips_at_snrs, batches, n_jobs or torch_threads_for_run(), population, list(snrs_db)))
     waveforms = np.concatenate([w for w, _ in parts], axis=1)  # (snrs, clips, samples)
     labels = np.concatenate([l for _, l in parts])
     table = pd.DataFrame({"clip": test_ids, "label": labels, "split": "test"})
