@@ -439,3 +439,26 @@ def test_reference_groups_that_rank_the_outputs_differently_still_explain_the_fi
     expected = sum(w * np.stack([np.take(v[i], ranks[0][i], axis=-1) for i in range(2)])
                    for w, v in zip(chunked.weights, every))
     np.testing.assert_allclose(values, expected)
+
+
+def test_reference_maps_draw_the_untrained_network_from_their_seed_alone(small_cnn, monkeypatch):
+    """The untrained network of the references is drawn by ``seed`` and no other state: the same
+    seed gives the same map, another seed another; the caller's CPU random state is left as it
+    was, and the GPU's generators are never reseeded (torch.manual_seed would reseed them for good
+    on a GPU machine, under every later CUDA draw of the caller's)."""
+    from wrenlib.explain import REFERENCE_MAPS, reference_maps
+
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    images = np.random.default_rng(0).random((2, 32, 64)).astype(np.float32)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    reseeded.clear()
+    first = reference_maps(small_cnn, images, seed=5)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's draws go on as if nothing happened
+    assert reseeded == []
+    again, other = reference_maps(small_cnn, images, seed=5), reference_maps(small_cnn, images, seed=6)
+    assert list(first) == list(REFERENCE_MAPS) and first[REFERENCE_MAPS[1]].shape == (2, 32, 64)
+    np.testing.assert_array_equal(first[REFERENCE_MAPS[1]], again[REFERENCE_MAPS[1]])
+    assert not np.allclose(first[REFERENCE_MAPS[1]], other[REFERENCE_MAPS[1]])

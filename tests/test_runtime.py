@@ -121,6 +121,15 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
     set_seed(0)
 
 
+def test_set_seed_asks_cublas_for_deterministic_products_unless_the_caller_chose(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    set_seed(0)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    set_seed(0)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
 @pytest.mark.parametrize("value", ["0", "1.5", "-0.25", "half", "nan"])
 def test_a_bad_gpu_share_is_named_before_anything_is_seeded(monkeypatch, value):
     from wrenlib.runtime import GPU_SHARE_VARIABLE

@@ -752,8 +752,8 @@ def reference_maps(model: nn.Module, images: np.ndarray, seed: int = 0,
     from .model import DialectCNN
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU's generator alone, which draws the weights
+        torch.default_generator.manual_seed(seed)  # torch.manual_seed would reseed the GPU's too, for good
         untrained = DialectCNN(model.config).to(device).eval()
     untrained.standardise.load_state_dict(model.standardise.state_dict())
     return {REFERENCE_MAPS[0]: image_as_map(images),
@@ -845,7 +845,7 @@ def benchmark_explainers(image_size: tuple[int, int], methods: tuple[str, ...] =
     images = apply_background(levels, np.where(np.arange(n_random) % 2, "white", "black"))
     explained, references = images[:n_images], images[n_random - shap_background:]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)
         model = DialectCNN(ModelConfig(height, width))
     model = model.to(device).eval()
     x = torch.from_numpy(images[:batch_size])[:, None].to(device)

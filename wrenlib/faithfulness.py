@@ -110,7 +110,7 @@ def perturbed_images(images: np.ndarray | torch.Tensor, maps: np.ndarray, fracti
     (chapter 10's figure of an image losing its top-ranked pixels). ``fractions`` are shares of
     the pixels, rounded to whole pixels; the ranking is :func:`deletion_curve`'s."""
     _check_mode(mode)
-    x = _as_batch(images)
+    x = _as_batch(images).cpu()  # for a figure: on the CPU, where the ranks and counts are
     n, _, height, width = x.shape
     ranks = _pixel_ranks(_checked_maps(maps, (n, height, width)))
     counts = torch.from_numpy(_pixel_counts(fractions, height * width))

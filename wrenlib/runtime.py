@@ -68,6 +68,9 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
+    # cuBLAS's deterministic matrix products need a fixed workspace, read when its first handle is
+    # made (after this, in a chapter or training; a caller's own setting stays); nothing on a CPU
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     torch.manual_seed(seed)

@@ -126,11 +126,12 @@ def batches(dataset: SpectrogramDataset, indices: np.ndarray, batch_size: int,
 
 
 def image_statistics(dataset: SpectrogramDataset, indices: np.ndarray,
-                     per_image: bool = False) -> tuple[float, float]:
-    """Mean and standard deviation of the pixels of the given images (for the standardisation);
-    with ``per_image``, of the pixels minus each image's median (its background level)."""
+                     per_image: bool = False, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Mean and standard deviation of the pixels of the given images (for the standardisation),
+    computed on ``device``; with ``per_image``, of the pixels minus each image's median (its
+    background level)."""
     total, total_sq, count = 0.0, 0.0, 0
-    for images, _ in batches(dataset, indices, 64):
+    for images, _ in batches(dataset, indices, 64, device=device):
         if per_image:
             images = images - images.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
         total += float(images.sum())
@@ -176,7 +177,8 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
     train, validation = dataset.split_indices("train"), dataset.split_indices("validation")
     if len(train) == 0 or len(validation) == 0:
         raise ValueError("the dataset needs clips in both the train and the validation split")
-    mean, std = image_statistics(dataset, train, per_image=model.config.standardisation == "per_image")
+    mean, std = image_statistics(dataset, train, per_image=model.config.standardisation == "per_image",
+                                 device=device)
     model.set_standardisation(mean, std)
     model.to(device)
     network = fast_forward(model)
