@@ -100,6 +100,9 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
         monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device, gib=gib: SimpleNamespace(
             total_memory=gib * 2**30))
         assert book.default_jobs() == jobs, (cores, gib)
+    monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")  # the CPU asked for on a GPU machine: the CPU's two jobs
+    assert book.default_jobs() == min(2, os.cpu_count() or 1)
+    monkeypatch.delenv("WRENBOOK_DEVICE")
     assert book.gpu_memory_share_for_run(4, "cuda") == "0.25" and book.gpu_memory_share_for_run(3, "cuda") == "0.333333"
     assert book.gpu_memory_share_for_run(1, "cuda") is None and book.gpu_memory_share_for_run(4, "cpu") is None
     with book.run_threads("full", jobs=4, device_type="cuda"):

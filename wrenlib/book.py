@@ -212,10 +212,11 @@ def default_jobs() -> int:
     has two cores or more (one chapter's plotting and Python overlap the other's arithmetic)."""
     import torch
 
-    from .runtime import usable_cores
+    from .runtime import choose_device, usable_cores
 
-    if torch.cuda.is_available():
-        memory_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    device = choose_device()  # WRENBOOK_DEVICE=cpu on a GPU machine: the CPU's rule
+    if device.type == "cuda":
+        memory_gib = torch.cuda.get_device_properties(device).total_memory / 2**30
         return max(1, min(GPU_JOBS, usable_cores() // GPU_JOB_CORES, int(memory_gib // GPU_JOB_MEMORY_GIB)))
     return min(2, os.cpu_count() or 1)
 
