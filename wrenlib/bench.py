@@ -462,9 +462,9 @@ def _kept_runs(benchmarks: Path) -> list[str]:
     if not records:
         return []
     lines = ["", "## Kept runs", "",
-             "Seconds and peak memory per job of runs kept in `book/benchmarks/` (`wrenlib bench --job-times "
-             "PROFILE`): a fresh clone orders its jobs by them, and a run too long to repeat here (the full "
-             "profile on a CPU, or on a GPU lent for minutes) is shown by them."]
+             "Seconds and peak memory (RAM, of the job's processes) per job of runs kept in `book/benchmarks/` "
+             "(`wrenlib bench --job-times PROFILE`): a fresh clone orders its jobs by them, and a run too long to "
+             "repeat here (the full profile on a CPU, or on a GPU lent for minutes) is shown by them."]
     for record_path in records:
         record = json.loads(record_path.read_text())
         seconds, peaks = record.get("seconds", {}), record.get("peak_memory_gib", {})
@@ -480,9 +480,9 @@ def _kept_runs(benchmarks: Path) -> list[str]:
                          if record.get("wall_seconds") else "") + ".", ""]
         if record.get("note"):  # how the run came about, where its record alone would mislead
             lines += [f"*{record['note']}*", ""]
-        rows = [{"job": job, "seconds": f"{value:.0f}", "peak memory (GiB)": peaks.get(job)}
+        rows = [{"job": job, "seconds": f"{value:.0f}", "peak RAM (GiB)": peaks.get(job)}
                 for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
-        lines += _markdown_table(rows, ["job", "seconds", "peak memory (GiB)"])
+        lines += _markdown_table(rows, ["job", "seconds", "peak RAM (GiB)"])
     return lines
 
 
