@@ -157,7 +157,7 @@ dataset = load_surrogate_dataset(PROFILE, seed=SEED)
 clips = dataset.clips
 print(f"{len(dataset)} clips of {dataset.config.clip_seconds:g} s at {dataset.config.sample_rate_hz} Hz; "
       f"generated at {len(dataset) / dataset.seconds_to_generate:.1f} clips/s"
-      + (f" on {dataset.processes} processes" if dataset.processes else ""))
+      + (f" on {dataset.processes} process{'es' if dataset.processes > 1 else ''}" if dataset.processes else ""))
 
 # %% tags=["hide-input"]
 counts = pd.crosstab([clips["dialect"], clips["song_type"]], clips["split"], margins=True, margins_name="all")

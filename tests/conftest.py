@@ -10,10 +10,12 @@ matplotlib.use("Agg")
 
 @pytest.fixture(autouse=True)
 def default_torch_threads(monkeypatch):
-    """Every test starts from the default thread count and a whole GPU, whatever the developer's
-    shell exports."""
-    monkeypatch.delenv("WRENBOOK_TORCH_THREADS", raising=False)
-    monkeypatch.delenv("WRENBOOK_GPU_MEMORY_SHARE", raising=False)
+    """Every test starts from the default thread count, a whole GPU and cuBLAS's default
+    workspace, whatever the developer's shell exports, and leaves them so (set_seed sets
+    CUBLAS_WORKSPACE_CONFIG for good: setting each first makes monkeypatch restore its absence)."""
+    for name in ("WRENBOOK_TORCH_THREADS", "WRENBOOK_GPU_MEMORY_SHARE", "CUBLAS_WORKSPACE_CONFIG"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -285,6 +285,24 @@ def test_the_snr_sweep_in_this_process_leaves_its_torch_threads_alone(monkeypatc
     assert (sweep["clips"] > 0).all() and sweep["accuracy"].between(0, 1).all()
 
 
+def test_the_snr_sweep_takes_as_many_processes_as_the_run_gives_a_job_threads(monkeypatch):
+    """Other jobs may run beside chapter 03: its sweep takes the job's share of the cores
+    (WRENBOOK_TORCH_THREADS), not a fixed count; a count given wins."""
+    from wrenlib import profiles, training
+
+    tiny = profiles.PROFILES["quick"].with_overrides(name="tiny", individuals_per_dialect=6, clips_per_individual=2,
+                                                     image_height_px=32, image_width_px=64)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    asked, original = [], training.map_batches
+    monkeypatch.setattr(training, "map_batches", lambda function, batches, n_jobs, *arguments: (
+        asked.append(n_jobs), original(function, batches, 1, *arguments))[1])
+    monkeypatch.setenv("WRENBOOK_TORCH_THREADS", "3")
+    model = DialectCNN(ModelConfig(32, 64)).eval()
+    training.accuracy_against_snr(model, "tiny", [10])
+    training.accuracy_against_snr(model, "tiny", [10], n_jobs=1)
+    assert asked == [3, 1]
+
+
 def test_kept_epoch_follows_fits_rule_not_the_lowest_loss():
     """The epoch fit keeps: a later loss lower by less than MIN_IMPROVEMENT does not replace it,
     although it is the curve's minimum; and an early-stopped fit ran patience epochs past it."""

@@ -103,15 +103,22 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
     monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")  # the CPU asked for on a GPU machine: the CPU's two jobs
     assert book.default_jobs() == min(2, os.cpu_count() or 1)
     monkeypatch.delenv("WRENBOOK_DEVICE")
-    assert book.gpu_memory_share_for_run(4, "cuda") == "0.25" and book.gpu_memory_share_for_run(3, "cuda") == "0.333333"
+    assert book.gpu_memory_share_for_run(4, "cuda") == "0.237" and book.gpu_memory_share_for_run(3, "cuda") == "0.316"
+    assert book.gpu_memory_share_for_run(6, "cuda") == "0.158"  # rounded down: never more than 95 % together
     assert book.gpu_memory_share_for_run(1, "cuda") is None and book.gpu_memory_share_for_run(4, "cpu") is None
     with book.run_threads("full", jobs=4, device_type="cuda"):
-        assert os.environ[GPU_SHARE_VARIABLE] == "0.25" and runtime.gpu_memory_share() == 0.25
+        assert os.environ[GPU_SHARE_VARIABLE] == "0.237" and runtime.gpu_memory_share() == 0.237
         fractions = []
-        monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", fractions.append)
+        monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                            lambda share, device=None: fractions.append((share, str(device))))
         monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
         set_seed(0)
-        assert fractions == [0.25]
+        monkeypatch.setenv("WRENBOOK_DEVICE", "cuda:1")  # the cap goes on the GPU the job computes on
+        set_seed(0)
+        monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")  # a CPU asked for on a GPU machine: nothing to cap
+        set_seed(0)
+        monkeypatch.delenv("WRENBOOK_DEVICE")
+        assert fractions == [(0.237, "cuda"), (0.237, "cuda:1")]
     assert GPU_SHARE_VARIABLE not in os.environ and runtime.gpu_memory_share() == 1.0
     with book.run_threads("full", jobs=4, device_type="cpu"):
         assert GPU_SHARE_VARIABLE not in os.environ
@@ -125,7 +132,7 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
 
 
 def test_set_seed_asks_cublas_for_deterministic_products_unless_the_caller_chose(monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # conftest: every test starts without it
     set_seed(0)
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")

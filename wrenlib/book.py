@@ -7,6 +7,7 @@ chapter's name and a non-zero exit status; papermill's partly executed copy is k
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -197,8 +198,9 @@ def _run_preparation(preparation: Preparation) -> dict[str, Any]:
 
 
 # jobs side by side on one CUDA GPU, at most, each with GPU_JOB_CORES of the CPU's cores and
-# GPU_JOB_MEMORY_GIB of the GPU's memory or more (the full profile's four jobs at a time on an H200
-# held 34 GiB of it together at the most: book/benchmarks/jobs-full-cuda-partial.json's run)
+# GPU_JOB_MEMORY_GIB of the GPU's memory or more (in the full profile's run on an H200 kept in
+# book/benchmarks/jobs-full-cuda-partial.json, four jobs at a time held 34 GiB of it together at the
+# most, read with nvidia-smi every 2 s; the record itself keeps RAM only)
 GPU_JOBS = 4
 GPU_JOB_CORES = 4
 GPU_JOB_MEMORY_GIB = 10
@@ -218,14 +220,22 @@ def default_jobs() -> int:
     if device.type == "cuda":
         memory_gib = torch.cuda.get_device_properties(device).total_memory / 2**30
         return max(1, min(GPU_JOBS, usable_cores() // GPU_JOB_CORES, int(memory_gib // GPU_JOB_MEMORY_GIB)))
-    return min(2, os.cpu_count() or 1)
+    return min(2, usable_cores())
+
+
+# the part of a shared GPU's memory that torch's allocators of the jobs may hold together: the rest
+# is left for what the cap does not count (each process's CUDA context, cuDNN's and cuBLAS's
+# workspaces)
+GPU_SHARED_PART = 0.95
 
 
 def gpu_memory_share_for_run(jobs: int, device_type: str) -> str | None:
     """The value of ``WRENBOOK_GPU_MEMORY_SHARE`` for a run of ``jobs`` side by side on a
-    ``device_type`` machine: each job's equal share of a GPU (1/jobs, so that together they never
-    ask for more than it has), or ``None`` where there is nothing to share (a CPU, one job)."""
-    return f"{1 / jobs:.6g}" if device_type == "cuda" and jobs > 1 else None
+    ``device_type`` machine: each job's equal share of :data:`GPU_SHARED_PART` of a GPU's memory,
+    rounded down, or ``None`` where there is nothing to share (a CPU, one job)."""
+    if device_type != "cuda" or jobs < 2:
+        return None
+    return f"{math.floor(GPU_SHARED_PART / jobs * 1000) / 1000:g}"
 
 
 def run_torch_threads(profile: str, jobs: int) -> int:
@@ -337,8 +347,9 @@ def critical_path(prerequisites: dict[str, set[str]], seconds: dict[str, float])
 def job_times_path(root: Path, profile: str, device_type: str, partial: bool = False) -> Path:
     """Where a checkout keeps the seconds per job of one complete run of ``profile`` on a
     ``device_type`` ("cpu" or "cuda") machine: ``book/benchmarks/jobs-<profile>-<device>.json``,
-    written by ``wrenlib bench --job-times`` (:func:`save_job_times`); a partial record, which
-    no run orders its jobs by, goes beside it in ``...-partial.json``."""
+    written by ``wrenlib bench --job-times`` (:func:`save_job_times`); a partial record goes beside
+    it in ``...-partial.json``, which a run takes its jobs' expected times and peaks from only where
+    no complete record is kept (:func:`expected_from_runs`)."""
     return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}{'-partial' if partial else ''}.json"
 
 
@@ -433,8 +444,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     ``needs`` and ``used_by``) have finished run side by side, chapters each in its own kernel and
     preparations each in a fresh process, the longest chain of waiting work first
     (:func:`job_priorities`), never two chapters :data:`RUN_APART`, and never two whose expected
-    peak memory would pass the profile's budget together (:func:`over_memory_budget`); the numbers
-    are the same as in a run one at a time. After a failure no new job starts."""
+    peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
+    numbers are the same as in a run one at a time; on a shared GPU, DeepLIFT's batches and SHAP's
+    reference groups follow each job's share of its memory (:func:`gpu_memory_share_for_run`), so
+    their maps may differ in the last digits. After a failure no new job starts."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
@@ -475,8 +488,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
               f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else "")
-              + (f", each with 1/{jobs} of the GPU's memory" if gpu_memory_share_for_run(jobs, device_type) else ""),
-              flush=True)
+              + (f", each with {gpu_memory_share():.1%} of the GPU's memory" if device_type == "cuda"
+                 and gpu_memory_share() < 1 else ""), flush=True)
         os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
         # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
         # cores, spinning threads steal the cores from the other kernel's work (a training step took

@@ -559,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute_parser.add_argument("--kernel", default="wrenbook", help="Jupyter kernel name")
     execute_parser.add_argument("--jobs", type=int, default=None,
                                 help="chapters run side by side once their prerequisites have finished "
-                                     "(default: 2 on a CPU with 2 or more cores, 1 with a GPU)")
+                                     "(default: 2 on a CPU with 2 or more cores; on a GPU one per 4 cores and "
+                                     "10 GiB of its memory, at most 4, each with its share of the GPU's memory)")
     execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     return parser
 

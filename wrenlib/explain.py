@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .model import fast_forward
+from .runtime import seeded
 
 METHODS = ("gradcam", "deeplift", "lime", "shap")
 METHOD_TITLES = {"gradcam": "Grad-CAM", "deeplift": "DeepLIFT", "lime": "LIME", "shap": "SHAP"}
@@ -387,8 +388,7 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
         segments = lime_segments(image[0, 0].cpu().numpy(), settings)
         evaluations["seconds"] = 0.0
         started = time.perf_counter()
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(image_seed(image, settings.seed))  # a map depends on its image and seed only
+        with seeded(image_seed(image, settings.seed), [x.device]):  # a map depends on its image and seed only
             attributions = explainer.attribute(
                 image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
                 feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
@@ -752,8 +752,7 @@ def reference_maps(model: nn.Module, images: np.ndarray, seed: int = 0,
     from .model import DialectCNN
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    with torch.random.fork_rng(devices=[]):  # the CPU's generator alone, which draws the weights
-        torch.default_generator.manual_seed(seed)  # torch.manual_seed would reseed the GPU's too, for good
+    with seeded(seed):  # the CPU's generator, which draws the weights; no GPU's is touched
         untrained = DialectCNN(model.config).to(device).eval()
     untrained.standardise.load_state_dict(model.standardise.state_dict())
     return {REFERENCE_MAPS[0]: image_as_map(images),
@@ -844,8 +843,7 @@ def benchmark_explainers(image_size: tuple[int, int], methods: tuple[str, ...] =
                       rng.random((n_random, height, width)), 0.0).astype(np.float32)
     images = apply_background(levels, np.where(np.arange(n_random) % 2, "white", "black"))
     explained, references = images[:n_images], images[n_random - shap_background:]
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(0)
+    with seeded(0):
         model = DialectCNN(ModelConfig(height, width))
     model = model.to(device).eval()
     x = torch.from_numpy(images[:batch_size])[:, None].to(device)

@@ -35,6 +35,7 @@ from torch import nn
 from .explain import _as_batch, _batches, background_levels, explain, predicted_classes
 from .metrics import map_correlation
 from .model import fast_forward
+from .runtime import seeded
 
 if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
@@ -265,7 +266,7 @@ def randomised_models(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn
     re-initialised by their own ``reset_parameters()``, all below as trained.
 
     Each layer is re-initialised under torch seed ``seed`` + its place in the cascade (CUDA's
-    generator on a GPU, so CPU and GPU copies differ), inside ``torch.random.fork_rng``: the
+    generator on a GPU, so CPU and GPU copies differ), inside :func:`wrenlib.runtime.seeded`: the
     caller's random state is untouched. ``model`` itself is never modified; buffers (the input
     standardisation) are kept. Every copy is independent of the others and in eval mode.
     """
@@ -278,8 +279,7 @@ def randomised_models(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn
         for place, name in enumerate(names):
             layer = working.get_submodule(name)
             cuda = sorted({p.device for p in layer.parameters() if p.is_cuda}, key=str)
-            with torch.random.fork_rng(devices=cuda), torch.no_grad():
-                torch.manual_seed(seed + place)
+            with seeded(seed + place, cuda), torch.no_grad():
                 layer.reset_parameters()
             yield name, (working if place == len(names) - 1 else copy.deepcopy(working))
 

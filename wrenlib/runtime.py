@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -45,12 +48,32 @@ def gpu_memory_share() -> float:
 
 
 def limit_gpu_memory(torch) -> None:
-    """Cap torch's CUDA allocator at :func:`gpu_memory_share` of the GPU's memory, so that jobs
-    side by side on one GPU cannot take each other's (an allocation past the cap frees torch's
-    cached blocks first, and only then fails); nothing without a GPU or without a share."""
+    """Cap torch's CUDA allocator on the GPU this process computes on (:func:`choose_device`) at
+    :func:`gpu_memory_share` of that GPU's memory, so that jobs side by side on one GPU cannot take
+    each other's (an allocation past the cap frees torch's cached blocks first, and only then
+    fails); nothing on a CPU or without a share."""
     share = gpu_memory_share()
     if share < 1 and torch.cuda.is_available():
-        torch.cuda.set_per_process_memory_fraction(share)
+        device = choose_device()
+        if device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(share, device)
+
+
+@contextmanager
+def seeded(seed: int, devices: Sequence[Any] = ()) -> Iterator[None]:
+    """Within: torch's CPU generator and those of the CUDA ``devices`` start from ``seed``;
+    afterwards they are back where they were (``torch.random.fork_rng``). Unlike
+    ``torch.manual_seed``, no other GPU's generator is touched, so a caller on another GPU, or the
+    caller's own draws, go on as if nothing happened."""
+    import torch
+
+    cuda = [torch.device(d) for d in devices if torch.device(d).type == "cuda"]
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for device in cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
 
 
 def set_seed(seed: int, torch_threads: int | None = None) -> None:
