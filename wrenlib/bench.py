@@ -213,8 +213,9 @@ def time_stages(profile: str, out: Path | str, seed: int = 0, device: Any = None
     (:func:`wrenlib.book.run_threads`).
 
     Writes ``<out>/stages-<profile>.json`` (``stages-<profile>-<mixed_precision>.json`` when
-    that is given) after every stage, so a run cut short keeps what it measured. The cache must not already hold the profile's data or model (the timings would be
-    load times): ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
+    that is given) after every stage, so a run cut short keeps what it measured. The cache must
+    not already hold the profile's data or model (the timings would be load times):
+    ``WRENBOOK_ARTIFACTS`` can point the cache at an empty folder.
     ``mixed_precision`` trains the CNN in another precision than the profile's (e.g. the quick
     profile's in "native" 16 bits on a CPU that has them) instead of the one the chapters load.
     Whenever the CNN trains in 16 bits, the same CNN is trained in float32 beside it, and the

@@ -486,10 +486,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     with run_threads(profile, jobs, device_type):
         out_dir = root / "book" / "chapters"
         out_dir.mkdir(parents=True, exist_ok=True)
+        share = gpu_memory_share() if device_type == "cuda" else 1.0  # the run's, or the caller's own
         print(f"Executing {len(chapters)} chapter(s) and {len(preparations)} preparation(s) with profile {profile!r} "
               f"on {describe_device()}" + (f", up to {jobs} side by side" if jobs > 1 else "")
-              + (f", each with {gpu_memory_share():.1%} of the GPU's memory" if device_type == "cuda"
-                 and gpu_memory_share() < 1 else ""), flush=True)
+              + (f", each with {share:.1%} of the GPU's memory" if share < 1 else ""), flush=True)
         os.environ.setdefault("TQDM_DISABLE", "1")  # no progress widgets in the rendered pages
         # torch's OpenMP threads sleep when they wait instead of spinning: with two kernels on two
         # cores, spinning threads steal the cores from the other kernel's work (a training step took

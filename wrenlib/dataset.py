@@ -230,7 +230,7 @@ def generate_surrogate_dataset(
         diagnostic_cells=diagnostic,
         song_cells=song,
         seconds_to_generate=seconds,
-        processes=1 if n_jobs == 1 else min(n_jobs, len(batches)),  # map_batches's workers with work to do
+        processes=max(1, min(n_jobs, len(batches))),  # map_batches's workers with work to do
     )
 
 

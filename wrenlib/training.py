@@ -429,8 +429,8 @@ def benchmark_training(image_size: tuple[int, int], batch_size: int = 32, n_batc
     uint8 levels (background applied), and the time of training steps (forward, backward, Adam)
     on batches already in memory, both as :func:`fit` runs them (the pool-first twin) and in the
     paper's layer order, and, where the full profile would train in 16 bits here
-    (``mixed_precision="native"``) and ``sixteen_bit`` asks for it, in those too. Each is the best of ``repeats``; the machines are
-    shared. It starts by handing the memory earlier work freed back to the system
+    (``mixed_precision="native"``) and ``sixteen_bit`` asks for it, in those too. Each is the
+    best of ``repeats``; the machines are shared. It starts by handing the memory earlier work freed back to the system
     (:func:`~wrenlib.runtime.release_freed_memory`), so its own peak adds to no leftover, and
     with the allocator keeping freed blocks, as every training does after
     :func:`~wrenlib.runtime.set_seed` (without it a float32 step at 480 x 960 faults its
