@@ -35,8 +35,21 @@ def test_a_failing_chapter_stops_the_run(jobs, tmp_path, isolated_artifacts, cap
     assert "02_bad failed" in error and "broken chapter" in error
     assert (root / "book" / "chapters" / "01_good.ipynb").is_file()
     assert not (root / "book" / "chapters" / "03_never.ipynb").exists()
+    assert "not run after the failure: 03_never (--keep-going" in error
     status_page = (root / "book" / "status.md").read_text()
     assert "**failed**" in status_page and "01_good" in status_page
+
+
+def test_keep_going_runs_what_needs_nothing_that_failed(tmp_path, isolated_artifacts, capsys):
+    """Chapter 04 waits for 02 (CHAPTER_NEEDS), which fails; 12 needs only 03, not in the run."""
+    root = _project(tmp_path, {"02_bad": "raise ValueError('broken chapter')", "04_needs_02": "x = 1",
+                               "12_apart": "y = 2"})
+    status = execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], keep_going=True)
+    assert status == 1
+    assert (root / "book" / "chapters" / "12_apart.ipynb").is_file()
+    assert not (root / "book" / "chapters" / "04_needs_02.ipynb").exists()
+    error = capsys.readouterr().err
+    assert "02_bad failed" in error and "not run after the failure: 04_needs_02\n" in error
 
 
 @pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")

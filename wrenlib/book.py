@@ -435,7 +435,7 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
 
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
-                     preparations: list[Preparation] | None = None) -> int:
+                     preparations: list[Preparation] | None = None, keep_going: bool = False) -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
     The CNNs the chapters load are trained first as :class:`Preparation` jobs
@@ -447,7 +447,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
     numbers are the same as in a run one at a time; on a shared GPU, DeepLIFT's batches and SHAP's
     reference groups follow each job's share of its memory (:func:`gpu_memory_share_for_run`), so
-    their maps may differ in the last digits. After a failure no new job starts."""
+    their maps may differ in the last digits. After a failure no new job starts, unless
+    ``keep_going``: then every job that needs nothing that failed still runs (a long GPU run keeps
+    what it can); the jobs left out are named either way."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
@@ -560,7 +562,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **fresh) as pool:
             running: dict[Any, str] = {}
             while True:
-                for job in ([j for j in waiting if prerequisites[j] <= finished] if not status else []):
+                for job in ([j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []):
                     if len(running) >= jobs:
                         break
                     if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
@@ -583,6 +585,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     # keeps what it measured (wrenlib bench --job-times --partial)
                     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
         machine = machine_description()
+    if waiting:  # only after a failure: the jobs it stopped
+        print(f"wrenlib execute: not run after the failure: {', '.join(sorted(waiting))}"
+              + ("" if keep_going else " (--keep-going runs those that need nothing that failed)"),
+              file=sys.stderr)
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
                 if job in prerequisites and job in finished}
     if len(measured) == len(prerequisites):  # every job of the run finished: its bounds

@@ -561,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="chapters run side by side once their prerequisites have finished "
                                      "(default: 2 on a CPU with 2 or more cores; on a GPU one per 4 cores and "
                                      "10 GiB of its memory, at most 4, each with its share of the GPU's memory)")
+    execute_parser.add_argument("--keep-going", action="store_true",
+                                help="after a job fails, still run every job that needs nothing that failed "
+                                     "(by default no new job starts)")
     execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     return parser
 
@@ -618,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "execute":
             from .book import execute_chapters
 
-            return execute_chapters(args.profile, args.kernel, args.chapters, jobs=args.jobs)
+            return execute_chapters(args.profile, args.kernel, args.chapters, jobs=args.jobs,
+                                    keep_going=args.keep_going)
     except CommandError as error:
         print(f"wrenlib {args.command}: error: {error}", file=sys.stderr)
         return 2
