@@ -109,8 +109,12 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
     with book.run_threads("full", jobs=4, device_type="cuda"):
         assert os.environ[GPU_SHARE_VARIABLE] == "0.237" and runtime.gpu_memory_share() == 0.237
         fractions = []
-        monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
-                            lambda share, device=None: fractions.append((share, str(device))))
+        from torch._utils import _get_device_index
+
+        def record(share, device=None):  # as torch checks it: an index, or a device with one (or None)
+            fractions.append((share, None if device is None else _get_device_index(device)))
+
+        monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", record)
         monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
         set_seed(0)
         monkeypatch.setenv("WRENBOOK_DEVICE", "cuda:1")  # the cap goes on the GPU the job computes on
@@ -118,7 +122,7 @@ def test_jobs_on_a_gpu_each_get_a_share_of_its_memory_and_the_callers_setting_co
         monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")  # a CPU asked for on a GPU machine: nothing to cap
         set_seed(0)
         monkeypatch.delenv("WRENBOOK_DEVICE")
-        assert fractions == [(0.237, "cuda"), (0.237, "cuda:1")]
+        assert fractions == [(0.237, None), (0.237, 1)]  # None: the current GPU
     assert GPU_SHARE_VARIABLE not in os.environ and runtime.gpu_memory_share() == 1.0
     with book.run_threads("full", jobs=4, device_type="cpu"):
         assert GPU_SHARE_VARIABLE not in os.environ

@@ -56,7 +56,9 @@ def limit_gpu_memory(torch) -> None:
     if share < 1 and torch.cuda.is_available():
         device = choose_device()
         if device.type == "cuda":
-            torch.cuda.set_per_process_memory_fraction(share, device)
+            # an index, not the device: torch takes "cuda" without one for no device at all (None is
+            # the current one, which choose_device's "cuda" means)
+            torch.cuda.set_per_process_memory_fraction(share, device.index)
 
 
 @contextmanager
