@@ -52,6 +52,29 @@ def test_keep_going_runs_what_needs_nothing_that_failed(tmp_path, isolated_artif
     assert "02_bad failed" in error and "not run after the failure: 04_needs_02\n" in error
 
 
+def test_an_interrupted_run_keeps_what_finished_and_its_wall_time(tmp_path, isolated_artifacts, monkeypatch, capsys):
+    """Ctrl-C (or a time limit's SIGINT) while a job runs: the log keeps the finished job, the
+    run's wall time and that it was interrupted; the status is 130."""
+    import concurrent.futures
+    import json
+
+    real_wait, calls = concurrent.futures.wait, []
+
+    def wait_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # while the second chapter runs
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "wait", wait_then_interrupt)
+    root = _project(tmp_path, {"01_first": "x = 1", "02_second": "y = 2"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 130
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["interrupted"] is True and log["wall_seconds"] >= log["chapters"]["01_first"]["seconds"]
+    assert set(log["chapters"]) == {"01_first"} and "bounds" not in log
+    assert "interrupted" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")
 def test_chapters_kernels_talk_over_sockets_of_their_own_and_get_the_runs_threads(tmp_path, isolated_artifacts,
                                                                                  monkeypatch):

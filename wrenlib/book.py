@@ -447,7 +447,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
     numbers are the same as in a run one at a time; on a shared GPU, DeepLIFT's batches and SHAP's
     reference groups follow each job's share of its memory (:func:`gpu_memory_share_for_run`), so
-    their maps may differ in the last digits. After a failure no new job starts, unless
+    their maps may differ in the last digits. Interrupted (Ctrl-C, a time limit's SIGINT), it keeps
+    the jobs that finished and the run's wall time in the log and returns 130. After a failure no new job starts, unless
     ``keep_going``: then every job that needs nothing that failed still runs (a long GPU run keeps
     what it can); the jobs left out are named either way."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -558,34 +559,41 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         # not forked from this one, which has torch loaded), which ends with it: a preparation's
         # memory goes back to the system before the next job starts
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
-        with ChildProcessUsage(interval=0.5) as whole_run, \
-                ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **fresh) as pool:
-            running: dict[Any, str] = {}
-            while True:
-                for job in ([j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []):
-                    if len(running) >= jobs:
+        interrupted = False
+        try:  # Ctrl-C, or a time limit's SIGINT: what finished stays measured, the run's wall time too
+            spawn = multiprocessing.get_context("spawn")
+            with ChildProcessUsage(interval=0.5) as whole_run, \
+                    ProcessPoolExecutor(max_workers=jobs, mp_context=spawn, **fresh) as pool:
+                running: dict[Any, str] = {}
+                while True:
+                    ready = [j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []
+                    for job in ready:
+                        if len(running) >= jobs:
+                            break
+                        if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
+                                                                                        peaks, budget):
+                            continue
+                        waiting.remove(job)
+                        print(f"  {job} ...", flush=True)
+                        started_at[job] = time.perf_counter() - run_started
+                        if isinstance(work[job], Preparation):
+                            future = pool.submit(_run_preparation, work[job])
+                        else:
+                            future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
+                        running[future] = job
+                    if not running:
                         break
-                    if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
-                                                                                    peaks, budget):
-                        continue
-                    waiting.remove(job)
-                    print(f"  {job} ...", flush=True)
-                    started_at[job] = time.perf_counter() - run_started
-                    if isinstance(work[job], Preparation):
-                        future = pool.submit(_run_preparation, work[job])
-                    else:
-                        future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
-                    running[future] = job
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finish(running.pop(future), future.result())
-                    # after every job, so that a run cut short (hours of the full profile on a CPU)
-                    # keeps what it measured (wrenlib bench --job-times --partial)
-                    log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        finish(running.pop(future), future.result())
+                        # after every job, so that a run cut short (hours of the full profile on a CPU)
+                        # keeps what it measured (wrenlib bench --job-times --partial)
+                        log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
+        except KeyboardInterrupt:
+            interrupted = True
+            print("wrenlib execute: interrupted; the jobs that finished are kept in the log", file=sys.stderr)
         machine = machine_description()
-    if waiting:  # only after a failure: the jobs it stopped
+    if waiting and not interrupted:  # only after a failure: the jobs it stopped
         print(f"wrenlib execute: not run after the failure: {', '.join(sorted(waiting))}"
               + ("" if keep_going else " (--keep-going runs those that need nothing that failed)"),
               file=sys.stderr)
@@ -606,6 +614,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         versions=package_versions(),
         jobs=jobs,
         wall_seconds=round(time.perf_counter() - run_started, 1),
+        interrupted=interrupted,
     )
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
@@ -628,7 +637,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         record_result(profile, "execution_peak_memory_gib", memory, glue=False)
         record_result(profile, "execution_peak_memory_max_gib", max(memory.values()), glue=False)
     record_result(profile, "execution_peak_memory_run_gib", log["peak_memory_gib"], glue=False)
-    return status
+    return 130 if interrupted else status
 
 
 def chapter_parameters(chapter: Path) -> dict[str, str]:
