@@ -60,6 +60,7 @@ from wrenlib.explain import (
     explain,
     explain_dataset,
     explained_clips,
+    feature_means,
     lime_segments,
     lime_similarity,
 )
@@ -150,7 +151,7 @@ print(f"{n_features} features, {settings.n_samples} samples; largest difference 
 # %%
 runs = [explain(model, image[None], "lime", targets=[target], settings={**settings.__dict__, "seed": seed}).maps[0]
         for seed in (SEED, SEED + 1)]
-weights = [np.array([run[segments == k][0] for k in range(n_features)]) for run in runs]
+weights = [feature_means(run, segments) for run in runs]  # a LIME map is one weight per feature
 rho = stats.spearmanr(*weights)[0]
 print(f"feature weights of two seeds: Spearman ρ = {rho:.2f}; top-5 features shared: "
       f"{len(set(np.argsort(-weights[0])[:5]) & set(np.argsort(-weights[1])[:5]))} of 5")
@@ -235,11 +236,10 @@ def empty_top_share(maps, clips, segmentation, top=5):
     shares = []
     for weights, index in zip(maps, clips):
         picture = images.image(int(index))
-        features = lime_segments(picture, LimeSettings(segmentation=segmentation, seed=SEED))
-        ids = np.arange(features.max() + 1)
-        value = np.array([weights[features == k].mean() for k in ids])
-        empty = np.array([(picture[features == k] == np.median(picture)).mean() >= 0.95 for k in ids])
-        best = ids[np.argsort(-value)][:top]
+        features = lime_segments(picture, LimeSettings(segmentation=segmentation, seed=SEED))  # cached by explain
+        value = feature_means(weights, features)
+        empty = feature_means(picture == np.median(picture), features) >= 0.95
+        best = np.argsort(-value)[:top]
         best = best[value[best] > 0]
         shares.append(empty[best].mean() if len(best) else np.nan)
     return np.array(shares)
@@ -334,14 +334,14 @@ explanation_browser(model, images, explained, "lime", PROFILE,
 # %% tags=["hide-cell"]
 from scipy.stats import spearmanr
 
-from wrenlib.explain import LimeSettings, explain, lime_segments
+from wrenlib.explain import LimeSettings, explain, feature_means, lime_segments
 
 index = int(explained[0])
 picture = images.image(index)
 runs = [explain(model, picture[None], "lime", settings=LimeSettings(n_samples=384, seed=seed), device=device).maps[0]
         for seed in (1, 2)]
 features = lime_segments(picture, LimeSettings())
-weights = [np.array([run[features == k].mean() for k in range(features.max() + 1)]) for run in runs]
+weights = [feature_means(run, features) for run in runs]
 print(f"Spearman between the two seeds over {len(weights[0])} features: {spearmanr(*weights).statistic:.2f}")
 for seed, values in zip((1, 2), weights):
     best = int(values.argmax())

@@ -268,6 +268,53 @@ def test_image_segmenters_give_dense_labels(segmentation):
     assert np.array_equal(np.unique(segments), np.arange(segments.max() + 1))
 
 
+def test_superpixels_are_made_once_per_image_and_settings_and_ahead_in_order(monkeypatch):
+    """Chapter 06 segments each clip when it explains it and again when it scores the map: the
+    second time comes from the cache, a copy the caller may change; another image or seed is
+    segmented anew; ``lime_segments_of`` gives each image's superpixels in the images' order."""
+    from skimage import segmentation as skimage_segmentation
+
+    from wrenlib import explain as explain_module
+    from wrenlib.explain import lime_segments_of
+
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    calls = []
+    real = skimage_segmentation.quickshift
+    monkeypatch.setattr(skimage_segmentation, "quickshift", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(1)
+    images = [rng.random((24, 48)).astype(np.float32) for _ in range(4)]
+    settings = LimeSettings(segmentation="quickshift")
+    first = lime_segments(images[0], settings)
+    first[:] = -1  # the caller's copy
+    again = lime_segments(images[0], settings)
+    assert len(calls) == 1 and again.dtype == np.int64 and again.min() == 0
+    lime_segments(images[0], LimeSettings(segmentation="quickshift", seed=5))
+    assert len(calls) == 2
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    ahead = list(lime_segments_of(np.stack(images), settings, threads=3))
+    alone = [lime_segments(image, settings) for image in images]
+    assert len(ahead) == 4 and all(np.array_equal(a, b) for a, b in zip(ahead, alone))
+    assert not np.array_equal(ahead[0], ahead[1])  # each image its own
+    monkeypatch.setattr(explain_module, "SEGMENT_CACHE_BYTES", 2 * ahead[0].size * 4)  # room for two
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    list(lime_segments_of(np.stack(images), settings, threads=1))
+    assert len(explain_module._segment_cache) == 2
+
+
+def test_feature_means_are_the_mean_over_each_features_pixels():
+    from wrenlib.explain import feature_means
+
+    rng = np.random.default_rng(2)
+    features = grid_segments(12, 20, 3, 4)
+    values = rng.normal(size=features.shape).astype(np.float32)
+    by_loop = np.array([values[features == k].mean(dtype=np.float64) for k in range(12)])
+    assert np.allclose(feature_means(values, features), by_loop, rtol=1e-12, atol=0)
+    weights = rng.normal(size=12).astype(np.float32)
+    assert np.array_equal(feature_means(weights[features], features), weights)  # a LIME map: exact
+    shares = [(values[features == k] > 0).mean() for k in range(12)]
+    assert np.array_equal(feature_means(values > 0, features), shares)
+
+
 # ---------------------------------------------------------------- the cache
 
 

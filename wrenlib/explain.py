@@ -278,11 +278,23 @@ def grid_segments(height: int, width: int, rows: int, cols: int) -> np.ndarray:
     return (r[:, None] * cols + c[None, :]).astype(np.int64)
 
 
+# Superpixels made lately, by image and settings: chapter 06 asks for the same clips' superpixels
+# when it explains them and again when it scores the maps, and quickshift takes seconds per
+# 480 x 960 image. Kept as int32, at most SEGMENT_CACHE_BYTES (oldest out first).
+SEGMENT_CACHE_BYTES = 256 * 2**20
+_segment_cache: dict[tuple, np.ndarray] = {}
+
+
 def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
-    """LIME's interpretable features for one (H, W) image: grid cells or image superpixels."""
+    """LIME's interpretable features for one (H, W) image: grid cells or image superpixels
+    (feature ids 0..F-1, int64)."""
     height, width = image.shape
     if settings.segmentation == "grid":
         return grid_segments(height, width, *settings.grid)
+    key = (hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(), image.shape, str(image.dtype),
+           settings.segmentation, settings.n_segments, settings.seed)
+    if key in _segment_cache:
+        return _segment_cache[key].astype(np.int64)
     from skimage import segmentation
 
     if settings.segmentation == "quickshift":  # the lime package's default segmenter and settings
@@ -293,7 +305,33 @@ def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
         labels = segmentation.slic(image.astype(np.float64), n_segments=settings.n_segments, compactness=0.1,
                                    channel_axis=None, start_label=0)
     _, dense = np.unique(labels, return_inverse=True)
-    return dense.reshape(height, width).astype(np.int64)
+    dense = dense.reshape(height, width).astype(np.int32)
+    while _segment_cache and (len(_segment_cache) + 1) * dense.nbytes > SEGMENT_CACHE_BYTES:
+        _segment_cache.pop(next(iter(_segment_cache)))
+    if dense.nbytes <= SEGMENT_CACHE_BYTES:
+        _segment_cache[key] = dense
+    return dense.astype(np.int64)
+
+
+def lime_segments_of(images: np.ndarray, settings: LimeSettings, threads: int | None = None):
+    """:func:`lime_segments` of each (H, W) image of ``images``, in order, as an iterator that
+    works ahead on ``threads`` threads (default: torch's, the job's share of the cores):
+    skimage's segmenters release the GIL, so superpixels of the next images are made while LIME
+    runs the model on this one."""
+    if settings.segmentation == "grid" or len(images) < 2:
+        yield from (lime_segments(image, settings) for image in images)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads or torch.get_num_threads())) as pool:
+        yield from pool.map(lambda image: lime_segments(image, settings), images)
+
+
+def feature_means(values: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` over each feature of ``features`` (same shape; ids 0..F-1), (F,):
+    a LIME map's weight per feature, or the share of a feature's pixels with some property."""
+    ids = features.ravel()
+    return np.bincount(ids, weights=np.asarray(values, dtype=np.float64).ravel()) / np.bincount(ids)
 
 
 def _batches(n: int, size: int):
@@ -383,9 +421,8 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
     explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
                      similarity_func=lime_similarity(settings.kernel_width))
     maps, model_share, n_features = [], [], []
-    for i in range(len(x)):
+    for i, segments in enumerate(lime_segments_of(x[:, 0].cpu().numpy(), settings)):
         image = x[i:i + 1]
-        segments = lime_segments(image[0, 0].cpu().numpy(), settings)
         evaluations["seconds"] = 0.0
         started = time.perf_counter()
         with seeded(image_seed(image, settings.seed), [x.device]):  # a map depends on its image and seed only
