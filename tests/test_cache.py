@@ -45,6 +45,31 @@ def test_load_or_build_rebuilds_after_a_corrupt_stamp(tmp_path):
     assert len(calls) == 2
 
 
+def _build_slowly_and_count(folder, counter):
+    import time
+
+    def build():
+        with open(counter, "a") as stream:
+            stream.write("built\n")
+        time.sleep(1.0)  # long enough for the other process to ask meanwhile
+        return {"value": 7}
+
+    return load_or_build(folder, {"a": 1}, build, _save, _load)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="the lock is POSIX's")
+def test_jobs_side_by_side_build_an_artifact_once_and_both_get_it(tmp_path):
+    """Two processes ask for the same missing artifact at once: one builds, the other waits for
+    it and loads it (before, both built it and one deleted the other's folder)."""
+    import multiprocessing
+
+    counter = tmp_path / "builds.txt"
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.starmap(_build_slowly_and_count, [(tmp_path / "thing", counter)] * 2)
+    assert results == [{"value": 7}, {"value": 7}]
+    assert counter.read_text().count("built") == 1
+
+
 def test_a_failed_build_leaves_no_artifact(tmp_path):
     def broken_save(artifact, folder):
         (folder / "half.bin").write_text("half")
@@ -53,7 +78,7 @@ def test_a_failed_build_leaves_no_artifact(tmp_path):
     with pytest.raises(OSError):
         load_or_build(tmp_path / "thing", {"a": 1}, lambda: 1, broken_save, _load)
     assert not (tmp_path / "thing").exists()
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".thing.lock"]  # no half-written artifact, no staging
 
 
 def test_record_result_round_trips_numpy_values(isolated_artifacts):

@@ -61,32 +61,44 @@ def load_or_build(
     """Load the artifact in ``folder`` if it was built from ``config``; otherwise build and save it.
 
     The folder is written to a temporary sibling and renamed into place, so an interrupted build
-    never leaves a half-written artifact that a later run would trust.
+    never leaves a half-written artifact that a later run would trust. Jobs side by side that ask
+    for the same artifact (``wrenlib execute 10_sanity`` on an empty cache: three CNNs' trainings
+    want the same clips and images) build it once: one builds under a lock beside the folder, the
+    others wait for it and load what it built.
     """
     key = config_hash(config)
-    stamp = folder / "config.json"
-    if stamp.is_file():
-        try:
-            recorded = json.loads(stamp.read_text())
-        except json.JSONDecodeError:
-            recorded = {}
-        if recorded.get("hash") == key:
-            return load(folder)
-    artifact = build()
+    if _built_from(folder, key):
+        return load(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        save(artifact, staging)
-        (staging / "config.json").write_text(
-            json.dumps({"hash": key, "config": config}, indent=2, sort_keys=True, default=str)
-        )
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        _lock(lock)
+        if _built_from(folder, key):  # another job built it while this one waited
+            return load(folder)
+        artifact = build()
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            save(artifact, staging)
+            (staging / "config.json").write_text(
+                json.dumps({"hash": key, "config": config}, indent=2, sort_keys=True, default=str)
+            )
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     return artifact
+
+
+def _built_from(folder: Path, key: str) -> bool:
+    """Whether ``folder`` holds an artifact built from the configuration hashed to ``key``."""
+    stamp = folder / "config.json"
+    if not stamp.is_file():
+        return False
+    try:
+        return json.loads(stamp.read_text()).get("hash") == key
+    except (json.JSONDecodeError, OSError):
+        return False
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:
