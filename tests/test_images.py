@@ -33,6 +33,27 @@ def test_items_carry_image_label_metadata_and_aligned_masks(small_dataset):
     assert picture[diagnostic].max() > 0.2
 
 
+def test_stacked_masks_are_each_clips_own_mask_rendered_alone(small_dataset):
+    """The stack is pooled a batch at a time; it must be each clip's mask as one clip alone gives
+    it, under either pixel rule, and a mask the clips lack is named."""
+    import pytest
+
+    from wrenlib.frontend import render_mask
+
+    dataset = _dataset(small_dataset)
+    clips = [5, 0, 3, 3]
+    for name in ("diagnostic", "song"):
+        alone = np.stack([dataset.masks(i)[name] for i in clips])
+        assert np.array_equal(dataset.stacked_masks(clips, name), alone)
+        grids = np.stack([getattr(small_dataset, f"{name}_mask")(int(dataset.clips.loc[i, "clip"])) for i in clips])
+        strict = render_mask(grids, dataset.front_end, "majority")
+        assert np.array_equal(strict, np.stack([render_mask(g, dataset.front_end, "majority") for g in grids]))
+        assert strict.sum() < alone.sum()  # "any" marks a pixel wherever "majority" does, and more
+    assert dataset.stacked_masks([], "song").shape == (0, 60, 120)
+    with pytest.raises(ValueError, match="no 'confound' mask here; the clips have diagnostic, song"):
+        dataset.stacked_masks(clips, "confound")
+
+
 def test_backgrounds_share_one_cache(small_dataset):
     black, white = _dataset(small_dataset, "black"), _dataset(small_dataset, "white")
     np.testing.assert_allclose(white.image(0), 1 - black.image(0), atol=1e-6)

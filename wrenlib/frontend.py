@@ -189,7 +189,8 @@ def render_levels(
 
 
 def render_mask(mask: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END, rule: str = "any") -> np.ndarray:
-    """A boolean STFT-grid mask (n_bins, n_frames) on the image's pixel grid (H, W).
+    """A boolean STFT-grid mask (n_bins, n_frames) on the image's pixel grid (H, W), or a stack
+    of them (N, n_bins, n_frames) -> (N, H, W), pooled a few at a time.
 
     ``rule="any"``: a pixel belongs to the mask when any cell under it does (no broken strokes);
     ``rule="majority"``: when at least half of its area does (the strict mask).
@@ -197,8 +198,16 @@ def render_mask(mask: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END, rule: s
     if rule not in ("any", "majority"):
         raise ValueError(f"rule must be 'any' or 'majority', got {rule!r}")
     mean_pooling = replace(front_end, pixel_pooling="mean")  # coverage is a share of the area
-    coverage = _to_pixels(torch.from_numpy(np.asarray(mask, dtype=np.float32))[None], mean_pooling)[0]
-    return (coverage > 1e-6).numpy() if rule == "any" else (coverage >= 0.5).numpy()
+    stack = np.asarray(mask, dtype=bool)
+    single = stack.ndim == 2
+    stack = stack[None] if single else stack
+    out = np.empty((len(stack), *front_end.image_size), dtype=bool)
+    step = max(1, 64 * 2**20 // max(1, 4 * int(np.prod(stack.shape[1:]))))  # float32 grids, about 64 MiB a time
+    for first in range(0, len(stack), step):
+        grids = torch.from_numpy(stack[first:first + step].astype(np.float32))
+        coverage = _to_pixels(grids, mean_pooling)
+        out[first:first + step] = (coverage > 1e-6).numpy() if rule == "any" else (coverage >= 0.5).numpy()
+    return out[0] if single else out
 
 
 def apply_background(levels: np.ndarray, backgrounds: np.ndarray | str) -> np.ndarray:

@@ -99,23 +99,33 @@ class SpectrogramDataset(Dataset):
         indices = np.asarray(indices)
         return apply_background(self.levels[indices].astype(np.float32) / 255, self.backgrounds[indices])
 
+    def mask_names(self) -> tuple[str, ...]:
+        """The masks this dataset's clips have: ``diagnostic`` and ``song``, and ``confound`` on
+        chapter 11's confounded data (none when the clips' source is unknown)."""
+        if self.surrogate is None:
+            return ()
+        return ("diagnostic", "song") + (("confound",) if self.surrogate.confound_cells is not None else ())
+
+    def _grid_masks(self, sources: np.ndarray, name: str) -> np.ndarray:
+        """Mask ``name`` of the surrogate clips ``sources`` on the STFT grid, (N, n_bins, n_frames)."""
+        if name not in self.mask_names():
+            raise ValueError(f"no {name!r} mask here; the clips have {', '.join(self.mask_names()) or 'none'}")
+        grid_mask = {"diagnostic": self.surrogate.diagnostic_mask, "song": self.surrogate.song_mask,
+                     "confound": self.surrogate.confound_mask}[name]
+        return np.stack([grid_mask(int(source)) for source in sources]) if len(sources) else \
+            np.zeros((0, *self.surrogate.mask_shape), dtype=bool)
+
     def masks(self, index: int) -> dict[str, np.ndarray]:
         """Diagnostic and song masks of clip ``index`` on the image's pixels ({} if unknown)."""
-        if self.surrogate is None:
-            return {}
-        source = int(self.clips.iloc[index]["clip"])
-        masks = {
-            "diagnostic": render_mask(self.surrogate.diagnostic_mask(source), self.front_end, self.mask_rule),
-            "song": render_mask(self.surrogate.song_mask(source), self.front_end, self.mask_rule),
-        }
-        if self.surrogate.confound_cells is not None:  # chapter 11's confounded data
-            masks["confound"] = render_mask(self.surrogate.confound_mask(source), self.front_end, self.mask_rule)
-        return masks
+        source = self.clips["clip"].to_numpy()[[index]]
+        return {name: render_mask(self._grid_masks(source, name), self.front_end, self.mask_rule)[0]
+                for name in self.mask_names()}
 
     def stacked_masks(self, indices, name: str = "diagnostic") -> np.ndarray:
         """One mask (``diagnostic``, ``song``, or on confounded data ``confound``) of each clip of
-        ``indices``, stacked (N, H, W)."""
-        return np.stack([self.masks(int(i))[name] for i in np.asarray(indices)])
+        ``indices``, stacked (N, H, W): only that mask, pooled onto the pixels a batch at a time."""
+        sources = self.clips["clip"].to_numpy()[np.asarray(indices, dtype=np.int64)]
+        return render_mask(self._grid_masks(sources, name), self.front_end, self.mask_rule)
 
     def metadata(self, index: int) -> dict[str, Any]:
         row = self.clips.iloc[index]
