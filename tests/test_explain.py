@@ -397,6 +397,35 @@ def test_a_lime_map_depends_on_its_image_not_on_its_batch(small_cnn):
     assert not np.allclose(alone, other_seed)
 
 
+def test_lime_samples_drawn_ahead_are_captums_own_samples_and_weights(small_cnn):
+    """wrenlib draws LIME's samples and weights before the model runs (no GPU round trip per
+    sample); under the same seed they must be the very samples captum's default sampler draws
+    one at a time, weighted by lime_similarity: the same map to the last bit."""
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import Lime
+
+    from wrenlib.explain import LimeSampler, background_levels, grid_segments, lime_similarity
+
+    image = torch.from_numpy(np.random.default_rng(5).random((1, 1, 32, 64)).astype(np.float32) ** 6)
+    mask = torch.from_numpy(grid_segments(32, 64, 4, 8))[None, None]
+    settings = dict(target=1, baselines=float(background_levels(image)[0]), feature_mask=mask, n_samples=70,
+                    perturbations_per_eval=16)
+
+    def probabilities(batch):
+        with torch.no_grad():
+            return torch.softmax(small_cnn(batch), 1)
+
+    maps, draws = [], []
+    for sampler in (None, LimeSampler(70, 0.25)):
+        options = ({"similarity_func": lime_similarity(0.25)} if sampler is None
+                   else {"similarity_func": sampler.weight, "perturb_func": sampler.perturb})
+        torch.manual_seed(3)
+        maps.append(Lime(probabilities, interpretable_model=SkLearnRidge(alpha=1.0), **options).attribute(image, **settings))
+        draws.append(torch.rand(1))  # the stream goes on from the same place too
+    assert torch.equal(maps[0], maps[1]) and torch.equal(draws[0], draws[1])
+    assert maps[0].abs().max() > 0 and len(torch.unique(maps[0])) > 8  # a map with its 32 features' own weights
+
+
 def test_map_correlation_is_pearson_per_pair():
     from wrenlib.metrics import map_correlation
 

@@ -402,6 +402,37 @@ def lime_similarity(kernel_width: float):
     return similarity
 
 
+class LimeSampler:
+    """LIME's samples for one image, drawn before the model runs: ``n_samples`` on/off patterns
+    of the features (each feature on with probability 1/2, from the same random stream and in the
+    same order as captum's default sampler draws them one at a time) and their weights
+    (:func:`lime_similarity`), on the CPU; the patterns reach the model's device in one copy.
+    captum's per-sample loop then asks the GPU nothing: with its default sampler and a weight
+    computed on the device, every sample waited for the GPU four times (two copies and two
+    numbers read back), which on a GPU shared with other jobs cost LIME seconds per image.
+
+    ``perturb`` is captum's ``perturb_func`` (a generator, started anew for each image) and
+    ``weight`` its ``similarity_func``, which captum calls right after each sample is drawn."""
+
+    def __init__(self, n_samples: int, kernel_width: float):
+        self.n_samples = int(n_samples)
+        self.similarity = lime_similarity(kernel_width)
+        self._weights = torch.zeros(0)
+        self._current = 0
+
+    def perturb(self, original_inp: torch.Tensor, **kwargs):
+        on_off = torch.bernoulli(torch.ones(self.n_samples, int(kwargs["num_interp_features"])) * 0.5)
+        self._weights = torch.tensor([self.similarity(None, None, row) for row in on_off], dtype=torch.float32,
+                                     device=original_inp.device)
+        patterns = on_off.long().to(original_inp.device)
+        for i in range(self.n_samples):
+            self._current = i
+            yield patterns[i:i + 1]
+
+    def weight(self, _original, _perturbed, _on_off, **_kwargs) -> torch.Tensor:
+        return self._weights[self._current:self._current + 1]
+
+
 def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
@@ -418,8 +449,9 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
         evaluations["seconds"] += time.perf_counter() - started
         return out
 
+    sampler = LimeSampler(settings.n_samples, settings.kernel_width)
     explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
-                     similarity_func=lime_similarity(settings.kernel_width))
+                     similarity_func=sampler.weight, perturb_func=sampler.perturb)
     maps, model_share, n_features = [], [], []
     for i, segments in enumerate(lime_segments_of(x[:, 0].cpu().numpy(), settings)):
         image = x[i:i + 1]
