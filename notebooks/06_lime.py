@@ -219,7 +219,11 @@ glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" 
 
 # %% [markdown]
 # "Model share" is the part of the time spent in the network itself; the rest is LIME's own
-# bookkeeping — sampling, building the perturbed images, fitting. The book's budget for that
+# bookkeeping — sampling, building the perturbed images, fitting. captum builds each sample on
+# the model's device, one at a time; wrenlib draws all of an image's samples and their weights on
+# the CPU first (`wrenlib.explain.LimeSampler`, the very samples captum's default sampler would
+# draw), so that the loop never waits for a GPU. Waiting four times per sample made LIME take
+# seconds per image on a GPU shared with other jobs. The book's budget for that
 # overhead is 20 %; here the model took {glue:text}`lime_captum_model_share:.0%` of captum's time,
 # an overhead of {glue:md}`lime_overhead_text`.
 #
