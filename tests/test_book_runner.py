@@ -331,6 +331,36 @@ def test_a_run_without_a_log_orders_its_jobs_by_the_kept_times(tmp_path, isolate
     assert log["order_from"] == "this checkout's earlier runs"
 
 
+def test_jobs_a_kept_record_lacks_take_another_records_times_scaled(tmp_path):
+    """A first GPU run's partial record lacks the chapters it did not reach: they take their time
+    in a complete record of another run, scaled by the median ratio over the jobs both have, so
+    that a long chapter is still started early; a partial record is no such source."""
+    import json
+
+    from wrenlib.book import expected_from_runs, job_times_path
+
+    benchmarks = tmp_path / "book" / "benchmarks"
+    benchmarks.mkdir(parents=True)
+    gpu = job_times_path(tmp_path, "full", "cuda", partial=True)
+    gpu.write_text(json.dumps({"device": "cuda: toy", "complete": False,
+                               "seconds": {"01_a": 20.0, "02_b": 40.0, "03_c": 10.0, "04_d": 30.0}}))
+    (benchmarks / "jobs-full-cpu-partial.json").write_text(json.dumps({
+        "device": "cpu: partial", "complete": False, "seconds": {"01_a": 1.0, "02_b": 1.0, "03_c": 1.0, "10_e": 1.0}}))
+    (benchmarks / "jobs-quick-cpu.json").write_text(json.dumps({
+        "device": "cpu: toy", "complete": True,
+        "seconds": {"01_a": 10.0, "02_b": 10.0, "03_c": 10.0, "04_d": 100.0, "10_e": 50.0, "99_f": 2.0}}))
+    expected, source = expected_from_runs(tmp_path, "full", "cuda", {})
+    # ratios over the shared jobs: 20/10, 40/10, 10/10, 30/100; their median is 1.5
+    assert expected["10_e"] == pytest.approx(75.0) and expected["99_f"] == pytest.approx(3.0)
+    assert expected["01_a"] == 20.0  # measured on this device: kept as it is
+    assert "jobs-quick-cpu.json" in source and "median ratio over the 4 jobs" in source
+    expected, _ = expected_from_runs(tmp_path, "full", "cuda", {}, "peak_memory_gib")
+    assert expected == {}  # memory is not scaled from another machine's
+    (benchmarks / "jobs-quick-cpu.json").unlink()
+    expected, source = expected_from_runs(tmp_path, "full", "cuda", {})
+    assert "10_e" not in expected and "neither" not in source  # the partial CPU record serves no one
+
+
 def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(tmp_path, isolated_artifacts):
     """The full profile on a CPU takes many hours: the chapters that did run are its evidence."""
     import json

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -387,8 +388,10 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
                        field: str = "seconds") -> tuple[dict[str, float], str]:
     """Each job's expected ``field`` ("seconds" for :func:`job_priorities`, "peak_memory_gib" for
     :func:`over_memory_budget`): this checkout's earlier runs (``log``), else the run kept in
-    :func:`job_times_path` (a partial record where no complete one is kept); and where they came
-    from, in words."""
+    :func:`job_times_path` (a partial record where no complete one is kept); for seconds, a job
+    that neither has takes its time in another kept record, scaled by how the jobs both records
+    have compare (:func:`scaled_from_other_runs`: a first GPU run of chapters its partial record
+    lacks, ordered by their CPU times, instead of 60 s each); and where they came from, in words."""
     path = job_times_path(root, profile, device_type)
     if not path.is_file():
         path = job_times_path(root, profile, device_type, partial=True)
@@ -404,7 +407,39 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
                                                     if set(kept.get(field, {})) - set(last) else "")
     else:
         source = kept_text if kept.get(field) else "no earlier run (60 s per job)"
-    return {**kept.get(field, {}), **last}, source
+    expected = {**kept.get(field, {}), **last}
+    if field == "seconds" and expected:
+        scaled, other = scaled_from_other_runs(root, expected, exclude=path)
+        if scaled:
+            expected = {**scaled, **expected}
+            source += f"; for jobs neither has, {other}"
+    return expected, source
+
+
+def scaled_from_other_runs(root: Path, seconds: dict[str, float], exclude: Path | None = None,
+                           least_shared: int = 3) -> tuple[dict[str, float], str]:
+    """Expected seconds for jobs that ``seconds`` lacks, from the first complete record in
+    ``book/benchmarks/jobs-*.json`` (other than ``exclude``) that has them, times the median ratio
+    of ``seconds`` to that record over the jobs both have (at least ``least_shared``): a GPU's
+    chapters are faster than a CPU's, but the long ones stay long. Returns them and their source
+    in words (nothing when no record serves)."""
+    for record_path in sorted((root / "book" / "benchmarks").glob("jobs-*.json")):
+        if exclude is not None and record_path == exclude:
+            continue
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        other = record.get("seconds", {})
+        shared = [job for job in other if job in seconds and other[job] > 0]
+        missing = [job for job in other if job not in seconds]
+        if record.get("complete") is False or len(shared) < least_shared or not missing:
+            continue
+        ratio = statistics.median(seconds[job] / other[job] for job in shared)
+        return ({job: round(other[job] * ratio, 1) for job in missing},
+                f"`{record_path.relative_to(root)}` ({record.get('device')}) times {ratio:.2g}, the median ratio "
+                f"over the {len(shared)} jobs both have")
+    return {}, ""
 
 
 def memory_budget_gib(profile: str) -> float:
