@@ -4,7 +4,8 @@
 # PROFILE=quick|full overrides the automatic choice (full when a CUDA GPU is present);
 # JOBS=N sets how many jobs (chapters, and the CNN trainings they need) run side by side
 # (default: 2 on a CPU; with a GPU one per 4 cores and 10 GiB, at most 4, each with its share of its memory);
-# KEEP_GOING=1 runs, after a failure, every job that needs nothing that failed (a long GPU run keeps what it can).
+# KEEP_GOING=1 runs, after a failure, every job that needs nothing that failed (a long GPU run keeps what it can);
+# RESUME=1 leaves out the chapters an earlier run executed (a run cut short goes on where it stopped).
 
 PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv
@@ -18,7 +19,7 @@ NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.py)
 .PHONY: help install book execute html test unit-tests check-html sync bench clean
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON_BOOTSTRAP) >/dev/null 2>&1 || { echo "error: $(PYTHON_BOOTSTRAP) not found; set PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
@@ -34,7 +35,7 @@ install: $(STAMP)
 
 ## Execute every chapter with papermill into book/chapters/ (no new job starts after a failure, unless KEEP_GOING=1).
 execute: $(STAMP)
-	$(PY) -m wrenlib execute --profile $(PROFILE) --kernel $(KERNEL) $(if $(JOBS),--jobs $(JOBS)) $(if $(KEEP_GOING),--keep-going)
+	$(PY) -m wrenlib execute --profile $(PROFILE) --kernel $(KERNEL) $(if $(JOBS),--jobs $(JOBS)) $(if $(KEEP_GOING),--keep-going) $(if $(RESUME),--resume)
 
 ## Render the executed chapters (execution is off in _config.yml).
 html: $(STAMP)

@@ -12,9 +12,8 @@ from wrenlib.book import execute_chapters, write_status_page
 
 def _project(tmp_path, cells):
     (tmp_path / "_toc.yml").write_text("root: book/intro\n")
-    (tmp_path / "wrenlib").mkdir()
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "book").mkdir()
+    for folder in ("wrenlib", "notebooks", "book"):
+        (tmp_path / folder).mkdir(exist_ok=True)  # again: chapters rewritten in place
     for name, source in cells.items():
         notebook = nbformat.v4.new_notebook()
         parameters = nbformat.v4.new_code_cell('PROFILE = "quick"')
@@ -73,6 +72,23 @@ def test_an_interrupted_run_keeps_what_finished_and_its_wall_time(tmp_path, isol
     assert log["interrupted"] is True and log["wall_seconds"] >= log["chapters"]["01_first"]["seconds"]
     assert set(log["chapters"]) == {"01_first"} and "bounds" not in log
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_resume_runs_only_what_earlier_runs_did_not_execute(tmp_path, isolated_artifacts, capsys):
+    """A run cut short (here: one chapter failed, then was mended) goes on where it stopped."""
+    import json
+
+    root = _project(tmp_path, {"01_good": "x = 1", "02_bad": "raise ValueError('broken chapter')"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 1
+    first = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())["chapters"]["01_good"]
+    root = _project(tmp_path, {"02_bad": "y = 2"})  # mended
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["chapters"]["01_good"] == first and log["chapters"]["02_bad"]["ok"]  # 01 was not run again
+    assert log["run_jobs"] == ["02_bad"]
+    assert "1 chapter(s) executed in earlier runs are left as they are (01_good)" in capsys.readouterr().out
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    assert "nothing left to run" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")

@@ -470,7 +470,8 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
 
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
-                     preparations: list[Preparation] | None = None, keep_going: bool = False) -> int:
+                     preparations: list[Preparation] | None = None, keep_going: bool = False,
+                     resume: bool = False) -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
     The CNNs the chapters load are trained first as :class:`Preparation` jobs
@@ -485,7 +486,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     their maps may differ in the last digits. Interrupted (Ctrl-C, a time limit's SIGINT), it keeps
     the jobs that finished and the run's wall time in the log and returns 130. After a failure no new job starts, unless
     ``keep_going``: then every job that needs nothing that failed still runs (a long GPU run keeps
-    what it can); the jobs left out are named either way."""
+    what it can); the jobs left out are named either way. ``resume`` leaves out the chapters that
+    this checkout's log of the profile has as executed (a run cut short, on a GPU lent for a while
+    or the full profile on a CPU, goes on where it stopped; the CNNs come from the cache)."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
@@ -507,6 +510,20 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
                   file=sys.stderr)
             return 2
+    if resume:
+        log_path = profile_dir(profile) / "execution.json"
+        try:
+            earlier = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        except json.JSONDecodeError:
+            earlier = {}
+        done = {stem for stem, entry in earlier.get("chapters", {}).items() if entry.get("ok")}
+        skipped = [c.stem for c in chapters if c.stem in done]
+        chapters = [c for c in chapters if c.stem not in done]
+        print(f"wrenlib execute: resuming: {len(skipped)} chapter(s) executed in earlier runs are left as they are"
+              + (f" ({', '.join(skipped)})" if skipped else ""), flush=True)
+        if not chapters:
+            print("wrenlib execute: nothing left to run", flush=True)
+            return 0
     stems = [c.stem for c in chapters]
     numbers = {stem[:2] for stem in stems}
     preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)

@@ -564,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     execute_parser.add_argument("--keep-going", action="store_true",
                                 help="after a job fails, still run every job that needs nothing that failed "
                                      "(by default no new job starts)")
+    execute_parser.add_argument("--resume", action="store_true",
+                                help="leave out the chapters this checkout's log has as executed (a run cut "
+                                     "short goes on where it stopped)")
     execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     return parser
 
@@ -622,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
             from .book import execute_chapters
 
             return execute_chapters(args.profile, args.kernel, args.chapters, jobs=args.jobs,
-                                    keep_going=args.keep_going)
+                                    keep_going=args.keep_going, resume=args.resume)
     except CommandError as error:
         print(f"wrenlib {args.command}: error: {error}", file=sys.stderr)
         return 2
