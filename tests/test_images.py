@@ -41,7 +41,7 @@ def test_stacked_masks_are_each_clips_own_mask_rendered_alone(small_dataset):
     from wrenlib.frontend import render_mask
 
     dataset = _dataset(small_dataset)
-    clips = [5, 0, 3, 3]
+    clips = [5, 0, 3, 3] * 5  # 20: more than one batch of 16
     for name in ("diagnostic", "song"):
         alone = np.stack([dataset.masks(i)[name] for i in clips])
         assert np.array_equal(dataset.stacked_masks(clips, name), alone)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -283,6 +284,7 @@ def grid_segments(height: int, width: int, rows: int, cols: int) -> np.ndarray:
 # 480 x 960 image. Kept as int32, at most SEGMENT_CACHE_BYTES (oldest out first).
 SEGMENT_CACHE_BYTES = 256 * 2**20
 _segment_cache: dict[tuple, np.ndarray] = {}
+_segment_cache_lock = threading.Lock()  # lime_segments_of's threads share it
 
 
 def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
@@ -293,8 +295,10 @@ def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
         return grid_segments(height, width, *settings.grid)
     key = (hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(), image.shape, str(image.dtype),
            settings.segmentation, settings.n_segments, settings.seed)
-    if key in _segment_cache:
-        return _segment_cache[key].astype(np.int64)
+    with _segment_cache_lock:
+        cached = _segment_cache.get(key)
+    if cached is not None:
+        return cached.astype(np.int64)
     from skimage import segmentation
 
     if settings.segmentation == "quickshift":  # the lime package's default segmenter and settings
@@ -306,10 +310,11 @@ def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
                                    channel_axis=None, start_label=0)
     _, dense = np.unique(labels, return_inverse=True)
     dense = dense.reshape(height, width).astype(np.int32)
-    while _segment_cache and (len(_segment_cache) + 1) * dense.nbytes > SEGMENT_CACHE_BYTES:
-        _segment_cache.pop(next(iter(_segment_cache)))
-    if dense.nbytes <= SEGMENT_CACHE_BYTES:
-        _segment_cache[key] = dense
+    with _segment_cache_lock:
+        while _segment_cache and (len(_segment_cache) + 1) * dense.nbytes > SEGMENT_CACHE_BYTES:
+            _segment_cache.pop(next(iter(_segment_cache)))
+        if dense.nbytes <= SEGMENT_CACHE_BYTES:
+            _segment_cache[key] = dense
     return dense.astype(np.int64)
 
 

@@ -123,9 +123,13 @@ class SpectrogramDataset(Dataset):
 
     def stacked_masks(self, indices, name: str = "diagnostic") -> np.ndarray:
         """One mask (``diagnostic``, ``song``, or on confounded data ``confound``) of each clip of
-        ``indices``, stacked (N, H, W): only that mask, pooled onto the pixels a batch at a time."""
+        ``indices``, stacked (N, H, W): only that mask, pooled onto the pixels a few clips at a time."""
         sources = self.clips["clip"].to_numpy()[np.asarray(indices, dtype=np.int64)]
-        return render_mask(self._grid_masks(sources, name), self.front_end, self.mask_rule)
+        out = np.empty((len(sources), *self.front_end.image_size), dtype=bool)
+        for first in range(0, len(sources), 16):  # the STFT-grid masks of 16 clips at a time (1 MiB each)
+            out[first:first + 16] = render_mask(self._grid_masks(sources[first:first + 16], name), self.front_end,
+                                                self.mask_rule)
+        return out
 
     def metadata(self, index: int) -> dict[str, Any]:
         row = self.clips.iloc[index]
