@@ -611,7 +611,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         # not forked from this one, which has torch loaded), which ends with it: a preparation's
         # memory goes back to the system before the next job starts
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
-        interrupted = False
+        interrupted, whole_run = False, None
         try:  # Ctrl-C, or a time limit's SIGINT: what finished stays measured, the run's wall time too
             spawn = multiprocessing.get_context("spawn")
             with ChildProcessUsage(interval=0.5) as whole_run, \
@@ -658,7 +658,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     else:
         log.pop("bounds", None)
     log.update(
-        peak_memory_gib=round(whole_run.peak_gib, 2),
+        peak_memory_gib=round(whole_run.peak_gib if whole_run is not None else 0.0, 2),
         profile=profile,
         device=machine["device"],
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
