@@ -19,7 +19,7 @@ NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.py)
 .PHONY: help install book execute html test unit-tests check-html sync bench clean
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON_BOOTSTRAP) >/dev/null 2>&1 || { echo "error: $(PYTHON_BOOTSTRAP) not found; set PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
@@ -35,7 +35,7 @@ install: $(STAMP)
 
 ## Execute every chapter with papermill into book/chapters/ (no new job starts after a failure, unless KEEP_GOING=1).
 execute: $(STAMP)
-	$(PY) -m wrenlib execute --profile $(PROFILE) --kernel $(KERNEL) $(if $(JOBS),--jobs $(JOBS)) $(if $(KEEP_GOING),--keep-going) $(if $(RESUME),--resume)
+	$(PY) -m wrenlib execute --profile $(PROFILE) --kernel $(KERNEL) $(if $(JOBS),--jobs $(JOBS)) $(if $(filter-out 0,$(KEEP_GOING)),--keep-going) $(if $(filter-out 0,$(RESUME)),--resume)
 
 ## Render the executed chapters (execution is off in _config.yml).
 html: $(STAMP)

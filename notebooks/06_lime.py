@@ -240,7 +240,7 @@ def empty_top_share(maps, clips, segmentation, top=5):
     shares = []
     for weights, index in zip(maps, clips):
         picture = images.image(int(index))
-        features = lime_segments(picture, LimeSettings(segmentation=segmentation, seed=SEED))  # cached by explain
+        features = lime_segments(picture, LimeSettings(segmentation=segmentation, seed=SEED))  # kept if made above
         value = feature_means(weights, features)
         empty = feature_means(picture == np.median(picture), features) >= 0.95
         best = np.argsort(-value)[:top]

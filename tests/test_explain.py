@@ -299,6 +299,12 @@ def test_superpixels_are_made_once_per_image_and_settings_and_ahead_in_order(mon
     monkeypatch.setattr(explain_module, "_segment_cache", {})
     list(lime_segments_of(np.stack(images), settings, threads=1))
     assert len(explain_module._segment_cache) == 2
+    calls.clear()  # it works ahead by one image per thread, not through the whole stack
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    first = lime_segments_of(np.stack([rng.random((24, 48)).astype(np.float32) for _ in range(10)]), settings, threads=2)
+    next(first)
+    first.close()
+    assert len(calls) == 3
 
 
 def test_feature_means_are_the_mean_over_each_features_pixels():
@@ -424,6 +430,8 @@ def test_lime_samples_drawn_ahead_are_captums_own_samples_and_weights(small_cnn)
         draws.append(torch.rand(1))  # the stream goes on from the same place too
     assert torch.equal(maps[0], maps[1]) and torch.equal(draws[0], draws[1])
     assert maps[0].abs().max() > 0 and len(torch.unique(maps[0])) > 8  # a map with its 32 features' own weights
+    with pytest.raises(RuntimeError, match="other than the one it just drew"):
+        sampler.weight(image, image, torch.ones(1, 32, dtype=torch.long))  # captum calling in another order
 
 
 def test_map_correlation_is_pearson_per_pair():

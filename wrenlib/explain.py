@@ -293,8 +293,10 @@ def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
     height, width = image.shape
     if settings.segmentation == "grid":
         return grid_segments(height, width, *settings.grid)
+    # what the segmenter reads: quickshift its seed, SLIC its number of segments
+    knob = settings.seed if settings.segmentation == "quickshift" else settings.n_segments
     key = (hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(), image.shape, str(image.dtype),
-           settings.segmentation, settings.n_segments, settings.seed)
+           settings.segmentation, knob)
     with _segment_cache_lock:
         cached = _segment_cache.get(key)
     if cached is not None:
@@ -311,25 +313,35 @@ def lime_segments(image: np.ndarray, settings: LimeSettings) -> np.ndarray:
     _, dense = np.unique(labels, return_inverse=True)
     dense = dense.reshape(height, width).astype(np.int32)
     with _segment_cache_lock:
-        while _segment_cache and (len(_segment_cache) + 1) * dense.nbytes > SEGMENT_CACHE_BYTES:
-            _segment_cache.pop(next(iter(_segment_cache)))
-        if dense.nbytes <= SEGMENT_CACHE_BYTES:
-            _segment_cache[key] = dense
+        if key not in _segment_cache:
+            held = sum(kept.nbytes for kept in _segment_cache.values())
+            while _segment_cache and held + dense.nbytes > SEGMENT_CACHE_BYTES:
+                held -= _segment_cache.pop(next(iter(_segment_cache))).nbytes
+            if dense.nbytes <= SEGMENT_CACHE_BYTES:
+                _segment_cache[key] = dense
     return dense.astype(np.int64)
 
 
 def lime_segments_of(images: np.ndarray, settings: LimeSettings, threads: int | None = None):
     """:func:`lime_segments` of each (H, W) image of ``images``, in order, as an iterator that
-    works ahead on ``threads`` threads (default: torch's, the job's share of the cores):
-    skimage's segmenters release the GIL, so superpixels of the next images are made while LIME
-    runs the model on this one."""
+    works ahead on ``threads`` threads (default: torch's, the job's share of the cores), at most
+    one image per thread beyond the one asked for: skimage's segmenters release the GIL, so
+    superpixels of the next images are made while LIME runs the model on this one."""
     if settings.segmentation == "grid" or len(images) < 2:
         yield from (lime_segments(image, settings) for image in images)
         return
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max(1, threads or torch.get_num_threads())) as pool:
-        yield from pool.map(lambda image: lime_segments(image, settings), images)
+    threads = max(1, threads or torch.get_num_threads())
+    with ThreadPoolExecutor(threads) as pool:
+        ahead: deque = deque()
+        for image in images:
+            ahead.append(pool.submit(lime_segments, image, settings))
+            if len(ahead) > threads:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def feature_means(values: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -417,13 +429,16 @@ class LimeSampler:
     numbers read back), which on a GPU shared with other jobs cost LIME seconds per image.
 
     ``perturb`` is captum's ``perturb_func`` (a generator, started anew for each image) and
-    ``weight`` its ``similarity_func``, which captum calls right after each sample is drawn."""
+    ``weight`` its ``similarity_func``, which captum calls right after each sample is drawn (with
+    that sample: checked). ``n_samples`` must be the ``n_samples`` given to captum's ``attribute``,
+    or the samples are not captum's own."""
 
     def __init__(self, n_samples: int, kernel_width: float):
         self.n_samples = int(n_samples)
         self.similarity = lime_similarity(kernel_width)
         self._weights = torch.zeros(0)
         self._current = 0
+        self._sample: torch.Tensor | None = None
 
     def perturb(self, original_inp: torch.Tensor, **kwargs):
         on_off = torch.bernoulli(torch.ones(self.n_samples, int(kwargs["num_interp_features"])) * 0.5)
@@ -431,10 +446,12 @@ class LimeSampler:
                                      device=original_inp.device)
         patterns = on_off.long().to(original_inp.device)
         for i in range(self.n_samples):
-            self._current = i
-            yield patterns[i:i + 1]
+            self._current, self._sample = i, patterns[i:i + 1]
+            yield self._sample
 
-    def weight(self, _original, _perturbed, _on_off, **_kwargs) -> torch.Tensor:
+    def weight(self, _original, _perturbed, on_off, **_kwargs) -> torch.Tensor:
+        if on_off is not self._sample:  # captum changed how it calls its two functions: say so, never guess
+            raise RuntimeError("LimeSampler: captum asked for a weight of a sample other than the one it just drew")
         return self._weights[self._current:self._current + 1]
 
 
@@ -458,7 +475,9 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
     explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
                      similarity_func=sampler.weight, perturb_func=sampler.perturb)
     maps, model_share, n_features = [], [], []
-    for i, segments in enumerate(lime_segments_of(x[:, 0].cpu().numpy(), settings)):
+    # on a CPU torch has the job's cores: one thread segments ahead; beside a GPU, the job's threads do
+    ahead = 1 if x.device.type == "cpu" else None
+    for i, segments in enumerate(lime_segments_of(x[:, 0].cpu().numpy(), settings, threads=ahead)):
         image = x[i:i + 1]
         evaluations["seconds"] = 0.0
         started = time.perf_counter()

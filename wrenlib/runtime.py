@@ -56,8 +56,8 @@ def limit_gpu_memory(torch) -> None:
     if share < 1 and torch.cuda.is_available():
         device = choose_device()
         if device.type == "cuda":
-            # an index, not the device: torch takes "cuda" without one for no device at all (None is
-            # the current one, which choose_device's "cuda" means)
+            # an index, not the device: torch rejects a "cuda" device without one; None is the
+            # current GPU, which is what choose_device's plain "cuda" means
             torch.cuda.set_per_process_memory_fraction(share, device.index)
 
 
