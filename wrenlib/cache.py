@@ -64,7 +64,9 @@ def load_or_build(
     never leaves a half-written artifact that a later run would trust. Jobs side by side that ask
     for the same artifact (``wrenlib execute 10_sanity`` on an empty cache: three CNNs' trainings
     want the same clips and images) build it once: one builds under a lock beside the folder, the
-    others wait for it and load what it built.
+    others wait for it and load what it built. A build must not ask for its own folder (it would
+    wait for itself), and a rebuild under another configuration replaces the folder even while
+    another process reads it: a folder holds one configuration at a time.
     """
     key = config_hash(config)
     if _built_from(folder, key):
