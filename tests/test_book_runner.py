@@ -53,9 +53,13 @@ def test_keep_going_runs_what_needs_nothing_that_failed(tmp_path, isolated_artif
 
 def test_an_interrupted_run_keeps_what_finished_and_its_wall_time(tmp_path, isolated_artifacts, monkeypatch, capsys):
     """Ctrl-C (or a time limit's SIGINT) while a job runs: the log keeps the finished job, the
-    run's wall time and that it was interrupted; the status is 130."""
+    run's wall time and that it was interrupted; the status is 130; the running job and its kernel
+    are stopped at once."""
     import concurrent.futures
     import json
+    import time
+
+    import psutil
 
     real_wait, calls = concurrent.futures.wait, []
 
@@ -66,12 +70,32 @@ def test_an_interrupted_run_keeps_what_finished_and_its_wall_time(tmp_path, isol
         return real_wait(*args, **kwargs)
 
     monkeypatch.setattr(concurrent.futures, "wait", wait_then_interrupt)
-    root = _project(tmp_path, {"01_first": "x = 1", "02_second": "y = 2"})
+    root = _project(tmp_path, {"01_first": "x = 1", "02_second": "import time\ntime.sleep(120)"})
+    started = time.perf_counter()
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 130
+    assert time.perf_counter() - started < 60  # the running chapter was stopped, not waited for
+    assert not [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["interrupted"] is True and log["wall_seconds"] >= log["chapters"]["01_first"]["seconds"]
     assert set(log["chapters"]) == {"01_first"} and "bounds" not in log
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM is POSIX's")
+def test_a_schedulers_sigterm_interrupts_the_run_like_ctrl_c():
+    """A batch scheduler ends a job at its time limit with SIGTERM: the run keeps what finished."""
+    import signal
+
+    from wrenlib.book import _restore_sigterm, _sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    previous = _sigterm_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler as the call returns
+    finally:
+        _restore_sigterm(previous)
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_resume_runs_only_what_earlier_runs_did_not_execute(tmp_path, isolated_artifacts, capsys):

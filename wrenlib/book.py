@@ -468,6 +468,53 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
     return peaks.get(job, 0.0) + sum(peaks.get(other, 0.0) for other in running) > budget
 
 
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM (a batch scheduler's time limit) interrupt this process like Ctrl-C; return
+    the handler it replaced (None where signals cannot be set: not the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_child_processes(grace_seconds: float = 5.0) -> None:
+    """Terminate the job workers this process spawned and their children (Jupyter kernels), then
+    kill those still there after ``grace_seconds``; multiprocessing's resource tracker stays."""
+    import psutil
+
+    children = []
+    for worker in psutil.Process().children():
+        try:
+            if any("spawn_main" in part for part in worker.cmdline()):
+                children += [worker, *worker.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_seconds)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
                      preparations: list[Preparation] | None = None, keep_going: bool = False,
@@ -611,38 +658,53 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         # not forked from this one, which has torch loaded), which ends with it: a preparation's
         # memory goes back to the system before the next job starts
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
+        def schedule(pool) -> None:
+            """Start each job whose prerequisites have finished, as workers free up, until none is left."""
+            running: dict[Any, str] = {}
+            while True:
+                ready = [j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []
+                for job in ready:
+                    if len(running) >= jobs:
+                        break
+                    beside = list(running.values())
+                    if kept_apart(job, beside) or over_memory_budget(job, beside, peaks, budget):
+                        continue
+                    waiting.remove(job)
+                    print(f"  {job} ...", flush=True)
+                    started_at[job] = time.perf_counter() - run_started
+                    if isinstance(work[job], Preparation):
+                        future = pool.submit(_run_preparation, work[job])
+                    else:
+                        future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
+                    running[future] = job
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finish(running.pop(future), future.result())
+                    # after every job, so that a run cut short (hours of the full profile on a CPU)
+                    # keeps what it measured (wrenlib bench --job-times --partial)
+                    log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
+
         interrupted, whole_run = False, None
-        try:  # Ctrl-C, or a time limit's SIGINT: what finished stays measured, the run's wall time too
+        # Ctrl-C, a time limit's SIGINT or a scheduler's SIGTERM: the jobs that finished stay
+        # measured, with the run's wall time; the running ones stop at once, their work lost
+        previous_handler = _sigterm_as_interrupt()
+        try:
             spawn = multiprocessing.get_context("spawn")
             with ChildProcessUsage(interval=0.5) as whole_run, \
                     ProcessPoolExecutor(max_workers=jobs, mp_context=spawn, **fresh) as pool:
-                running: dict[Any, str] = {}
-                while True:
-                    ready = [j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []
-                    for job in ready:
-                        if len(running) >= jobs:
-                            break
-                        if kept_apart(job, list(running.values())) or over_memory_budget(job, list(running.values()),
-                                                                                        peaks, budget):
-                            continue
-                        waiting.remove(job)
-                        print(f"  {job} ...", flush=True)
-                        started_at[job] = time.perf_counter() - run_started
-                        if isinstance(work[job], Preparation):
-                            future = pool.submit(_run_preparation, work[job])
-                        else:
-                            future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
-                        running[future] = job
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        finish(running.pop(future), future.result())
-                        # after every job, so that a run cut short (hours of the full profile on a CPU)
-                        # keeps what it measured (wrenlib bench --job-times --partial)
-                        log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
-        except KeyboardInterrupt:
+                try:
+                    schedule(pool)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    _stop_child_processes()  # the workers and their kernels: leaving the pool would wait for them
+                    pool.shutdown(wait=False, cancel_futures=True)
+        except KeyboardInterrupt:  # before the pool started, or while it shut down
             interrupted = True
+        finally:
+            _restore_sigterm(previous_handler)
+        if interrupted:
             print("wrenlib execute: interrupted; the jobs that finished are kept in the log", file=sys.stderr)
         machine = machine_description()
     if waiting and not interrupted:  # only after a failure: the jobs it stopped
