@@ -98,20 +98,45 @@ def test_a_schedulers_sigterm_interrupts_the_run_like_ctrl_c():
     assert signal.getsignal(signal.SIGTERM) == before
 
 
-def test_resume_runs_only_what_earlier_runs_did_not_execute(tmp_path, isolated_artifacts, capsys):
-    """A run cut short (here: one chapter failed, then was mended) goes on where it stopped."""
+def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, monkeypatch, capsys):
+    """A complete run, then a run cut short after its first chapter, then --resume: only the
+    chapters the cut-short run did not finish run again (not those an earlier run finished), its
+    preparation is not trained again, the parts' wall times add up, and the run, now whole, has
+    its bounds; a resume with nothing left runs nothing."""
+    import concurrent.futures
     import json
 
-    root = _project(tmp_path, {"01_good": "x = 1", "02_bad": "raise ValueError('broken chapter')"})
-    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 1
-    first = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())["chapters"]["01_good"]
-    root = _project(tmp_path, {"02_bad": "y = 2"})  # mended
-    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    root = _project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2", "03_c": "z = 3"})
+    toy = _recording("cnn_toy", ("02",), key="made")
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy]) == 0
+    real_wait, calls = concurrent.futures.wait, []
+
+    def wait_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # after 01_a and the preparation: while 02_b runs
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "wait", wait_then_interrupt)
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy]) == 130
+    monkeypatch.setattr(concurrent.futures, "wait", real_wait)
+    cut = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert cut["interrupted"] and cut["parts"] == 1 and "bounds" not in cut
+    assert {job for kind in ("chapters", "preparations") for job, entry in cut[kind].items()
+            if entry["run"] == cut["run_id"]} == {"01_a", "cnn_toy"}
+    capsys.readouterr()
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy], resume=True) == 0
+    out = capsys.readouterr().out
+    assert "1 chapter(s) it executed are left as they are (01_a)" in out and "cnn_toy ..." not in out
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
-    assert log["chapters"]["01_good"] == first and log["chapters"]["02_bad"]["ok"]  # 01 was not run again
-    assert log["run_jobs"] == ["02_bad"]
-    assert "1 chapter(s) executed in earlier runs are left as they are (01_good)" in capsys.readouterr().out
-    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    assert log["run_id"] == cut["run_id"] and log["parts"] == 2 and not log["interrupted"]
+    assert log["chapters"]["01_a"] == cut["chapters"]["01_a"]  # not run again
+    assert log["preparations"]["cnn_toy"] == cut["preparations"]["cnn_toy"]  # not trained again
+    assert log["run_jobs"] == ["01_a", "02_b", "03_c", "cnn_toy"] and log["bounds"]["chain"][0] in ("01_a", "cnn_toy")
+    assert log["wall_seconds"] > cut["wall_seconds"]
+    assert "the run came in 2 parts" in (root / "book" / "status.md").read_text()
+    assert "The run came in 2 parts" in (root / "book" / "performance.md").read_text()
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy], resume=True) == 0
     assert "nothing left to run" in capsys.readouterr().out
 
 

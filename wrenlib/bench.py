@@ -500,8 +500,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chapters = {name: entry for name, entry in sorted(log.get("chapters", {}).items()) if entry.get("ok")}
-    preparations = {name: entry for name, entry in sorted(log.get("preparations", {}).items()) if entry.get("ok")}
+    def of_the_run(entry: dict[str, Any]) -> bool:  # the log keeps earlier runs' jobs too (a log without run ids: all)
+        return entry.get("ok") and (log.get("run_id") is None or entry.get("run") == log["run_id"])
+
+    chapters = {name: entry for name, entry in sorted(log.get("chapters", {}).items()) if of_the_run(entry)}
+    preparations = {name: entry for name, entry in sorted(log.get("preparations", {}).items()) if of_the_run(entry)}
     work = {**preparations, **chapters}  # every job of the run
     total = sum(entry["seconds"] for entry in work.values())
     profile = log.get("profile", "quick")
@@ -517,7 +520,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters and "
                 f"{len(preparations)} preparations, up to {log['jobs']} side by side (`wrenlib execute --jobs`; "
                 f"their own times add up to {total / 60:.1f} min)." if log.get("jobs", 1) > 1 and "wall_seconds" in log
-                else f"**{total / 60:.1f} min** for {len(chapters)} chapters and {len(preparations)} preparations."),
+                else f"**{total / 60:.1f} min** for {len(chapters)} chapters and {len(preparations)} preparations.")
+             + (f" The run came in {log['parts']} parts (`wrenlib execute --resume`), their wall times added."
+                if log.get("parts", 1) > 1 else "")
+             + (" **It was interrupted**: the jobs above are those that finished; `make execute RESUME=1` goes on."
+                if log.get("interrupted") else ""),
              ""]
     memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}
     if memory:

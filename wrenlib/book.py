@@ -468,6 +468,17 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
     return peaks.get(job, 0.0) + sum(peaks.get(other, 0.0) for other in running) > budget
 
 
+def job_graph(stems: list[str], preparations: list[Preparation]) -> dict[str, set[str]]:
+    """What each job of a run waits for (chapters by stem, in reading order; preparations by
+    name): a preparation the chapters it reads (``needs``), a chapter those of
+    :func:`chapter_prerequisites` and the preparations it uses."""
+    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
+    for stem in stems:
+        prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
+                                                                    if stem[:2] in p.used_by}
+    return prerequisites
+
+
 def _sigterm_as_interrupt() -> Any:
     """Make SIGTERM (a batch scheduler's time limit) interrupt this process like Ctrl-C; return
     the handler it replaced (None where signals cannot be set: not the main thread)."""
@@ -557,24 +568,30 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
                   file=sys.stderr)
             return 2
+    resumed: str | None = None  # the id of the run this one goes on with
+    prepared: set[str] = set()  # the preparations that run finished: not done again
     if resume:
         log_path = profile_dir(profile) / "execution.json"
         try:
             earlier = json.loads(log_path.read_text()) if log_path.is_file() else {}
         except json.JSONDecodeError:
             earlier = {}
-        done = {stem for stem, entry in earlier.get("chapters", {}).items() if entry.get("ok")}
+        resumed = earlier.get("run_id")
+        done, prepared = ({name for name, entry in earlier.get(kind, {}).items()
+                           if entry.get("ok") and resumed is not None and entry.get("run") == resumed}
+                          for kind in ("chapters", "preparations"))
         skipped = [c.stem for c in chapters if c.stem in done]
         chapters = [c for c in chapters if c.stem not in done]
-        print(f"wrenlib execute: resuming: {len(skipped)} chapter(s) executed in earlier runs are left as they are"
-              + (f" ({', '.join(skipped)})" if skipped else ""), flush=True)
+        print(f"wrenlib execute: resuming the run of {earlier.get('finished')}: {len(skipped)} chapter(s) it "
+              f"executed are left as they are" + (f" ({', '.join(skipped)})" if skipped else "")
+              if resumed else "wrenlib execute: no earlier run to resume: every chapter runs", flush=True)
         if not chapters:
             print("wrenlib execute: nothing left to run", flush=True)
             return 0
     stems = [c.stem for c in chapters]
     numbers = {stem[:2] for stem in stems}
-    preparations = [p for p in (book_preparations(profile) if preparations is None else preparations)
-                    if numbers & set(p.used_by)]
+    every_preparation = book_preparations(profile) if preparations is None else preparations
+    preparations = [p for p in every_preparation if numbers & set(p.used_by) and p.name not in prepared]
     jobs = max(1, int(jobs or default_jobs()))
     try:  # a bad WRENBOOK_TORCH_THREADS or WRENBOOK_GPU_MEMORY_SHARE is named before anything runs
         torch_threads_for_run()
@@ -605,13 +622,17 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         last_seconds, log["order_from"] = expected_from_runs(root, profile, device_type, log)
         peaks, _ = expected_from_runs(root, profile, device_type, log, "peak_memory_gib")
         budget = memory_budget_gib(profile)
-        # what each job waits for: chapters by stem, preparations by name
-        prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
-        for stem in stems:
-            prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
-                                                                        if stem[:2] in p.used_by}
+        prerequisites = job_graph(stems, preparations)
         log.pop("bounds", None)  # an earlier run's, written again when every job of this one has finished
-        log["run_jobs"] = sorted(prerequisites)  # which jobs this run has (the log keeps earlier runs' too)
+        if resumed is None:  # a new run: its id marks its jobs' entries (the log keeps earlier runs' too)
+            log.update(run_id=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), parts=1,
+                       run_jobs=sorted(prerequisites))
+            earlier_wall = 0.0
+        else:  # this part's jobs join the run's; its wall time adds to the parts' before it
+            jobs_of_the_run = set(log.get("run_jobs", ())) | set(prerequisites)
+            log.update(parts=log.get("parts", 1) + 1, run_jobs=sorted(jobs_of_the_run))
+            earlier_wall = float(log.get("wall_seconds") or 0.0)
+        run_id = log["run_id"]
         priority = job_priorities(prerequisites, last_seconds)
         order = [p.name for p in preparations] + stems
         work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
@@ -624,7 +645,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         def finish(job: str, outcome: dict[str, Any]) -> None:
             nonlocal status
             entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
-            entry["started"] = round(started_at[job], 1)  # seconds into the run
+            entry["started"] = round(started_at[job], 1)  # seconds into the run (into its part, when resumed)
+            entry["run"] = run_id
             if isinstance(work[job], Preparation):
                 log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
                                             "description": work[job].description, "trained": outcome["trained"]}
@@ -698,8 +720,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     schedule(pool)
                 except KeyboardInterrupt:
                     interrupted = True
-                    _stop_child_processes()  # the workers and their kernels: leaving the pool would wait for them
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    # the workers and their kernels: leaving the pool would wait for their jobs (the
+                    # pool, finding its workers gone, ends without them; no job waits in its queue)
+                    _stop_child_processes()
         except KeyboardInterrupt:  # before the pool started, or while it shut down
             interrupted = True
         finally:
@@ -711,10 +734,14 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         print(f"wrenlib execute: not run after the failure: {', '.join(sorted(waiting))}"
               + ("" if keep_going else " (--keep-going runs those that need nothing that failed)"),
               file=sys.stderr)
+    run_jobs = set(log["run_jobs"])  # this part's and, when resumed, those of the parts before it
     measured = {job: entry["seconds"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()
-                if job in prerequisites and job in finished}
-    if len(measured) == len(prerequisites):  # every job of the run finished: its bounds
-        chain_seconds, chain = critical_path(prerequisites, measured)
+                if job in run_jobs and entry.get("ok") and entry.get("run") == run_id}
+    if len(measured) == len(run_jobs):  # every job of the run finished: its bounds
+        every_stem = [c.stem for c in chapter_sources(root)]
+        graph = job_graph([stem for stem in every_stem if stem in run_jobs],
+                          [p for p in every_preparation if p.name in run_jobs])
+        chain_seconds, chain = critical_path(graph, measured)
         log["bounds"] = {"work_seconds": round(sum(measured.values()), 1),
                          "chain_seconds": round(chain_seconds, 1), "chain": chain}
     else:
@@ -727,7 +754,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         machine=machine["machine"],
         versions=package_versions(),
         jobs=jobs,
-        wall_seconds=round(time.perf_counter() - run_started, 1),
+        wall_seconds=round(earlier_wall + time.perf_counter() - run_started, 1),
         interrupted=interrupted,
     )
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
@@ -854,7 +881,9 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         f"- **Finished:** {log.get('finished')}",
         f"- **Total execution time:** {total:.0f} s"
         + (f" ({log['wall_seconds']:.0f} s of wall time, up to {log['jobs']} jobs side by side)"
-           if log.get("jobs", 1) > 1 and "wall_seconds" in log else ""),
+           if log.get("jobs", 1) > 1 and "wall_seconds" in log else "")
+        + (f"; the run came in {log['parts']} parts (`wrenlib execute --resume`)" if log.get("parts", 1) > 1 else "")
+        + ("; **the last part was interrupted**: `make execute RESUME=1` goes on" if log.get("interrupted") else ""),
         "",
         "## Chapters",
         "",
