@@ -129,8 +129,13 @@ def test_mask_cells_survive_their_run_encoding_and_old_caches_still_load(small_d
              np.array([], np.int32), np.sort(rng.choice(1000, 50, replace=False)).astype(np.int32), np.array([], np.int32)]
     runs = _run_arrays("diagnostic", cells)
     assert runs["diagnostic_runs"].tolist()[:4] == [0, 2, 1, 0]  # a clip's runs never cross into the next clip
-    back = _cells_from(runs, "diagnostic")
+    back = _cells_from(runs, "diagnostic")  # expanded one clip at a time, when asked for
     assert len(back) == len(cells) and all(np.array_equal(a, b) for a, b in zip(cells, back))
+    assert all(back[i].dtype == np.int32 for i in range(len(cells)))
+    assert np.array_equal(back[-2], cells[-2]) and [len(c) for c in back[1:3]] == [4, 2]
+    assert np.array_equal(np.concatenate(back), np.concatenate(cells))  # as chapter 01 reads them
+    with pytest.raises(IndexError):
+        back[len(cells)]
     # a cache written before the run encoding (flat cells and counts) loads the same masks
     small_dataset.save(tmp_path / "ds")
     with np.load(tmp_path / "ds" / "masks.npz") as stored:

@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import numpy as np
@@ -40,8 +41,8 @@ class SurrogateDataset:
     elements: pd.DataFrame
     background: pd.DataFrame
     mask_shape: tuple[int, int]
-    diagnostic_cells: list[np.ndarray]
-    song_cells: list[np.ndarray]
+    diagnostic_cells: Sequence[np.ndarray]  # a list, or a ClipCells when loaded from the cache
+    song_cells: Sequence[np.ndarray]
     seconds_to_generate: float = float("nan")
     processes: int = 0  # the processes that synthesised it (0: not recorded, a cache from before)
     confound_cells: list[np.ndarray] | None = None  # set by wrenlib.confound.add_confound (chapter 11)
@@ -148,17 +149,39 @@ def _run_arrays(name: str, cells: list[np.ndarray]) -> dict[str, np.ndarray]:
             f"{name}_runs": runs_per_clip}
 
 
-def _cells_from(masks, name: str) -> list[np.ndarray]:
-    """A clip's cell indices from :func:`_run_arrays`' runs, or from the flat arrays that
-    caches written before it hold."""
+class ClipCells(Sequence):
+    """Each clip's mask cells (flat indices into the STFT grid, int32), kept as the runs of
+    consecutive cells that :meth:`SurrogateDataset.save` writes and expanded one clip at a time
+    when asked for: a list of every clip's cells at the full profile (4,000 clips) took 4 s and
+    several GiB to build in every chapter that loaded the data, which mostly reads a few clips."""
+
+    def __init__(self, starts: np.ndarray, lengths: np.ndarray, runs_per_clip: np.ndarray):
+        self._starts = np.asarray(starts, dtype=np.int64)
+        self._lengths = np.asarray(lengths, dtype=np.int64)
+        self._first_run = np.r_[0, np.cumsum(runs_per_clip)].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._first_run) - 1
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = int(index) + (len(self) if int(index) < 0 else 0)
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip {index} of {len(self)}")
+        first, last = self._first_run[index], self._first_run[index + 1]
+        starts, lengths = self._starts[first:last], self._lengths[first:last]
+        ends = np.cumsum(lengths)
+        cells = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+        return cells.astype(np.int32)
+
+
+def _cells_from(masks, name: str) -> Sequence[np.ndarray]:
+    """The clips' cell indices: from :func:`_run_arrays`' runs (a :class:`ClipCells`), or from
+    the flat arrays that caches written before it hold."""
     if f"{name}_runs" not in masks:
         return _split(masks[name], masks[f"{name}_counts"])
-    starts, lengths = masks[f"{name}_run_starts"].astype(np.int64), masks[f"{name}_run_lengths"].astype(np.int64)
-    ends = np.cumsum(lengths)
-    flat = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
-    cells_before_run = np.r_[0, ends]
-    run_bounds = np.r_[0, np.cumsum(masks[f"{name}_runs"])]
-    return _split(flat.astype(np.int32), cells_before_run[run_bounds[1:]] - cells_before_run[run_bounds[:-1]])
+    return ClipCells(masks[f"{name}_run_starts"], masks[f"{name}_run_lengths"], masks[f"{name}_runs"])
 
 
 def clip_rows(clip: SurrogateClip) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
