@@ -33,11 +33,12 @@ def test_items_carry_image_label_metadata_and_aligned_masks(small_dataset):
     assert picture[diagnostic].max() > 0.2
 
 
-def test_stacked_masks_are_each_clips_own_mask_rendered_alone(small_dataset):
+def test_stacked_masks_are_each_clips_own_mask_rendered_alone(small_dataset, monkeypatch):
     """The stack is pooled a batch at a time; it must be each clip's mask as one clip alone gives
     it, under either pixel rule, and a mask the clips lack is named."""
     import pytest
 
+    from wrenlib import frontend
     from wrenlib.frontend import render_mask
 
     dataset = _dataset(small_dataset)
@@ -48,6 +49,8 @@ def test_stacked_masks_are_each_clips_own_mask_rendered_alone(small_dataset):
         grids = np.stack([getattr(small_dataset, f"{name}_mask")(int(dataset.clips.loc[i, "clip"])) for i in clips])
         strict = render_mask(grids, dataset.front_end, "majority")
         assert np.array_equal(strict, np.stack([render_mask(g, dataset.front_end, "majority") for g in grids]))
+        monkeypatch.setattr(frontend, "MASK_BATCH_BYTES", 3 * 4 * grids[0].size)  # batches of 3 grids, one of 2
+        assert np.array_equal(render_mask(grids, dataset.front_end, "majority"), strict)
         assert strict.sum() < alone.sum()  # "any" marks a pixel wherever "majority" does, and more
     assert dataset.stacked_masks([], "song").shape == (0, 60, 120)
     with pytest.raises(ValueError, match="no 'confound' mask here; the clips have diagnostic, song"):

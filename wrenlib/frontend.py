@@ -188,6 +188,9 @@ def render_levels(
     return out
 
 
+MASK_BATCH_BYTES = 64 * 2**20  # render_mask pools masks as float32 grids of about this much at a time
+
+
 def render_mask(mask: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END, rule: str = "any") -> np.ndarray:
     """A boolean STFT-grid mask (n_bins, n_frames) on the image's pixel grid (H, W), or a stack
     of them (N, n_bins, n_frames) -> (N, H, W), pooled a few at a time.
@@ -202,7 +205,7 @@ def render_mask(mask: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END, rule: s
     single = stack.ndim == 2
     stack = stack[None] if single else stack
     out = np.empty((len(stack), *front_end.image_size), dtype=bool)
-    step = max(1, 64 * 2**20 // max(1, 4 * int(np.prod(stack.shape[1:]))))  # float32 grids, about 64 MiB a time
+    step = max(1, MASK_BATCH_BYTES // max(1, 4 * int(np.prod(stack.shape[1:]))))  # float32 grids a batch
     for first in range(0, len(stack), step):
         grids = torch.from_numpy(stack[first:first + step].astype(np.float32))
         coverage = _to_pixels(grids, mean_pooling)
