@@ -541,12 +541,13 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
     numbers are the same as in a run one at a time; on a shared GPU, DeepLIFT's batches and SHAP's
     reference groups follow each job's share of its memory (:func:`gpu_memory_share_for_run`), so
-    their maps may differ in the last digits. Interrupted (Ctrl-C, a time limit's SIGINT), it keeps
-    the jobs that finished and the run's wall time in the log and returns 130. After a failure no new job starts, unless
-    ``keep_going``: then every job that needs nothing that failed still runs (a long GPU run keeps
-    what it can); the jobs left out are named either way. ``resume`` leaves out the chapters that
-    this checkout's log of the profile has as executed (a run cut short, on a GPU lent for a while
-    or the full profile on a CPU, goes on where it stopped; the CNNs come from the cache)."""
+    their maps may differ in the last digits. Interrupted (Ctrl-C, a time limit's SIGINT, a
+    scheduler's SIGTERM), it stops the running jobs, keeps those that finished and the run's wall
+    time in the log and returns 130. After a failure no new job starts, unless ``keep_going``:
+    then every job that needs nothing that failed still runs (a long GPU run keeps what it can);
+    the jobs left out are named either way. ``resume`` goes on with the log's last run: it leaves
+    out the chapters and preparations that run finished (a run cut short, on a GPU lent for a
+    while or the full profile on a CPU, goes on where it stopped) and adds its wall time."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
@@ -568,21 +569,23 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             print(f"wrenlib execute: error: no chapter named {', '.join(sorted(missing))}",
                   file=sys.stderr)
             return 2
+    log_path = profile_dir(profile) / "execution.json"
+    try:  # the runs before this one (it keeps their jobs' entries; a resumed run goes on with the last)
+        log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    except json.JSONDecodeError:
+        log = {}
+    log.setdefault("chapters", {})
+    log.setdefault("preparations", {})
     resumed: str | None = None  # the id of the run this one goes on with
     prepared: set[str] = set()  # the preparations that run finished: not done again
     if resume:
-        log_path = profile_dir(profile) / "execution.json"
-        try:
-            earlier = json.loads(log_path.read_text()) if log_path.is_file() else {}
-        except json.JSONDecodeError:
-            earlier = {}
-        resumed = earlier.get("run_id")
-        done, prepared = ({name for name, entry in earlier.get(kind, {}).items()
+        resumed = log.get("run_id")
+        done, prepared = ({name for name, entry in log[kind].items()
                            if entry.get("ok") and resumed is not None and entry.get("run") == resumed}
                           for kind in ("chapters", "preparations"))
         skipped = [c.stem for c in chapters if c.stem in done]
         chapters = [c for c in chapters if c.stem not in done]
-        print(f"wrenlib execute: resuming the run of {earlier.get('finished')}: {len(skipped)} chapter(s) it "
+        print(f"wrenlib execute: resuming the run of {log.get('finished')}: {len(skipped)} chapter(s) it "
               f"executed are left as they are" + (f" ({', '.join(skipped)})" if skipped else "")
               if resumed else "wrenlib execute: no earlier run to resume: every chapter runs", flush=True)
         if not chapters:
@@ -615,10 +618,6 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         # twice as long side by side as one after the other); the thread count, and so every number,
         # stays the same
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        log_path = profile_dir(profile) / "execution.json"
-        log: dict[str, Any] = json.loads(log_path.read_text()) if log_path.is_file() else {}
-        log.setdefault("chapters", {})
-        log.setdefault("preparations", {})
         last_seconds, log["order_from"] = expected_from_runs(root, profile, device_type, log)
         peaks, _ = expected_from_runs(root, profile, device_type, log, "peak_memory_gib")
         budget = memory_budget_gib(profile)
