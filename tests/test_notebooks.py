@@ -53,3 +53,39 @@ def test_every_widget_has_a_static_figure_and_a_hidden_live_cell(source):
             if widget == "song_designer":
                 assert "remove-output" in cell.metadata.get("tags", [])
                 assert any(f"{widget}_figure(" in c.source for c in notebook.cells)
+
+
+def test_a_chapter_that_quotes_another_chapters_number_waits_for_it():
+    """``wrenlib execute`` runs chapters side by side once their CHAPTER_NEEDS have finished: a
+    chapter whose code reads a number (results.json) that another chapter records must wait for
+    that chapter, directly or through the chapters it waits for, or it quotes a stale or missing
+    value depending on which job finished first."""
+    from wrenlib.book import chapter_prerequisites
+
+    stems = [source.stem for source in SOURCES]
+    code = {source.stem: "\n".join(c.source for c in jupytext.read(source).cells if c.cell_type == "code")
+            for source in SOURCES}
+    writers: dict[str, set[str]] = {}
+    for stem, text in code.items():
+        for key in re.findall(r"record_result\(\s*PROFILE,\s*\"([A-Za-z0-9_]+)\"", text):
+            writers.setdefault(key, set()).add(stem)
+    assert {"gradcam_relevance_mass_median", "adaptive_temperature", "test_accuracy"} <= set(writers)
+
+    def waits_for(stem: str) -> set[str]:
+        found, todo = set(), [stem]
+        while todo:
+            for earlier in chapter_prerequisites(todo.pop(), stems) - found:
+                found.add(earlier)
+                todo.append(earlier)
+        return found
+
+    checked = 0
+    for reader, text in code.items():
+        if "read_results(" not in text:
+            continue
+        for key, written_by in writers.items():
+            if reader not in written_by and re.search(rf"[\"']{key}[\"']", text):
+                assert written_by & waits_for(reader), f"{reader} reads {key!r} from {sorted(written_by)} but " \
+                    "need not wait for it (wrenlib.book.CHAPTER_NEEDS)"
+                checked += 1
+    assert checked >= 3  # 03, 11 and 12 quote numbers of earlier chapters

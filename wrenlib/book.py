@@ -83,9 +83,9 @@ CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
     "02": ("01",),  # the surrogate clips
     "03": ("02",),  # the spectrogram images (and the CNNs, trained as preparations)
     "04": ("02",),  # the mixed-set CNN (a preparation)
-    "05": ("04",),  # Grad-CAM's relevance mass (results.json)
+    "05": ("02",),  # the mixed-set CNN; it makes or reads chapter 04's Grad-CAM maps itself
     "06": ("02",),
-    "07": ("05",),  # DeepLIFT's convergence delta (results.json)
+    "07": ("02",),
     "08": ("04", "05", "06", "07"),  # the four methods' cached maps
     "09": ("04", "05"),  # Grad-CAM's and DeepLIFT's cached maps of every test clip
     "10": ("08",),  # the cached maps of chapters 04-07
