@@ -72,7 +72,8 @@ from wrenlib.faithfulness import (
     perturbed_images,
     random_maps,
     randomisable_layer_labels,
-    randomisation_maps,
+    sanity_cascade,
+    sanity_positions,
     seed_stability,
 )
 from wrenlib.metrics import interval_table, summarise_scores
@@ -267,21 +268,13 @@ glue("beat_random", Markdown(", ".join(beat_random) if beat_random else "none of
 # measure of local structure, is shown on the whole map.
 
 # %% tags=["hide-input"]
-positions = np.concatenate([np.flatnonzero(images.labels[test_clips] == label)[:profile.sanity_clips // 2]
-                            for label in range(len(DIALECTS))])
+positions = sanity_positions(images.labels[test_clips], profile.sanity_clips // 2)  # the first of each dialect
 sanity_clips, sanity_pictures, sanity_targets = test_clips[positions], pictures[positions], targets[positions]
 song_pixels = sanity_pictures != np.median(sanity_pictures, axis=(1, 2), keepdims=True)  # not empty page
 labels = randomisable_layer_labels(model)
-
-
-def sanity_explainer(network):
-    """The four methods' raw maps of the sanity clips on ``network``: from the cache for the trained model."""
-    if network is model:
-        return {m: e.maps[positions] for m, e in explained.items()}
-    return explain_methods(network, sanity_pictures, PROFILE, images, targets=sanity_targets, device=device)
-
-
-cascade = randomisation_maps(model, sanity_explainer, depths=profile.randomisation_depths, seed=SEED, progress=True)
+# the four methods' maps on the trained model and each randomised copy (wrenlib.faithfulness.randomisation_maps),
+# cached: `wrenlib execute` makes them as a job of their own while chapters 04-08 run
+_, cascade = sanity_cascade(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
 randomised = {depth: with_ensembles(raw, sanity_pictures) for depth, _, raw in cascade}
 rows = []
 for depth, layer, _ in cascade[1:]:

@@ -335,7 +335,7 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for profile in ("quick", "full"):
         preparations = book_preparations(profile)
         sizes = get_profile(profile)
-        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths)
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 1
         for preparation in preparations:
             module, function = preparation.call.split(":")
             inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
@@ -530,3 +530,17 @@ def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(t
     first, second = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
     assert second[0] >= first[1]
 
+
+
+def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_run():
+    from wrenlib.book import Preparation, book_preparations, job_graph
+
+    cnn = Preparation("cnn_x", "a CNN", "wrenlib.cache:record_result", (), ("02",), ("10",))
+    maps = Preparation("maps_x", "its maps", "wrenlib.cache:record_result", (), ("02",), ("10",), ("cnn_x",))
+    stems = ["02_images", "10_sanity"]
+    graph = job_graph(stems, [cnn, maps])
+    assert graph["maps_x"] == {"02_images", "cnn_x"} and graph["cnn_x"] == {"02_images"}
+    assert graph["10_sanity"] == {"cnn_x", "maps_x"}
+    assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
+    cascade = {p.name: p for p in book_preparations("quick")}["sanity_cascade"]
+    assert cascade.after == ("cnn_mixed",) and cascade.used_by == ("10",)

@@ -356,3 +356,48 @@ def test_faithfulness_scores_rank_the_box_map_first_and_match_the_single_curves(
     means = table.groupby("map")[["deletion AUC", "insertion - deletion"]].mean()
     assert means.loc["perfect", "deletion AUC"] < means.loc["random", "deletion AUC"]
     assert means.loc["perfect", "insertion - deletion"] > means.loc["random", "insertion - deletion"]
+
+
+def test_the_sanity_cascade_explains_the_first_clips_of_each_dialect_and_is_cached(isolated_artifacts, monkeypatch):
+    """Chapter 10's randomisation test as a cached preparation: the maps are those of
+    randomisation_maps with the four methods, for the classes the trained model predicts, on the
+    first sanity_clips // 2 explained test clips of each dialect; a second call loads them."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.explain import METHODS, explain_methods, explained_clips
+    from wrenlib.faithfulness import sanity_cascade, sanity_positions
+    from wrenlib.training import load_or_train_model
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=6, lime_samples=16, shap_background=2, sanity_clips=2,
+        randomisation_depths=(1, 3))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    clips, rows = sanity_cascade("tiny", device="cpu")
+    model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
+    test = explained_clips(images, 6)
+    assert images.labels[clips].tolist() == [0, 1]
+    assert clips.tolist() == [int(test[images.labels[test] == label][0]) for label in (0, 1)]
+    assert test[sanity_positions(images.labels[test], 1)].tolist() == clips.tolist()
+    assert [(depth, bool(layer)) for depth, layer, _ in rows] == [(0, True), (1, True), (3, True)]
+    pictures = images.images(clips)
+    predicted = explain_module.predicted_classes(model, torch.from_numpy(pictures)[:, None])
+
+    def explainer(network):
+        return explain_methods(network, pictures, "tiny", images, targets=predicted, device="cpu")
+
+    direct = randomisation_maps(model, explainer, depths=(1, 3))
+    for (depth, layer, maps), (_, direct_layer, expected) in zip(rows, direct):
+        assert layer == direct_layer and sorted(maps) == sorted(METHODS)
+        for method in METHODS:
+            np.testing.assert_allclose(maps[method], expected[method], atol=1e-6, err_msg=f"{method} at depth {depth}")
+    assert not np.allclose(rows[2][2]["gradcam"], rows[0][2]["gradcam"])  # the randomised model's maps differ
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("cached maps were computed again")
+
+    monkeypatch.setattr(explain_module, "explain", refuse)
+    _, again = sanity_cascade("tiny", device="cpu")
+    for (_, _, first), (_, _, second) in zip(rows, again):
+        for method in METHODS:
+            np.testing.assert_array_equal(first[method], second[method])

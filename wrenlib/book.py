@@ -132,6 +132,7 @@ class Preparation:
     arguments: tuple[tuple[str, Any], ...]
     needs: tuple[str, ...]  # chapter numbers whose output it reads ("02": the images)
     used_by: tuple[str, ...]  # chapter numbers that wait for it
+    after: tuple[str, ...] = ()  # preparations whose work it loads, when they are in the same run
 
     def run(self) -> None:
         """Do the work in this process (its result lands in the artifact cache)."""
@@ -145,7 +146,9 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     """The CNNs the book's chapters load, for ``profile`` (its stability seeds and confound
     strengths), as :class:`Preparation` jobs: the mixed, black and white sets' models (chapter 03,
     the mixed one for every later chapter too), the mixed set's from other initial weights
-    (chapter 10) and the confounded sets' (chapter 11)."""
+    (chapter 10) and the confounded sets' (chapter 11); and chapter 10's randomisation test
+    (:func:`wrenlib.faithfulness.sanity_cascade`), the maps of the mixed set's CNN with its layers
+    re-initialised, which would otherwise wait for chapter 08 as chapter 10 does."""
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -163,6 +166,8 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                         f"strength {strength:g}", "wrenlib.confound:load_or_train_confounded",
                         (*common, ("strength", float(strength)), ("background", "black")), ("01",), ("11",))
             for strength in sizes.confound_strengths if strength > 0]
+    out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
+                           "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",)))
     return out
 
 
@@ -470,9 +475,10 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
 
 def job_graph(stems: list[str], preparations: list[Preparation]) -> dict[str, set[str]]:
     """What each job of a run waits for (chapters by stem, in reading order; preparations by
-    name): a preparation the chapters it reads (``needs``), a chapter those of
-    :func:`chapter_prerequisites` and the preparations it uses."""
-    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} for p in preparations}
+    name): a preparation the chapters it reads (``needs``) and the preparations of the run it
+    loads (``after``), a chapter those of :func:`chapter_prerequisites` and the preparations it uses."""
+    names = {p.name for p in preparations}
+    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} | (set(p.after) & names) for p in preparations}
     for stem in stems:
         prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
                                                                     if stem[:2] in p.used_by}

@@ -407,6 +407,73 @@ def randomisation_maps(model: nn.Module, explainer: Callable[[nn.Module], dict[s
     return rows
 
 
+def sanity_positions(labels: np.ndarray, per_class: int, n_classes: int = 2) -> np.ndarray:
+    """Positions, among clips of ``labels``, of the first ``per_class`` clips of each class: which
+    of chapter 10's explained test clips its randomisation and stability checks explain."""
+    return np.concatenate([np.flatnonzero(np.asarray(labels) == label)[:per_class] for label in range(n_classes)])
+
+
+def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | None = None, progress: bool = False,
+                   model: nn.Module | None = None, dataset=None) -> tuple[np.ndarray, list[tuple[int, str, dict[str, np.ndarray]]]]:
+    """Chapter 10's cascading randomisation test of the profile's mixed-set CNN: its sanity clips
+    (:func:`sanity_positions` among :func:`wrenlib.explain.explained_clips`) and the four methods'
+    raw maps of them on the trained model (the cache of chapters 04-07) and on the randomised
+    copies at the profile's ``randomisation_depths`` (:func:`randomisation_maps`), always for the
+    class the trained model predicts.
+
+    The maps are cached (keyed by the model, the data, the clips, the methods' settings and the
+    device type, since a GPU re-initialises layers from its own generator), so that ``wrenlib
+    execute`` makes them as a preparation of their own, beside chapters 04-08, instead of chapter
+    10 making them after them: on a GPU at the full profile they are most of that chapter's work.
+    ``model`` and ``dataset`` default to the profile's mixed-set CNN and images (chapter 03)."""
+    import json
+    from dataclasses import asdict
+
+    from .cache import load_or_build, profile_dir
+    from .explain import (METHODS, dataset_fingerprint, explain_dataset, explain_methods, explained_clips,
+                          model_fingerprint, settings_for_profile)
+    from .profiles import get_profile
+
+    sizes = get_profile(profile)
+    if model is None or dataset is None:
+        from .training import load_or_train_model
+
+        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    device = _model_device(model, device)
+    model = model.to(device).eval()
+    test = explained_clips(dataset, sizes.explain_clips, seed=seed)
+    clips = test[sanity_positions(dataset.labels[test], sizes.sanity_clips // 2)]
+    settings = {m: settings_for_profile(m, profile) for m in METHODS}
+    config = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "clips": clips.tolist(),
+              "depths": list(sizes.randomisation_depths), "seed": seed, "device": device.type,
+              "settings": {m: asdict(s) for m, s in settings.items()}}
+
+    def build():
+        trained = {m: explain_dataset(model, dataset, clips, m, profile, settings[m], device=device, progress=False)
+                   for m in METHODS}
+        targets = trained["gradcam"].targets
+        pictures = dataset.images(clips)
+
+        def explainer(network: nn.Module) -> dict[str, np.ndarray]:
+            if network is model:
+                return {m: e.maps for m, e in trained.items()}
+            return explain_methods(network, pictures, profile, dataset, targets=targets, device=device)
+
+        return randomisation_maps(model, explainer, depths=sizes.randomisation_depths, seed=seed, progress=progress)
+
+    def save(rows, folder):
+        np.savez(folder / "maps.npz", **{f"{depth}/{m}": maps for depth, _, raw in rows for m, maps in raw.items()})
+        (folder / "layers.json").write_text(json.dumps([[depth, layer] for depth, layer, _ in rows]))
+
+    def load(folder):
+        with np.load(folder / "maps.npz") as stored:
+            return [(depth, layer, {m: stored[f"{depth}/{m}"] for m in METHODS})
+                    for depth, layer in json.loads((folder / "layers.json").read_text())]
+
+    folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config['model']}-{device.type}"
+    return clips, load_or_build(folder, config, build, save, load)
+
+
 def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
                        references: np.ndarray | None = None, targets: np.ndarray | int | None = None,
                        seed: int = 0, progress: bool = False, batch_size: int = 16,
