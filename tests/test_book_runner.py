@@ -543,4 +543,4 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     assert graph["10_sanity"] == {"cnn_x", "maps_x"}
     assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
     cascade = {p.name: p for p in book_preparations("quick")}["sanity_cascade"]
-    assert cascade.after == ("cnn_mixed",) and cascade.used_by == ("10",)
+    assert cascade.after == ("cnn_mixed",) and cascade.used_by == ("10",) and cascade.trains == 0

@@ -133,6 +133,7 @@ class Preparation:
     needs: tuple[str, ...]  # chapter numbers whose output it reads ("02": the images)
     used_by: tuple[str, ...]  # chapter numbers that wait for it
     after: tuple[str, ...] = ()  # preparations whose work it loads, when they are in the same run
+    trains: int = 1  # CNNs it trains from scratch on an empty cache (the Performance page counts them)
 
     def run(self) -> None:
         """Do the work in this process (its result lands in the artifact cache)."""
@@ -167,7 +168,7 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                         (*common, ("strength", float(strength)), ("background", "black")), ("01",), ("11",))
             for strength in sizes.confound_strengths if strength > 0]
     out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
-                           "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",)))
+                           "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
     return out
 
 
