@@ -48,10 +48,10 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wrenlib
-from wrenlib.confound import Confound, add_confound, confound_experiment
+from wrenlib.confound import Confound, add_confound, confound_carriers, confound_experiment, confound_maps
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.ensembles import book_ensembles
-from wrenlib.explain import METHOD_TITLES, REFERENCE_MAPS, explain_methods, normalise_maps, reference_maps
+from wrenlib.explain import METHOD_TITLES, REFERENCE_MAPS, normalise_maps, reference_maps
 from wrenlib.metrics import interval_table, listing, region_share, summarise_scores
 from wrenlib.plotting import figures_with_audio, overlay_mask, plot_attribution, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
@@ -181,14 +181,18 @@ glue("reliance_clause", Markdown(f"which showed the model relying on the source 
 
 # %%
 carriers = images[(strongest, "confounded")]
-chosen = np.flatnonzero(carriers.clips["confound"].to_numpy())[:profile.confound_clips]
+chosen = confound_carriers(carriers, profile.confound_clips)  # the first test clips that carry the source
 pictures = carriers.images(chosen)
 confound_masks = carriers.stacked_masks(chosen, "confound")
 diagnostic_masks = carriers.stacked_masks(chosen, "diagnostic")
 temperature = wrenlib.read_results(PROFILE).get("adaptive_temperature", 1.0)  # chosen on validation clips, chapter 08
+# for every strength s: explain_methods(models[s], pictures, PROFILE, images[(s, "train")]), the four methods'
+# raw maps with SHAP's references from that model's training clips; cached (`wrenlib execute` makes them
+# as a job of their own once the CNNs are trained, wrenlib.confound.confound_maps)
+_, _, raw_by_strength = confound_maps(PROFILE, SEED, BACKGROUND, device, confound=CONFOUND, strengths=STRENGTHS)
 rows, maps_by_strength = [], {}
 for s in STRENGTHS:
-    raw = explain_methods(models[s], pictures, PROFILE, images[(s, "train")], device=device)
+    raw = raw_by_strength[s]
     maps = {METHOD_TITLES[m]: normalise_maps(values) for m, values in raw.items()}
     maps = {**maps, **book_ensembles(maps, temperature), **reference_maps(models[s], pictures, seed=SEED, device=device)}
     maps_by_strength[s] = maps

@@ -335,7 +335,7 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for profile in ("quick", "full"):
         preparations = book_preparations(profile)
         sizes = get_profile(profile)
-        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 1
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 2
         for preparation in preparations:
             module, function = preparation.call.split(":")
             inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
@@ -544,3 +544,15 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
     cascade = {p.name: p for p in book_preparations("quick")}["sanity_cascade"]
     assert cascade.after == ("cnn_mixed",) and cascade.used_by == ("10",) and cascade.trains == 0
+
+
+def test_chapter_11s_maps_wait_for_every_cnn_they_explain():
+    from wrenlib.book import book_preparations, job_graph
+
+    preparations = book_preparations("full")
+    maps = {p.name: p for p in preparations}["confound_maps"]
+    assert set(maps.after) == {"cnn_black", "cnn_confound025", "cnn_confound050", "cnn_confound075", "cnn_confound100"}
+    assert maps.trains == 0 and maps.used_by == ("11",)
+    graph = job_graph(["01_wren_dialects", "02_spectrogram_images", "08_ensembles", "11_confound"], preparations)
+    assert graph["confound_maps"] == {"01_wren_dialects", *maps.after}
+    assert "confound_maps" in graph["11_confound"] and "08_ensembles" in graph["11_confound"]

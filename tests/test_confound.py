@@ -148,3 +148,40 @@ def test_the_clean_strength_is_not_trained_as_a_confound_model():
 
     with pytest.raises(ValueError, match="load_or_train_model"):
         load_or_train_confounded("quick", 0.0)
+
+
+def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_cached(isolated_artifacts, monkeypatch):
+    """Chapter 11's explanations as a cached preparation: each strength's model explains the
+    first carriers of the strongest strength's test clips, with SHAP's references from the clips
+    it was trained on, as explain_methods does in the chapter; a second call loads them."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.confound import confound_experiment, confound_maps
+    from wrenlib.explain import METHODS, explain_methods
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, lime_samples=16, shap_background=2, confound_strengths=(0.0, 1.0), confound_clips=3)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    carriers, chosen, maps = confound_maps("tiny", device="cpu")
+    models, images, _ = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
+    assert len(chosen) == 3 and carriers.clips["confound"].to_numpy()[chosen].all()
+    assert np.flatnonzero(carriers.clips["confound"].to_numpy())[:3].tolist() == chosen.tolist()
+    np.testing.assert_array_equal(carriers.images(chosen), images[(1.0, "confounded")].images(chosen))
+    assert sorted(maps) == [0.0, 1.0]
+    for strength in (0.0, 1.0):
+        expected = explain_methods(models[strength], carriers.images(chosen), "tiny", images[(strength, "train")],
+                                   device="cpu")
+        assert sorted(maps[strength]) == sorted(METHODS)
+        for method in METHODS:
+            np.testing.assert_allclose(maps[strength][method], expected[method], atol=1e-6,
+                                       err_msg=f"{method} at strength {strength}")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("cached maps were computed again")
+
+    monkeypatch.setattr(explain_module, "explain", refuse)
+    _, _, again = confound_maps("tiny", device="cpu")
+    for strength in (0.0, 1.0):
+        for method in METHODS:
+            np.testing.assert_array_equal(again[strength][method], maps[strength][method])

@@ -147,9 +147,11 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     """The CNNs the book's chapters load, for ``profile`` (its stability seeds and confound
     strengths), as :class:`Preparation` jobs: the mixed, black and white sets' models (chapter 03,
     the mixed one for every later chapter too), the mixed set's from other initial weights
-    (chapter 10) and the confounded sets' (chapter 11); and chapter 10's randomisation test
-    (:func:`wrenlib.faithfulness.sanity_cascade`), the maps of the mixed set's CNN with its layers
-    re-initialised, which would otherwise wait for chapter 08 as chapter 10 does."""
+    (chapter 10) and the confounded sets' (chapter 11); and the explanations of chapters 10 and 11
+    that need only those CNNs, which would otherwise wait for chapter 08 as the chapters do: the
+    confounded CNNs' maps (:func:`wrenlib.confound.confound_maps`) and the randomisation test
+    (:func:`wrenlib.faithfulness.sanity_cascade`, the maps of the mixed set's CNN with its layers
+    re-initialised)."""
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -167,6 +169,10 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                         f"strength {strength:g}", "wrenlib.confound:load_or_train_confounded",
                         (*common, ("strength", float(strength)), ("background", "black")), ("01",), ("11",))
             for strength in sizes.confound_strengths if strength > 0]
+    confounded = [p.name for p in out if p.name.startswith("cnn_confound")]
+    out.append(Preparation("confound_maps", "chapter 11's maps (every confound strength's CNN explains the same clips)",
+                           "wrenlib.confound:confound_maps", (*common, ("background", "black")), ("01",), ("11",),
+                           ("cnn_black", *confounded), trains=0))
     out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
                            "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
     return out

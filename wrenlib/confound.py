@@ -220,6 +220,81 @@ def load_or_train_confounded(profile: str, strength: float, seed: int = 0, backg
     return model, train
 
 
+def model_at_strength(profile: str, strength: float, seed: int = 0, background: str = "black", device=None,
+                      progress: bool = True, confound: Confound = Confound(), surrogate=None):
+    """``(model, images)`` of one strength of chapter 11's experiment: at strength 0 (the clean
+    data) chapter 03's CNN on ``background`` and its images, above it
+    :func:`load_or_train_confounded`'s; both from the cache, or trained now."""
+    from .training import load_or_train_model
+
+    if replace(confound, strength=float(strength)).is_clean:
+        model, _, images = load_or_train_model(profile, background, seed, device, progress)
+        return model, images
+    return load_or_train_confounded(profile, strength, seed, background, device, progress, confound, surrogate)
+
+
+def confound_carriers(images, n: int) -> np.ndarray:
+    """The first ``n`` clips of ``images`` that carry the source: the clips chapter 11 explains."""
+    return np.flatnonzero(images.clips["confound"].to_numpy())[:n]
+
+
+def confound_maps(profile: str, seed: int = 0, background: str = "black", device=None, progress: bool = False,
+                  confound: Confound = Confound(), strengths=None) -> tuple[Any, np.ndarray, dict[float, dict[str, np.ndarray]]]:
+    """Chapter 11's explanations: every strength's model explains the same clips, the first
+    ``confound_clips`` test clips that carry the source at the strongest strength, with the
+    four methods (:func:`wrenlib.explain.explain_methods`: the profile's settings, SHAP's
+    references from the clips that model was trained on, each model's predicted class).
+
+    Returns ``(carriers, chosen, raw maps by strength)``: the strongest strength's confounded test
+    images, the positions of the explained clips among them, and each strength's raw maps
+    (N, H, W) by method. The maps are cached (keyed by the models, the confound, the clips, the
+    settings and the device type), so that ``wrenlib execute`` makes them as a preparation of
+    their own, once the CNNs are trained, instead of chapter 11 making them after chapter 08.
+    ``strengths`` default to the profile's."""
+    import json
+
+    import torch
+
+    from .cache import config_hash, load_or_build, profile_dir
+    from .dataset import load_surrogate_dataset
+    from .explain import METHODS, explain_methods, model_fingerprint, settings_for_profile
+    from .frontend import front_end_for_profile
+    from .profiles import get_profile
+    from .runtime import choose_device
+
+    sizes = get_profile(profile)
+    strengths = [float(s) for s in (sizes.confound_strengths if strengths is None else strengths)]
+    device = device or choose_device()
+    surrogate = load_surrogate_dataset(profile, seed=seed)
+    front_end = front_end_for_profile(profile)
+    strongest = replace(confound, strength=max(strengths))
+    carriers = confounded_images(surrogate, strongest, front_end, surrogate.split_indices("test"), background, seed,
+                                 device)
+    chosen = confound_carriers(carriers, sizes.confound_clips)
+    trained = {s: model_at_strength(profile, s, seed, background, device, progress, confound, surrogate)
+               for s in strengths}
+    config = {"models": {str(s): model_fingerprint(model) for s, (model, _) in trained.items()},
+              "surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(), "background": background,
+              "seed": seed, "confound": strongest.to_dict(), "clips": chosen.tolist(), "device": torch.device(device).type,
+              "settings": {m: asdict(settings_for_profile(m, profile)) for m in METHODS}}
+
+    def build():
+        pictures = carriers.images(chosen)
+        return {s: explain_methods(model, pictures, profile, images, device=device)
+                for s, (model, images) in trained.items()}
+
+    def save(maps, folder):
+        np.savez(folder / "maps.npz", **{f"{s!r}/{m}": values for s, raw in maps.items() for m, values in raw.items()})
+        (folder / "strengths.json").write_text(json.dumps(list(maps)))
+
+    def load(folder):
+        with np.load(folder / "maps.npz") as stored:
+            return {s: {m: stored[f"{s!r}/{m}"] for m in METHODS} for s in json.loads((folder / "strengths.json").read_text())}
+
+    folder = profile_dir(profile) / "confound_maps" / f"{background}-seed{seed}-{config_hash(config)}"
+    return carriers, chosen, load_or_build(folder, config, build, save, load)
+
+
 def confound_experiment(profile: str, strengths, seed: int = 0, background: str = "black",
                         device=None, progress: bool = True, confound: Confound = Confound()):
     """Chapter 11's experiment: one paper CNN per confound strength, trained on the profile's
@@ -238,7 +313,7 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
     from .dataset import load_surrogate_dataset
     from .frontend import front_end_for_profile
     from .runtime import choose_device
-    from .training import accuracy_with_interval, load_or_train_model, predict
+    from .training import accuracy_with_interval, predict
 
     device = device or choose_device()
     surrogate = load_surrogate_dataset(profile, seed=seed)
@@ -248,12 +323,8 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
     models, rows = {}, []
     for strength in strengths:
         tied = replace(confound, strength=float(strength))
-        if tied.is_clean:  # the clean data: chapter 03's model on this background, trained once for the book
-            models[strength], _, test_sets[(strength, "train")] = load_or_train_model(profile, background, seed,
-                                                                                      device, progress)
-        else:
-            models[strength], test_sets[(strength, "train")] = load_or_train_confounded(
-                profile, strength, seed, background, device, progress, confound, surrogate)
+        models[strength], test_sets[(strength, "train")] = model_at_strength(profile, strength, seed, background,
+                                                                             device, progress, confound, surrogate)
         test_sets[(strength, "confounded")] = confounded_images(surrogate, tied, front_end, test, background, seed, device)
         test_sets[(strength, "flipped")] = confounded_images(surrogate, tied.flipped(), front_end, test, background,
                                                              seed, device)
