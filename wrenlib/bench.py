@@ -513,8 +513,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
              "typed by hand. The dominant cost is training the paper's CNN: on an empty cache (as in CI) the "
              "run trains the CNNs the chapters load as *preparations*, jobs of their own that run beside the "
-             "chapters that do not need them (`wrenlib.book.book_preparations`); the chapters load them from "
-             "`artifacts/`.", "",
+             "chapters that do not need them (`wrenlib.book.book_preparations`), and so are chapters 10's and "
+             "11's heaviest explanations, which need only those CNNs; the chapters load them from `artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
              + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters and "
