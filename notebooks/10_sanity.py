@@ -274,7 +274,8 @@ song_pixels = sanity_pictures != np.median(sanity_pictures, axis=(1, 2), keepdim
 labels = randomisable_layer_labels(model)
 # the four methods' maps on the trained model and each randomised copy (wrenlib.faithfulness.randomisation_maps),
 # cached: `wrenlib execute` makes them as a job of their own while chapters 04-08 run
-_, cascade = sanity_cascade(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
+cascade_clips, cascade = sanity_cascade(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
+assert np.array_equal(cascade_clips, sanity_clips), "the cascade explained other clips than these"
 randomised = {depth: with_ensembles(raw, sanity_pictures) for depth, _, raw in cascade}
 rows = []
 for depth, layer, _ in cascade[1:]:

@@ -48,7 +48,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wrenlib
-from wrenlib.confound import Confound, add_confound, confound_carriers, confound_experiment, confound_maps
+from wrenlib.confound import Confound, add_confound, confound_experiment, confound_maps
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.ensembles import book_ensembles
 from wrenlib.explain import METHOD_TITLES, REFERENCE_MAPS, normalise_maps, reference_maps
@@ -180,16 +180,16 @@ glue("reliance_clause", Markdown(f"which showed the model relying on the source 
 # network.
 
 # %%
-carriers = images[(strongest, "confounded")]
-chosen = confound_carriers(carriers, profile.confound_clips)  # the first test clips that carry the source
+# the clips: the first profile.confound_clips test clips that carry the source (wrenlib.confound.confound_carriers);
+# for every strength s the raw maps explain_methods(models[s], pictures, PROFILE, images[(s, "train")]): the four
+# methods, SHAP's references from that model's training clips; cached (`wrenlib execute` makes them as a job of
+# their own once the CNNs are trained)
+carriers, chosen, raw_by_strength = confound_maps(PROFILE, SEED, BACKGROUND, device, confound=CONFOUND,
+                                                  strengths=STRENGTHS, experiment=(models, images))
 pictures = carriers.images(chosen)
 confound_masks = carriers.stacked_masks(chosen, "confound")
 diagnostic_masks = carriers.stacked_masks(chosen, "diagnostic")
 temperature = wrenlib.read_results(PROFILE).get("adaptive_temperature", 1.0)  # chosen on validation clips, chapter 08
-# for every strength s: explain_methods(models[s], pictures, PROFILE, images[(s, "train")]), the four methods'
-# raw maps with SHAP's references from that model's training clips; cached (`wrenlib execute` makes them
-# as a job of their own once the CNNs are trained, wrenlib.confound.confound_maps)
-_, _, raw_by_strength = confound_maps(PROFILE, SEED, BACKGROUND, device, confound=CONFOUND, strengths=STRENGTHS)
 rows, maps_by_strength = [], {}
 for s in STRENGTHS:
     raw = raw_by_strength[s]

@@ -556,3 +556,36 @@ def test_chapter_11s_maps_wait_for_every_cnn_they_explain():
     graph = job_graph(["01_wren_dialects", "02_spectrogram_images", "08_ensembles", "11_confound"], preparations)
     assert graph["confound_maps"] == {"01_wren_dialects", *maps.after}
     assert "confound_maps" in graph["11_confound"] and "08_ensembles" in graph["11_confound"]
+
+
+def test_a_preparation_starts_seeded_with_the_runs_threads_like_a_chapter(monkeypatch):
+    """A preparation that makes maps from cached CNNs never reaches a training's set_seed: the
+    worker seeds it as a chapter is seeded (torch threads, deterministic algorithms, GPU share)."""
+    import torch
+
+    from wrenlib.book import Preparation, _run_preparation
+
+    threads = torch.get_num_threads()
+    wanted = 1 if threads != 1 else 2
+    monkeypatch.setenv("WRENBOOK_TORCH_THREADS", str(wanted))
+    probe = Preparation("probe", "reads nothing", "torch:get_num_threads", (), (), ())
+    try:
+        outcome = _run_preparation(probe)
+        assert outcome["error"] is None and torch.get_num_threads() == wanted
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_every_preparation_waits_only_for_preparations_there_are_and_that_its_chapters_use():
+    """A name in ``after`` that is no preparation would drop the edge without a word; one whose
+    chapters are not the waiting preparation's could leave it out of a run that needs it."""
+    from wrenlib.book import book_preparations
+    from wrenlib.profiles import PROFILES
+
+    for profile in PROFILES:
+        preparations = {p.name: p for p in book_preparations(profile)}
+        for preparation in preparations.values():
+            for name in preparation.after:
+                assert name in preparations, f"{preparation.name} waits for {name!r}, which is no preparation"
+                assert set(preparation.used_by) <= set(preparations[name].used_by), (preparation.name, name)

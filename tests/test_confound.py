@@ -177,11 +177,21 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
             np.testing.assert_allclose(maps[strength][method], expected[method], atol=1e-6,
                                        err_msg=f"{method} at strength {strength}")
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("cached maps were computed again")
+    calls, real_explain = [], explain_module.explain
 
-    monkeypatch.setattr(explain_module, "explain", refuse)
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real_explain(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain", counting)
     _, _, again = confound_maps("tiny", device="cpu")
+    _, given_chosen, given = confound_maps("tiny", device="cpu", experiment=(models, images))  # the chapter's way
+    assert calls == [] and given_chosen.tolist() == chosen.tolist()  # both loaded
     for strength in (0.0, 1.0):
         for method in METHODS:
             np.testing.assert_array_equal(again[strength][method], maps[strength][method])
+            np.testing.assert_array_equal(given[strength][method], maps[strength][method])
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny.with_overrides(lime_samples=8))
+    _, _, fewer = confound_maps("tiny", device="cpu")
+    assert calls.count("lime") == 2  # other settings, other maps: both strengths again
+    assert not np.array_equal(fewer[1.0]["lime"], maps[1.0]["lime"])

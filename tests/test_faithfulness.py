@@ -393,11 +393,21 @@ def test_the_sanity_cascade_explains_the_first_clips_of_each_dialect_and_is_cach
             np.testing.assert_allclose(maps[method], expected[method], atol=1e-6, err_msg=f"{method} at depth {depth}")
     assert not np.allclose(rows[2][2]["gradcam"], rows[0][2]["gradcam"])  # the randomised model's maps differ
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("cached maps were computed again")
+    calls, real_explain = [], explain_module.explain
 
-    monkeypatch.setattr(explain_module, "explain", refuse)
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real_explain(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain", counting)
     _, again = sanity_cascade("tiny", device="cpu")
+    assert calls == []  # loaded
     for (_, _, first), (_, _, second) in zip(rows, again):
         for method in METHODS:
             np.testing.assert_array_equal(first[method], second[method])
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny.with_overrides(lime_samples=8))
+    _, fewer = sanity_cascade("tiny", device="cpu")
+    assert calls.count("lime") == 3  # other settings, other maps: the trained model's and two randomised
+    assert not np.array_equal(fewer[1][2]["lime"], rows[1][2]["lime"])
+    with pytest.raises(ValueError, match="both the model and its dataset"):
+        sanity_cascade("tiny", device="cpu", model=model)

@@ -359,7 +359,7 @@ def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, fl
 def trainings_per_job(profile: str) -> dict[str, int]:
     """How many CNNs each job of ``wrenlib execute`` trains from scratch on an empty cache (the
     book's dominant cost): one per preparation that trains one (:func:`wrenlib.book.book_preparations`;
-    chapter 10's randomisation maps train none) and chapter 12's, on the recordings it is given."""
+    the maps made ahead for chapters 10 and 11 train none) and chapter 12's, on the recordings it is given."""
     from .book import book_preparations
 
     return {**{p.name: p.trains for p in book_preparations(profile) if p.trains}, "12_your_recordings": 1}

@@ -78,7 +78,7 @@ def resolve_profile(profile: str) -> str:
 # What each chapter reads that another chapter writes (its cached data, models and maps, and the
 # numbers it quotes from results.json), by chapter number. ``wrenlib execute --jobs 2`` starts a
 # chapter once these have finished, and the preparations that name it (:func:`book_preparations`:
-# the CNNs it loads); a chapter not listed waits for every chapter before it.
+# the CNNs it loads, and maps made ahead of it); a chapter not listed waits for every chapter before it.
 CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
     "02": ("01",),  # the surrogate clips
     "03": ("02",),  # the spectrogram images (and the CNNs, trained as preparations)
@@ -88,7 +88,7 @@ CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
     "07": ("02",),
     "08": ("04", "05", "06", "07"),  # the four methods' cached maps
     "09": ("04", "05"),  # Grad-CAM's and DeepLIFT's cached maps of every test clip
-    "10": ("08",),  # the cached maps of chapters 04-07
+    "10": ("08",),  # chapter 08's scores (results.json), and the cached maps of chapters 04-08
     "11": ("08",),  # the adaptive temperature (results.json) and chapter 03's black-page CNN
     "12": ("03",),  # the surrogate clips it writes as recordings, and chapter 03's accuracy
 }
@@ -133,7 +133,7 @@ class Preparation:
     needs: tuple[str, ...]  # chapter numbers whose output it reads ("02": the images)
     used_by: tuple[str, ...]  # chapter numbers that wait for it
     after: tuple[str, ...] = ()  # preparations whose work it loads, when they are in the same run
-    trains: int = 1  # CNNs it trains from scratch on an empty cache (the Performance page counts them)
+    trains: int = 1  # CNNs it trains from scratch when the run finds none cached (the Performance page counts them)
 
     def run(self) -> None:
         """Do the work in this process (its result lands in the artifact cache)."""
@@ -196,11 +196,14 @@ def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
 
 def _run_preparation(preparation: Preparation) -> dict[str, Any]:
     """Do one preparation in this (worker) process and measure it (:func:`_measured`), with the
-    trainings it did (:data:`wrenlib.training.TRAINED`; none when its CNN was cached)."""
+    trainings it did (:data:`wrenlib.training.TRAINED`; none when its CNN was cached). It starts
+    as a chapter does, with :func:`wrenlib.set_seed`: the run's torch threads, deterministic
+    algorithms and share of a GPU hold for the maps a preparation makes from cached CNNs too."""
     from .bench import matmul_gflops
-    from .runtime import choose_device
+    from .runtime import choose_device, set_seed
     from .training import TRAINED
 
+    set_seed(int(dict(preparation.arguments).get("seed", PREPARATION_SEED)))
     before = len(TRAINED)
     outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
     outcome["trained"] = TRAINED[before:]
@@ -545,10 +548,11 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      resume: bool = False) -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
-    The CNNs the chapters load are trained first as :class:`Preparation` jobs
-    (:func:`book_preparations`, or ``preparations``), those that the chapters run need. With
-    ``jobs`` above 1, the jobs whose prerequisites (:data:`CHAPTER_NEEDS`, a preparation's
-    ``needs`` and ``used_by``) have finished run side by side, chapters each in its own kernel and
+    The CNNs the chapters load, and the maps of chapters 10 and 11 that need only those CNNs, are
+    made first as :class:`Preparation` jobs (:func:`book_preparations`, or ``preparations``),
+    those that the chapters run need. With ``jobs`` above 1, the jobs whose prerequisites
+    (:data:`CHAPTER_NEEDS`, a preparation's ``needs``, ``after`` and ``used_by``) have finished
+    run side by side, chapters each in its own kernel and
     preparations each in a fresh process, the longest chain of waiting work first
     (:func:`job_priorities`), never two chapters :data:`RUN_APART`, and never two whose expected
     peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
@@ -910,9 +914,10 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
                      f"{parameters or '—'} |")
     if preparations:
         lines += ["", "## Preparations", "",
-                  "The CNNs the chapters load, trained by `make execute` as jobs of their own before the chapters "
-                  "that need them (`wrenlib.book.book_preparations`); a chapter run on its own trains what it "
-                  "does not find in the cache.", "",
+                  "The CNNs the chapters load, and the maps of chapters 10 and 11 that need only those CNNs, "
+                  "made by `make execute` as jobs of their own before the chapters that need them "
+                  "(`wrenlib.book.book_preparations`); a chapter run on its own makes what it does not find in "
+                  "the cache.", "",
                   "| preparation | what | run time (s) | peak memory (GiB) | status |",
                   "| --- | --- | ---: | ---: | --- |"]
         for name, entry in sorted(preparations.items()):

@@ -51,6 +51,28 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def save_map_groups(folder: Path, groups: dict[str, dict[str, Any]], index: Any) -> None:
+    """Save groups of named maps (arrays) to ``folder`` (a :func:`load_or_build` artifact): one
+    ``maps.npz`` whose entries are ``group/name``, and ``index``, any JSON, beside it."""
+    import numpy as np
+
+    np.savez(folder / "maps.npz", **{f"{group}/{name}": values for group, maps in groups.items()
+                                     for name, values in maps.items()})
+    (folder / "index.json").write_text(json.dumps(index))
+
+
+def load_map_groups(folder: Path) -> tuple[dict[str, dict[str, Any]], Any]:
+    """The groups and index :func:`save_map_groups` saved in ``folder``."""
+    import numpy as np
+
+    groups: dict[str, dict[str, Any]] = {}
+    with np.load(folder / "maps.npz") as stored:
+        for key in stored.files:
+            group, name = key.split("/", 1)
+            groups.setdefault(group, {})[name] = stored[key]
+    return groups, json.loads((folder / "index.json").read_text())
+
+
 def load_or_build(
     folder: Path,
     config: dict[str, Any],

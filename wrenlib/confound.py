@@ -239,7 +239,8 @@ def confound_carriers(images, n: int) -> np.ndarray:
 
 
 def confound_maps(profile: str, seed: int = 0, background: str = "black", device=None, progress: bool = False,
-                  confound: Confound = Confound(), strengths=None) -> tuple[Any, np.ndarray, dict[float, dict[str, np.ndarray]]]:
+                  confound: Confound = Confound(), strengths=None,
+                  experiment: tuple[dict, dict] | None = None) -> tuple[Any, np.ndarray, dict[float, dict[str, np.ndarray]]]:
     """Chapter 11's explanations: every strength's model explains the same clips, the first
     ``confound_clips`` test clips that carry the source at the strongest strength, with the
     four methods (:func:`wrenlib.explain.explain_methods`: the profile's settings, SHAP's
@@ -250,14 +251,13 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     (N, H, W) by method. The maps are cached (keyed by the models, the confound, the clips, the
     settings and the device type), so that ``wrenlib execute`` makes them as a preparation of
     their own, once the CNNs are trained, instead of chapter 11 making them after chapter 08.
-    ``strengths`` default to the profile's."""
-    import json
-
+    ``strengths`` default to the profile's. ``experiment``, the models and images that
+    :func:`confound_experiment` returned for these strengths, saves loading and rendering them again."""
     import torch
 
-    from .cache import config_hash, load_or_build, profile_dir
+    from .cache import config_hash, load_map_groups, load_or_build, profile_dir, save_map_groups
     from .dataset import load_surrogate_dataset
-    from .explain import METHODS, explain_methods, model_fingerprint, settings_for_profile
+    from .explain import EXPLAINER_VERSION, METHODS, explain_methods, model_fingerprint, settings_for_profile
     from .frontend import front_end_for_profile
     from .profiles import get_profile
     from .runtime import choose_device
@@ -268,15 +268,20 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     surrogate = load_surrogate_dataset(profile, seed=seed)
     front_end = front_end_for_profile(profile)
     strongest = replace(confound, strength=max(strengths))
-    carriers = confounded_images(surrogate, strongest, front_end, surrogate.split_indices("test"), background, seed,
-                                 device)
+    if experiment is not None:
+        models, images = experiment
+        carriers = images[(max(strengths), "confounded")]
+        trained = {s: (models[s], images[(s, "train")]) for s in strengths}
+    else:
+        carriers = confounded_images(surrogate, strongest, front_end, surrogate.split_indices("test"), background,
+                                     seed, device)
+        trained = {s: model_at_strength(profile, s, seed, background, device, progress, confound, surrogate)
+                   for s in strengths}
     chosen = confound_carriers(carriers, sizes.confound_clips)
-    trained = {s: model_at_strength(profile, s, seed, background, device, progress, confound, surrogate)
-               for s in strengths}
     config = {"models": {str(s): model_fingerprint(model) for s, (model, _) in trained.items()},
               "surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(), "background": background,
               "seed": seed, "confound": strongest.to_dict(), "clips": chosen.tolist(), "device": torch.device(device).type,
-              "settings": {m: asdict(settings_for_profile(m, profile)) for m in METHODS}}
+              "settings": {m: asdict(settings_for_profile(m, profile)) for m in METHODS}, "version": EXPLAINER_VERSION}
 
     def build():
         pictures = carriers.images(chosen)
@@ -284,12 +289,11 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
                 for s, (model, images) in trained.items()}
 
     def save(maps, folder):
-        np.savez(folder / "maps.npz", **{f"{s!r}/{m}": values for s, raw in maps.items() for m, values in raw.items()})
-        (folder / "strengths.json").write_text(json.dumps(list(maps)))
+        save_map_groups(folder, {repr(s): raw for s, raw in maps.items()}, list(maps))
 
     def load(folder):
-        with np.load(folder / "maps.npz") as stored:
-            return {s: {m: stored[f"{s!r}/{m}"] for m in METHODS} for s in json.loads((folder / "strengths.json").read_text())}
+        groups, kept = load_map_groups(folder)
+        return {s: groups[repr(s)] for s in kept}
 
     folder = profile_dir(profile) / "confound_maps" / f"{background}-seed{seed}-{config_hash(config)}"
     return carriers, chosen, load_or_build(folder, config, build, save, load)

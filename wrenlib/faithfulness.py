@@ -426,16 +426,17 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     execute`` makes them as a preparation of their own, beside chapters 04-08, instead of chapter
     10 making them after them: on a GPU at the full profile they are most of that chapter's work.
     ``model`` and ``dataset`` default to the profile's mixed-set CNN and images (chapter 03)."""
-    import json
     from dataclasses import asdict
 
-    from .cache import load_or_build, profile_dir
-    from .explain import (METHODS, dataset_fingerprint, explain_dataset, explain_methods, explained_clips,
-                          model_fingerprint, settings_for_profile)
+    from .cache import load_map_groups, load_or_build, profile_dir, save_map_groups
+    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
+                          explained_clips, model_fingerprint, settings_for_profile)
     from .profiles import get_profile
 
     sizes = get_profile(profile)
-    if model is None or dataset is None:
+    if (model is None) != (dataset is None):
+        raise ValueError("sanity_cascade: give both the model and its dataset, or neither (the profile's mixed-set CNN)")
+    if model is None:
         from .training import load_or_train_model
 
         model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
@@ -445,8 +446,9 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     clips = test[sanity_positions(dataset.labels[test], sizes.sanity_clips // 2)]
     settings = {m: settings_for_profile(m, profile) for m in METHODS}
     config = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "clips": clips.tolist(),
-              "depths": list(sizes.randomisation_depths), "seed": seed, "device": device.type,
-              "settings": {m: asdict(s) for m, s in settings.items()}}
+              "backgrounds": [str(b) for b in dataset.backgrounds[clips]], "depths": list(sizes.randomisation_depths),
+              "seed": seed, "device": device.type, "settings": {m: asdict(s) for m, s in settings.items()},
+              "version": EXPLAINER_VERSION}
 
     def build():
         trained = {m: explain_dataset(model, dataset, clips, m, profile, settings[m], device=device, progress=False)
@@ -462,13 +464,11 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         return randomisation_maps(model, explainer, depths=sizes.randomisation_depths, seed=seed, progress=progress)
 
     def save(rows, folder):
-        np.savez(folder / "maps.npz", **{f"{depth}/{m}": maps for depth, _, raw in rows for m, maps in raw.items()})
-        (folder / "layers.json").write_text(json.dumps([[depth, layer] for depth, layer, _ in rows]))
+        save_map_groups(folder, {str(depth): raw for depth, _, raw in rows}, [[depth, layer] for depth, layer, _ in rows])
 
     def load(folder):
-        with np.load(folder / "maps.npz") as stored:
-            return [(depth, layer, {m: stored[f"{depth}/{m}"] for m in METHODS})
-                    for depth, layer in json.loads((folder / "layers.json").read_text())]
+        groups, layers = load_map_groups(folder)
+        return [(depth, layer, groups[str(depth)]) for depth, layer in layers]
 
     folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config['model']}-{device.type}"
     return clips, load_or_build(folder, config, build, save, load)
