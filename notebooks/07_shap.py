@@ -161,14 +161,14 @@ with torch.no_grad():
     white_change = float(network(inputs)[0, target] - network(white)[0, target])
 against_white = DeepLift(network).attribute(inputs, baselines=white, target=target)
 wrenlib.record_result(PROFILE, "shap_deep_vs_averaged_deeplift_correlation", float(r))
-wrenlib.record_result(PROFILE, "shap_captum_sum_shortfall", float(1 - by_hand.sum() / explained_change))
+shortfall = float(1 - by_hand.sum() / explained_change)
 white_gap = abs(1 - float(against_white.sum()) / white_change)
+wrenlib.record_result(PROFILE, "shap_captum_sum_shortfall", shortfall)
 wrenlib.record_result(PROFILE, "shap_captum_sum_gap_white", white_gap)
-shortfall = abs(1 - by_hand.sum() / explained_change)
 glue("white_gap_text", Markdown(
     f"against chapter 05's empty white page its sum misses on this clip by only {white_gap:.2%} — an image and an "
     "empty page rarely disagree about which cell of a pooling window wins; two songs often do"
-    if white_gap < shortfall / 2 else
+    if white_gap < abs(shortfall) / 2 else
     f"against chapter 05's empty white page its sum misses on this clip by {white_gap:.2%}, so the disagreement "
     "between two songs about which cell of a pooling window wins is not the whole story here"), display=False)
 glue("shap_references_count", settings.n_background, display=False)

@@ -73,7 +73,6 @@ from wrenlib.faithfulness import (
     random_maps,
     randomisable_layer_labels,
     sanity_cascade,
-    sanity_positions,
     seed_stability,
 )
 from wrenlib.metrics import interval_table, summarise_scores
@@ -268,14 +267,14 @@ glue("beat_random", Markdown(", ".join(beat_random) if beat_random else "none of
 # measure of local structure, is shown on the whole map.
 
 # %% tags=["hide-input"]
-positions = sanity_positions(images.labels[test_clips], profile.sanity_clips // 2)  # the first of each dialect
-sanity_clips, sanity_pictures, sanity_targets = test_clips[positions], pictures[positions], targets[positions]
+# the sanity clips, the first profile.sanity_clips // 2 explained test clips of each dialect, and the four methods'
+# maps of them on the trained model and each randomised copy (wrenlib.faithfulness.randomisation_maps); cached:
+# `wrenlib execute` makes them as a job of their own while chapters 04-08 run
+sanity_clips, cascade = sanity_cascade(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
+positions = np.searchsorted(test_clips, sanity_clips)  # among the explained test clips (sorted)
+sanity_pictures, sanity_targets = pictures[positions], targets[positions]
 song_pixels = sanity_pictures != np.median(sanity_pictures, axis=(1, 2), keepdims=True)  # not empty page
 labels = randomisable_layer_labels(model)
-# the four methods' maps on the trained model and each randomised copy (wrenlib.faithfulness.randomisation_maps),
-# cached: `wrenlib execute` makes them as a job of their own while chapters 04-08 run
-cascade_clips, cascade = sanity_cascade(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
-assert np.array_equal(cascade_clips, sanity_clips), "the cascade explained other clips than these"
 randomised = {depth: with_ensembles(raw, sanity_pictures) for depth, _, raw in cascade}
 rows = []
 for depth, layer, _ in cascade[1:]:

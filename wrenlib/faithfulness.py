@@ -428,7 +428,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     ``model`` and ``dataset`` default to the profile's mixed-set CNN and images (chapter 03)."""
     from dataclasses import asdict
 
-    from .cache import load_map_groups, load_or_build, profile_dir, save_map_groups
+    from .cache import config_hash, load_map_groups, load_or_build, profile_dir, save_map_groups
     from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
                           explained_clips, model_fingerprint, settings_for_profile)
     from .profiles import get_profile
@@ -470,7 +470,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         groups, layers = load_map_groups(folder)
         return [(depth, layer, groups[str(depth)]) for depth, layer in layers]
 
-    folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config['model']}-{device.type}"
+    folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config_hash(config)}"
     return clips, load_or_build(folder, config, build, save, load)
 
 
