@@ -490,6 +490,32 @@ def test_a_preparation_reports_the_trainings_it_did(monkeypatch):
     assert outcome["matmul_gflops_per_core"] > 0.1  # the arithmetic's yardstick, in the same process
 
 
+def test_a_preparation_ends_the_worker_processes_it_started(monkeypatch):
+    """joblib keeps map_batches's workers idle for 5 minutes, and a job's process waits for its
+    children before it exits: a preparation that synthesised clips held its slot of the run, and
+    every job queued behind it, for those 5 minutes."""
+    import psutil
+
+    from wrenlib import book
+    from wrenlib.runtime import map_batches
+
+    def workers():
+        return [child for child in psutil.Process().children(recursive=True)
+                if "loky" in " ".join(child.cmdline()) and "resource_tracker" not in " ".join(child.cmdline())]
+
+    started = []
+
+    def synthesise(self):
+        assert list(map_batches(abs, [-1, -2, 3, -4], 2)) == [1, 2, 3, 4]
+        started.extend(workers())
+
+    monkeypatch.setattr(book.Preparation, "run", synthesise)
+    outcome = book._run_preparation(_recording("cnn_toy", ("04",)))
+    assert outcome["error"] is None and len(started) == 2  # the job did start joblib's workers
+    _, alive = psutil.wait_procs(workers(), timeout=30)
+    assert not alive, f"{len(alive)} joblib workers outlived the preparation"
+
+
 def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(tmp_path, isolated_artifacts):
     """The peaks of a kept run (or of this checkout's) keep two large jobs apart; small ones overlap."""
     import json

@@ -200,12 +200,13 @@ def _run_preparation(preparation: Preparation) -> dict[str, Any]:
     as a chapter does, with :func:`wrenlib.set_seed`: the run's torch threads, deterministic
     algorithms and share of a GPU hold for the maps a preparation makes from cached CNNs too."""
     from .bench import matmul_gflops
-    from .runtime import choose_device, set_seed
+    from .runtime import choose_device, set_seed, stop_worker_processes
     from .training import TRAINED
 
     set_seed(int(dict(preparation.arguments).get("seed", PREPARATION_SEED)))
     before = len(TRAINED)
     outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
+    stop_worker_processes()  # else this worker would outlive its job by joblib's idle 5 minutes
     outcome["trained"] = TRAINED[before:]
     if outcome["trained"] and choose_device().type == "cpu":
         # the yardstick of the trainings' arithmetic (Performance page), taken in the same conditions

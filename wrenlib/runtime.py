@@ -189,6 +189,18 @@ def map_batches(function, batches, n_jobs: int, *arguments):
         delayed(_on_one_thread)(function, *arguments, batch) for batch in batches)
 
 
+def stop_worker_processes() -> None:
+    """End the worker processes :func:`map_batches` keeps. joblib keeps them idle for its next call
+    for 5 minutes, and a process that ends through multiprocessing (a preparation of ``wrenlib
+    execute``) waits for its children to end first: a preparation that had to synthesise the clips
+    held its worker, and every job queued behind it, for those 5 minutes."""
+    if "joblib" not in sys.modules:  # map_batches never ran in parallel here
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
 def _on_one_thread(function, *arguments):
     """A worker's share of :func:`map_batches`, on one torch thread."""
     import torch
