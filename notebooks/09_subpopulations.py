@@ -58,6 +58,8 @@ from wrenlib.latent import (
     dataset_features,
     embed,
     embedding_quality,
+    fitting_k_range,
+    fitting_perplexity,
     label_agreement,
     standardise_features,
     sweep_perplexity,
@@ -101,13 +103,16 @@ print(f"layer {DEFAULT_LAYER!r}: {tuple(z.shape)}; the last layer applied to the
 # %% tags=["hide-input"]
 features = dataset_features(model, images, test, PROFILE, device=device)
 standardised = standardise_features(features)
-tsne = embed(features, "tsne", perplexity=PERPLEXITY, seed=SEED)
+perplexity = fitting_perplexity(len(test), PERPLEXITY)  # PERPLEXITY, or less where there are too few clips
+tsne = embed(features, "tsne", perplexity=perplexity, seed=SEED)
 pca = embed(features, "pca", seed=SEED)
 active = float(np.mean(features.max(axis=0) > 0))
 glue("active_units", f"{active:.0%}", display=False)
 glue("tsne_trust", f"{embedding_quality(standardised, tsne):.2f}", display=False)
 glue("pca_trust", f"{embedding_quality(standardised, pca):.2f}", display=False)
 print(f"{features.shape[1]} units, {active:.0%} active on at least one test clip")
+if perplexity < PERPLEXITY:
+    print(f"t-SNE's perplexity is {perplexity:.1f}, not {PERPLEXITY:g}: {len(test)} test clips are too few for it")
 
 # %% [markdown]
 # ## t-SNE and PCA, side by side
@@ -146,8 +151,8 @@ plt.show()
 # embedding keeps neighbours.
 
 # %% tags=["hide-input"]
-perplexities = [p for p in (5, 15, 30, 50) if p < len(test) / 3]
-sweep = sweep_perplexity(features, perplexities, known["song type"], seed=SEED)
+perplexities = [p for p in (5, 15, 30, 50) if p < len(test) / 3] or [perplexity]
+sweep = sweep_perplexity(features, perplexities, known["song type"], seed=SEED, k_range=fitting_k_range(len(test)))
 fig, axes = plt.subplots(1, len(perplexities), figsize=(3.3 * len(perplexities), 3.2), squeeze=False)
 for ax, row in zip(axes[0], sweep.itertuples()):
     points = embed(features, "tsne", perplexity=row.perplexity, seed=SEED)
@@ -181,7 +186,8 @@ for space, points in spaces.items():
     labels = np.empty(len(test), dtype=object)
     for name in DIALECTS:
         members = dialect == name
-        found, table = choose_clusters(points[members], range(2, 9), method="kmeans", seed=SEED)
+        found, table = choose_clusters(points[members], fitting_k_range(int(members.sum())), method="kmeans",
+                                       seed=SEED)  # k from 2 to 8, or to one below the dialect's clips
         labels[members] = [f"{name[0]}-{chr(65 + c)}" for c in found]  # E-A, E-B, ... (not song types E1...)
         choices.append({"space": space, "dialect": name, "clusters chosen": int(table.loc[table["chosen"], "k"].iloc[0]),
                         "song types": int(known.loc[members, "song type"].nunique())})

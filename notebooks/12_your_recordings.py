@@ -61,7 +61,8 @@ from wrenlib.ensembles import average_ensemble
 from wrenlib.explain import METHOD_TITLES, explain_methods, explained_clips, image_as_map, normalise_maps
 from wrenlib.faithfulness import faithfulness_scores, random_maps
 from wrenlib.frontend import front_end_for_profile
-from wrenlib.latent import choose_clusters, embed, label_agreement, latent_features
+from wrenlib.latent import (choose_clusters, embed, fitting_k_range, fitting_perplexity, label_agreement,
+                            latent_features)
 from wrenlib.metrics import interval_table, listing, summarise_scores
 from wrenlib.plotting import figures_with_audio, plot_attribution
 from wrenlib.recordings import describe_folder, recordings_dataset, write_demo_recordings
@@ -287,7 +288,7 @@ glue("random_area", f"{areas['reference: random map']:.2f}", display=False)
 
 # %% tags=["hide-input"]
 features = latent_features(model, dataset.images(test), device=device)
-tsne = embed(features, "tsne", perplexity=min(30.0, (len(test) - 1) / 3), seed=SEED)
+tsne = embed(features, "tsne", perplexity=fitting_perplexity(len(test)), seed=SEED)
 clusters = np.zeros(len(test), dtype=object)
 agreement = []
 test_clips = dataset.clips.iloc[test].reset_index(drop=True)
@@ -295,7 +296,7 @@ for name in labels:
     members = (test_clips["dialect"] == name).to_numpy()
     if members.sum() < 6:
         continue
-    found, _ = choose_clusters(tsne[members], k_range=range(2, min(6, int(members.sum()) - 1)), seed=SEED)
+    found, _ = choose_clusters(tsne[members], k_range=fitting_k_range(int(members.sum()), largest=5), seed=SEED)
     clusters[members] = [f"{name} {c + 1}" for c in found]
     agreement.append(label_agreement(found, {"recording": test_clips.loc[members, "recording_id"].to_numpy()},
                                      seed=SEED).assign(dialect=name))

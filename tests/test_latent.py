@@ -22,6 +22,8 @@ from wrenlib.latent import (
     dataset_features,
     embed,
     embedding_quality,
+    fitting_k_range,
+    fitting_perplexity,
     latent_features,
     latent_layer_name,
     sweep_perplexity,
@@ -138,6 +140,32 @@ def test_pca_orders_points_on_a_line():
     order = np.argsort(first)
     assert np.all(np.diff(t[order]) > 0) or np.all(np.diff(t[order]) < 0)
     assert embed(points, "pca").shape == (30, 2)
+
+
+def test_small_sets_get_a_perplexity_and_numbers_of_clusters_they_can_support():
+    """Chapters 09 and 12 on few clips (a reader's own recordings): the book's perplexity of 30 and
+    k up to 8 where the clips allow them, less where not, and then t-SNE and the clustering run
+    where the book's settings would refuse."""
+    assert fitting_perplexity(200) == 30.0 and fitting_perplexity(91) == 30.0
+    assert fitting_perplexity(31) == pytest.approx(10.0) and fitting_perplexity(31, wanted=5) == 5.0
+    assert fitting_k_range(100) == range(2, 9) and fitting_k_range(10) == range(2, 9)
+    assert fitting_k_range(8) == range(2, 8) and fitting_k_range(3) == range(2, 3)
+    assert fitting_k_range(100, largest=5) == range(2, 6)
+    points, _ = _blobs(n_per=4)  # 12 points in 3 groups
+    features = np.hstack([points, np.random.default_rng(2).normal(size=(12, 3))])
+    with pytest.raises(ValueError, match="below the number of points"):
+        embed(features, "tsne", perplexity=30.0)
+    assert embed(features, "tsne", perplexity=fitting_perplexity(len(features))).shape == (12, 2)
+    few = points[:8]
+    with pytest.raises(ValueError, match="too few"):
+        choose_clusters(few, range(2, 9))
+    _, table = choose_clusters(few, fitting_k_range(len(few)))
+    assert table["k"].max() == 7
+    for call, value in ((fitting_perplexity, 1), (fitting_k_range, 2), (fitting_k_range, 2.5)):
+        with pytest.raises(ValueError, match="at least"):
+            call(value)
+    with pytest.raises(ValueError, match="positive"):
+        fitting_perplexity(50, wanted=0)
 
 
 def test_embeddings_standardise_each_feature_first():

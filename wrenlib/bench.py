@@ -238,7 +238,7 @@ def _time_stages(profile: str, out: Path | str, seed: int, device: Any, n_jobs: 
     from .dataset import load_surrogate_dataset
     from .explain import METHODS, explain_dataset, explained_clips, settings_for_profile
     from .images import load_spectrogram_dataset
-    from .latent import dataset_features, embed
+    from .latent import dataset_features, embed, fitting_perplexity
     from .profiles import get_profile
     from .runtime import choose_device, set_seed
     from .training import (autocast_dtype, load_or_train_model, precision_name, predict, train_model,
@@ -296,7 +296,7 @@ def _time_stages(profile: str, out: Path | str, seed: int, device: Any, n_jobs: 
     with _stage(record, STAGES[4], path, device) as row:
         test = images.split_indices("test")
         features = dataset_features(model, images, test, profile, device=device)
-        embed(features, perplexity=min(30.0, (len(test) - 1) / 3), seed=seed)  # as in chapter 09 when N allows
+        embed(features, perplexity=fitting_perplexity(len(test)), seed=seed)  # as in chapter 09
         row.update(clips=len(test), features=int(np.shape(features)[1]))
     record["total_seconds"] = round(sum(stage["seconds"] for stage in record["stages"]), 1)
     path.write_text(json.dumps(record, indent=1))

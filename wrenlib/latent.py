@@ -210,6 +210,28 @@ def embed(features: np.ndarray, method: str = "tsne", n_components: int = 2, per
         return tsne.fit_transform(points)
 
 
+def fitting_perplexity(n_points: int, wanted: float = 30.0) -> float:
+    """The t-SNE perplexity to use on ``n_points`` points (chapters 09 and 12): ``wanted``, or
+    (N - 1) / 3 where fewer points cannot support it (the usual rule that three times the
+    perplexity stays below N - 1; scikit-learn only refuses a perplexity of N or more)."""
+    if int(n_points) != n_points or n_points < 2:
+        raise ValueError(f"t-SNE needs at least 2 points, got {n_points!r}")
+    if not wanted > 0:
+        raise ValueError(f"the perplexity must be positive, got {wanted!r}")
+    return float(min(float(wanted), (int(n_points) - 1) / 3))
+
+
+def fitting_k_range(n_points: int, largest: int = 8) -> range:
+    """The numbers of clusters :func:`choose_clusters` tries on ``n_points`` points (chapters 09
+    and 12): 2 to ``largest``, or to N - 1 where there are fewer points (the silhouette needs
+    more points than clusters)."""
+    if int(n_points) != n_points or n_points < 3:
+        raise ValueError(f"choosing a number of clusters needs at least 3 points, got {n_points!r}")
+    if int(largest) != largest or largest < 2:
+        raise ValueError(f"the largest number of clusters must be a whole number of at least 2, got {largest!r}")
+    return range(2, min(int(largest), int(n_points) - 1) + 1)
+
+
 def embedding_quality(features: np.ndarray, embedding: np.ndarray, n_neighbors: int = 5) -> float:
     """Trustworthiness of an embedding (scikit-learn's ``trustworthiness``, chapter 09): 1 when
     every point's ``n_neighbors`` nearest neighbours in the embedding are also near in the
