@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wrenlib
-from wrenlib.explain import GradCamSettings, explain, explain_dataset, explained_clips
+from wrenlib.explain import GradCamSettings, explain, explain_dataset, explained_clips, layer_stride
 from wrenlib.metrics import mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
@@ -68,7 +68,7 @@ print(f"profile {profile.name!r}: the mixed-background CNN of chapter 03 on {len
 #
 # One forward pass records the last block's output $A$ (after its ReLU and max-pooling); one
 # backward pass from the predicted logit gives $\partial y^c / \partial A$. The rest is three
-# lines:
+# lines, and a fourth that puts each cell of the map on the pixels it covers:
 
 # %%
 clip = int(test[np.argmax(probabilities[:, 1])])  # the test clip the model is surest is Mexican
@@ -85,19 +85,35 @@ finally:
 
 alpha = gradients.mean(dim=(2, 3))                       # one weight per feature map
 cam = torch.relu((alpha[:, :, None, None] * A).sum(1))   # weighted sum, evidence *for* the class
-by_hand = F.interpolate(cam[None], size=x.shape[-2:], mode="bilinear")[0, 0].detach().cpu().numpy()
+grid_rows, grid_cols = A.shape[-2:]                      # cells; each covers stride x stride pixels
+stride = layer_stride(model, model.last_conv_block)      # 2 per max-pool: 32 x 32 after block 5
+covered = F.interpolate(cam[None], size=(grid_rows * stride[0], grid_cols * stride[1]), mode="bilinear")
+height, width = x.shape[-2:]                             # max-pooling rounds down: pixels in no cell get 0
+by_hand = F.pad(covered, (0, width - grid_cols * stride[1], 0, height - grid_rows * stride[0]))
+by_hand = by_hand[0, 0].detach().cpu().numpy()
 
 library = explain(model, x, "gradcam", targets=[target]).maps[0]
 print(f"last block output: {tuple(A.shape[1:])} (channels x rows x columns); "
       f"largest difference to captum's LayerGradCam: {np.abs(by_hand - library).max():.1e}")
 
 # %% tags=["hide-input"]
-grid_rows, grid_cols = A.shape[-2:]
-frequency_span_hz = images.front_end.sample_rate_hz / 2 / grid_rows
-time_span_ms = 1000 * images.front_end.clip_seconds / grid_cols
+hz_per_row = images.front_end.sample_rate_hz / 2 / height  # the image's rows span 0 Hz to Nyquist
+ms_per_column = 1000 * images.front_end.clip_seconds / width
+frequency_span_hz, time_span_ms = stride[0] * hz_per_row, stride[1] * ms_per_column
+uncovered = (height - grid_rows * stride[0], width - grid_cols * stride[1])
 wrenlib.record_result(PROFILE, "gradcam_hand_vs_captum_max_difference", float(np.abs(by_hand - library).max()))
 glue("gradcam_grid", f"{grid_rows} × {grid_cols}", display=False)
-glue("gradcam_cell", f"{frequency_span_hz / 1000:.1f} kHz × {time_span_ms:.0f} ms", display=False)
+glue("gradcam_cell", f"{stride[0]} × {stride[1]} pixels, about {frequency_span_hz / 1000:.1f} kHz × "
+     f"{time_span_ms:.0f} ms", display=False)
+glue("gradcam_uncovered", Markdown(
+    f"At {height} × {width} pixels max-pooling rounds down: the grid covers the top {grid_rows * stride[0]} rows "
+    f"and the first {grid_cols * stride[1]} columns, and the last {uncovered[0]} rows (below "
+    f"{uncovered[0] * hz_per_row / 1000:.1f} kHz) and {uncovered[1]} columns (the clip's last "
+    f"{uncovered[1] * ms_per_column / 1000:.2f} s) lie in no cell, so they get no relevance; captum's "
+    f"`LayerAttribution.interpolate` would stretch the grid over them and shift the last cells by up to "
+    f"{uncovered[0]} rows and {uncovered[1]} columns (`wrenlib.explain.cells_to_pixels`)." if any(uncovered) else
+    f"The image's {height} × {width} pixels are a whole number of cells, so the grid covers all of them."),
+    display=False)
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), gridspec_kw={"width_ratios": [1.2, 1.2, 1.2, 0.9]})
 plot_attribution(images.image(clip), None, ax=axes[0], mask=images.masks(clip)["diagnostic"],
@@ -108,7 +124,7 @@ axes[1].set_xlabel("column (time)")
 axes[1].set_ylabel("row (frequency, high at top)")
 axes[1].grid(False)
 plot_attribution(images.image(clip), by_hand / max(by_hand.max(), 1e-12), ax=axes[2], mask=images.masks(clip)["diagnostic"],
-                 front_end=images.front_end, title="upsampled (bilinear) over the image")
+                 front_end=images.front_end, title="upsampled (bilinear) onto the pixels of its cells")
 weights = np.sort(alpha[0].detach().cpu().numpy())[::-1]
 channels = np.arange(len(weights))
 axes[3].fill_between(channels, weights, where=weights > 0, color="#c44e52", step="mid", label="for")
@@ -122,7 +138,7 @@ plt.show()
 
 # %% [markdown]
 # The last block leaves a {glue:text}`gradcam_grid` grid at this profile's image size: one cell
-# spans about {glue:text}`gradcam_cell`. The cyan outline is the clip's diagnostic mask — where
+# spans {glue:text}`gradcam_cell`. {glue:md}`gradcam_uncovered` The cyan outline is the clip's diagnostic mask — where
 # the surrogate put the dialect evidence (chapter 01). Grad-CAM can only say which *cells* matter;
 # the upsampling smooths them, it adds no detail. Positive and negative channel weights (right)
 # compete: the map is the ReLU of their sum.
@@ -180,8 +196,9 @@ for number, name in [(5, None), (4, "features.3"), (3, "features.2")]:
     result = gradcam if name is None else explain_dataset(model, images, test, "gradcam", PROFILE, settings,
                                                           device=device, progress=False)
     block_mass = relevance_mass(result.maps, diagnostic)
+    cell_rows, cell_cols = layer_stride(model, model.get_submodule(name) if name else model.last_conv_block)
     rows.append({"block": number, "layer": name or "last_conv_block",
-                 "cell (Hz x ms)": f"{frequency_span_hz / 2 ** (5 - number):.0f} x {time_span_ms / 2 ** (5 - number):.0f}",
+                 "cell (Hz x ms)": f"{cell_rows * hz_per_row:.0f} x {cell_cols * ms_per_column:.0f}",
                  "all-zero maps": result.all_zero.mean(), "median relevance mass": np.nanmedian(block_mass),
                  "mass / area": np.nanmedian(block_mass) / np.median(area)})
 layers = pd.DataFrame(rows)
@@ -228,10 +245,10 @@ display(attribution_gallery(images, test, probabilities, gradcam.normalised(), "
 settings_table = pd.DataFrame([
     ("layer", "last_conv_block (block 5: conv, ReLU, max-pool)", "the paper's 'last convolutional layer'"),
     ("relu", str(GradCamSettings().relu), "only evidence for the class remains"),
-    ("interpolation", GradCamSettings().interpolation, "cell map -> image size"),
+    ("interpolation", GradCamSettings().interpolation, "each cell onto the pixels it covers"),
     ("target", "the predicted class", "as in the paper"),
     ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
-    ("implementation", "captum.attr.LayerGradCam + LayerAttribution.interpolate", "checked by hand above"),
+    ("implementation", "captum.attr.LayerGradCam + wrenlib.explain.cells_to_pixels", "checked by hand above"),
 ], columns=["setting", "value", "why"])
 display(settings_table.style.hide(axis="index"))
 

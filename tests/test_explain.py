@@ -21,6 +21,8 @@ from wrenlib.explain import (
     LimeSettings,
     normalise_maps,
     all_zero_maps,
+    cells_to_pixels,
+    layer_stride,
     settings_for_profile,
 )
 from wrenlib.model import DialectCNN, ModelConfig
@@ -65,6 +67,48 @@ def test_gradcam_matches_the_hand_computed_map():
         expected = nn.functional.interpolate(cam[None, None], size=(4, 6), mode="bilinear")[0, 0]
         np.testing.assert_allclose(out.maps[i], expected.numpy(), rtol=1e-5, atol=1e-6)
     assert _no_hooks_left(model)
+
+
+def test_gradcam_puts_each_cell_on_the_pixels_it_covers():
+    """Max-pooling rounds down: a 5 x 7 image under a 2 x 2 pool leaves a 2 x 3 grid covering
+    4 x 6 pixels. Each cell is upsampled onto its own 2 x 2 pixels; the last row and column lie in
+    no cell and get nothing (stretching the grid over the whole image would shift the cells)."""
+    weights = torch.tensor([[2.0, -1.0], [-1.0, 3.0]])
+    model = TinyCam(weights)
+    assert layer_stride(model, model.last_conv_block) == (2, 2)
+    x = torch.randn(2, 1, 5, 7, generator=torch.Generator().manual_seed(0))
+    out = explain(model, x, "gradcam", targets=[0, 1])
+    pooled = nn.functional.max_pool2d(torch.cat([x.clamp(min=0), (-x).clamp(min=0)], 1), 2)  # (2, 2, 2, 3)
+    for i, target in enumerate([0, 1]):
+        cam = torch.relu((weights[target].view(2, 1, 1) / 6 * pooled[i]).sum(0))
+        expected = nn.functional.interpolate(cam[None, None], size=(4, 6), mode="bilinear")[0, 0]
+        np.testing.assert_allclose(out.maps[i, :4, :6], expected.numpy(), rtol=1e-5, atol=1e-6)
+        assert np.all(out.maps[i, 4, :] == 0) and np.all(out.maps[i, :, 6] == 0)
+    # one bright pixel in the last cell of a 2 x 2 grid over a 10 x 10 image (4 x 4 pixels per cell):
+    # the map peaks on that cell's pixels, and the two rows and columns below 8 lie in no cell
+    single = TinyCam(torch.eye(2))
+    single.block[2] = nn.MaxPool2d(4)
+    image = torch.zeros(1, 1, 10, 10)
+    image[0, 0, 6, 6] = 1.0
+    peak = explain(single, image, "gradcam", targets=[0]).maps[0]
+    row, col = np.unravel_index(np.argmax(peak), peak.shape)
+    assert 4 <= row < 8 and 4 <= col < 8 and peak[row, col] > 0
+    assert np.all(peak[8:, :] == 0) and np.all(peak[:, 8:] == 0)
+
+
+def test_the_papers_cnn_has_32_pixels_per_cell_after_its_last_block():
+    model = DialectCNN(ModelConfig(120, 240))
+    assert layer_stride(model, model.last_conv_block) == (32, 32)
+    assert layer_stride(model, model.get_submodule("features.3")) == (16, 16)
+    assert layer_stride(model, model.get_submodule("features.2")) == (8, 8)
+    assert layer_stride(model, model.get_submodule("features.2.0")) == (4, 4)  # block 3's conv, before its pool
+    with pytest.raises(ValueError, match="is not a module"):
+        layer_stride(model, nn.ReLU())
+    cells = torch.ones(1, 1, 3, 7)
+    up = cells_to_pixels(cells, (120, 240), (32, 32))
+    assert up[0, 0, :96, :224].min() == 1 and up[0, 0, 96:].max() == 0 and up[0, 0, :, 224:].max() == 0
+    assert cells_to_pixels(torch.ones(1, 1, 15, 30), (480, 960), (32, 32)).min() == 1  # the full size: all covered
+    assert cells_to_pixels(cells, (120, 240), (8, 8)).min() == 1  # a stride that cannot be: stretched, as captum
 
 
 def test_gradcam_reports_an_all_zero_map():

@@ -36,7 +36,7 @@ BASELINES = ("white", "black", "background", "blurred")
 SEGMENTATIONS = ("grid", "quickshift", "slic")
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 # Part of every cached map's key: raise it whenever a change here changes the maps themselves.
-EXPLAINER_VERSION = 2
+EXPLAINER_VERSION = 3  # 3: Grad-CAM's cells placed on the pixels they cover (layer_stride)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,16 +370,55 @@ def predicted_classes(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -
 # maps (N, H, W) float32 and per-image extras.
 
 
+def layer_stride(model: nn.Module, layer: nn.Module) -> tuple[int, int]:
+    """How many image pixels one cell of ``layer``'s output spans (rows, columns): the product of
+    the strides of the convolutions and poolings up to and including ``layer``, taken in the order
+    the model registers its modules (the order of its forward pass, as in a ``Sequential``). The
+    paper's CNN: 32 x 32 after its last block, 16 x 16 after the fourth."""
+    names = {module: name for name, module in model.named_modules()}
+    if layer not in names:
+        raise ValueError(f"{type(layer).__name__} is not a module of this {type(model).__name__}")
+    target, reached, rows, cols = names[layer], False, 1, 1
+    for name, module in model.named_modules():
+        inside = name == target or name.startswith(f"{target}.")
+        if reached and not inside:
+            break
+        reached = reached or inside
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            stride = module.stride if isinstance(module.stride, tuple) else (module.stride, module.stride)
+            rows, cols = rows * int(stride[0]), cols * int(stride[1])
+    return rows, cols
+
+
+def cells_to_pixels(cells: torch.Tensor, image_size: tuple[int, int], stride: tuple[int, int],
+                    mode: str = "bilinear") -> torch.Tensor:
+    """Grad-CAM's cell maps (N, 1, h, w) at image size (N, 1, H, W): each cell upsampled onto the
+    ``stride`` pixels it covers. Max-pooling rounds down, so where the image's size is not a
+    multiple of the stride (120 x 240 pixels under the last block's 32: a 3 x 7 grid covering
+    96 x 224) the last rows and columns lie in no cell and get no relevance; stretching the grid
+    over the whole image instead would shift every cell by up to a cell's width. A stride that
+    does not fit the grid (a model whose modules run in another order than registered) falls back
+    to stretching, as captum's ``LayerAttribution.interpolate`` does."""
+    import torch.nn.functional as F
+
+    (h, w), (height, width) = cells.shape[-2:], image_size
+    covered = (h * stride[0], w * stride[1])
+    if not (0 <= height - covered[0] < stride[0] and 0 <= width - covered[1] < stride[1]):
+        covered = (height, width)
+    up = F.interpolate(cells, size=covered, mode=mode)  # as captum's interpolate: align_corners off
+    return F.pad(up, (0, width - covered[1], 0, height - covered[0]))
+
+
 def _gradcam(model, x, targets, settings: GradCamSettings, batch_size, bar):
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerGradCam
 
     layer = model.get_submodule(settings.layer) if settings.layer else model.last_conv_block
-    explainer = LayerGradCam(model, layer)
+    explainer, stride = LayerGradCam(model, layer), layer_stride(model, layer)
     maps = []
     for part in _batches(len(x), batch_size):
         raw = explainer.attribute(x[part], target=torch.as_tensor(targets[part], device=x.device),
                                   relu_attributions=settings.relu)
-        up = LayerAttribution.interpolate(raw, tuple(x.shape[-2:]), interpolate_mode=settings.interpolation)
+        up = cells_to_pixels(raw, tuple(x.shape[-2:]), stride, settings.interpolation)
         maps.append(up[:, 0].detach().cpu().numpy())
         bar.update(len(raw))
     maps = np.concatenate(maps).astype(np.float32)
