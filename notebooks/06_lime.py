@@ -128,7 +128,7 @@ with torch.no_grad():
 answers = np.concatenate(answers)
 
 distance = 1 - z.sum(1) / np.sqrt(np.maximum(z.sum(1), 1) * n_features)   # cosine distance to all-on
-kernel = np.exp(-distance**2 / settings.kernel_width**2)
+kernel = np.sqrt(np.exp(-distance**2 / settings.kernel_width**2))                # the lime package's weight
 ridge = Ridge(alpha=settings.ridge_alpha).fit(z, answers, sample_weight=kernel)
 by_hand = ridge.coef_[segments]                                             # each pixel gets its feature's weight
 
@@ -302,7 +302,7 @@ settings_table = pd.DataFrame([
     ("features", f"time-frequency grid, {settings.grid[0]} bands x {settings.grid[1]} slices", "quickshift and SLIC compared above"),
     ("samples", f"{settings.n_samples} per image (profile '{PROFILE}')", "the lime package's default is 1,000"),
     ("switched-off value", "the image's background level", "'off' means silent"),
-    ("weights", f"exp(-d²/{settings.kernel_width}²), d = cosine distance to all-on", "as the lime package"),
+    ("weights", f"√exp(-d²/{settings.kernel_width}²), d = cosine distance to all-on", "as the lime package"),
     ("linear model", f"ridge, α = {settings.ridge_alpha}", "as the lime package"),
     ("batch", f"{settings.batch_size} perturbed images per model call", "captum's perturbations_per_eval"),
     ("target", "the predicted class's probability", "as in the paper"),

@@ -447,6 +447,23 @@ def test_a_lime_map_depends_on_its_image_not_on_its_batch(small_cnn):
     assert not np.allclose(alone, other_seed)
 
 
+def test_lime_weights_are_the_lime_packages():
+    """The paper's LIME is the lime package's: the same weight for the same on/off pattern as its
+    LimeImageExplainer gives (cosine distance to the all-on pattern, its kernel width 0.25)."""
+    from lime.lime_image import LimeImageExplainer
+    from sklearn.metrics import pairwise_distances
+
+    from wrenlib.explain import lime_similarity
+
+    patterns = np.random.default_rng(4).integers(0, 2, size=(40, 32))
+    patterns[0] = 1
+    patterns[1, 1:] = 0  # far from all-on: weights differ most between kernels here
+    distances = pairwise_distances(patterns, patterns[:1], metric="cosine").ravel()
+    expected = LimeImageExplainer(kernel_width=0.25, random_state=0).base.kernel_fn(distances)
+    ours = [lime_similarity(0.25)(None, None, torch.from_numpy(p)[None]) for p in patterns]
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
 def test_lime_samples_drawn_ahead_are_captums_own_samples_and_weights(small_cnn):
     """wrenlib draws LIME's samples and weights before the model runs (no GPU round trip per
     sample); under the same seed they must be the very samples captum's default sampler draws

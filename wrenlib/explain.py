@@ -36,7 +36,8 @@ BASELINES = ("white", "black", "background", "blurred")
 SEGMENTATIONS = ("grid", "quickshift", "slic")
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 # Part of every cached map's key: raise it whenever a change here changes the maps themselves.
-EXPLAINER_VERSION = 3  # 3: Grad-CAM's cells placed on the pixels they cover (layer_stride)
+# 3: Grad-CAM's cells placed on the pixels they cover (layer_stride); LIME's kernel the lime package's
+EXPLAINER_VERSION = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,14 +447,15 @@ def _deeplift(model, x, targets, settings: DeepLiftSettings, batch_size, bar):
 
 
 def lime_similarity(kernel_width: float):
-    """LIME's sample weight as the ``lime`` package computes it (chapter 06): an exponential
-    kernel on the cosine distance between a sample's on/off pattern and "all on". It is computed
+    """LIME's sample weight as the ``lime`` package's ``LimeImageExplainer`` computes it (chapter
+    06): the square root of an exponential kernel on the cosine distance d between a sample's
+    on/off pattern and "all on", sqrt(exp(-d² / width²)) = exp(-d² / (2 width²)). It is computed
     in feature space, not between images, so it does not depend on the image's background."""
 
     def similarity(_original, _perturbed, on_off, **_kwargs) -> float:
         on_off = on_off.float().flatten()
         distance = 1.0 - float(on_off.sum()) / max(float(on_off.norm() * on_off.numel() ** 0.5), 1e-12)
-        return float(np.exp(-distance**2 / kernel_width**2))
+        return float(np.sqrt(np.exp(-distance**2 / kernel_width**2)))
 
     return similarity
 
