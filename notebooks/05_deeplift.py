@@ -54,7 +54,7 @@ from wrenlib.explain import (
     explained_clips,
     split_standardisation,
 )
-from wrenlib.metrics import map_correlation, mask_area, relevance_mass
+from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass
 from wrenlib.plotting import attribution_colorbar, plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -256,7 +256,9 @@ per_clip = pd.DataFrame({"dialect": np.array(DIALECTS)[predicted], "all zero": d
 summary = per_clip.groupby("dialect").agg(clips=("all zero", "size"), all_zero_share=("all zero", "mean"),
                                           relevance_mass=("relevance mass", "median"), mask_area=("mask area", "median"))
 summary.index.name = "predicted dialect"
-display(summary.style.format({"all_zero_share": "{:.0%}", "relevance_mass": "{:.1%}", "mask_area": "{:.1%}"}))
+display(summary.rename(columns={"all_zero_share": "all-zero maps", "relevance_mass": "median relevance mass",
+                                "mask_area": "median mask area"})
+        .style.format({"all-zero maps": "{:.0%}", "median relevance mass": "{:.1%}", "median mask area": "{:.1%}"}))
 wrenlib.record_result(PROFILE, "deeplift_relevance_mass_median", float(np.nanmedian(mass)))
 wrenlib.record_result(PROFILE, "deeplift_mass_over_area", float(np.nanmedian(mass) / np.median(area)))
 for dialect, row in summary.iterrows():
@@ -266,11 +268,12 @@ gradcam_mass = np.nanmedian(relevance_mass(explain_dataset(model, images, test, 
                                                            progress=False).maps, diagnostic))
 glue("deeplift_vs_gradcam", Markdown(f"Grad-CAM's last block reached {gradcam_mass:.1%} on the same clips (chapter 04)"),
      display=False)
+glue("deeplift_dialect_gap", Markdown(dialect_gap_text(summary["relevance_mass"])), display=False)
 
 # %% [markdown]
 # With the white reference, a median {glue:text}`deeplift_relevance_mass_median:.1%` of each map's
 # positive relevance lies on the diagnostic elements — {glue:text}`deeplift_mass_over_area:.1f`
-# times the mask's area; {glue:md}`deeplift_vs_gradcam`. DeepLIFT works at the pixel, so it can
+# times the mask's area; {glue:md}`deeplift_vs_gradcam`. {glue:md}`deeplift_dialect_gap` DeepLIFT works at the pixel, so it can
 # outline a trill note by note where Grad-CAM sees one coarse cell. Chapter 08 asks whether that
 # sharpness is also *right* more often, with confidence intervals and reference rows.
 #
@@ -298,6 +301,7 @@ display(settings_table.style.hide(axis="index"))
 # ## Try it
 #
 # The explained clips with each reference (maps from the cache).
+# (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"]
 fig, _ = explanation_figure(model, images, int(explained[0]), "deeplift", PROFILE, device, baseline="white")

@@ -225,6 +225,16 @@ def test_interval_table_prints_mean_and_interval_per_group():
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
 
 
+def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
+    from wrenlib.metrics import dialect_gap_text
+
+    gap = dialect_gap_text(pd.Series({"Eastern": 0.967, "Mexican": 0.30}))
+    assert gap.startswith("The median over all clips hides a gap") and "96.7% for clips predicted Eastern" in gap
+    assert dialect_gap_text(pd.Series({"Eastern": 0.50, "Mexican": 0.45})).startswith("The two dialects are alike")
+    assert "hides a gap" in dialect_gap_text(pd.Series({"Eastern": 0.2, "Mexican": 0.0}))
+    assert dialect_gap_text(pd.Series({"Eastern": 0.5, "Mexican": float("nan")})) == ""
+
+
 def test_listing_joins_names_as_prose():
     from wrenlib.metrics import listing
 

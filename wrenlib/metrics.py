@@ -253,6 +253,19 @@ def listing(names: list[str], bold: bool = False) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+def dialect_gap_text(medians: "pd.Series", ratio: float = 1.5) -> str:
+    """A sentence on a median per predicted dialect (chapters 05 and 07, relevance mass): that the
+    median over all clips hides a gap between the dialects where the larger is at least ``ratio``
+    times the smaller, else that the dialects are alike; empty with fewer than two dialects."""
+    values = medians.dropna()
+    if len(values) < 2:
+        return ""
+    each = listing([f"{value:.1%} for clips predicted {dialect}" for dialect, value in values.items()])
+    if values.min() <= 0 or values.max() / values.min() >= ratio:
+        return f"The median over all clips hides a gap between the dialects: {each}."
+    return f"The two dialects are alike here: {each}."
+
+
 def interval_table(summary: pd.DataFrame, index: str | list[str], columns: str | list[str] = "score",
                    digits: int = 2) -> pd.DataFrame:
     """A :func:`summarise_scores` table as the book prints it: "mean [low, high]" strings with
