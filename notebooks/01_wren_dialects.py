@@ -186,8 +186,8 @@ wrenlib.record_result(PROFILE, "synth_clips_per_second", round(len(dataset) / da
 #
 # ## Listen and look
 #
-# One clip of each dialect, from the same song type, so that the shared elements look alike and
-# only the diagnostic ones differ. Boxes mark every element (cyan: diagnostic, yellow: shared), the
+# One clip of each dialect, from song types with the same shared-element template, so that the
+# shared elements look alike and only the diagnostic ones differ. Boxes mark every element (cyan: diagnostic, yellow: shared), the
 # cyan outline is the **diagnostic mask**, and the dotted lines are the paper's 1.5–9 kHz band.
 
 # %% tags=["hide-input"]
@@ -221,7 +221,7 @@ display(figures_with_audio(figures, sounds, captions))
 #
 # ## The song types: sub-populations
 #
-# One test clip of every song type. Types with the same number share their shared-element template
+# One clip of every song type. Types with the same number share their shared-element template
 # across the dialects; within a dialect, the types differ in template and in diagnostic values.
 
 # %% tags=["hide-input"]
@@ -305,7 +305,8 @@ plt.show()
 # %% [markdown]
 # ## How well could anyone do?
 #
-# Three ceilings frame what the classifier of chapter 03 can achieve on the test birds:
+# Two ceilings and one shortcut check frame what the classifier of chapter 03 can achieve on the
+# test birds:
 #
 # - the **ideal observer**, who knows the dialect distributions and reads the three diagnostic
 #   values exactly (`wrenlib.surrogate.mexican_probability`);
@@ -390,12 +391,12 @@ wrenlib.record_result(PROFILE, "song_mask_area_median", float(np.median(song_are
 #
 # ## The field around the bird
 #
-# Each clip mixes the song into a background: coloured (1/f-like) noise, wind gusts and mains hum
-# below the band, and, in-band where they really compete with the song, an insect chorus (in half
-# of the clips) and up to three calls of other birds. The signal-to-noise ratio is drawn from
-# 5–30 dB and defined **in-band**: the power of the band-passed song while it sings over the power
-# of the band-passed noise — pink noise and hum mostly fall below 1.5 kHz, where the paper's
-# band-pass removes them anyway. The background's make-up is the same for both dialects.
+# Each clip mixes the song into a background of two groups. In the band, where it competes with
+# the song: broadband coloured (1/f-like) noise in every clip, an insect chorus in half of the
+# clips and up to three calls of other birds. Below the band: wind gusts and mains hum, which the
+# paper's 1.5 kHz band-pass removes. The signal-to-noise ratio is drawn from 5–30 dB and defined
+# **in-band**: the power of the band-passed song while it sings over the power of the band-passed
+# noise. The background's make-up is the same for both dialects.
 
 # %% tags=["hide-input"]
 sources = dataset.background.merge(clips[["clip", "dialect"]], on="clip")

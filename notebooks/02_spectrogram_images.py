@@ -205,7 +205,7 @@ wrenlib.record_result(PROFILE, "share_of_cells_below_floor", below)
 # A lower floor shows more of the background noise; a higher one hides the quieter song elements.
 # In this clip {glue:text}`share_of_cells_below_floor:.0%` of the cells fall below the paper's
 # floor and become pure background: the images are mostly empty, which is why chapter 03 puts a
-# fixed standardisation inside the model rather than trusting raw pixel values.
+# per-image standardisation inside the model rather than trusting raw pixel values.
 #
 # ## 4. From spectrogram to image
 #

@@ -162,7 +162,9 @@ summary = per_clip.groupby("dialect").agg(clips=("all zero", "size"), all_zero_s
                                           relevance_mass=("relevance mass", "median"),
                                           mask_area=("mask area", "median"))
 summary.index.name = "predicted dialect"
-display(summary.style.format({"all_zero_share": "{:.0%}", "relevance_mass": "{:.1%}", "mask_area": "{:.1%}"}))
+display(summary.rename(columns={"all_zero_share": "all-zero maps", "relevance_mass": "median relevance mass",
+                                "mask_area": "median mask area"})
+        .style.format({"all-zero maps": "{:.0%}", "median relevance mass": "{:.1%}", "median mask area": "{:.1%}"}))
 for dialect, row in summary.iterrows():
     wrenlib.record_result(PROFILE, f"gradcam_all_zero_share_{dialect.lower()}", float(row["all_zero_share"]))
 wrenlib.record_result(PROFILE, "gradcam_relevance_mass_median", float(np.nanmedian(mass)))
@@ -258,6 +260,7 @@ display(settings_table.style.hide(axis="index"))
 # Browse the explained clips — the same {glue:text}`explained_clip_count` test clips that every
 # method in chapters 04–07 explains — and the layer. Maps come from the cache or are computed
 # once and cached.
+# (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"]
 glue("explained_clip_count", len(explained), display=False)

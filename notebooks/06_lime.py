@@ -276,9 +276,9 @@ glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
 # With {glue:text}`lime_worst_segmentation` features, {glue:text}`lime_worst_empty` of LIME's five
 # strongest features are empty background (grid: {glue:text}`lime_empty_top5_share_grid:.0%`,
 # quickshift: {glue:text}`lime_empty_top5_share_quickshift:.0%`, SLIC:
-# {glue:text}`lime_empty_top5_share_slic:.0%`). Switching off an empty feature changes no pixel —
-# it is already at the background level — so its true effect on the model is exactly zero, and
-# any weight it receives is noise of the fit: few samples for many features. An image
+# {glue:text}`lime_empty_top5_share_slic:.0%`). Switching off an empty feature changes at most
+# 5 % of its pixels — the rest are already at the background level — so its true effect on the
+# model is close to zero, and any weight it receives is mostly noise of the fit: few samples for many features. An image
 # segmenter's features are fewer and mix silence with song, so a marked superpixel can be mostly
 # empty page even when it is not "empty" by this rule; the relevance mass on the diagnostic
 # elements tells that part. A LIME map can never be sharper than its features: with the grid
@@ -315,6 +315,7 @@ display(settings_table.style.hide(axis="index"))
 #
 # The explained clips with each kind of feature (maps from the cache; a new combination takes
 # a few seconds).
+# (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"]
 fig, _ = explanation_figure(model, images, int(explained[0]), "lime", PROFILE, device,
@@ -328,8 +329,8 @@ explanation_browser(model, images, explained, "lime", PROFILE,
 # %% [markdown]
 # ## Exercises
 #
-# 1. LIME's maps at 256 samples barely repeat from one seed to the next. Explain the first
-#    explained clip with 384 samples and two seeds and measure how well the two maps agree
+# 1. LIME's maps at {glue:text}`lime_samples_glued` samples barely repeat from one seed to the next.
+#    Explain the first explained clip with 1.5 times as many samples and two seeds and measure how well the two maps agree
 #    (Spearman's rank correlation over the grid features).
 # 2. Which feature does each run weigh most? Is it on the song?
 #
@@ -342,7 +343,8 @@ from wrenlib.explain import LimeSettings, explain, feature_means, lime_segments
 
 index = int(explained[0])
 picture = images.image(index)
-runs = [explain(model, picture[None], "lime", settings=LimeSettings(n_samples=384, seed=seed), device=device).maps[0]
+n_more = int(1.5 * settings.n_samples)  # 1.5 times the chapter's samples
+runs = [explain(model, picture[None], "lime", settings=LimeSettings(n_samples=n_more, seed=seed), device=device).maps[0]
         for seed in (1, 2)]
 features = lime_segments(picture, LimeSettings())
 weights = [feature_means(run, features) for run in runs]

@@ -196,6 +196,9 @@ for row in overall.itertuples():
     wrenlib.record_result(PROFILE, f"score_{row.map}_{row.score}".replace(" ", "_").replace("(", "").replace(")", "")
                           .replace("+", "_").replace(":", "").replace("-", "").lower(), float(row.mean), glue=False)
 glue("area_median", f"{np.median(diagnostic.mean((1, 2))):.1%}", display=False)
+glue("even_ratio", f"{diagnostic.mean() / shared.mean():.1f}", display=False)  # a map spread evenly: the areas' ratio
+glue("image_ratio", f"{means.loc['reference: the image', 'relevance mass'] / means.loc['reference: the image', 'on shared elements']:.1f}",
+     display=False)
 empty_share = means["on empty background"]
 glue("lime_empty", f"{empty_share['LIME']:.0%}", display=False)
 glue("gradcam_empty", f"{empty_share['Grad-CAM']:.0%}", display=False)
@@ -214,8 +217,10 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 # Means over the test clips with 95 % bootstrap intervals (`wrenlib.metrics.summarise_scores`);
 # the diagnostic mask covers a median {glue:text}`area_median` of the image, which is what an
 # evenly spread map would score on relevance mass, rank accuracy and pointing game. The last
-# column is the ratio of relevance on the diagnostic elements to relevance on the shared ones:
-# above 1, a map prefers the evidence to the song elements that carry none.
+# column is the ratio of relevance on the diagnostic elements to relevance on the shared ones. A
+# map spread evenly scores the ratio of the two regions' areas, {glue:text}`even_ratio`; a map
+# prefers the evidence to the song elements that carry none only above that, and the image
+# itself, which knows nothing about the model, scores {glue:text}`image_ratio`.
 #
 # **The reference rows are the warning.** The image itself, used as a map, reaches a mask AUC
 # of {glue:text}`image_auc` — {glue:md}`image_verdict` the best method's
@@ -298,8 +303,8 @@ print(f"claim 2: ensembles better than both members: {ensembles_beat or 'none'};
 
 # %% tags=["hide-input"]
 def fmt(name, score="mask AUC"):
-    mean, low, high = mean_ci(name, score)
-    return f"{name} {mean:.2f} [{low:.2f}, {high:.2f}]"
+    mean, low, high = mean_ci(name, score)  # three digits: intervals that look alike at two may not overlap
+    return f"{name} {mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
 verdicts = pd.DataFrame([
@@ -310,7 +315,7 @@ verdicts = pd.DataFrame([
     {"claim (paper)": "2. The average and max ensembles of Grad-CAM and DeepLIFT capture complementary regions",
      "verdict": claim2,
      "evidence (mask AUC, 95 % CI)": "; ".join(fmt(m) for m in ("average (GC+DL)", "max (GC+DL)"))
-     + f" vs the better member {members_best:.2f}; the two maps correlate at r = {overlap:.2f}"},
+     + f" vs the better member {members_best:.3f}; the two maps correlate at r = {overlap:.2f}"},
 ])
 display(verdicts.style.hide(axis="index").set_properties(**{"text-align": "left", "white-space": "normal"}))
 wrenlib.record_result(PROFILE, "verdict_claim1", claim1)
@@ -333,6 +338,7 @@ wrenlib.record_result(PROFILE, "adaptive_minus_average_auc", float(adaptive_auc 
 #
 # One clip with every method, the ensembles and the mask; the slider sets the threshold of the
 # paper's heat-map analysis (pixels above it are outlined).
+# (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"]
 glue("explained_count", len(test_clips), display=False)

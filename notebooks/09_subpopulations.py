@@ -169,6 +169,9 @@ display(sweep[["perplexity", "trustworthiness", "n_clusters", "ari", "ami"]].sty
         .format({"perplexity": "{:g}", "trustworthiness": "{:.3f}", "ari": "{:.2f}", "ami": "{:.2f}"}))
 
 # %% [markdown]
+# The sweep clusters each whole map, both dialects together, against all the song types; the
+# next section clusters each dialect on its own, so its ARIs are not the sweep's.
+#
 # ## Do clusters recover the song types?
 #
 # The paper saw "several clusters per class", so the clusters are found *inside each dialect*:
@@ -369,7 +372,8 @@ glue("consistency_reading", reading, display=False)
 # ## Try it
 #
 # Pick a cluster of the t-SNE map and see some of its members, with the ensemble map and the
-# diagnostic mask; the player plays the first one shown.
+# diagnostic mask; the browser's player plays the first one shown. (The controls run in Jupyter
+# or Colab; this page shows the first cluster.)
 
 # %% tags=["hide-input"]
 first = sorted(set(cluster_labels["t-SNE"]))[0]

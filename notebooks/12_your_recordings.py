@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Your own recordings
 #
-# Chapters 02–10 ran on the book's surrogate data, where every clip knows its song type and
+# Chapters 01–11 ran on the book's surrogate data, where every clip knows its song type and
 # where its diagnostic elements lie. A researcher's recordings know none of that. This chapter
 # runs the whole pipeline on a **folder of recordings**, the way you would run it on your own:
 # load, train, explain, ensemble, look for sub-populations — and then the checks of chapter 10
@@ -202,15 +202,17 @@ maps["average (GC+DL)"] = average_ensemble({name: maps[name] for name in ("Grad-
 probabilities = predict(model, dataset, chosen, device)
 
 # %% tags=["hide-input"]
-rows = min(4, len(chosen))
+dialect_of = dataset.clips["dialect"].to_numpy()[chosen]
+shown = [int(p) for name in labels for p in np.flatnonzero(dialect_of == name)[:2]]  # two clips of each dialect
+rows = len(shown)
 fig, axes = plt.subplots(rows, len(maps) + 1, figsize=(2.6 * (len(maps) + 1), 1.75 * rows + 0.5), squeeze=False)
-for row in range(rows):
-    clip = dataset.clips.iloc[chosen[row]]
-    predicted = int(np.argmax(probabilities[row]))
-    plot_attribution(pictures[row], None, ax=axes[row, 0], front_end=front_end)
-    axes[row, 0].set_ylabel(f"{clip['dialect']}\n→ {labels[predicted]} {probabilities[row, predicted]:.0%}", fontsize=8)
+for row, position in enumerate(shown):
+    predicted = int(np.argmax(probabilities[position]))
+    plot_attribution(pictures[position], None, ax=axes[row, 0], front_end=front_end)
+    axes[row, 0].set_ylabel(f"{dialect_of[position]}\n→ {labels[predicted]} {probabilities[position, predicted]:.0%}",
+                            fontsize=8)
     for column, (name, values) in enumerate(maps.items(), start=1):
-        plot_attribution(pictures[row], values[row], ax=axes[row, column], front_end=front_end)
+        plot_attribution(pictures[position], values[position], ax=axes[row, column], front_end=front_end)
         axes[row, column].set_ylabel("")
     for ax in axes[row]:
         ax.set_xlabel("")
@@ -283,8 +285,8 @@ glue("random_area", f"{areas['reference: random map']:.2f}", display=False)
 #
 # The latent features of every test clip (chapter 09), a t-SNE, and clusters per dialect with
 # their number chosen by silhouette, never by labels. On real recordings the question that
-# matters first is the one the surrogate cannot pose: **do the clusters follow recordings**
-# (the bird, the site, the microphone) rather than song?
+# matters first is one the surrogate cannot pose: **do the clusters follow recordings** (the
+# site, the day, the microphone) rather than song? Chapter 09 could only ask it of the bird.
 
 # %% tags=["hide-input"]
 features = latent_features(model, dataset.images(test), device=device)
