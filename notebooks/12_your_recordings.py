@@ -176,7 +176,8 @@ for ax, measure in zip(axes, ("loss", "accuracy")):
     ax.set_ylabel(measure)
 axes[0].legend()
 per_dialect = pd.DataFrame({"dialect": np.array(labels)[dataset.labels[test]], "correct": correct})
-display(per_dialect.groupby("dialect")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy", "size": "test clips"}))
+display(per_dialect.groupby("dialect")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy", "size": "test clips"})
+        .style.format({"accuracy": "{:.1%}"}))
 fig.tight_layout()
 plt.show()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,6 +51,12 @@ def test_folder_loads_good_files_and_reports_every_bad_one(recordings_folder):
     assert "not an audio file" in reasons["notes.txt"]
     assert report.files_loaded == 4 and report.clips == len(recordings)
     assert len(report.table()) == 5 and "skipped" in str(report)
+    # the printed report names the folder once and each skipped file inside it; the reasons do not repeat it
+    text = str(report)
+    assert text.count(str(recordings_folder)) == 1 and f"of {recordings_folder}" in text.splitlines()[0]
+    skipped_file = next(file for file in report.table()["file"] if file.endswith("random_bytes.wav"))
+    assert f"  skipped {Path(skipped_file).relative_to(recordings_folder)}: " in text
+    assert str(recordings_folder) not in reasons["random_bytes.wav"]
     assert recordings.waveforms.shape[1] == PAPER_FRONT_END.clip_samples
     # 9 s -> 2 clips + a 1 s tail dropped; 8 s -> 2; 12 s -> 3; 4 s -> 1
     assert recordings.clips.groupby("file").size().sort_values().tolist() == [1, 2, 2, 3]
@@ -153,7 +161,7 @@ def test_describe_folder_reads_headers_and_names_unreadable_files(recordings_fol
     assert table.loc["Mexican/c_48k.flac", "format"].startswith("FLAC")
     assert table.loc["Eastern/a_16bit_44k.wav", "class"] == "Eastern"
     assert table.loc["Eastern/random_bytes.wav", "problem"] != ""
-    assert table.loc["Eastern/empty.wav", "problem"] != "" and table.loc["Eastern/empty.wav", "bytes"] == 0
+    assert table.loc["Eastern/empty.wav", "problem"] == "empty file (0 bytes)" and table.loc["Eastern/empty.wav", "bytes"] == 0
     assert table.loc["Eastern/a_16bit_44k.wav", "problem"] == ""
     with pytest.raises(ValueError, match="no such folder"):
         describe_folder(recordings_folder / "missing")

@@ -55,7 +55,9 @@ def read_audio(path: Path | str, sample_rate_hz: int = PAPER_FRONT_END.sample_ra
                 warnings.simplefilter("ignore")
                 samples, rate = librosa.load(path, sr=None, mono=True)
         except Exception:
-            raise AudioError(path, f"unreadable or corrupt audio ({first_error})") from None
+            detail = str(first_error)  # libsndfile names the file again: "Error opening '<path>': <why>"
+            detail = detail.split(": ", 1)[-1] if str(path) in detail else detail
+            raise AudioError(path, f"unreadable or corrupt audio ({detail})") from None
     if len(samples) == 0:
         raise AudioError(path, "zero-length audio (no samples)")
     if not np.all(np.isfinite(samples)):
@@ -71,6 +73,7 @@ class LoadReport:
     clips: int = 0
     quiet_clips_dropped: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    folder: str | None = None  # the folder loaded: the printed report names files inside it from there
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -80,10 +83,11 @@ class LoadReport:
         return pd.DataFrame(self.skipped, columns=["file", "reason"])
 
     def __str__(self) -> str:
-        lines = [f"loaded {self.files_loaded} file(s) -> {self.clips} clip(s); "
-                 f"{self.quiet_clips_dropped} clip(s) without song dropped; "
+        lines = [f"loaded {self.files_loaded} file(s)" + (f" of {self.folder}" if self.folder else "")
+                 + f" -> {self.clips} clip(s); {self.quiet_clips_dropped} clip(s) without song dropped; "
                  f"{len(self.skipped)} file(s) skipped"]
-        lines += [f"  skipped {file}: {reason}" for file, reason in self.skipped]
+        inside = f"{self.folder.rstrip('/')}/" if self.folder else None
+        lines += [f"  skipped {file.removeprefix(inside) if inside else file}: {reason}" for file, reason in self.skipped]
         return "\n".join(lines)
 
 
@@ -148,7 +152,7 @@ def load_recordings(
     from .runtime import show_progress
 
     source = Path(source)
-    report = LoadReport()
+    report = LoadReport(folder=str(source) if source.is_dir() else None)
     if source.is_dir():
         entries = _entries_from_folder(source, report)
     elif source.is_file():
@@ -251,7 +255,8 @@ def describe_folder(folder: Path | str) -> pd.DataFrame:
                        channels=info.channels, seconds=round(info.duration, 2), problem="")
         except Exception as error:  # soundfile names the problem; the loader gives its own reason
             row.update(format="", sample_rate_hz=None, channels=None, seconds=None,
-                       problem=str(error).split(":")[-1].strip() or type(error).__name__)
+                       problem="empty file (0 bytes)" if row["bytes"] == 0  # in the loader's words
+                       else str(error).split(":")[-1].strip() or type(error).__name__)
         rows.append(row)
     return pd.DataFrame(rows, columns=["file", "class", "bytes", "format", "sample_rate_hz", "channels",
                                        "seconds", "problem"]).astype({"sample_rate_hz": "Int64", "channels": "Int64"})
