@@ -105,6 +105,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
             < text.index("| 01_wren_dialects | 60 | 8% | 1.25 | — | 0 |"))
     assert "**2.50 GiB**, in `03_training`" in text
     assert "no schedule" not in text  # a log without bounds (written before they were recorded)
+    assert "Every CNN came from the cache" in text  # cnn_black trained nothing: its CNN was cached
     log.update(jobs=2, wall_seconds=480.0, bounds={"work_seconds": 720.0, "chain_seconds": 400.0,
                                                    "chain": ["01_wren_dialects", "cnn_black", "03_training"]})
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
@@ -227,7 +228,7 @@ def test_the_performance_page_counts_the_trainings_arithmetic(tmp_path):
             and f"200 core-seconds of CPU time: {rate:.0f} GFLOP per core-second, 50% of what a large matrix product reached per core-second" in text)  # against their yardsticks' mean, 2x the rate
     cores = os.cpu_count()
     assert f"Spread over the machine's {cores} cores at that rate, the trainings alone need {200 / cores / 60:.1f} min" in text
-    assert "of the 10-min target" in text
+    assert "of the 10-min target" in text and "Every CNN came from the cache" not in text  # two trained here
     log["profile"] = "full"  # on a CPU: its target is a GPU's
     write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
     assert "core-seconds" in page.read_text() and "-min target" not in page.read_text()
@@ -248,6 +249,8 @@ def test_other_work_counts_the_rest_of_the_machine_not_this_process():
         while time.process_time() < end:
             pass
 
+    with OtherWork() as idle:
+        time.sleep(1.0)  # the rest of the machine, as busy as it is now (another run's work may share it)
     with OtherWork() as own_work:
         burn(1.0)  # this process's own work is not "other"
     # a busy process outside this one's tree: started by a child that exits at once
@@ -258,7 +261,7 @@ def test_other_work_counts_the_rest_of_the_machine_not_this_process():
         time.sleep(1.5)
     assert beside.cores - own_work.cores > 0.6
     assert "other work keeping" in beside.note() and f"of its {os.cpu_count()} cores" in beside.note()
-    assert own_work.cores < 0.5 and own_work.note(threshold=0.5) == ""
+    assert own_work.cores < idle.cores + 0.5
 
 
 def test_the_machine_names_its_processor_and_the_kernels_torch_runs(tmp_path, monkeypatch):
