@@ -288,9 +288,9 @@ wrenlib.record_result(PROFILE, "diagnostic_standardised_differences",
 # %% [markdown]
 # The diagnostic features {glue:md}`diagnostic_differ` between the dialects (largest p =
 # {glue:text}`largest_diagnostic_feature_p:.1e`); the shared ones {glue:md}`shared_differ`
-# (smallest p = {glue:text}`smallest_shared_feature_p:.2f`, over eight features). The song types show
-# up as clusters in the diagnostic features — the sub-populations that chapter 09 will look for in
-# the network's latent space:
+# (smallest p = {glue:text}`smallest_shared_feature_p:.2f`, over eight features). The song types
+# are the sub-populations that chapter 09 will look for in the network's latent space; in two of
+# the three diagnostic features some stand apart and others overlap:
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 4.6))
@@ -298,7 +298,7 @@ sns.scatterplot(data=clips, x="trill_rate_per_s", y="trill_bandwidth_hz", hue="s
                 style="dialect", ax=ax, s=22, palette="tab10", hue_order=sorted(clips["song_type"].unique()))
 ax.set_xlabel("trill rate (notes/s)")
 ax.set_ylabel("trill note bandwidth (Hz)")
-ax.set_title("Each song type is a cluster; the dialects overlap at their edges")
+ax.set_title("The song types in two of the three diagnostic features")
 ax.legend(fontsize=7, ncol=2, loc="upper right")
 plt.show()
 
@@ -387,7 +387,9 @@ wrenlib.record_result(PROFILE, "song_mask_area_median", float(np.median(song_are
 # The diagnostic mask covers a median {glue:text}`diagnostic_mask_area_median:.1%` of the
 # time-frequency grid and the whole song {glue:text}`song_mask_area_median:.1%`: a map that
 # spreads its relevance evenly would put only that share inside the mask. Chapter 08 scores the
-# explanation methods against exactly these masks.
+# explanation methods against these masks drawn on the image's pixels
+# (`wrenlib.frontend.render_mask`): a pixel belongs to the mask when any cell under it does, so
+# the areas come out somewhat larger there (chapter 04 gives them).
 #
 # ## The field around the bird
 #

@@ -133,7 +133,8 @@ print(f"sum over pixels {white.maps.sum():.4f}, f(x) - f(x0) = {change:.4f}, "
 
 # %% tags=["hide-input"]
 shown = [int(explained[np.flatnonzero(images.backgrounds[explained] == colour)[0]]) for colour in ("black", "white")]
-fig, axes = plt.subplots(len(shown), 1 + len(BASELINES), figsize=(16, 2.9 * len(shown)), sharey=True)
+fig, axes = plt.subplots(len(shown), 1 + len(BASELINES), figsize=(16, 2.9 * len(shown)), sharey=True,
+                         layout="constrained")  # room for each row's titles and the colour bar
 maps_by_baseline = {}
 for baseline in BASELINES:
     maps_by_baseline[baseline] = explain(model, images.images(shown), "deeplift", settings={"baseline": baseline})

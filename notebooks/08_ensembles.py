@@ -102,12 +102,17 @@ maps["average (all four)"] = average_ensemble({m: maps[m] for m in METHOD_TITLES
 validation_maps = normalised_maps(validation_clips)
 best_temperature, choice = choose_temperature({m: validation_maps[m] for m in METHOD_TITLES.values()},
                                               images.stacked_masks(validation_clips))
-display(choice.style.format({"validation mask AUC": "{:.3f}"}).hide(axis="index"))
+display(choice.style.format({"temperature": "{:g}", "validation mask AUC": "{:.3f}"}).hide(axis="index"))
 maps["adaptive (all four)"] = adaptive_ensemble({m: maps[m] for m in METHOD_TITLES.values()}, temperature=best_temperature)
 wrenlib.record_result(PROFILE, "adaptive_temperature", best_temperature)
+edge = ("the lowest of the grid: the validation clips would rather follow the best-agreeing method alone"
+        if best_temperature == choice["temperature"].min() else
+        "the plain average of the agreeing methods" if np.isinf(best_temperature) else "inside the grid")
+glue("temperature_text", Markdown(f"The validation clips chose a temperature of {best_temperature:g}, {edge}."),
+     display=False)
 
 # %% [markdown]
-# The validation clips chose a temperature of {glue:text}`adaptive_temperature`.
+# {glue:md}`temperature_text`
 #
 # ## The paper's heat-map analysis
 #

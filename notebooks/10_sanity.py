@@ -321,7 +321,7 @@ for ax, measure in zip(axes, ["Spearman (song pixels)", "SSIM", "Spearman (all p
     ax.set_xlabel("re-initialised from the top down to")
     ax.set_title(measure)
 axes[0].set_ylabel("similarity to the trained model's map")
-axes[2].legend(fontsize=7, loc="lower left")
+axes[2].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the curves, not on them
 fig.tight_layout()
 plt.show()
 full_depth = randomisation[randomisation["depth"] == len(labels)]

@@ -430,6 +430,8 @@ def _bench_tables(folder: Path) -> list[str]:
              + (f" {report['note']}" if report.get("note") else ""), ""]
     columns = ["benchmark", "processes", "clips", "clips_per_second", "speed-up"]
     lines += _markdown_table([{c: row.get(c) for c in columns} for row in report.get("results", [])], columns)
+    lines += ["", "Speed-up against: one process (surrogate generation), the straightforward front end "
+                  "`wrenlib.frontend.baseline_image` (the front end), float32 (a bfloat16 training)."]
     explainers = folder / "explainers.csv"
     if explainers.is_file():
         import pandas as pd
@@ -511,10 +513,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     trainings = trainings_per_job(profile)
     lines = ["# Performance", "",
              "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
-             "typed by hand. The dominant cost is training the paper's CNN: on an empty cache (as in CI) the "
-             "run trains the CNNs the chapters load as *preparations*, jobs of their own that run beside the "
-             "chapters that do not need them (`wrenlib.book.book_preparations`), and so are chapters 10's and "
-             "11's heaviest explanations, which need only those CNNs; the chapters load them from `artifacts/`.", "",
+             "typed by hand. The dominant cost is training the paper's CNN. On an empty cache (as in CI) the "
+             "run trains the CNNs the chapters load as *preparations*: jobs of their own that run beside the "
+             "chapters that do not need them (`wrenlib.book.book_preparations`). Chapters 10's and 11's "
+             "heaviest explanations are preparations too, since they need only those CNNs. The chapters load "
+             "what the preparations made from `artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
              + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters and "
@@ -524,7 +527,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              + (f" The run came in {log['parts']} parts (`wrenlib execute --resume`), their wall times added."
                 if log.get("parts", 1) > 1 else "")
              + (" **It was interrupted**: the jobs above are those that finished; `make execute RESUME=1` goes on."
-                if log.get("interrupted") else ""),
+                if log.get("interrupted") else "")
+             + (" Every CNN came from the cache (none was trained), so this run leaves out the dominant cost; the "
+                "kept runs below started from an empty cache."
+                if any(name.startswith("cnn_") for name in preparations)
+                and not any(entry.get("trained") for entry in preparations.values()) else ""),
              ""]
     memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}
     if memory:

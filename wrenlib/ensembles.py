@@ -165,7 +165,7 @@ def ensemble_maps(maps_by_method: dict[str, np.ndarray], kind: str, **options) -
     return builders[kind](maps_by_method, **options)
 
 
-ADAPTIVE_TEMPERATURES = (0.25, 0.5, 1.0, 2.0, float("inf"))
+ADAPTIVE_TEMPERATURES = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, float("inf"))
 PAPER_PAIR = ("Grad-CAM", "DeepLIFT")  # the two methods the paper's ensembles combine
 
 

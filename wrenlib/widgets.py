@@ -303,7 +303,7 @@ def attribution_gallery(dataset, indices: np.ndarray, probabilities: np.ndarray,
         if not (maps[position] > 0).any():
             captions.append(f"{method_title}: all-zero map")
         elif mask is not None:
-            captions.append(f"{method_title}: {relevance_mass(maps[position][None], mask[None])[0]:.0%} of the map "
+            captions.append(f"{method_title}: {relevance_mass(maps[position][None], mask[None])[0]:.1%} of the map "
                             f"inside the diagnostic mask, which covers {mask.mean():.1%} of the image")
         else:
             captions.append(method_title)
