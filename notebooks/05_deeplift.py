@@ -49,10 +49,10 @@ from wrenlib.explain import (
     BASELINES,
     DeepLiftSettings,
     deeplift_baselines,
+    deeplift_network,
     explain,
     explain_dataset,
     explained_clips,
-    split_standardisation,
 )
 from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass
 from wrenlib.plotting import attribution_colorbar, plot_attribution
@@ -79,7 +79,7 @@ print(f"profile {profile.name!r}: {len(test)} test clips, {len(explained)} of th
 # layer must agree, and the contributions must sum to the change of the logit:
 
 # %%
-standardise, network = split_standardisation(model)  # DeepLIFT runs after the standardisation
+standardise, network = deeplift_network(model)  # DeepLIFT runs after the standardisation (below: why not the model)
 clip = int(test[np.argmax(probabilities[:, 0])])      # the clip the model is surest is Eastern
 x = torch.from_numpy(images.image(clip))[None, None].to(device)
 x0 = deeplift_baselines(x, DeepLiftSettings(baseline="white"))
@@ -120,9 +120,13 @@ print(f"sum over pixels {white.maps.sum():.4f}, f(x) - f(x0) = {change:.4f}, "
       f"convergence delta {white.extras['convergence_delta'][0]:+.4f}")
 
 # %% [markdown]
-# Over the pixels the sum misses by the *convergence delta* that captum reports: DeepLIFT's rule
-# for max-pooling routes the change through one winner per window, which is not exact when the
-# winners of the image and of the reference differ. We report the delta for every map below.
+# The sum over the pixels is f(x) − f(x0) up to the *convergence delta* that captum reports,
+# which is rounding: DeepLIFT's rules are exact for this network. That holds only for the network
+# `wrenlib.explain.deeplift_network` hands captum, the model's own modules with a no-op between
+# each block's ReLU and its max-pool. captum 0.9.0 applies each rule in a hook on its module, and
+# where a ReLU feeds straight into a max-pool the ReLU's rule read its gradient before the
+# max-pool's rule had replaced it (captum issue 1104, mended after that release): the maps then
+# missed the change they explain. We report the delta for every map below.
 #
 # ## Which reference?
 #
@@ -292,7 +296,8 @@ settings_table = pd.DataFrame([
     ("blur_sigma", f"{DeepLiftSettings().blur_sigma:.0%} of the image height", "blurred reference only"),
     ("where DeepLIFT starts", "after the model's standardisation; the reference is standardised the same way",
      "keeps summation to delta for the whole model"),
-    ("rules", "rescale for ReLU, captum's max-pool rule", "captum.attr.DeepLift defaults"),
+    ("rules", "rescale for ReLU, captum's max-pool rule", "captum.attr.DeepLift defaults; each ReLU and max-pool "
+     "kept apart (wrenlib.explain.deeplift_network)"),
     ("target", "the predicted class's logit", "as in the paper"),
     ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
 ], columns=["setting", "value", "note"])

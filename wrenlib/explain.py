@@ -37,7 +37,9 @@ SEGMENTATIONS = ("grid", "quickshift", "slic")
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 # Part of every cached map's key: raise it whenever a change here changes the maps themselves.
 # 3: Grad-CAM's cells placed on the pixels they cover (layer_stride); LIME's kernel the lime package's
-EXPLAINER_VERSION = 3
+# 4: DeepLIFT's ReLUs and max-pools kept apart for captum (deeplift_network); the untrained
+#    reference explains the trained model's predicted class
+EXPLAINER_VERSION = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +253,53 @@ def split_standardisation(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return nn.Identity(), model
 
 
+# The modules captum's DeepLift gives a rule of their own (its SUPPORTED_NON_LINEAR, those the
+# book's networks use or might): each rule runs in a hook on its module.
+DEEPLIFT_NONLINEAR = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax,
+                      nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+
+
+class Handover(nn.Module):
+    """``x * 1``: a new tensor between two of captum's non-linear modules (see
+    :func:`deeplift_network`). It changes no value and no gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 1.0
+
+
+def _end_module(module: nn.Module, last: bool) -> nn.Module:
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1 if last else 0]
+    return module
+
+
+def separate_nonlinearities(module: nn.Module) -> nn.Module:
+    """The same network (its modules shared, not copied) with a :class:`Handover` wherever one of
+    captum's non-linear modules feeds straight into another inside ``nn.Sequential`` containers,
+    e.g. each block's ReLU into its max-pool."""
+    if not isinstance(module, nn.Sequential):
+        return module
+    children: list[nn.Module] = []
+    for child in module:
+        child = separate_nonlinearities(child)
+        if (children and isinstance(_end_module(children[-1], last=True), DEEPLIFT_NONLINEAR)
+                and isinstance(_end_module(child, last=False), DEEPLIFT_NONLINEAR)):
+            children.append(Handover())
+        children.append(child)
+    return nn.Sequential(*children).train(module.training)
+
+
+def deeplift_network(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(standardisation, network after it) as :func:`split_standardisation` gives them, the
+    network ready for captum's ``DeepLift`` (chapters 05 and 07): captum 0.9.0 applies each rule
+    in a hook on its module, and where a ReLU feeds straight into a max-pool, as in every block of
+    the paper's CNN, the ReLU's rule read the gradient before the max-pool's rule had replaced it
+    (captum issue 1104, mended after 0.9.0). The maps then no longer summed to f(x) - f(baseline).
+    :func:`separate_nonlinearities` keeps the two apart; the network computes the same values."""
+    standardise, network = split_standardisation(model)
+    return standardise, separate_nonlinearities(network)
+
+
 def background_levels(x: torch.Tensor) -> torch.Tensor:
     """Each image's empty-background level: its median pixel (0 on black, 1 on white), (N,)."""
     return x.flatten(1).median(dim=1).values
@@ -429,7 +478,7 @@ def _gradcam(model, x, targets, settings: GradCamSettings, batch_size, bar):
 def _deeplift(model, x, targets, settings: DeepLiftSettings, batch_size, bar):
     from captum.attr import DeepLift
 
-    standardise, network = split_standardisation(model)
+    standardise, network = deeplift_network(model)
     explainer = DeepLift(network)
     maps, deltas = [], []
     batch_size = min(batch_size, images_per_call(x.shape[-2] * x.shape[-1], DEEPLIFT_BYTES_PER_IMAGE_PIXEL, x.device))
@@ -562,11 +611,11 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
 
 # Memory per image and pixel of the two explainers that hold a whole network's activations for
 # backward passes, rounded up from what `make bench` measured with the paper's CNN in float32 at
-# 480 x 960 on a CPU (DeepLIFT 1,583-1,704 bytes per pixel, SHAP 1,280-1,365; the H200 record's
-# peak GPU memory agrees: 35.6 GiB for 64 SHAP references, 12.9 GiB for 16 DeepLIFT images).
-# DeepLIFT runs each explained image beside its baseline: 0.75 GiB per image at 480 x 960;
-# DeepExplainer runs it beside every reference: 0.6 GiB per reference
-DEEPLIFT_BYTES_PER_IMAGE_PIXEL = 1750
+# 480 x 960 on a CPU (DeepLIFT 1,583-1,806 bytes per pixel over this project's runs, SHAP
+# 1,280-1,365; the H200 record's peak GPU memory agrees: 35.6 GiB for 64 SHAP references,
+# 12.9 GiB for 16 DeepLIFT images). DeepLIFT runs each explained image beside its baseline:
+# 0.8 GiB per image at 480 x 960; DeepExplainer runs it beside every reference: 0.6 GiB per reference
+DEEPLIFT_BYTES_PER_IMAGE_PIXEL = 1900
 SHAP_BYTES_PER_REFERENCE_PIXEL = 1400
 
 
@@ -575,9 +624,9 @@ def images_per_call(pixels: int, bytes_per_pixel: int, device: torch.device | st
     images of ``pixels`` pixels: half of this process's share of a GPU's memory
     (:func:`wrenlib.runtime.gpu_memory_share`: all of it, or 1/jobs when ``wrenlib execute`` runs
     jobs side by side on it), or a quarter of a CPU machine's (two chapters may run side by side),
-    over the measured cost of one. At the quick profile's 120 x 240 nothing is split; at the full
-    profile's 480 x 960 the 64 SHAP references need about 36 GiB in one call: one call on an 80 GiB
-    GPU of one's own, groups of 9 (eight calls) on a 24 GiB CPU machine. The rule reads the
+    over the measured cost of one (the constants above). At the quick profile's 120 x 240 nothing
+    is split; at the full profile's 480 x 960 the 64 SHAP references need tens of GiB in one call,
+    which a large GPU of one's own takes at once and a CPU machine in groups. The rule reads the
     machine's total memory, not what is free, so a machine always splits the same way."""
     device = torch.device(device)
     if device.type == "cuda":
@@ -881,16 +930,19 @@ def reference_maps(model: nn.Module, images: np.ndarray, seed: int = 0,
                    device: torch.device | str | None = None) -> dict[str, np.ndarray]:
     """The two reference rows every score in chapters 08-11 is read against, normalised, by the
     names of :data:`REFERENCE_MAPS`: :func:`image_as_map`, and DeepLIFT on a network of the same
-    shape and input standardisation with weights drawn by ``seed`` and never trained (the caller's
-    random state is left as it was)."""
+    shape and input standardisation with weights drawn by ``seed`` and never trained, for the class
+    the trained ``model`` predicts, as the methods' maps are (the caller's random state is left as
+    it was)."""
     from .model import DialectCNN
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     with seeded(seed):  # the CPU's generator, which draws the weights; no GPU's is touched
         untrained = DialectCNN(model.config).to(device).eval()
     untrained.standardise.load_state_dict(model.standardise.state_dict())
+    targets = predicted_classes(model, _as_batch(images).to(device))  # the class the trained model's maps explain
     return {REFERENCE_MAPS[0]: image_as_map(images),
-            REFERENCE_MAPS[1]: normalise_maps(explain(untrained, images, "deeplift", device=device).maps)}
+            REFERENCE_MAPS[1]: normalise_maps(explain(untrained, images, "deeplift", targets=targets,
+                                                      device=device).maps)}
 
 
 def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.ndarray:
