@@ -225,6 +225,30 @@ def test_interval_table_prints_mean_and_interval_per_group():
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
 
 
+def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
+    from scipy.stats import ttest_rel
+
+    from wrenlib.metrics import paired_comparison
+
+    a, b = np.array([0.9, 0.8, 0.85, 0.95]), np.array([0.5, 0.6, 0.4, 0.55])
+    table = pd.DataFrame({"map": ["A"] * 4 + ["B"] * 4, "clip": [1, 2, 3, 4] * 2, "score": [*a, *b]})
+    result = paired_comparison(table, "A", "B")
+    interval = ttest_rel(a, b).confidence_interval(0.95)
+    assert result["result"] == "won" and result["n"] == 4
+    assert result["low"] == pytest.approx(interval.low) and result["high"] == pytest.approx(interval.high)
+    assert paired_comparison(table, "B", "A")["result"] == "lost"
+    # the same means, but clips that disagree: two clips each way is no decision, where unpaired
+    # bootstrap intervals of four values each could come out apart
+    mixed = pd.DataFrame({"map": ["A"] * 4 + ["B"] * 4, "clip": [1, 2, 3, 4] * 2,
+                          "score": [0.9, 0.2, 0.9, 0.2, 0.1, 0.8, 0.1, 0.8]})
+    assert paired_comparison(mixed, "A", "B")["result"] == "undecided"
+    # two rows of one clip (e.g. two seed pairs) count as that clip's mean
+    doubled = pd.concat([table, table.assign(score=table["score"] + 0.01)])
+    assert paired_comparison(doubled, "A", "B")["n"] == 4
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        paired_comparison(table[table["clip"] == 1], "A", "B")
+
+
 def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     from wrenlib.metrics import dialect_gap_text
 
