@@ -71,6 +71,29 @@ def test_scorecard_has_every_paper_result_measured():
     assert "not run" not in statuses, "a scorecard row found no results: a chapter did not record them"
 
 
+def test_every_function_a_chapter_imports_has_an_entry_in_the_api_reference():
+    """A module missing from book/api.md leaves its names unlinked in the chapters without a
+    warning (the build is not nitpicky): every wrenlib function and class a chapter imports must
+    have its entry."""
+    import ast
+    import importlib
+    import inspect
+
+    api = _page("book/api.html")
+    missing = []
+    for chapter in CHAPTERS:
+        tree = ast.parse((ROOT / "notebooks" / f"{chapter}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("wrenlib."):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    value = getattr(module, alias.name)
+                    if ((inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == node.module
+                            and f'id="{node.module}.{alias.name}"' not in api):
+                        missing.append(f"{chapter}: {node.module}.{alias.name}")
+    assert not missing, f"not in the API reference: {', '.join(sorted(set(missing)))}"
+
+
 def test_api_reference_and_chapters_link_both_ways():
     """Each wrenlib function's docstring links to the chapter that explains it, and each chapter
     links to the API entries of the functions it imports."""

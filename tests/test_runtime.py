@@ -227,6 +227,15 @@ def test_device_chooser_on_a_cpu_machine(monkeypatch):
     assert choose_device().type == "cpu"
 
 
+def test_the_automatic_profile_follows_the_runs_device(monkeypatch):
+    """WRENBOOK_DEVICE=cpu on a GPU machine must not start the full profile on the CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.delenv("WRENBOOK_DEVICE", raising=False)
+    assert resolve_profile("auto") == "full"
+    monkeypatch.setenv("WRENBOOK_DEVICE", "cpu")
+    assert resolve_profile("auto") == "quick"
+
+
 def test_profiles_are_defined_in_one_place_and_unknown_names_are_refused():
     quick, full = get_profile("quick"), get_profile("full")
     assert (full.image_height_px, full.image_width_px) == (480, 960)

@@ -66,7 +66,8 @@ def package_versions() -> dict[str, str]:
 
 
 def resolve_profile(profile: str) -> str:
-    """``auto`` becomes ``full`` with a CUDA GPU and ``quick`` without; other names pass through."""
+    """``auto`` becomes ``full`` when the run's device is a CUDA GPU and ``quick`` otherwise
+    (:func:`wrenlib.runtime.default_profile_name`); other names pass through."""
     from .profiles import get_profile
     from .runtime import default_profile_name
 

@@ -271,10 +271,9 @@ def cpu_has_native_bfloat16(cpuinfo: "os.PathLike | str" = "/proc/cpuinfo") -> b
 
 
 def default_profile_name() -> str:
-    """``full`` when a CUDA GPU is present, ``quick`` otherwise (what ``make book`` picks)."""
-    import torch
-
-    return "full" if torch.cuda.is_available() else "quick"
+    """``full`` when the run's device is a CUDA GPU, ``quick`` otherwise (what ``make book``
+    picks): ``WRENBOOK_DEVICE=cpu`` on a GPU machine picks ``quick`` (:func:`choose_device`)."""
+    return "full" if choose_device().type == "cuda" else "quick"
 
 
 def show_progress(requested: bool = True) -> bool:
