@@ -71,4 +71,5 @@ bench: $(STAMP)
 	$(PY) -m wrenlib bench --out artifacts/bench
 
 clean:
-	rm -rf _build book/_build book/chapters book/status.md artifacts .pytest_cache
+	rm -rf _build book/_build book/chapters book/status.md book/performance.md book/performance_chapters.png \
+		artifacts .pytest_cache

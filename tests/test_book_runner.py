@@ -168,8 +168,15 @@ def test_status_page_lists_chapters_device_and_versions(tmp_path):
     text = (tmp_path / "status.md").read_text()
     for fragment in ("`quick`", "cpu (2 threads)", "| [01_a](chapters/01_a.ipynb) | 12.5 | 1.50 | executed |",
                      "| [02_b](chapters/02_b.ipynb) | 1.0 | — | **failed** |",
-                     "| torch | 2.13.0 |", "Total execution time:** 14 s"):
+                     "| torch | 2.13.0 |", "Total execution time:** 14 s", "all from the run described here"):
         assert fragment in text
+    # a run of one chapter: the others' rows are an earlier run's, and say so
+    log.update(run_id="b", chapters={"01_a": {**log["chapters"]["01_a"], "run": "a"},
+                                     "02_b": {"seconds": 2.0, "ok": True, "run": "b"}})
+    write_status_page(tmp_path / "status.md", log)
+    text = (tmp_path / "status.md").read_text()
+    assert "| [01_a](chapters/01_a.ipynb) | 12.5 | 1.50 | executed in an earlier run |" in text
+    assert "an earlier one for 1 chapter it did not run" in text and "Total execution time:** 2 s" in text
 
 
 def test_start_chapter_seeds_and_loads_the_asked_model(monkeypatch):

@@ -886,12 +886,20 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
     """The book's status / provenance page, written from the execution log."""
     chapters = log.get("chapters", {})
     preparations = log.get("preparations", {})
-    total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()])
+    run_id = log.get("run_id")
+
+    def this_run(entry: dict[str, Any]) -> bool:  # the log keeps earlier runs' jobs too (a log without run ids: all)
+        return run_id is None or entry.get("run") == run_id
+
+    total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()] if this_run(entry))
+    earlier = [name for name, entry in chapters.items() if not this_run(entry)]
     lines = [
         "# Status and provenance",
         "",
         "This page is written by `make execute` each time the chapters run; nothing on it is typed"
-        " by hand. Every number in the book comes from the run described here.",
+        " by hand. Every number in the book comes from the runs listed here"
+        + (f": this run, and an earlier one for {len(earlier)} chapter{'s' if len(earlier) > 1 else ''} it did not"
+           " run (marked below)." if earlier else ", all from the run described here."),
         "",
         f"- **Profile:** `{log.get('profile')}`",
         f"- **Device:** {log.get('device')}",
@@ -909,7 +917,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "| --- | ---: | ---: | --- | --- |",
     ]
     for name, entry in sorted(chapters.items()):
-        state = "executed" if entry["ok"] else "**failed**"
+        state = ("executed" if this_run(entry) else "executed in an earlier run") if entry["ok"] else "**failed**"
         parameters = ", ".join(f"`{key}={value}`" for key, value in entry.get("parameters", {}).items())
         memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
         lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {memory} | {state} | "
@@ -933,9 +941,9 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "",
         "## Seeds",
         "",
-        "Every chapter takes a `SEED` parameter (default 0) beside `PROFILE`; `wrenlib.set_seed`"
-        " seeds Python, NumPy and torch and pins torch to 2 CPU threads, so a quick-profile run"
-        " reproduces its numbers on a CPU.",
+        "Every chapter that draws random numbers takes a `SEED` parameter (default 0) beside `PROFILE`;"
+        " `wrenlib.set_seed` seeds Python, NumPy and torch and gives torch the profile's CPU threads (the"
+        " quick profile fixes 2), so a quick-profile run reproduces its numbers on a CPU.",
         "",
     ]
     path.write_text("\n".join(lines))
