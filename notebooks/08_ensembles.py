@@ -67,7 +67,7 @@ profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, 
 
 def normalised_maps(indices):
     """The four methods' maps of some clips (from the cache of chapters 04-07), normalised."""
-    return {METHOD_TITLES[m]: explain_dataset(model, images, indices, m, PROFILE, settings_for_profile(m, PROFILE),
+    return {METHOD_TITLES[m]: explain_dataset(model, images, indices, m, PROFILE, settings_for_profile(m, PROFILE, SEED),
                                               device=device, progress=False).normalised() for m in METHODS}
 
 

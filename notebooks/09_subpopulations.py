@@ -296,7 +296,7 @@ for label, value in best.items():
 # consistency beyond the image's own says something about the explanations.
 
 # %% tags=["hide-input"]
-raw = {m: explain_dataset(model, images, test, m, PROFILE, settings_for_profile(m, PROFILE), device=device,
+raw = {m: explain_dataset(model, images, test, m, PROFILE, settings_for_profile(m, PROFILE, SEED), device=device,
                           progress=True).normalised() for m in ("gradcam", "deeplift")}
 maps = {"average (GC+DL)": average_ensemble({"Grad-CAM": raw["gradcam"], "DeepLIFT": raw["deeplift"]}),
         "Grad-CAM": raw["gradcam"], "DeepLIFT": raw["deeplift"], "reference: the image": image_as_map(images.images(test))}

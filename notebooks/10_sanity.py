@@ -100,7 +100,7 @@ glue("chapter08_warning", Markdown(
 
 def cached(indices):
     """The four methods' raw maps of some clips, from the cache of chapters 04-07."""
-    return {m: explain_dataset(model, images, indices, m, PROFILE, settings_for_profile(m, PROFILE), device=device,
+    return {m: explain_dataset(model, images, indices, m, PROFILE, settings_for_profile(m, PROFILE, SEED), device=device,
                                progress=False) for m in METHODS}
 
 
@@ -392,10 +392,11 @@ def similarity_rows(first, second, check):
 
 trained_maps = randomised[0]
 noisy = noisy_copies(sanity_pictures, sigma=0.02, n_repeats=1, seed=SEED)[0]
-noisy_maps = with_ensembles(explain_methods(model, noisy, PROFILE, images, targets=sanity_targets, device=device), noisy)
+noisy_maps = with_ensembles(explain_methods(model, noisy, PROFILE, images, targets=sanity_targets, device=device,
+                                             seed=SEED), noisy)
 reseeded = {m: e.maps[positions] for m, e in explained.items()}
 for method in ("lime", "shap"):  # the same settings with another seed (SHAP: another draw of references)
-    settings = make_settings(method, settings_for_profile(method, PROFILE), seed=SEED + 1)
+    settings = make_settings(method, settings_for_profile(method, PROFILE, SEED), seed=SEED + 1)
     reseeded[method] = explain(model, sanity_pictures, method, targets=sanity_targets, settings=settings,
                                device=device, references=method_references(images, method, settings)).maps
 reseeded_maps = with_ensembles(reseeded, sanity_pictures)
@@ -412,7 +413,8 @@ for init_seed, predicted in zip(range(SEED, SEED + profile.stability_seeds), pre
     seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.3f} [{low:.3f}, {high:.3f}]",
                           "agrees with seed 0": f"{np.mean(predicted == predictions[0]):.1%}"})
 seed_maps = [trained_maps] + [with_ensembles(explain_methods(m, sanity_pictures, PROFILE, images, targets=sanity_targets,
-                                                             device=device), sanity_pictures) for m in seed_models[1:]]
+                                                             device=device, seed=SEED), sanity_pictures)
+                              for m in seed_models[1:]]
 display(pd.DataFrame(seed_accuracy).style.hide(axis="index"))
 
 rows = similarity_rows(trained_maps, noisy_maps, "input noise")

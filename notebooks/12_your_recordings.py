@@ -197,7 +197,7 @@ plt.show()
 # %%
 chosen = explained_clips(dataset, EXPLAIN_CLIPS, seed=SEED)
 pictures = dataset.images(chosen)
-raw = explain_methods(model, pictures, PROFILE, dataset, device=device)
+raw = explain_methods(model, pictures, PROFILE, dataset, device=device, seed=SEED)
 maps = {METHOD_TITLES[method]: normalise_maps(values) for method, values in raw.items()}
 maps["average (GC+DL)"] = average_ensemble({name: maps[name] for name in ("Grad-CAM", "DeepLIFT")})
 probabilities = predict(model, dataset, chosen, device)

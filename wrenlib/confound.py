@@ -281,11 +281,12 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     config = {"models": {str(s): model_fingerprint(model) for s, (model, _) in trained.items()},
               "surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(), "background": background,
               "seed": seed, "confound": strongest.to_dict(), "clips": chosen.tolist(), "device": torch.device(device).type,
-              "settings": {m: asdict(settings_for_profile(m, profile)) for m in METHODS}, "version": EXPLAINER_VERSION}
+              "settings": {m: asdict(settings_for_profile(m, profile, seed)) for m in METHODS},
+              "version": EXPLAINER_VERSION}
 
     def build():
         pictures = carriers.images(chosen)
-        return {s: explain_methods(model, pictures, profile, images, device=device)
+        return {s: explain_methods(model, pictures, profile, images, device=device, seed=seed)
                 for s, (model, images) in trained.items()}
 
     def save(maps, folder):

@@ -115,16 +115,18 @@ SETTINGS_CLASSES = {"gradcam": GradCamSettings, "deeplift": DeepLiftSettings, "l
                     "shap": ShapSettings}
 
 
-def settings_for_profile(method: str, profile: str) -> Any:
-    """The method's settings at a profile's budget (LIME samples, SHAP references)."""
+def settings_for_profile(method: str, profile: str, seed: int = 0) -> Any:
+    """The method's settings at a profile's budget (LIME samples, SHAP references), with the
+    chapter's ``seed`` for the methods that draw random numbers (chapters 06 and 07 explain with
+    ``seed=SEED``; the later chapters must read the same maps)."""
     from .profiles import get_profile
 
     budget = get_profile(profile)
     cls = _settings_class(method)
     if method == "lime":
-        return cls(n_samples=budget.lime_samples)
+        return cls(n_samples=budget.lime_samples, seed=seed)
     if method == "shap":
-        return cls(n_background=budget.shap_background)
+        return cls(n_background=budget.shap_background, seed=seed)
     return cls()
 
 
@@ -898,7 +900,7 @@ def method_references(dataset, method: str, settings: Any) -> np.ndarray | None:
 
 def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile: str, dataset,
                     methods: tuple[str, ...] = METHODS, targets=None, device: torch.device | str | None = None,
-                    batch_size: int = 16) -> dict[str, np.ndarray]:
+                    batch_size: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
     """Raw maps (N, H, W) of the same images by several methods, each with the profile's settings
     and the references the cache would draw from ``dataset``: what the checks of chapter 10 run on
     noisy images, randomised models and other seeds. ``targets`` default to ``model``'s predictions."""
@@ -908,7 +910,7 @@ def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile
         targets = predicted_classes(model.to(device).eval(), x.to(device))
     maps = {}
     for method in methods:
-        settings = settings_for_profile(method, profile)
+        settings = settings_for_profile(method, profile, seed)
         maps[method] = explain(model, x, method, targets=targets, settings=settings, device=device,
                                batch_size=batch_size, references=method_references(dataset, method, settings)).maps
     return maps

@@ -444,7 +444,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     model = model.to(device).eval()
     test = explained_clips(dataset, sizes.explain_clips, seed=seed)
     clips = test[sanity_positions(dataset.labels[test], sizes.sanity_clips // 2)]
-    settings = {m: settings_for_profile(m, profile) for m in METHODS}
+    settings = {m: settings_for_profile(m, profile, seed) for m in METHODS}
     config = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "clips": clips.tolist(),
               "backgrounds": [str(b) for b in dataset.backgrounds[clips]], "depths": list(sizes.randomisation_depths),
               "seed": seed, "device": device.type, "settings": {m: asdict(s) for m, s in settings.items()},
@@ -459,7 +459,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         def explainer(network: nn.Module) -> dict[str, np.ndarray]:
             if network is model:
                 return {m: e.maps for m, e in trained.items()}
-            return explain_methods(network, pictures, profile, dataset, targets=targets, device=device)
+            return explain_methods(network, pictures, profile, dataset, targets=targets, device=device, seed=seed)
 
         return randomisation_maps(model, explainer, depths=sizes.randomisation_depths, seed=seed, progress=progress)
 
