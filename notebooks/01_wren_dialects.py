@@ -187,8 +187,9 @@ wrenlib.record_result(PROFILE, "synth_clips_per_second", round(len(dataset) / da
 # ## Listen and look
 #
 # One clip of each dialect, from song types with the same shared-element template, so that the
-# shared elements look alike and only the diagnostic ones differ. Boxes mark every element (cyan: diagnostic, yellow: shared), the
-# cyan outline is the **diagnostic mask**, and the dotted lines are the paper's 1.5–9 kHz band.
+# shared elements look alike and only the diagnostic ones differ. Boxes mark every element (cyan:
+# diagnostic, yellow: shared), the cyan outline is the **diagnostic mask**, and the dotted lines
+# are the paper's 1.5–9 kHz band.
 
 # %% tags=["hide-input"]
 def show_clip(index: int, title: str) -> plt.Figure:

@@ -79,7 +79,7 @@ print(f"profile {profile.name!r}: {len(test)} test clips, {len(explained)} of th
 # layer must agree, and the contributions must sum to the change of the logit:
 
 # %%
-standardise, network = deeplift_network(model)  # DeepLIFT runs after the standardisation (below: why not the model)
+standardise, network = deeplift_network(model)  # after the standardisation; ReLUs and max-pools apart (below)
 clip = int(test[np.argmax(probabilities[:, 0])])      # the clip the model is surest is Eastern
 x = torch.from_numpy(images.image(clip))[None, None].to(device)
 x0 = deeplift_baselines(x, DeepLiftSettings(baseline="white"))

@@ -278,8 +278,8 @@ glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
 # quickshift: {glue:text}`lime_empty_top5_share_quickshift:.0%`, SLIC:
 # {glue:text}`lime_empty_top5_share_slic:.0%`). Switching off an empty feature changes at most
 # 5 % of its pixels — the rest are already at the background level — so its true effect on the
-# model is close to zero, and any weight it receives is mostly noise of the fit: few samples for many features. An image
-# segmenter's features are fewer and mix silence with song, so a marked superpixel can be mostly
+# model is close to zero, and any weight it receives is mostly noise of the fit: few samples for
+# many features. An image segmenter's features are fewer and mix silence with song, so a marked superpixel can be mostly
 # empty page even when it is not "empty" by this rule; the relevance mass on the diagnostic
 # elements tells that part. A LIME map can never be sharper than its features: with the grid
 # the relevance mass is {glue:text}`lime_relevance_mass_grid:.1%`, capped by how much of each
@@ -330,7 +330,8 @@ explanation_browser(model, images, explained, "lime", PROFILE,
 # ## Exercises
 #
 # 1. LIME's maps at {glue:text}`lime_samples_glued` samples barely repeat from one seed to the next.
-#    Explain the first explained clip with 1.5 times as many samples and two seeds and measure how well the two maps agree
+#    Explain the first explained clip with 1.5 times as many samples and two seeds and measure how
+#    well the two maps agree
 #    (Spearman's rank correlation over the grid features).
 # 2. Which feature does each run weigh most? Is it on the song?
 #

@@ -288,7 +288,9 @@ def separate_nonlinearities(module: nn.Module) -> nn.Module:
                 and isinstance(_end_module(child, last=False), DEEPLIFT_NONLINEAR)):
             children.append(Handover())
         children.append(child)
-    return nn.Sequential(*children).train(module.training)
+    separated = nn.Sequential(*children)
+    separated.training = module.training  # its own flag only: the shared modules keep theirs
+    return separated
 
 
 def deeplift_network(model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -448,7 +450,8 @@ def cells_to_pixels(cells: torch.Tensor, image_size: tuple[int, int], stride: tu
     ``stride`` pixels it covers. Max-pooling rounds down, so where the image's size is not a
     multiple of the stride (120 x 240 pixels under the last block's 32: a 3 x 7 grid covering
     96 x 224) the last rows and columns lie in no cell and get no relevance; stretching the grid
-    over the whole image instead would shift every cell by up to a cell's width. A stride that
+    over the whole image instead would shift the cells, the last ones by all the rows and columns
+    left over. A stride that
     does not fit the grid (a model whose modules run in another order than registered) falls back
     to stretching, as captum's ``LayerAttribution.interpolate`` does."""
     import torch.nn.functional as F
