@@ -373,7 +373,9 @@ wrenlib.record_result(PROFILE, "randomisation_methods_passed", passed, glue=Fals
 # sanity clips and for the same classes:
 #
 # - **input noise**: Gaussian noise of standard deviation 0.02 (2 % of the pixel range) added to
-#   the song's pixels, invisible in the spectrogram (`wrenlib.faithfulness.noisy_copies`);
+#   the song's pixels, invisible in the spectrogram (`wrenlib.faithfulness.noisy_copies`); LIME
+#   explains each noisy copy with the clean image's samples (`seed_images`), so that this check
+#   measures the noise and not LIME's own randomness, the third check's;
 # - **training seed**: the same network trained on the same clips from other initial weights
 #   and batch orders (`load_or_train_model(..., init_seed=...)`);
 # - **the explainer's own randomness**: LIME's perturbation samples and SHAP's reference draw,
@@ -392,8 +394,9 @@ def similarity_rows(first, second, check):
 
 trained_maps = randomised[0]
 noisy = noisy_copies(sanity_pictures, sigma=0.02, n_repeats=1, seed=SEED)[0]
+# LIME draws its samples from the clean images' stream, so that the two maps differ by the noise alone
 noisy_maps = with_ensembles(explain_methods(model, noisy, PROFILE, images, targets=sanity_targets, device=device,
-                                             seed=SEED), noisy)
+                                             seed=SEED, seed_images=sanity_pictures), noisy)
 reseeded = {m: e.maps[positions] for m, e in explained.items()}
 for method in ("lime", "shap"):  # the same settings with another seed (SHAP: another draw of references)
     settings = make_settings(method, settings_for_profile(method, PROFILE, SEED), seed=SEED + 1)

@@ -485,6 +485,25 @@ def test_a_lime_map_depends_on_its_image_not_on_its_batch(small_cnn):
     assert not np.allclose(alone, other_seed)
 
 
+def test_lime_on_a_noisy_copy_can_draw_the_clean_images_samples(small_cnn):
+    """LIME seeds each image's samples by its pixels, so a noisy copy draws other samples and its
+    map moves by LIME's own randomness as well as by the noise. seed_images gives the copy the
+    clean image's samples: with a noise far below anything the model can feel, the two maps are
+    then the same, where drawn from the copy's own stream they are not (chapter 10)."""
+    rng = np.random.default_rng(7)
+    clean = (rng.random((2, 32, 64)) ** 6).astype(np.float32)
+    noisy = clean + np.float32(1e-7) * rng.standard_normal(clean.shape).astype(np.float32)
+    assert not np.array_equal(clean, noisy)
+    settings = LimeSettings(grid=(4, 8), n_samples=40, seed=0)
+    first = explain(small_cnn, clean, "lime", targets=[0, 1], settings=settings).maps
+    paired = explain(small_cnn, noisy, "lime", targets=[0, 1], settings=settings, seed_images=clean).maps
+    unpaired = explain(small_cnn, noisy, "lime", targets=[0, 1], settings=settings).maps
+    np.testing.assert_allclose(paired, first, atol=1e-4 * np.abs(first).max())
+    assert not np.allclose(unpaired, first, atol=1e-2 * np.abs(first).max())
+    with pytest.raises(ValueError, match="one per image"):
+        explain(small_cnn, noisy, "lime", targets=[0, 1], settings=settings, seed_images=clean[:1])
+
+
 def test_lime_weights_are_the_lime_packages():
     """The paper's LIME is the lime package's: the same weight for the same on/off pattern as its
     LimeImageExplainer gives (cosine distance to the all-on pattern, its kernel width 0.25)."""

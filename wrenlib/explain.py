@@ -550,7 +550,7 @@ class LimeSampler:
         return self._weights[self._current:self._current + 1]
 
 
-def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
+def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_images=None):
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
 
@@ -576,7 +576,8 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar):
         image = x[i:i + 1]
         evaluations["seconds"] = 0.0
         started = time.perf_counter()
-        with seeded(image_seed(image, settings.seed), [x.device]):  # a map depends on its image and seed only
+        seed_image = image if seed_images is None else seed_images[i:i + 1]
+        with seeded(image_seed(seed_image, settings.seed), [x.device]):  # a map depends on its image and seed only
             attributions = explainer.attribute(
                 image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
                 feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
@@ -785,12 +786,17 @@ class _TimedNetwork(nn.Module):
 
 def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, targets=None,
             settings: Any = None, device: torch.device | str | None = None, batch_size: int = 16,
-            references: np.ndarray | None = None, progress: bool = False) -> Explanation:
+            references: np.ndarray | None = None, progress: bool = False,
+            seed_images: np.ndarray | torch.Tensor | None = None) -> Explanation:
     """Explain a batch of images (N, H, W) with one method (chapters 04-07).
 
     ``targets`` are the classes explained (default: the model's predictions); ``settings`` a
     settings object or dict of the method (default: its defaults); ``references`` are the
     reference images SHAP's deep and gradient explainers need (see :func:`shap_references`).
+    LIME draws each image's samples from a stream seeded by that image's pixels
+    (:func:`image_seed`); ``seed_images`` (N, H, W) seed it instead: explaining noisy copies with
+    the clean images as ``seed_images`` gives both maps the same samples, so that they differ by
+    the noise alone (chapter 10).
     Returns raw maps (N, H, W) float32 of the images' size; normalise them with
     :func:`normalise_maps`. All hooks the libraries set are removed when the call returns.
     """
@@ -815,7 +821,11 @@ def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, ta
         elif method == "deeplift":
             maps, extras = _deeplift(model, x, targets, settings, batch_size, bar)
         elif method == "lime":
-            maps, extras = _lime(model, x, targets, settings, batch_size, bar)
+            seeds = None if seed_images is None else _as_batch(seed_images)
+            if seeds is not None and seeds.shape != x.shape:
+                raise ValueError(f"seed_images must be one per image, of the images' size: got {tuple(seeds.shape)} "
+                                 f"for images {tuple(x.shape)}")
+            maps, extras = _lime(model, x, targets, settings, batch_size, bar, seeds)
         else:
             maps, extras = _shap(model, x, targets, settings, batch_size, bar, references)
     return Explanation(method, maps, targets, asdict(settings), extras, time.perf_counter() - started)
@@ -903,10 +913,12 @@ def method_references(dataset, method: str, settings: Any) -> np.ndarray | None:
 
 def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile: str, dataset,
                     methods: tuple[str, ...] = METHODS, targets=None, device: torch.device | str | None = None,
-                    batch_size: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+                    batch_size: int = 16, seed: int = 0,
+                    seed_images: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Raw maps (N, H, W) of the same images by several methods, each with the profile's settings
     and the references the cache would draw from ``dataset``: what the checks of chapter 10 run on
-    noisy images, randomised models and other seeds. ``targets`` default to ``model``'s predictions."""
+    noisy images, randomised models and other seeds. ``targets`` default to ``model``'s
+    predictions; ``seed_images`` seed LIME's samples (:func:`explain`)."""
     x = _as_batch(images)
     if targets is None:
         device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -915,7 +927,8 @@ def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile
     for method in methods:
         settings = settings_for_profile(method, profile, seed)
         maps[method] = explain(model, x, method, targets=targets, settings=settings, device=device,
-                               batch_size=batch_size, references=method_references(dataset, method, settings)).maps
+                               batch_size=batch_size, references=method_references(dataset, method, settings),
+                               seed_images=seed_images).maps
     return maps
 
 
