@@ -502,8 +502,10 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def of_the_run(entry: dict[str, Any]) -> bool:  # the log keeps earlier runs' jobs too (a log without run ids: all)
-        return entry.get("ok") and (log.get("run_id") is None or entry.get("run") == log["run_id"])
+    from .book import of_this_run
+
+    def of_the_run(entry: dict[str, Any]) -> bool:  # finished in the logged run
+        return bool(entry.get("ok")) and of_this_run(log, entry)
 
     chapters = {name: entry for name, entry in sorted(log.get("chapters", {}).items()) if of_the_run(entry)}
     preparations = {name: entry for name, entry in sorted(log.get("preparations", {}).items()) if of_the_run(entry)}
@@ -530,7 +532,7 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                 if log.get("interrupted") else "")
              + (" Every CNN came from the cache (none was trained), so this run leaves out the dominant cost; the "
                 "kept runs below started from an empty cache."
-                if any(name.startswith("cnn_") for name in preparations)
+                if any(trainings.get(name) for name in preparations)
                 and not any(entry.get("trained") for entry in preparations.values()) else ""),
              ""]
     memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}

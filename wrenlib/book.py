@@ -882,17 +882,18 @@ def _hide_injected_parameters(notebook_path: Path) -> None:
     nbformat.write(notebook, notebook_path)
 
 
+def of_this_run(log: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether a job's entry in the execution log is the logged run's: the log keeps earlier
+    runs' jobs too (a log written before runs had ids: every entry is)."""
+    return log.get("run_id") is None or entry.get("run") == log["run_id"]
+
+
 def write_status_page(path: Path, log: dict[str, Any]) -> None:
     """The book's status / provenance page, written from the execution log."""
     chapters = log.get("chapters", {})
     preparations = log.get("preparations", {})
-    run_id = log.get("run_id")
-
-    def this_run(entry: dict[str, Any]) -> bool:  # the log keeps earlier runs' jobs too (a log without run ids: all)
-        return run_id is None or entry.get("run") == run_id
-
-    total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()] if this_run(entry))
-    earlier = [name for name, entry in chapters.items() if not this_run(entry)]
+    total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()] if of_this_run(log, entry))
+    earlier = [name for name, entry in chapters.items() if not of_this_run(log, entry)]
     lines = [
         "# Status and provenance",
         "",
@@ -917,7 +918,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "| --- | ---: | ---: | --- | --- |",
     ]
     for name, entry in sorted(chapters.items()):
-        state = ("executed" if this_run(entry) else "executed in an earlier run") if entry["ok"] else "**failed**"
+        state = ("executed" if of_this_run(log, entry) else "executed in an earlier run") if entry["ok"] else "**failed**"
         parameters = ", ".join(f"`{key}={value}`" for key, value in entry.get("parameters", {}).items())
         memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
         lines.append(f"| [{name}](chapters/{name}.ipynb) | {entry['seconds']:.1f} | {memory} | {state} | "
