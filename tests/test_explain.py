@@ -664,3 +664,25 @@ def test_reference_maps_draw_the_untrained_network_from_their_seed_alone(small_c
     assert list(first) == list(REFERENCE_MAPS) and first[REFERENCE_MAPS[1]].shape == (2, 32, 64)
     np.testing.assert_array_equal(first[REFERENCE_MAPS[1]], again[REFERENCE_MAPS[1]])
     assert not np.allclose(first[REFERENCE_MAPS[1]], other[REFERENCE_MAPS[1]])
+
+
+def test_lime_makes_a_batch_of_images_in_one_step_and_keeps_captums_map(small_cnn):
+    """explain's LIME hands captum the on/off patterns and makes each batch's images itself (one
+    step per batch): the map must be captum's own Lime's on the same samples to the last bit,
+    for a grid and for superpixels, while the operations over whole images drop to the model's."""
+    from wrenlib.bench import image_sized_operations
+    from wrenlib.explain import LimeSettings, captum_lime, explain
+
+    rng = np.random.default_rng(2)
+    images = (rng.random((2, 32, 64)) ** 6).astype(np.float32)
+    for segmentation in ("grid", "slic"):
+        settings = LimeSettings(segmentation=segmentation, grid=(4, 8), n_segments=24, n_samples=90, batch_size=32)
+        ours = explain(small_cnn, images, "lime", targets=[1, 0], settings=settings)
+        reference = np.concatenate([captum_lime(small_cnn, images[i], target, settings).maps
+                                    for i, target in enumerate((1, 0))])
+        assert np.array_equal(ours.maps, reference)
+        assert len(np.unique(ours.maps[0])) > 8  # a map of many features' own weights, not a constant
+    settings = LimeSettings(grid=(4, 8), n_samples=90, batch_size=32)
+    ours = image_sized_operations(lambda: explain(small_cnn, images[:1], "lime", targets=[1], settings=settings), 32, 64)
+    theirs = image_sized_operations(lambda: captum_lime(small_cnn, images[0], 1, settings), 32, 64)
+    assert ours < 90 < 5 * 90 < theirs  # captum: several per sample; here a few per batch of 32 (3 batches)

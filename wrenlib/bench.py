@@ -328,6 +328,31 @@ def matmul_gflops(threads: int = 1, size: int = MATMUL_SIZE, repeats: int = 5) -
     return 2 * size**3 / best / 1e9
 
 
+def image_sized_operations(work, height: int, width: int) -> int:
+    """How many torch operations ``work()`` calls on images, tensors whose last two dimensions
+    are ``height`` x ``width`` (counted in a ``TorchDispatchMode``, as torch's FLOP counter sees
+    operations): on a GPU each is a kernel launched over whole images, so their count measures on
+    any machine the launches a GPU would wait through (chapter 06: LIME's perturbed images made one
+    sample at a time, or one batch at a time)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if any(isinstance(value, torch.Tensor) and value.dim() >= 2 and tuple(value.shape[-2:]) == (height, width)
+                   for value in tree_flatten((args, kwargs))[0]):
+                self.count += 1
+            return func(*args, **kwargs)
+
+    with Counter() as counter:
+        work()
+    return counter.count
+
+
 def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     """What the preparations of a run trained (their ``trained`` entries, :data:`wrenlib.training.TRAINED`):
     CNNs, epochs, images and floating-point operations (:func:`wrenlib.model.flops_per_image`:

@@ -550,45 +550,98 @@ class LimeSampler:
         return self._weights[self._current:self._current + 1]
 
 
+def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: dict[str, float]) -> torch.Tensor:
+    """The network's class probabilities for ``batch``, adding the network's own time to
+    ``evaluations["seconds"]`` (on a GPU, after the work queued before it has finished)."""
+    if batch.is_cuda:
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = torch.softmax(network(batch), dim=1)
+    if out.is_cuda:
+        torch.cuda.synchronize()
+    evaluations["seconds"] += time.perf_counter() - started
+    return out
+
+
 def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_images=None):
     from captum._utils.models.linear_model import SkLearnRidge
-    from captum.attr import Lime
+    from captum.attr import LimeBase
 
     evaluations = {"seconds": 0.0}
     network = fast_forward(model)  # LIME needs only the outputs
+    explained: dict[str, Any] = {}  # the image being explained, its features and background level
 
-    def probabilities(batch: torch.Tensor) -> torch.Tensor:
-        started = time.perf_counter()
-        with torch.no_grad():
-            out = torch.softmax(network(batch), dim=1)
-        if out.is_cuda:
-            torch.cuda.synchronize()
-        evaluations["seconds"] += time.perf_counter() - started
-        return out
+    def probabilities(on_off: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for a batch of on/off patterns (B, features): the batch's images are
+        made in one step, a switched-off feature's pixels taking the background level."""
+        keep = on_off.bool()[:, explained["features"]][:, None]  # (B, 1, H, W)
+        return _timed_probabilities(network, torch.where(keep, explained["image"], explained["level"]), evaluations)
 
     sampler = LimeSampler(settings.n_samples, settings.kernel_width)
-    explainer = Lime(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
-                     similarity_func=sampler.weight, perturb_func=sampler.perturb)
+    # captum's LIME with the on/off pattern itself as the model's input (LimeSampler's samples,
+    # passed on as they are): captum's Lime would build each sample's image on the model's device
+    # one at a time and spread the weights back over the pixels one feature at a time, each
+    # reading a number back from the device; here both are one step per batch and per image
+    explainer = LimeBase(probabilities, interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
+                         similarity_func=sampler.weight, perturb_func=sampler.perturb,
+                         perturb_interpretable_space=True,
+                         from_interp_rep_transform=lambda on_off, _inputs, **_kwargs: on_off,
+                         to_interp_rep_transform=None)
     maps, model_share, n_features = [], [], []
     # on a CPU torch has the job's cores: one thread segments ahead; beside a GPU, the job's threads do
     ahead = 1 if x.device.type == "cpu" else None
     for i, segments in enumerate(lime_segments_of(x[:, 0].cpu().numpy(), settings, threads=ahead)):
         image = x[i:i + 1]
+        features = torch.from_numpy(segments).to(device=x.device, dtype=torch.long)
+        explained.update(image=image, features=features, level=float(background_levels(image)[0]))
         evaluations["seconds"] = 0.0
         started = time.perf_counter()
         seed_image = image if seed_images is None else seed_images[i:i + 1]
         with seeded(image_seed(seed_image, settings.seed), [x.device]):  # a map depends on its image and seed only
-            attributions = explainer.attribute(
-                image, target=int(targets[i]), baselines=float(background_levels(image)[0]),
-                feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
-                n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
+            weights = explainer.attribute(image, target=int(targets[i]), n_samples=settings.n_samples,
+                                          perturbations_per_eval=settings.batch_size,
+                                          num_interp_features=int(segments.max()) + 1)
+        maps.append(weights.detach().flatten().to(torch.float32).cpu().numpy()[segments])  # each pixel its feature's weight
         total = time.perf_counter() - started
-        maps.append(attributions[0, 0].detach().cpu().numpy())
         model_share.append(evaluations["seconds"] / total if total > 0 else 1.0)
         n_features.append(int(segments.max()) + 1)
         bar.update(1)
     return np.stack(maps).astype(np.float32), {"model_time_share": np.array(model_share),
                                                "n_features": np.array(n_features)}
+
+
+def captum_lime(model: nn.Module, image: np.ndarray | torch.Tensor, target: int, settings: LimeSettings | None = None,
+                device: torch.device | str | None = None) -> Explanation:
+    """One image (H, W) explained by captum's own ``Lime`` on the very samples and weights that
+    :func:`explain` draws (:class:`LimeSampler`, the image's seed), the reference that
+    :func:`explain`'s LIME equals to the last bit (chapter 06, tests). captum's ``Lime`` builds
+    each sample's image on the model's device one at a time and spreads the fitted weights
+    back over the pixels one feature at a time; ``explain`` does both in one step per batch and
+    per image. ``extras["model_time_share"]`` is the network's share of the time, as
+    :func:`explain` reports it."""
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import Lime
+
+    settings = make_settings("lime", settings)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    x = _as_batch(image)[:1].to(device)
+    network = fast_forward(model.to(device).eval())
+    evaluations = {"seconds": 0.0}
+    segments = lime_segments(x[0, 0].cpu().numpy(), settings)
+    sampler = LimeSampler(settings.n_samples, settings.kernel_width)
+    explainer = Lime(lambda batch: _timed_probabilities(network, batch, evaluations),
+                     interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
+                     similarity_func=sampler.weight, perturb_func=sampler.perturb)
+    started = time.perf_counter()
+    with seeded(image_seed(x, settings.seed), [x.device]):
+        attributions = explainer.attribute(x, target=int(target), baselines=float(background_levels(x)[0]),
+                                           feature_mask=torch.from_numpy(segments).to(x.device)[None, None],
+                                           n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
+    seconds = time.perf_counter() - started
+    return Explanation("lime", attributions[:, 0].detach().cpu().numpy().astype(np.float32), np.array([int(target)]),
+                       asdict(settings), {"model_time_share": np.array([evaluations["seconds"] / seconds]),
+                                          "n_features": np.array([int(segments.max()) + 1])}, seconds)
 
 
 def image_seed(image: torch.Tensor, seed: int) -> int:
