@@ -116,6 +116,20 @@ def test_mask_auc_counts_the_ordered_pairs():
     assert mask_auc(maps, masks) == pytest.approx([0.75])
 
 
+def test_mask_auc_is_sklearns_roc_auc_with_ties():
+    """mask_auc reads the Mann-Whitney U statistic; it must be sklearn's ROC AUC to rounding, on maps
+    with many ties (LIME's constant cells, Grad-CAM's zeros) as on continuous ones."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    masks = rng.random((3, 24, 40)) < 0.2
+    maps = np.stack([rng.random((24, 40)), np.repeat(rng.random(12), 80).reshape(24, 40),
+                     np.where(rng.random((24, 40)) < 0.7, 0.0, rng.random((24, 40))) + 0.3 * masks[2]])
+    expected = [roc_auc_score(m.ravel(), x.ravel()) for x, m in zip(maps, masks)]
+    np.testing.assert_allclose(mask_auc(maps, masks), expected, rtol=1e-12)
+    assert abs(expected[2] - 0.5) > 0.1  # one map that does find its mask
+
+
 def test_undefined_scores_are_nan():
     empty = np.zeros((1, 4, 4), dtype=bool)
     full = np.ones((1, 4, 4), dtype=bool)

@@ -157,15 +157,21 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance_px: int = 0) ->
 def mask_auc(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """ROC AUC of each map's values as a score for "pixel is in the mask" (chapter 08): 1 when every
     mask pixel outranks every other pixel, 0.5 for a constant map, 0 for the inverted ranking;
-    NaN where the mask is empty or covers the whole image (sklearn's ``roc_auc_score``)."""
-    from sklearn.metrics import roc_auc_score
+    NaN where the mask is empty or covers the whole image. Computed as the Mann-Whitney U
+    statistic of the mask's pixels against the others over the number of such pairs
+    (``scipy.stats.mannwhitneyu``), which is sklearn's ``roc_auc_score`` (ties counting one half)
+    in about half its time: the full profile scores thousands of 480 x 960 maps."""
+    from scipy import stats
 
     maps, masks = _check_finite(maps, masks)
     flat, inside = maps.reshape(len(maps), -1), masks.reshape(len(masks), -1)
     scores = np.full(len(maps), np.nan)
     defined = inside.any(axis=1) & ~inside.all(axis=1)
     for i in np.flatnonzero(defined):
-        scores[i] = roc_auc_score(inside[i], flat[i])
+        positives, negatives = flat[i][inside[i]], flat[i][~inside[i]]
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant map's p-value (unused) divides by 0
+            u = stats.mannwhitneyu(positives, negatives, method="asymptotic").statistic
+        scores[i] = u / (len(positives) * len(negatives))
     return scores
 
 
