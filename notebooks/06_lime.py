@@ -64,6 +64,8 @@ from wrenlib.explain import (
     feature_means,
     lime_segments,
     lime_similarity,
+    make_settings,
+    settings_for_profile,
 )
 from wrenlib.bench import image_sized_operations
 from wrenlib.metrics import mask_area, relevance_mass
@@ -76,7 +78,7 @@ profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, 
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
 masks = images.stacked_masks(explained)
-settings = LimeSettings(n_samples=profile.lime_samples, seed=SEED)
+settings = settings_for_profile("lime", PROFILE, SEED)  # the profile's samples and precision, the chapter's seed
 print(f"profile {profile.name!r}: {len(explained)} explained test clips, {settings.n_samples} perturbations each; "
       f"device {wrenlib.describe_device(device)}")
 
@@ -251,6 +253,54 @@ glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" 
 # {glue:text}`lime_captum_model_share:.0%` of wrenlib's LIME time, an overhead of
 # {glue:md}`lime_overhead_text`.
 #
+# **In 16 bits.** LIME reads only the model's probabilities, so its forward passes can run in
+# bfloat16 under `torch.autocast` (`LimeSettings.mixed_precision`, by the rule chapter 03's
+# training follows: where the hardware computes bfloat16). A few explained clips, each explained
+# three times on this machine: in float32, in bfloat16 on the same samples, and in float32 with
+# another seed. Each pair is compared by Spearman's ρ over the grid features:
+
+# %% tags=["hide-input"]
+from wrenlib.training import autocast_dtype
+
+few = explained[:8]
+pictures_few = images.images(few)
+precision_runs = {}
+for name, changes in [("float32", {"mixed_precision": "off"}), ("bfloat16", {"mixed_precision": "always"}),
+                      ("float32, another seed", {"mixed_precision": "off", "seed": SEED + 1})]:
+    precision_runs[name] = explain(model, pictures_few, "lime", settings=make_settings("lime", settings, **changes),
+                                   device=device)
+grid = lime_segments(pictures_few[0], settings)  # the same grid for every clip
+
+
+def grid_rho(a, b):
+    return np.array([stats.spearmanr(feature_means(x, grid), feature_means(y, grid))[0] for x, y in zip(a, b)])
+
+
+rho_16 = grid_rho(precision_runs["float32"].maps, precision_runs["bfloat16"].maps)
+rho_seed = grid_rho(precision_runs["float32"].maps, precision_runs["float32, another seed"].maps)
+display(pd.DataFrame([
+    {"compared with float32": "bfloat16, same samples", "median ρ": np.median(rho_16), "lowest ρ": rho_16.min(),
+     "seconds (this one)": precision_runs["bfloat16"].seconds},
+    {"compared with float32": "float32, another seed", "median ρ": np.median(rho_seed), "lowest ρ": rho_seed.min(),
+     "seconds (this one)": precision_runs["float32, another seed"].seconds},
+]).style.format({"median ρ": "{:.3f}", "lowest ρ": "{:.3f}", "seconds (this one)": "{:.2f}"}).hide(axis="index"))
+print(f"float32 on the same clips: {precision_runs['float32'].seconds:.2f} s")
+wrenlib.record_result(PROFILE, "lime_bfloat16_spearman_median", float(np.median(rho_16)))
+wrenlib.record_result(PROFILE, "lime_another_seed_spearman_median", float(np.median(rho_seed)))
+wrenlib.record_result(PROFILE, "lime_bfloat16_speedup", precision_runs["float32"].seconds / precision_runs["bfloat16"].seconds)
+in_16 = autocast_dtype(device, settings.mixed_precision) is not None
+glue("lime_precision_text", Markdown(
+    f"This run's LIME maps (profile `{PROFILE}`, mixed precision `{settings.mixed_precision}`) are computed in "
+    + ("**bfloat16**" if in_16 else "**float32**") + f" on {wrenlib.describe_device(device)}."), display=False)
+
+# %% [markdown]
+# Sixteen bits move a map by a median ρ of {glue:text}`lime_bfloat16_spearman_median:.3f` from
+# float32's; another seed moves it to {glue:text}`lime_another_seed_spearman_median:.2f`. LIME's
+# own sampling noise is far larger than its rounding, so the full profile lets 16 bits compute
+# its maps where they are fast. Here float32 took {glue:text}`lime_bfloat16_speedup:.2f` times as
+# long as bfloat16 (below 1 where bfloat16 is emulated, on a CPU without its instructions).
+# {glue:md}`lime_precision_text`
+#
 # ## Does LIME mark empty regions?
 #
 # The paper's complaint, measured. A feature is *empty* when at least 95 % of its pixels are at
@@ -277,8 +327,8 @@ compared = explained[: max(4, len(explained) // 2)]
 rows, results = [], {}
 for segmentation in SEGMENTATIONS:
     clips = explained if segmentation == "grid" else compared
-    result = explain_dataset(model, images, clips, "lime", PROFILE, LimeSettings(
-        segmentation=segmentation, n_samples=settings.n_samples, seed=SEED), device=device, progress=False)
+    result = explain_dataset(model, images, clips, "lime", PROFILE, make_settings("lime", settings, segmentation=segmentation),
+                             device=device, progress=False)
     results[segmentation] = result
     clip_masks = images.stacked_masks(clips)
     empty = empty_top_share(result.maps, clips, segmentation)
@@ -364,12 +414,13 @@ explanation_browser(model, images, explained, "lime", PROFILE,
 # %% tags=["hide-cell"]
 from scipy.stats import spearmanr
 
-from wrenlib.explain import LimeSettings, explain, feature_means, lime_segments
+from wrenlib.explain import LimeSettings, explain, feature_means, lime_segments, make_settings
 
 index = int(explained[0])
 picture = images.image(index)
 n_more = int(1.5 * settings.n_samples)  # 1.5 times the chapter's samples
-runs = [explain(model, picture[None], "lime", settings=LimeSettings(n_samples=n_more, seed=seed), device=device).maps[0]
+runs = [explain(model, picture[None], "lime", settings=make_settings("lime", settings, n_samples=n_more, seed=seed),
+               device=device).maps[0]
         for seed in (1, 2)]
 features = lime_segments(picture, LimeSettings())
 weights = [feature_means(run, features) for run in runs]

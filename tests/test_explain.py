@@ -686,3 +686,31 @@ def test_lime_makes_a_batch_of_images_in_one_step_and_keeps_captums_map(small_cn
     ours = image_sized_operations(lambda: explain(small_cnn, images[:1], "lime", targets=[1], settings=settings), 32, 64)
     theirs = image_sized_operations(lambda: captum_lime(small_cnn, images[0], 1, settings), 32, 64)
     assert ours < 90 < 5 * 90 < theirs  # captum: several per sample; here a few per batch of 32 (3 batches)
+
+
+def test_lime_in_bfloat16_moves_the_map_far_less_than_another_seed(small_cnn):
+    """LIME's forward passes under torch.autocast (mixed_precision, the full profile's rule): the
+    16-bit map is not float32's bit for bit (it did run in bfloat16), yet it ranks the features
+    as float32 does, far closer than a map of another seed; "off" stays float32."""
+    from scipy import stats
+
+    from wrenlib.explain import LimeSettings, explain, feature_means, grid_segments, settings_for_profile
+
+    rng = np.random.default_rng(6)
+    images = (rng.random((2, 32, 64)) ** 6).astype(np.float32)
+    images[:, 8:16, 16:40] += 0.8  # a bright block, that the small network's outputs follow
+    base = dict(grid=(4, 8), n_samples=300, batch_size=64)
+    float32 = explain(small_cnn, images, "lime", targets=[1, 1], settings=LimeSettings(**base)).maps
+    sixteen = explain(small_cnn, images, "lime", targets=[1, 1], settings=LimeSettings(**base, mixed_precision="always")).maps
+    other_seed = explain(small_cnn, images, "lime", targets=[1, 1], settings=LimeSettings(**base, seed=1)).maps
+    features = grid_segments(32, 64, 4, 8)
+
+    def rho(a, b):
+        return [stats.spearmanr(feature_means(x, features), feature_means(y, features))[0] for x, y in zip(a, b)]
+
+    assert not np.array_equal(float32, sixteen)
+    assert min(rho(float32, sixteen)) > 0.9 and min(rho(float32, sixteen)) > max(rho(float32, other_seed))
+    assert settings_for_profile("lime", "full").mixed_precision == "native"
+    assert settings_for_profile("lime", "quick").mixed_precision == "off"
+    with pytest.raises(ValueError, match="mixed_precision"):
+        LimeSettings(mixed_precision="half")

@@ -86,10 +86,20 @@ class LimeSettings:
     kernel_width: float = 0.25
     ridge_alpha: float = 1.0
     seed: int = 0
+    # the model's forward passes in 16 bits under torch.autocast, by training's rule
+    # (wrenlib.training.autocast_dtype: "off" float32; "native" bfloat16 on a GPU and on a CPU that
+    # computes it in hardware): LIME reads only the model's probabilities, and chapter 06 measures
+    # how little 16 bits move its map against how much another seed does
+    mixed_precision: str = "off"
 
     def __post_init__(self) -> None:
+        from .profiles import MIXED_PRECISION
+
         if self.segmentation not in SEGMENTATIONS:
             raise ValueError(f"unknown LIME segmentation {self.segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"LIME's mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
+                             f"got {self.mixed_precision!r}")
 
 
 @dataclass(frozen=True)
@@ -116,15 +126,15 @@ SETTINGS_CLASSES = {"gradcam": GradCamSettings, "deeplift": DeepLiftSettings, "l
 
 
 def settings_for_profile(method: str, profile: str, seed: int = 0) -> Any:
-    """The method's settings at a profile's budget (LIME samples, SHAP references), with the
-    chapter's ``seed`` for the methods that draw random numbers (chapters 06 and 07 explain with
-    ``seed=SEED``; the later chapters must read the same maps)."""
+    """The method's settings at a profile's budget (LIME samples and precision, SHAP references),
+    with the chapter's ``seed`` for the methods that draw random numbers (chapters 06 and 07
+    explain with ``seed=SEED``; the later chapters must read the same maps)."""
     from .profiles import get_profile
 
     budget = get_profile(profile)
     cls = _settings_class(method)
     if method == "lime":
-        return cls(n_samples=budget.lime_samples, seed=seed)
+        return cls(n_samples=budget.lime_samples, seed=seed, mixed_precision=budget.mixed_precision)
     if method == "shap":
         return cls(n_background=budget.shap_background, seed=seed)
     return cls()
@@ -550,14 +560,16 @@ class LimeSampler:
         return self._weights[self._current:self._current + 1]
 
 
-def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: dict[str, float]) -> torch.Tensor:
-    """The network's class probabilities for ``batch``, adding the network's own time to
-    ``evaluations["seconds"]`` (on a GPU, after the work queued before it has finished)."""
+def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: dict[str, float],
+                         half: torch.dtype | None = None) -> torch.Tensor:
+    """The network's class probabilities (float32) for ``batch``, computed under torch.autocast in
+    ``half`` (None: float32), adding the network's own time to ``evaluations["seconds"]`` (on a
+    GPU, after the work queued before it has finished)."""
     if batch.is_cuda:
         torch.cuda.synchronize()
     started = time.perf_counter()
-    with torch.no_grad():
-        out = torch.softmax(network(batch), dim=1)
+    with torch.no_grad(), torch.autocast(batch.device.type, dtype=half or torch.float32, enabled=half is not None):
+        out = torch.softmax(network(batch), dim=1).float()
     if out.is_cuda:
         torch.cuda.synchronize()
     evaluations["seconds"] += time.perf_counter() - started
@@ -568,15 +580,18 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_image
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import LimeBase
 
+    from .training import autocast_dtype
+
     evaluations = {"seconds": 0.0}
     network = fast_forward(model)  # LIME needs only the outputs
+    half = autocast_dtype(x.device, settings.mixed_precision)
     explained: dict[str, Any] = {}  # the image being explained, its features and background level
 
     def probabilities(on_off: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of on/off patterns (B, features): the batch's images are
         made in one step, a switched-off feature's pixels taking the background level."""
         keep = on_off.bool()[:, explained["features"]][:, None]  # (B, 1, H, W)
-        return _timed_probabilities(network, torch.where(keep, explained["image"], explained["level"]), evaluations)
+        return _timed_probabilities(network, torch.where(keep, explained["image"], explained["level"]), evaluations, half)
 
     sampler = LimeSampler(settings.n_samples, settings.kernel_width)
     # captum's LIME with the on/off pattern itself as the model's input (LimeSampler's samples,
@@ -623,6 +638,8 @@ def captum_lime(model: nn.Module, image: np.ndarray | torch.Tensor, target: int,
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
 
+    from .training import autocast_dtype
+
     settings = make_settings("lime", settings)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x = _as_batch(image)[:1].to(device)
@@ -630,7 +647,8 @@ def captum_lime(model: nn.Module, image: np.ndarray | torch.Tensor, target: int,
     evaluations = {"seconds": 0.0}
     segments = lime_segments(x[0, 0].cpu().numpy(), settings)
     sampler = LimeSampler(settings.n_samples, settings.kernel_width)
-    explainer = Lime(lambda batch: _timed_probabilities(network, batch, evaluations),
+    half = autocast_dtype(x.device, settings.mixed_precision)
+    explainer = Lime(lambda batch: _timed_probabilities(network, batch, evaluations, half),
                      interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
                      similarity_func=sampler.weight, perturb_func=sampler.perturb)
     started = time.perf_counter()

@@ -216,15 +216,17 @@ def clip_waveform(dataset, index: int) -> np.ndarray | None:
 def explanation_figure(model, dataset, index: int, method: str, profile: str, device=None,
                        **settings: Any) -> tuple[plt.Figure, np.ndarray | None]:
     """One clip explained with one method and settings, from the cache or computed now: the
-    image, the map over it with the diagnostic mask, and the model's answer (chapters 04-07)."""
+    image, the map over it with the diagnostic mask, and the model's answer (chapters 04-07).
+    ``settings`` change the profile's (:func:`wrenlib.explain.settings_for_profile`), so that
+    the chapter's own maps come from the cache."""
     import torch
 
-    from .explain import METHOD_TITLES, explain_dataset, make_settings
+    from .explain import METHOD_TITLES, explain_dataset, make_settings, settings_for_profile
     from .metrics import relevance_mass
     from .plotting import attribution_colorbar, plot_attribution
     from .surrogate import DIALECTS
 
-    chosen = make_settings(method, None, **settings)
+    chosen = make_settings(method, settings_for_profile(method, profile), **settings)
     explanation = explain_dataset(model, dataset, [index], method, profile, chosen, device=device, progress=False)
     image = dataset.image(index)
     device = device or next(model.parameters()).device
