@@ -622,3 +622,49 @@ def test_every_preparation_waits_only_for_preparations_there_are_and_that_its_ch
             for name in preparation.after:
                 assert name in preparations, f"{preparation.name} waits for {name!r}, which is no preparation"
                 assert set(preparation.used_by) <= set(preparations[name].used_by), (preparation.name, name)
+
+
+def test_a_job_cut_off_is_kept_as_a_lower_bound_that_orders_the_next_run(tmp_path, isolated_artifacts, monkeypatch):
+    """A run interrupted while a job runs keeps how long that job had run; a partial record passes
+    it on, the Performance page shows it as a bound, and the next run (a fresh clone with only
+    the record) counts the job at least that long, above a shorter guess from another record."""
+    import concurrent.futures
+    import json
+
+    from wrenlib.bench import write_performance_page
+    from wrenlib.book import expected_from_runs, save_job_times
+
+    real_wait, calls = concurrent.futures.wait, []
+
+    def wait_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # while the second chapter runs
+            import time
+
+            time.sleep(2.0)
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "wait", wait_then_interrupt)
+    root = _project(tmp_path, {"01_first": "x = 1", "02_second": "import time\ntime.sleep(120)"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 130
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert set(log["cut_off"]) == {"02_second"} and log["cut_off"]["02_second"]["seconds"] >= 2.0
+    record = json.loads(save_job_times(root, "quick", partial=True).read_text())
+    assert record["cut_off_seconds"] == {"02_second": log["cut_off"]["02_second"]["seconds"]}
+    assert "02_second" not in record["seconds"]
+    page = tmp_path / "performance.md"
+    write_performance_page(page, log, root / "book" / "benchmarks", tmp_path / "no-bench")
+    assert f"| 02_second | ≥ {record['cut_off_seconds']['02_second']:.0f} (cut off) |" in page.read_text()
+    # a fresh clone: no log of its own, a partial record (three jobs measured, one cut off after
+    # 50 s), and a complete record of another machine whose times scale 02_second to 2 s only
+    kept = root / "book" / "benchmarks" / "jobs-quick-cpu-partial.json"
+    kept.write_text(json.dumps({**record, "seconds": {"01_first": 2.0, "03_x": 2.0, "04_y": 2.0},
+                                "cut_off_seconds": {"02_second": 50.0}}))
+    (root / "book" / "benchmarks" / "jobs-quick-other.json").write_text(json.dumps(
+        {"profile": "quick", "complete": True, "seconds": {"01_first": 1, "02_second": 1, "03_x": 1, "04_y": 1}}))
+    expected, source = expected_from_runs(root, "quick", "cpu", {})
+    assert expected == {"01_first": 2.0, "02_second": 50.0, "03_x": 2.0, "04_y": 2.0}
+    assert "times 2" in source and "cut off: 02_second" in source
+    kept.write_text(json.dumps({**json.loads(kept.read_text()), "cut_off_seconds": {"02_second": 0.5}}))
+    assert expected_from_runs(root, "quick", "cpu", {})[0]["02_second"] == 2.0  # a bound below the guess is no news

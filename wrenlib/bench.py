@@ -510,6 +510,8 @@ def _kept_runs(benchmarks: Path) -> list[str]:
             lines += [f"*{record['note']}*", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak RAM (GiB)": peaks.get(job)}
                 for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
+        rows += [{"job": job, "seconds": f"≥ {value:.0f} (cut off)", "peak RAM (GiB)": "—"}  # it ran this long, unfinished
+                 for job, value in sorted(record.get("cut_off_seconds", {}).items(), key=lambda item: -item[1])]
         lines += _markdown_table(rows, ["job", "seconds", "peak RAM (GiB)"])
     return lines
 

@@ -373,6 +373,17 @@ def job_times_path(root: Path, profile: str, device_type: str, partial: bool = F
     return root / "book" / "benchmarks" / f"jobs-{profile}-{device_type}{'-partial' if partial else ''}.json"
 
 
+def record_cut_off(log: dict[str, Any], run_id: str, seconds: dict[str, float]) -> None:
+    """Keep in ``log["cut_off"]`` how long each job an interruption stopped had run (``seconds``),
+    the longest of the run's parts: a lower bound on its time that a kept partial record passes
+    on (:func:`save_job_times`) to order a later run by (:func:`expected_from_runs`). Entries of
+    an earlier run are dropped."""
+    cut = {job: entry for job, entry in log.get("cut_off", {}).items() if entry.get("run") == run_id}
+    for job, elapsed in seconds.items():
+        cut[job] = {"seconds": round(max(elapsed, cut.get(job, {}).get("seconds", 0.0)), 1), "run": run_id}
+    log["cut_off"] = cut
+
+
 def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
     :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
@@ -396,10 +407,13 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     device_type = "cuda" if str(log.get("device", "")).startswith("cuda") else "cpu"
     path = job_times_path(root, profile, device_type, partial)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
-                                "finished": log.get("finished"), "jobs": log.get("jobs"),
-                                "wall_seconds": log.get("wall_seconds"), "complete": not partial,
-                                "seconds": seconds, "peak_memory_gib": peaks}, indent=1) + "\n")
+    record = {"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
+              "finished": log.get("finished"), "jobs": log.get("jobs"), "wall_seconds": log.get("wall_seconds"),
+              "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
+    cut_off = {job: entry["seconds"] for job, entry in sorted(log.get("cut_off", {}).items()) if job not in seconds}
+    if partial and cut_off:  # jobs the run stopped: at least this long
+        record["cut_off_seconds"] = cut_off
+    path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 
 
@@ -432,6 +446,13 @@ def expected_from_runs(root: Path, profile: str, device_type: str, log: dict[str
         if scaled:
             expected = {**scaled, **expected}
             source += f"; for jobs neither has, {other}"
+        cut_off = {**kept.get("cut_off_seconds", {}),
+                   **{job: entry["seconds"] for job, entry in log.get("cut_off", {}).items()}}
+        raised = sorted(job for job, least in cut_off.items() if job not in last and least > expected.get(job, 0.0))
+        for job in raised:
+            expected[job] = cut_off[job]
+        if raised:
+            source += f"; at least the time a run had given them before it was cut off: {', '.join(raised)}"
     return expected, source
 
 
@@ -691,6 +712,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 _add_launch_links(target, chapter, root)
                 log["chapters"][job] = {**entry, "ok": True, "parameters": chapter_parameters(chapter)}
             finished.add(job)
+            log.get("cut_off", {}).pop(job, None)  # an earlier part cut it off; now it has its time
             print(f"  {job} done in {outcome['seconds']:.1f} s, peak memory {outcome['peak_memory_gib']:.2f} "
                   f"GiB, {outcome['cores_busy'] or 0:.1f} cores busy", flush=True)
 
@@ -700,9 +722,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         # not forked from this one, which has torch loaded), which ends with it: a preparation's
         # memory goes back to the system before the next job starts
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # Python 3.10 reuses workers
+        running: dict[Any, str] = {}  # future -> job: what an interruption cuts off
+
         def schedule(pool) -> None:
             """Start each job whose prerequisites have finished, as workers free up, until none is left."""
-            running: dict[Any, str] = {}
             while True:
                 ready = [j for j in waiting if prerequisites[j] <= finished] if keep_going or not status else []
                 for job in ready:
@@ -740,6 +763,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     schedule(pool)
                 except KeyboardInterrupt:
                     interrupted = True
+                    record_cut_off(log, run_id, {job: time.perf_counter() - run_started - started_at[job]
+                                                 for job in running.values()})
                     # the workers and their kernels: leaving the pool would wait for their jobs (the
                     # pool, finding its workers gone, ends without them; no job waits in its queue)
                     _stop_child_processes()
