@@ -47,6 +47,7 @@ from wrenlib.explain import (
     explained_clips,
     reference_maps,
     settings_for_profile,
+    validation_explanations,
 )
 from wrenlib.metrics import (
     background_share,
@@ -72,7 +73,8 @@ def normalised_maps(indices):
 
 
 test_clips = explained_clips(images, profile.explain_clips, seed=SEED)
-validation_clips = explained_clips(images, max(4, profile.explain_clips // 2), split="validation", seed=SEED)
+# the validation clips' maps: made beside chapters 04-07 by `wrenlib execute` (a preparation), else now
+validation_clips, validation = validation_explanations(PROFILE, SEED, device=device, model=model, dataset=images)
 maps = normalised_maps(test_clips)
 print(f"profile {profile.name!r}: {len(test_clips)} test clips (the ones chapters 04-07 explained) and "
       f"{len(validation_clips)} validation clips; device {wrenlib.describe_device(device)}")
@@ -99,7 +101,7 @@ maps["average (all four)"] = average_ensemble({m: maps[m] for m in METHOD_TITLES
 # test clips only:
 
 # %% tags=["hide-input"]
-validation_maps = normalised_maps(validation_clips)
+validation_maps = {METHOD_TITLES[m]: explanation.normalised() for m, explanation in validation.items()}
 best_temperature, choice = choose_temperature({m: validation_maps[m] for m in METHOD_TITLES.values()},
                                               images.stacked_masks(validation_clips))
 display(choice.style.format({"temperature": "{:g}", "validation mask AUC": "{:.3f}"}).hide(axis="index"))

@@ -342,7 +342,7 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for profile in ("quick", "full"):
         preparations = book_preparations(profile)
         sizes = get_profile(profile)
-        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 2
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 3  # + the three map jobs
         for preparation in preparations:
             module, function = preparation.call.split(":")
             inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
@@ -575,8 +575,12 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     assert graph["maps_x"] == {"02_images", "cnn_x"} and graph["cnn_x"] == {"02_images"}
     assert graph["10_sanity"] == {"cnn_x", "maps_x"}
     assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
-    cascade = {p.name: p for p in book_preparations("quick")}["sanity_cascade"]
-    assert cascade.after == ("cnn_mixed",) and cascade.used_by == ("10",) and cascade.trains == 0
+    for name, chapter in (("sanity_cascade", "10"), ("validation_maps", "08")):
+        maps = {p.name: p for p in book_preparations("quick")}[name]
+        assert maps.after == ("cnn_mixed",) and maps.used_by == (chapter,) and maps.trains == 0
+    graph = job_graph(["02_spectrogram_images", "06_lime", "08_ensembles"], book_preparations("quick"))
+    assert graph["validation_maps"] == {"02_spectrogram_images", "cnn_mixed"}  # beside chapter 06, not after it
+    assert "validation_maps" in graph["08_ensembles"]
 
 
 def test_chapter_11s_maps_wait_for_every_cnn_they_explain():

@@ -714,3 +714,35 @@ def test_lime_in_bfloat16_moves_the_map_far_less_than_another_seed(small_cnn):
     assert settings_for_profile("lime", "quick").mixed_precision == "off"
     with pytest.raises(ValueError, match="mixed_precision"):
         LimeSettings(mixed_precision="half")
+
+
+def test_the_validation_maps_are_chapter_08s_clips_explained_at_the_profiles_settings_and_cached(
+        isolated_artifacts, monkeypatch):
+    """The validation clips' maps as a preparation: half the profile's explained clips (at least
+    4) of the validation split, half of each dialect, each method at settings_for_profile; a
+    second call, as chapter 08 makes it, loads them."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.explain import METHODS, explain_dataset, validation_clips, validation_explanations
+    from wrenlib.training import load_or_train_model
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=10, lime_samples=16, shap_background=2)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    clips, explanations = validation_explanations("tiny", device="cpu")
+    model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
+    assert clips.tolist() == validation_clips(images, "tiny").tolist() and len(clips) == 4
+    assert set(images.split_indices("validation")) >= set(clips.tolist())
+    assert images.labels[clips].tolist().count(0) == 2
+    assert sorted(explanations) == sorted(METHODS)
+    calls, real_explain = [], explain_module.explain
+    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real_explain(*args, **kwargs))
+    again_clips, again = validation_explanations("tiny", model=model, dataset=images, device="cpu")
+    assert calls == [] and again_clips.tolist() == clips.tolist()  # loaded from the cache
+    for method in METHODS:
+        np.testing.assert_array_equal(again[method].maps, explanations[method].maps)
+        assert again[method].settings == explain_dataset(model, images, clips, method, "tiny",
+                                                         settings_for_profile(method, "tiny"), device="cpu").settings
+    with pytest.raises(ValueError, match="both the model and its dataset"):
+        validation_explanations("tiny", model=model)

@@ -384,7 +384,7 @@ def training_arithmetic(preparations: dict[str, dict[str, Any]]) -> dict[str, fl
 def trainings_per_job(profile: str) -> dict[str, int]:
     """How many CNNs each job of ``wrenlib execute`` trains from scratch on an empty cache (the
     book's dominant cost): one per preparation that trains one (:func:`wrenlib.book.book_preparations`;
-    the maps made ahead for chapters 10 and 11 train none) and chapter 12's, on the recordings it is given."""
+    the maps made ahead for chapters 08, 10 and 11 train none) and chapter 12's, on the recordings it is given."""
     from .book import book_preparations
 
     return {**{p.name: p.trains for p in book_preparations(profile) if p.trains}, "12_your_recordings": 1}
@@ -544,8 +544,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
              "typed by hand. The dominant cost is training the paper's CNN. On an empty cache (as in CI) the "
              "run trains the CNNs the chapters load as *preparations*: jobs of their own that run beside the "
-             "chapters that do not need them (`wrenlib.book.book_preparations`). Chapters 10's and 11's "
-             "heaviest explanations are preparations too, since they need only those CNNs. The chapters load "
+             "chapters that do not need them (`wrenlib.book.book_preparations`). The heaviest "
+             "explanations of chapters 08, 10 and 11 are preparations too, since they need only those CNNs. The chapters load "
              "what the preparations made from `artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "

@@ -148,11 +148,12 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     """The CNNs the book's chapters load, for ``profile`` (its stability seeds and confound
     strengths), as :class:`Preparation` jobs: the mixed, black and white sets' models (chapter 03,
     the mixed one for every later chapter too), the mixed set's from other initial weights
-    (chapter 10) and the confounded sets' (chapter 11); and the explanations of chapters 10 and 11
-    that need only those CNNs, which would otherwise wait for chapter 08 as the chapters do: the
-    confounded CNNs' maps (:func:`wrenlib.confound.confound_maps`) and the randomisation test
+    (chapter 10) and the confounded sets' (chapter 11); and the explanations that need only those
+    CNNs, which would otherwise wait for the chapters before them: the confounded CNNs' maps
+    (:func:`wrenlib.confound.confound_maps`, chapter 11), the randomisation test
     (:func:`wrenlib.faithfulness.sanity_cascade`, the maps of the mixed set's CNN with its layers
-    re-initialised)."""
+    re-initialised, chapter 10) and the validation clips' maps
+    (:func:`wrenlib.explain.validation_explanations`, chapter 08)."""
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -176,6 +177,9 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                            ("cnn_black", *confounded), trains=0))
     out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
                            "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
+    out.append(Preparation("validation_maps", "chapter 08's maps of the validation clips (they choose the "
+                           "adaptive ensemble's temperature)", "wrenlib.explain:validation_explanations", common,
+                           ("02",), ("08",), ("cnn_mixed",), trains=0))
     return out
 
 
@@ -573,7 +577,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      resume: bool = False) -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
-    The CNNs the chapters load, and the maps of chapters 10 and 11 that need only those CNNs, are
+    The CNNs the chapters load, and the maps of chapters 08, 10 and 11 that need only those CNNs, are
     made first as :class:`Preparation` jobs (:func:`book_preparations`, or ``preparations``),
     those that the chapters run need. With ``jobs`` above 1, the jobs whose prerequisites
     (:data:`CHAPTER_NEEDS`, a preparation's ``needs``, ``after`` and ``used_by``) have finished
@@ -952,7 +956,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
                      f"{parameters or '—'} |")
     if preparations:
         lines += ["", "## Preparations", "",
-                  "The CNNs the chapters load, and the maps of chapters 10 and 11 that need only those CNNs, "
+                  "The CNNs the chapters load, and the maps of chapters 08, 10 and 11 that need only those CNNs, "
                   "made by `make execute` as jobs of their own before the chapters that need them "
                   "(`wrenlib.book.book_preparations`); a chapter run on its own makes what it does not find in "
                   "the cache.", "",

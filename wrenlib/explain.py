@@ -1047,6 +1047,35 @@ def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.n
     return np.sort(np.concatenate(chosen)) if chosen else pool[:0]
 
 
+def validation_clips(dataset, profile: str, seed: int = 0) -> np.ndarray:
+    """The validation clips whose maps choose the adaptive ensemble's temperature (chapter 08): half
+    as many as the profile's explained test clips, at least 4 (:func:`explained_clips`)."""
+    from .profiles import get_profile
+
+    return explained_clips(dataset, max(4, get_profile(profile).explain_clips // 2), split="validation", seed=seed)
+
+
+def validation_explanations(profile: str, seed: int = 0, device: torch.device | str | None = None,
+                            progress: bool = False, model: nn.Module | None = None,
+                            dataset=None) -> tuple[np.ndarray, dict[str, Explanation]]:
+    """Chapter 08's :func:`validation_clips` and the four methods' explanations of them, at the
+    profile's settings (:func:`settings_for_profile`, cached by :func:`explain_dataset`), so that
+    ``wrenlib execute`` makes them as a preparation of their own beside chapters 04-07 instead of
+    chapter 08 after them: at the full profile, LIME's share of them took two of chapter 08's
+    minutes on a GPU. ``model`` and ``dataset`` default to the profile's mixed-set CNN and images
+    (chapter 03)."""
+    if (model is None) != (dataset is None):
+        raise ValueError("validation_explanations: give both the model and its dataset, or neither "
+                         "(the profile's mixed-set CNN)")
+    if model is None:
+        from .training import load_or_train_model
+
+        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    clips = validation_clips(dataset, profile, seed)
+    return clips, {m: explain_dataset(model, dataset, clips, m, profile, settings_for_profile(m, profile, seed),
+                                      device=device, progress=progress) for m in METHODS}
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmark: what an explanation costs next to a forward pass (make bench).
 
