@@ -85,3 +85,34 @@ def test_profile_image_dataset_is_rendered_once_and_cached(isolated_artifacts, m
     assert levels_file.stat().st_mtime_ns == stamp
     np.testing.assert_allclose(first.image(1), 1 - second.image(1), atol=1e-6)
     assert len(first) == 8 and first[0][0].shape == (1, 30, 60)
+
+
+def test_training_batches_cross_to_the_device_as_bytes_and_become_the_images_there(small_dataset):
+    """The training loader copies the 8-bit levels to the model's device and converts them there
+    (a copy that converts on the way converts on the CPU, four times the bytes): the only copy
+    between devices carries uint8, and the batches are the dataset's images with their labels."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from wrenlib.training import batches
+
+    dataset = _dataset(small_dataset, "mixed")
+    indices = np.arange(6)
+    cpu = list(batches(dataset, indices, 4))
+    np.testing.assert_array_equal(torch.cat([images for images, _ in cpu])[:, 0].numpy(), dataset.images(indices))
+    assert torch.cat([labels for _, labels in cpu]).tolist() == np.asarray(dataset.labels)[indices].tolist()
+
+    crossings = []
+
+    class Copies(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device("meta") \
+                    and args[0].dim() == 3:  # the levels (N, H, W) going to the device
+                crossings.append(kwargs.get("dtype") or args[0].dtype)
+            return func(*args, **kwargs)
+
+    with Copies():
+        on_device = list(batches(dataset, indices, 4, device="meta"))  # a device without data: shapes only
+    assert crossings == [torch.uint8, torch.uint8]
+    assert on_device[0][0].dtype == torch.float32 and on_device[0][0].shape == (4, 1, *dataset.image(0).shape)
