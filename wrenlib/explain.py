@@ -72,11 +72,12 @@ class DeepLiftSettings:
 
 @dataclass(frozen=True)
 class LimeSettings:
-    """LIME (chapter 06): captum's ``Lime`` on interpretable features that are either cells of a
-    time-frequency ``grid`` (rows = frequency bands, columns = time slices) or the superpixels of
-    an image segmenter (``quickshift``, ``slic``). A switched-off feature takes the image's
-    background level. The surrogate model is a ridge regression weighted by an exponential
-    kernel on the cosine distance (the ``lime`` package's defaults)."""
+    """LIME (chapter 06): captum's LIME (``LimeBase``, each batch's images made in one step) on
+    interpretable features that are either cells of a time-frequency ``grid`` (rows = frequency
+    bands, columns = time slices) or the superpixels of an image segmenter (``quickshift``,
+    ``slic``). A switched-off feature takes the image's background level. The surrogate model is
+    a ridge regression weighted by an exponential kernel on the cosine distance (the ``lime``
+    package's defaults)."""
 
     segmentation: str = "grid"
     grid: tuple[int, int] = (8, 16)
@@ -1061,9 +1062,9 @@ def validation_explanations(profile: str, seed: int = 0, device: torch.device | 
     """Chapter 08's :func:`validation_clips` and the four methods' explanations of them, at the
     profile's settings (:func:`settings_for_profile`, cached by :func:`explain_dataset`), so that
     ``wrenlib execute`` makes them as a preparation of their own beside chapters 04-07 instead of
-    chapter 08 after them: at the full profile, LIME's share of them took two of chapter 08's
-    minutes on a GPU. ``model`` and ``dataset`` default to the profile's mixed-set CNN and images
-    (chapter 03)."""
+    chapter 08 after them: at the full profile they took two of chapter 08's minutes on a GPU
+    (the Performance page's kept run). ``model`` and ``dataset`` default to the profile's mixed-set
+    CNN and images (chapter 03)."""
     if (model is None) != (dataset is None):
         raise ValueError("validation_explanations: give both the model and its dataset, or neither "
                          "(the profile's mixed-set CNN)")
