@@ -244,20 +244,21 @@ glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" 
 # then builds each sample's image on the model's device, one at a time, and spreads the fitted
 # weights back over the pixels one feature at a time. wrenlib gives captum's `LimeBase` the on/off
 # patterns themselves and makes a whole batch's images in one step, inside the model's call. The
-# last column counts the torch operations on whole images (torch's profiler,
-# `wrenlib.bench.image_sized_operations`): {glue:text}`lime_image_operations_captum` against
+# last column counts the torch operations on whole images, as torch dispatches them
+# (`wrenlib.bench.image_sized_operations`): {glue:text}`lime_image_operations_captum` against
 # {glue:text}`lime_image_operations_wrenlib`. On a GPU each is a kernel launched over images,
 # and a GPU shared by several jobs makes every launch wait its turn: the full profile's run kept
 # on the Performance page, made before this change, says what share of captum's LIME time the
-# model took there. Both give {glue:md}`lime_same_map_text`. The book's budget for that overhead is 20 %; here the model took
-# {glue:text}`lime_captum_model_share:.0%` of wrenlib's LIME time, an overhead of
-# {glue:md}`lime_overhead_text`.
+# model took there. Both give {glue:md}`lime_same_map_text`. The book's budget for that overhead
+# is 20 %; here the model took {glue:text}`lime_captum_model_share:.0%` of wrenlib's LIME time, an
+# overhead of {glue:md}`lime_overhead_text`.
 #
 # **In 16 bits.** LIME reads only the model's probabilities, so its forward passes can run in
 # bfloat16 under `torch.autocast` (`LimeSettings.mixed_precision`, by the rule chapter 03's
-# training follows: where the hardware computes bfloat16). A few explained clips, each explained
-# three times on this machine: in float32, in bfloat16 on the same samples, and in float32 with
-# another seed. Each pair is compared by Spearman's ρ over the grid features:
+# training follows: where the hardware computes bfloat16). Up to eight explained clips, each
+# explained three times on this machine: in float32, in bfloat16 on the same samples, and in
+# float32 with another seed. The last two are compared with the first by Spearman's ρ over the
+# grid features:
 
 # %% tags=["hide-input"]
 from wrenlib.training import autocast_dtype
@@ -279,12 +280,12 @@ def grid_rho(a, b):
 rho_16 = grid_rho(precision_runs["float32"].maps, precision_runs["bfloat16"].maps)
 rho_seed = grid_rho(precision_runs["float32"].maps, precision_runs["float32, another seed"].maps)
 display(pd.DataFrame([
-    {"compared with float32": "bfloat16, same samples", "median ρ": np.median(rho_16), "lowest ρ": rho_16.min(),
-     "seconds (this one)": precision_runs["bfloat16"].seconds},
-    {"compared with float32": "float32, another seed", "median ρ": np.median(rho_seed), "lowest ρ": rho_seed.min(),
-     "seconds (this one)": precision_runs["float32, another seed"].seconds},
-]).style.format({"median ρ": "{:.3f}", "lowest ρ": "{:.3f}", "seconds (this one)": "{:.2f}"}).hide(axis="index"))
-print(f"float32 on the same clips: {precision_runs['float32'].seconds:.2f} s")
+    {"run": "float32", "median ρ with float32": 1.0, "lowest ρ": 1.0, "seconds": precision_runs["float32"].seconds},
+    {"run": "bfloat16, same samples", "median ρ with float32": np.median(rho_16), "lowest ρ": rho_16.min(),
+     "seconds": precision_runs["bfloat16"].seconds},
+    {"run": "float32, another seed", "median ρ with float32": np.median(rho_seed), "lowest ρ": rho_seed.min(),
+     "seconds": precision_runs["float32, another seed"].seconds},
+]).style.format({"median ρ with float32": "{:.3f}", "lowest ρ": "{:.3f}", "seconds": "{:.2f}"}).hide(axis="index"))
 wrenlib.record_result(PROFILE, "lime_bfloat16_spearman_median", float(np.median(rho_16)))
 wrenlib.record_result(PROFILE, "lime_another_seed_spearman_median", float(np.median(rho_seed)))
 wrenlib.record_result(PROFILE, "lime_bfloat16_speedup", precision_runs["float32"].seconds / precision_runs["bfloat16"].seconds)
@@ -294,8 +295,8 @@ glue("lime_precision_text", Markdown(
     + ("**bfloat16**" if in_16 else "**float32**") + f" on {wrenlib.describe_device(device)}."), display=False)
 
 # %% [markdown]
-# Sixteen bits move a map by a median ρ of {glue:text}`lime_bfloat16_spearman_median:.3f` from
-# float32's; another seed moves it to {glue:text}`lime_another_seed_spearman_median:.2f`. LIME's
+# In 16 bits a map keeps a median ρ of {glue:text}`lime_bfloat16_spearman_median:.3f` with
+# float32's; with another seed, ρ falls to {glue:text}`lime_another_seed_spearman_median:.2f`. LIME's
 # own sampling noise is far larger than its rounding, so the full profile lets 16 bits compute
 # its maps where they are fast. Here float32 took {glue:text}`lime_bfloat16_speedup:.2f` times as
 # long as bfloat16 (below 1 where bfloat16 is emulated, on a CPU without its instructions).
