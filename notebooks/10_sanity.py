@@ -64,6 +64,7 @@ from wrenlib.explain import (
     normalise_maps,
     reference_maps,
     settings_for_profile,
+    validation_explanations,
 )
 from wrenlib.faithfulness import (
     faithfulness_scores,
@@ -111,8 +112,8 @@ def with_ensembles(raw, pictures):
 
 
 test_clips = explained_clips(images, profile.explain_clips, seed=SEED)
-validation_clips = explained_clips(images, max(4, profile.explain_clips // 2), split="validation", seed=SEED)
-temperature, _ = choose_temperature({METHOD_TITLES[m]: e.normalised() for m, e in cached(validation_clips).items()},
+validation_clips, validation = validation_explanations(PROFILE, SEED, device=device, model=model, dataset=images)
+temperature, _ = choose_temperature({METHOD_TITLES[m]: e.normalised() for m, e in validation.items()},
                                     images.stacked_masks(validation_clips))  # as in chapter 08
 explained = cached(test_clips)
 targets = explained["gradcam"].targets  # the predicted class, which every method explained

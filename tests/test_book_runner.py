@@ -575,9 +575,9 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     assert graph["maps_x"] == {"02_images", "cnn_x"} and graph["cnn_x"] == {"02_images"}
     assert graph["10_sanity"] == {"cnn_x", "maps_x"}
     assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
-    for name, chapter in (("sanity_cascade", "10"), ("validation_maps", "08")):
+    for name, chapters in (("sanity_cascade", ("10",)), ("validation_maps", ("08", "10"))):
         maps = {p.name: p for p in book_preparations("quick")}[name]
-        assert maps.after == ("cnn_mixed",) and maps.used_by == (chapter,) and maps.trains == 0
+        assert maps.after == ("cnn_mixed",) and maps.used_by == chapters and maps.trains == 0
     graph = job_graph(["02_spectrogram_images", "06_lime", "08_ensembles"], book_preparations("quick"))
     assert graph["validation_maps"] == {"02_spectrogram_images", "cnn_mixed"}  # beside chapter 06, not after it
     assert "validation_maps" in graph["08_ensembles"]

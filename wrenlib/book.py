@@ -179,7 +179,7 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                            "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
     out.append(Preparation("validation_maps", "chapter 08's maps of the validation clips (they choose the "
                            "adaptive ensemble's temperature)", "wrenlib.explain:validation_explanations", common,
-                           ("02",), ("08",), ("cnn_mixed",), trains=0))
+                           ("02",), ("08", "10"), ("cnn_mixed",), trains=0))
     return out
 
 
