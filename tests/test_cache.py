@@ -158,3 +158,26 @@ def test_dataset_save_and_load_round_trip(small_dataset, tmp_path):
         np.testing.assert_array_equal(loaded.diagnostic_mask(index), small_dataset.diagnostic_mask(index))
         np.testing.assert_array_equal(loaded.song_mask(index), small_dataset.song_mask(index))
     assert loaded.clips.equals(small_dataset.clips)
+
+
+def test_kept_maps_are_made_once_and_loaded_after_a_build_cut_short(tmp_path):
+    import numpy as np
+
+    from wrenlib.cache import kept_maps, parts_folder
+
+    folder = parts_folder(tmp_path / "cascade-abc")
+    assert folder.parent == tmp_path and folder.name == "cascade-abc.parts"
+    made = []
+
+    def make():
+        made.append(1)
+        return {"lime": np.arange(6.0).reshape(2, 3), "gradcam": np.ones((2, 3), np.float32)}
+
+    first = kept_maps(folder, "net1", make)
+    (folder / ".net2.123.tmp.npz").write_bytes(b"half written")  # a piece cut off while saving: not a piece
+    again = kept_maps(folder, "net1", make)
+    assert made == [1] and sorted(again) == ["gradcam", "lime"]
+    np.testing.assert_array_equal(again["lime"], first["lime"])
+    assert again["gradcam"].dtype == np.float32
+    kept_maps(folder, "net2", make)
+    assert made == [1, 1]

@@ -195,3 +195,23 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
     _, _, fewer = confound_maps("tiny", device="cpu")
     assert calls.count("lime") == 2  # other settings, other maps: both strengths again
     assert not np.array_equal(fewer[1.0]["lime"], maps[1.0]["lime"])
+    folder = isolated_artifacts / "tiny" / "confound_maps"
+    assert not list(folder.glob("*.parts"))  # each strength's piece goes once the whole is saved
+
+    calls.clear()  # a build cut short while the second strength's model explains keeps the first's maps
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny.with_overrides(lime_samples=12))
+
+    def stopped_at_the_second_strength(*args, **kwargs):
+        calls.append(args[2])
+        if calls.count("gradcam") == 2:
+            raise KeyboardInterrupt  # a time limit
+        return real_explain(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain", stopped_at_the_second_strength)
+    with pytest.raises(KeyboardInterrupt):
+        confound_maps("tiny", device="cpu")
+    assert len(list(folder.glob("*.parts/*.npz"))) == 1
+    calls.clear()
+    monkeypatch.setattr(explain_module, "explain", counting)
+    confound_maps("tiny", device="cpu")
+    assert calls.count("lime") == 1  # the second strength only

@@ -746,3 +746,36 @@ def test_the_validation_maps_are_chapter_08s_clips_explained_at_the_profiles_set
                                                          settings_for_profile(method, "tiny"), device="cpu").settings
     with pytest.raises(ValueError, match="both the model and its dataset"):
         validation_explanations("tiny", model=model)
+
+
+def test_explain_dataset_caches_each_part_so_a_run_cut_short_keeps_what_it_finished(
+        isolated_artifacts, small_cnn, monkeypatch):
+    """The missing clips are explained a few whole batches at a time, each part cached at once: a
+    run stopped in its second part keeps the first, the next call explains only the rest, and the
+    maps are those of one uninterrupted call (LIME's samples are seeded by the image, DeepLIFT's
+    batches stay whole)."""
+    from wrenlib import explain as explain_module
+
+    data = _random_dataset()
+    clips = [0, 1, 2, 3, 4]
+    whole = {m: explain_dataset(small_cnn, data, clips, m, "other", progress=False, batch_size=2).maps
+             for m in ("lime", "deeplift")}
+    monkeypatch.setattr(explain_module, "EXPLAIN_PART_BATCHES", 1)  # parts of one batch of 2 clips
+    real, calls = explain_module.explain, []
+
+    def stopped_in_the_second_part(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a time limit
+        return real(*args, **kwargs)
+
+    for method in ("lime", "deeplift"):
+        calls.clear()
+        monkeypatch.setattr(explain_module, "explain", stopped_in_the_second_part)
+        with pytest.raises(KeyboardInterrupt):
+            explain_dataset(small_cnn, data, clips, method, "quick", progress=False, batch_size=2)
+        monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(len(args[1]))
+                            or real(*args, **kwargs))
+        again = explain_dataset(small_cnn, data, clips, method, "quick", progress=False, batch_size=2)
+        assert calls == [2, 2, 2, 1]  # the first part was kept; the rest in parts of one batch
+        np.testing.assert_array_equal(again.maps, whole[method], err_msg=method)

@@ -411,3 +411,41 @@ def test_the_sanity_cascade_explains_the_first_clips_of_each_dialect_and_is_cach
     assert not np.array_equal(fewer[1][2]["lime"], rows[1][2]["lime"])
     with pytest.raises(ValueError, match="both the model and its dataset"):
         sanity_cascade("tiny", device="cpu", model=model)
+    assert not list((isolated_artifacts / "tiny" / "sanity").glob("*.parts"))  # pieces go once the whole is saved
+
+
+def test_a_cascade_cut_short_goes_on_from_its_last_finished_network(isolated_artifacts, monkeypatch):
+    """The randomised networks' maps are kept one network at a time: a run stopped while it
+    explains the second network keeps the first, the next run explains only the rest, and the
+    cascade is the uninterrupted one's."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.faithfulness import sanity_cascade
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=6, lime_samples=16, shap_background=2, sanity_clips=2,
+        randomisation_depths=(1, 3))
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    real, calls = explain_module.explain_methods, []
+
+    def stopped_at_the_second_network(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a time limit
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain_methods", stopped_at_the_second_network)
+    with pytest.raises(KeyboardInterrupt):
+        sanity_cascade("tiny", device="cpu")
+    assert len(list((isolated_artifacts / "tiny" / "sanity").glob("*.parts/*.npz"))) == 1
+    calls.clear()
+    monkeypatch.setattr(explain_module, "explain_methods", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    _, resumed = sanity_cascade("tiny", device="cpu")
+    assert len(calls) == 1  # only the second randomised network
+    monkeypatch.setenv("WRENBOOK_ARTIFACTS", str(isolated_artifacts.parent / "elsewhere"))
+    _, whole = sanity_cascade("tiny", device="cpu")  # from nothing, uninterrupted (the same CNN, retrained)
+    for (depth, layer, maps), (_, whole_layer, expected) in zip(resumed, whole):
+        assert layer == whole_layer
+        for method, values in maps.items():
+            np.testing.assert_array_equal(values, expected[method], err_msg=f"{method} at depth {depth}")

@@ -73,6 +73,33 @@ def load_map_groups(folder: Path) -> tuple[dict[str, dict[str, Any]], Any]:
     return groups, json.loads((folder / "index.json").read_text())
 
 
+def kept_maps(folder: Path, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One piece of a long build of maps (named arrays), kept in ``folder`` as soon as it is made,
+    so that a build cut short (a time limit, Ctrl-C) goes on from its last finished piece: loaded
+    when ``folder/<name>.npz`` exists, else made by ``make()`` and saved (written whole, then
+    renamed into place, so a half-written piece is never read). The caller keys ``folder`` by
+    the build's configuration and removes it once the whole artifact is saved
+    (:func:`parts_folder`)."""
+    import numpy as np
+
+    path = folder / f"{name}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return {key: stored[key] for key in stored.files}
+    maps = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".{name}.{os.getpid()}.tmp.npz"
+    np.savez(staging, **maps)
+    staging.replace(path)
+    return maps
+
+
+def parts_folder(folder: Path) -> Path:
+    """Where the finished pieces of the artifact ``folder`` wait while it is built
+    (:func:`kept_maps`): beside it, named after it (and so after its configuration's hash)."""
+    return folder.with_name(f"{folder.name}.parts")
+
+
 def load_or_build(
     folder: Path,
     config: dict[str, Any],

@@ -255,7 +255,9 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     :func:`confound_experiment` returned for these strengths, saves loading and rendering them again."""
     import torch
 
-    from .cache import config_hash, load_map_groups, load_or_build, profile_dir, save_map_groups
+    import shutil
+
+    from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .dataset import load_surrogate_dataset
     from .explain import EXPLAINER_VERSION, METHODS, explain_methods, model_fingerprint, settings_for_profile
     from .frontend import front_end_for_profile
@@ -286,7 +288,9 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
 
     def build():
         pictures = carriers.images(chosen)
-        return {s: explain_methods(model, pictures, profile, images, device=device, seed=seed)
+        # each strength's maps are kept as soon as they are made (a run cut short goes on from there)
+        return {s: kept_maps(parts, repr(s), lambda model=model, images=images: explain_methods(
+                    model, pictures, profile, images, device=device, seed=seed))
                 for s, (model, images) in trained.items()}
 
     def save(maps, folder):
@@ -297,7 +301,10 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
         return {s: groups[repr(s)] for s in kept}
 
     folder = profile_dir(profile) / "confound_maps" / f"{background}-seed{seed}-{config_hash(config)}"
-    return carriers, chosen, load_or_build(folder, config, build, save, load)
+    parts = parts_folder(folder)
+    maps = load_or_build(folder, config, build, save, load)
+    shutil.rmtree(parts, ignore_errors=True)
+    return carriers, chosen, maps
 
 
 def confound_experiment(profile: str, strengths, seed: int = 0, background: str = "black",

@@ -936,11 +936,16 @@ def explanation_folder(profile: str, model: nn.Module, dataset, method: str, set
     return profile_dir(profile) / "explanations" / f"{method}-{key}"
 
 
+# explain_dataset explains missing clips this many batches at a time and caches each part at once
+EXPLAIN_PART_BATCHES = 4
+
+
 def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: str, settings: Any = None,
                     device: torch.device | str | None = None, batch_size: int = 16,
                     progress: bool = True) -> Explanation:
     """Maps of the dataset's clips ``indices`` for the predicted class, from the cache or computed
-    now (only the missing clips), then cached one file per clip (chapters 04-10)."""
+    now (only the missing clips, :data:`EXPLAIN_PART_BATCHES` batches at a time), then cached one
+    file per clip (chapters 04-10)."""
     import json
 
     settings = make_settings(method, settings)
@@ -951,12 +956,16 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
     files = [folder / f"clip{int(i)}-{dataset.backgrounds[i]}.npz" for i in indices]
     missing = [k for k, path in enumerate(files) if not path.is_file()]
     seconds = 0.0
-    if missing:
-        references = method_references(dataset, method, settings)
-        fresh = explain(model, dataset.images(indices[missing]), method, settings=settings, device=device,
+    references = method_references(dataset, method, settings) if missing else None
+    # in parts of whole batches, each cached as soon as it is made: a run cut short keeps the maps
+    # it finished, and the batches are those of one call
+    part_size = EXPLAIN_PART_BATCHES * batch_size
+    for first in range(0, len(missing), part_size):
+        part = missing[first:first + part_size]
+        fresh = explain(model, dataset.images(indices[part]), method, settings=settings, device=device,
                         batch_size=batch_size, references=references, progress=progress)
-        seconds = fresh.seconds
-        for j, k in enumerate(missing):
+        seconds += fresh.seconds
+        for j, k in enumerate(part):
             extras = {name: values[j] for name, values in fresh.extras.items()}
             staging = files[k].with_suffix(f".{os.getpid()}.tmp.npz")  # chapters may run side by side
             np.savez(staging, map=fresh.maps[j], target=fresh.targets[j], **extras)

@@ -428,7 +428,9 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     ``model`` and ``dataset`` default to the profile's mixed-set CNN and images (chapter 03)."""
     from dataclasses import asdict
 
-    from .cache import config_hash, load_map_groups, load_or_build, profile_dir, save_map_groups
+    import shutil
+
+    from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
                           explained_clips, model_fingerprint, settings_for_profile)
     from .profiles import get_profile
@@ -459,7 +461,9 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         def explainer(network: nn.Module) -> dict[str, np.ndarray]:
             if network is model:
                 return {m: e.maps for m, e in trained.items()}
-            return explain_methods(network, pictures, profile, dataset, targets=targets, device=device, seed=seed)
+            # each randomised network's maps are kept as soon as they are made (a run cut short goes on from there)
+            return kept_maps(parts, model_fingerprint(network), lambda: explain_methods(
+                network, pictures, profile, dataset, targets=targets, device=device, seed=seed))
 
         return randomisation_maps(model, explainer, depths=sizes.randomisation_depths, seed=seed, progress=progress)
 
@@ -471,7 +475,10 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         return [(depth, layer, groups[str(depth)]) for depth, layer in layers]
 
     folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config_hash(config)}"
-    return clips, load_or_build(folder, config, build, save, load)
+    parts = parts_folder(folder)
+    rows = load_or_build(folder, config, build, save, load)
+    shutil.rmtree(parts, ignore_errors=True)
+    return clips, rows
 
 
 def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
