@@ -54,27 +54,24 @@ from wrenlib.explain import (
     METHOD_TITLES,
     METHODS,
     REFERENCE_MAPS,
-    explain,
     explain_dataset,
-    explain_methods,
     explained_clips,
     image_as_map,
-    make_settings,
-    method_references,
     normalise_maps,
     reference_maps,
     settings_for_profile,
     validation_explanations,
 )
 from wrenlib.faithfulness import (
+    STABILITY_NOISE_SIGMA,
     faithfulness_scores,
     map_similarity,
-    noisy_copies,
     perturbed_images,
     random_maps,
     randomisable_layer_labels,
     sanity_cascade,
     seed_stability,
+    stability_maps,
 )
 from wrenlib.metrics import interval_table, paired_comparison, summarise_scores
 from wrenlib.plotting import plot_attribution
@@ -373,10 +370,11 @@ wrenlib.record_result(PROFILE, "randomisation_methods_passed", passed, glue=Fals
 # A map should not move when nothing that matters moves. Three perturbations, on the same
 # sanity clips and for the same classes:
 #
-# - **input noise**: Gaussian noise of standard deviation 0.02 (2 % of the pixel range) added to
-#   the song's pixels, invisible in the spectrogram (`wrenlib.faithfulness.noisy_copies`); LIME
-#   explains each noisy copy with the clean image's samples (`seed_images`), so that this check
-#   measures the noise and not LIME's own randomness, the third check's;
+# - **input noise**: Gaussian noise of standard deviation {glue:text}`noise_sigma`
+#   ({glue:text}`noise_percent` of the pixel range) added to the song's pixels, invisible in the
+#   spectrogram (`wrenlib.faithfulness.noisy_copies`); LIME explains each noisy copy with the
+#   clean image's samples (`seed_images`), so that this check measures the noise and not LIME's
+#   own randomness, the third check's;
 # - **training seed**: the same network trained on the same clips from other initial weights
 #   and batch orders (`load_or_train_model(..., init_seed=...)`);
 # - **the explainer's own randomness**: LIME's perturbation samples and SHAP's reference draw,
@@ -394,16 +392,17 @@ def similarity_rows(first, second, check):
 
 
 trained_maps = randomised[0]
-noisy = noisy_copies(sanity_pictures, sigma=0.02, n_repeats=1, seed=SEED)[0]
-# LIME draws its samples from the clean images' stream, so that the two maps differ by the noise alone
-noisy_maps = with_ensembles(explain_methods(model, noisy, PROFILE, images, targets=sanity_targets, device=device,
-                                             seed=SEED, seed_images=sanity_pictures), noisy)
-reseeded = {m: e.maps[positions] for m, e in explained.items()}
-for method in ("lime", "shap"):  # the same settings with another seed (SHAP: another draw of references)
-    settings = make_settings(method, settings_for_profile(method, PROFILE, SEED), seed=SEED + 1)
-    reseeded[method] = explain(model, sanity_pictures, method, targets=sanity_targets, settings=settings,
-                               device=device, references=method_references(images, method, settings)).maps
-reseeded_maps = with_ensembles(reseeded, sanity_pictures)
+# the maps of the three checks (wrenlib.faithfulness.stability_maps; cached: `wrenlib execute` makes them as a
+# job of their own once the CNNs are trained): noisy copies, where LIME draws its samples from the clean images'
+# stream, so that the two maps differ by the noise alone; LIME and SHAP with the next seed (SHAP: another draw
+# of references); the CNNs trained from other initial weights
+stability = stability_maps(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
+glue("noise_sigma", f"{STABILITY_NOISE_SIGMA:g}", display=False)
+glue("noise_percent", f"{STABILITY_NOISE_SIGMA:.0%}", display=False)
+assert stability["clips"].tolist() == sanity_clips.tolist()
+noisy_maps = with_ensembles(stability["input noise"], stability["noisy"])
+reseeded_maps = with_ensembles({**{m: e.maps[positions] for m, e in explained.items()}, **stability["explainer's seed"]},
+                               sanity_pictures)
 
 seed_models, seed_accuracy = [model], []
 for init_seed in range(SEED + 1, SEED + profile.stability_seeds):
@@ -416,9 +415,7 @@ for init_seed, predicted in zip(range(SEED, SEED + profile.stability_seeds), pre
     accuracy, low, high = accuracy_with_interval(predicted == images.labels[test_split])
     seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.3f} [{low:.3f}, {high:.3f}]",
                           "agrees with seed 0": f"{np.mean(predicted == predictions[0]):.1%}"})
-seed_maps = [trained_maps] + [with_ensembles(explain_methods(m, sanity_pictures, PROFILE, images, targets=sanity_targets,
-                                                             device=device, seed=SEED), sanity_pictures)
-                              for m in seed_models[1:]]
+seed_maps = [trained_maps] + [with_ensembles(raw, sanity_pictures) for raw in stability["training seed"]]
 display(pd.DataFrame(seed_accuracy).style.hide(axis="index"))
 
 rows = similarity_rows(trained_maps, noisy_maps, "input noise")

@@ -342,7 +342,7 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for profile in ("quick", "full"):
         preparations = book_preparations(profile)
         sizes = get_profile(profile)
-        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 3  # + the three map jobs
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 4  # + the four map jobs
         for preparation in preparations:
             module, function = preparation.call.split(":")
             inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
@@ -581,6 +581,9 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     graph = job_graph(["02_spectrogram_images", "06_lime", "08_ensembles"], book_preparations("quick"))
     assert graph["validation_maps"] == {"02_spectrogram_images", "cnn_mixed"}  # beside chapter 06, not after it
     assert "validation_maps" in graph["08_ensembles"]
+    stability = {p.name: p for p in book_preparations("full")}["stability_maps"]  # 3 seeds: two other CNNs
+    assert stability.after == ("cnn_mixed", "cnn_mixed_init1", "cnn_mixed_init2") and stability.used_by == ("10",)
+    assert stability.trains == 0
 
 
 def test_chapter_11s_maps_wait_for_every_cnn_they_explain():

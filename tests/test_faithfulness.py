@@ -449,3 +449,55 @@ def test_a_cascade_cut_short_goes_on_from_its_last_finished_network(isolated_art
         assert layer == whole_layer
         for method, values in maps.items():
             np.testing.assert_array_equal(values, expected[method], err_msg=f"{method} at depth {depth}")
+
+
+def test_the_stability_maps_are_chapter_10s_three_checks_and_are_cached(isolated_artifacts, monkeypatch):
+    """Chapter 10's stability checks as a cached preparation: on the sanity clips, for the trained
+    model's predicted classes, the four methods' maps of the noisy copies (LIME on the clean
+    images' samples), LIME's and SHAP's with the next seed, and each other CNN's; a second call
+    loads them and leaves no pieces behind."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.explain import (METHODS, explain, explain_methods, make_settings, method_references,
+                                 predicted_classes, settings_for_profile)
+    from wrenlib.faithfulness import STABILITY_NOISE_SIGMA, noisy_copies, sanity_clips, stability_maps
+    from wrenlib.training import load_or_train_model
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=6, lime_samples=16, shap_background=2, sanity_clips=2,
+        stability_seeds=2)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    found = stability_maps("tiny", device="cpu")
+    model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
+    other, _, _ = load_or_train_model("tiny", device="cpu", init_seed=1, progress=False)
+    clips = sanity_clips(images, "tiny")
+    pictures = images.images(clips)
+    targets = predicted_classes(model, torch.from_numpy(pictures)[:, None])
+    noisy = noisy_copies(pictures, sigma=STABILITY_NOISE_SIGMA, n_repeats=1)[0]
+    assert found["clips"].tolist() == clips.tolist() and np.array_equal(found["noisy"], noisy)
+    expected = {"input noise": explain_methods(model, noisy, "tiny", images, targets=targets, device="cpu",
+                                               seed_images=pictures),
+                "explainer's seed": {m: explain(model, pictures, m, targets=targets, settings=settings, device="cpu",
+                                                references=method_references(images, m, settings)).maps
+                                     for m in ("lime", "shap")
+                                     for settings in [make_settings(m, settings_for_profile(m, "tiny"), seed=1)]}}
+    for check, maps in expected.items():
+        assert sorted(found[check]) == sorted(maps)
+        for method, values in maps.items():
+            np.testing.assert_allclose(found[check][method], values, atol=1e-6, err_msg=f"{method}, {check}")
+    assert len(found["training seed"]) == 1 and sorted(found["training seed"][0]) == sorted(METHODS)
+    by_other = explain_methods(other, pictures, "tiny", images, targets=targets, device="cpu")
+    for method in METHODS:
+        np.testing.assert_allclose(found["training seed"][0][method], by_other[method], atol=1e-6, err_msg=method)
+    assert not np.allclose(found["training seed"][0]["gradcam"], explain_methods(
+        model, pictures, "tiny", images, methods=("gradcam",), targets=targets, device="cpu")["gradcam"])
+
+    calls, real = [], explain_module.explain
+    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real(*args, **kwargs))
+    again = stability_maps("tiny", device="cpu", model=model, dataset=images)
+    assert calls == []  # loaded
+    np.testing.assert_array_equal(again["input noise"]["lime"], found["input noise"]["lime"])
+    assert not list((isolated_artifacts / "tiny" / "sanity").glob("*.parts"))
+    with pytest.raises(ValueError, match="both the model and its dataset"):
+        stability_maps("tiny", device="cpu", model=model)

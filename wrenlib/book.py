@@ -152,8 +152,8 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     CNNs, which would otherwise wait for the chapters before them: the confounded CNNs' maps
     (:func:`wrenlib.confound.confound_maps`, chapter 11), the randomisation test
     (:func:`wrenlib.faithfulness.sanity_cascade`, the maps of the mixed set's CNN with its layers
-    re-initialised, chapter 10) and the validation clips' maps
-    (:func:`wrenlib.explain.validation_explanations`, chapter 08)."""
+    re-initialised, chapter 10), its stability checks (:func:`wrenlib.faithfulness.stability_maps`)
+    and the validation clips' maps (:func:`wrenlib.explain.validation_explanations`, chapter 08)."""
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -177,6 +177,9 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
                            ("cnn_black", *confounded), trains=0))
     out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
                            "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
+    out.append(Preparation("stability_maps", "chapter 10's stability checks (noisy clips, other seeds, other CNNs)",
+                           "wrenlib.faithfulness:stability_maps", common, ("02",), ("10",),
+                           ("cnn_mixed", *[p.name for p in out if p.name.startswith("cnn_mixed_init")]), trains=0))
     out.append(Preparation("validation_maps", "chapter 08's maps of the validation clips (they choose the "
                            "adaptive ensemble's temperature)", "wrenlib.explain:validation_explanations", common,
                            ("02",), ("08", "10"), ("cnn_mixed",), trains=0))

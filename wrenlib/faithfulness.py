@@ -413,6 +413,18 @@ def sanity_positions(labels: np.ndarray, per_class: int, n_classes: int = 2) -> 
     return np.concatenate([np.flatnonzero(np.asarray(labels) == label)[:per_class] for label in range(n_classes)])
 
 
+def sanity_clips(dataset, profile: str, seed: int = 0) -> np.ndarray:
+    """Chapter 10's sanity clips: the first ``sanity_clips // 2`` of each dialect among the
+    profile's explained test clips (:func:`sanity_positions`), which its randomisation and
+    stability checks explain."""
+    from .explain import explained_clips
+    from .profiles import get_profile
+
+    sizes = get_profile(profile)
+    test = explained_clips(dataset, sizes.explain_clips, seed=seed)
+    return test[sanity_positions(dataset.labels[test], sizes.sanity_clips // 2)]
+
+
 def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | None = None, progress: bool = False,
                    model: nn.Module | None = None, dataset=None) -> tuple[np.ndarray, list[tuple[int, str, dict[str, np.ndarray]]]]:
     """Chapter 10's cascading randomisation test of the profile's mixed-set CNN: its sanity clips
@@ -432,7 +444,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
-                          explained_clips, model_fingerprint, settings_for_profile)
+                          model_fingerprint, settings_for_profile)
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -444,8 +456,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
         model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
     device = _model_device(model, device)
     model = model.to(device).eval()
-    test = explained_clips(dataset, sizes.explain_clips, seed=seed)
-    clips = test[sanity_positions(dataset.labels[test], sizes.sanity_clips // 2)]
+    clips = sanity_clips(dataset, profile, seed)
     settings = {m: settings_for_profile(m, profile, seed) for m in METHODS}
     config = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "clips": clips.tolist(),
               "backgrounds": [str(b) for b in dataset.backgrounds[clips]], "depths": list(sizes.randomisation_depths),
@@ -479,6 +490,81 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     rows = load_or_build(folder, config, build, save, load)
     shutil.rmtree(parts, ignore_errors=True)
     return clips, rows
+
+
+# chapter 10's input noise: standard deviation on the song's pixels (2 % of the pixel range)
+STABILITY_NOISE_SIGMA = 0.02
+
+
+def stability_maps(profile: str, seed: int = 0, device: torch.device | str | None = None, progress: bool = False,
+                   model: nn.Module | None = None, dataset=None) -> dict[str, Any]:
+    """Chapter 10's stability checks on its :func:`sanity_clips`, for the classes the trained
+    model predicts: the four methods' raw maps of a noisy copy of each clip
+    (:func:`noisy_copies` at :data:`STABILITY_NOISE_SIGMA`; LIME draws the clean image's samples,
+    so that the two maps differ by the noise alone), LIME's and SHAP's maps with the next seed
+    (their own randomness; Grad-CAM and DeepLIFT have none), and the four methods' maps on the
+    mixed set's CNNs trained from other initial weights (the profile's ``stability_seeds``).
+
+    Returns ``{"clips", "noisy" (the noisy images), "input noise" and "explainer's seed" (raw maps
+    by method), "training seed" (a list of raw maps by method, one per other CNN)}``. Cached
+    (keyed by the CNNs, the data, the clips, the settings and the device type), with each piece
+    kept as soon as it is made, so that ``wrenlib execute`` makes them as a preparation once the
+    CNNs are trained, instead of chapter 10 after chapter 08. ``model`` and ``dataset`` default to
+    the profile's mixed-set CNN and images (chapter 03)."""
+    import shutil
+    from dataclasses import asdict
+
+    from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
+    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain, explain_dataset, explain_methods,
+                          make_settings, method_references, model_fingerprint, settings_for_profile)
+    from .profiles import get_profile
+    from .training import load_or_train_model
+
+    sizes = get_profile(profile)
+    if (model is None) != (dataset is None):
+        raise ValueError("stability_maps: give both the model and its dataset, or neither (the profile's mixed-set CNN)")
+    if model is None:
+        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    device = _model_device(model, device)
+    model = model.to(device).eval()
+    others = [load_or_train_model(profile, background="mixed", seed=seed, init_seed=init_seed, device=device,
+                                  progress=progress)[0] for init_seed in range(seed + 1, seed + sizes.stability_seeds)]
+    clips = sanity_clips(dataset, profile, seed)
+    pictures = dataset.images(clips)
+    noisy = noisy_copies(pictures, sigma=STABILITY_NOISE_SIGMA, n_repeats=1, seed=seed)[0]
+    reseeded = {m: make_settings(m, settings_for_profile(m, profile, seed), seed=seed + 1) for m in ("lime", "shap")}
+    config = {"model": model_fingerprint(model), "others": [model_fingerprint(other) for other in others],
+              "data": dataset_fingerprint(dataset), "clips": clips.tolist(), "seed": seed, "device": device.type,
+              "sigma": STABILITY_NOISE_SIGMA, "settings": {m: asdict(settings_for_profile(m, profile, seed))
+                                                          for m in METHODS}, "version": EXPLAINER_VERSION}
+    folder = profile_dir(profile) / "sanity" / f"stability-seed{seed}-{config_hash(config)}"
+    parts = parts_folder(folder)
+
+    def build():
+        targets = explain_dataset(model, dataset, clips, "gradcam", profile, settings_for_profile("gradcam", profile, seed),
+                                  device=device, progress=False).targets  # the trained model's predicted classes
+        groups = {"input noise": kept_maps(parts, "noise", lambda: explain_methods(
+            model, noisy, profile, dataset, targets=targets, device=device, seed=seed, seed_images=pictures))}
+        groups["explainer's seed"] = kept_maps(parts, "reseeded", lambda: {m: explain(
+            model, pictures, m, targets=targets, settings=settings, device=device,
+            references=method_references(dataset, m, settings)).maps for m, settings in reseeded.items()})
+        for k, other in enumerate(others):
+            groups[f"training seed {k}"] = kept_maps(parts, f"init{k}", lambda other=other: explain_methods(
+                other, pictures, profile, dataset, targets=targets, device=device, seed=seed))
+        return groups
+
+    def save(groups, target):
+        save_map_groups(target, groups, list(groups))
+
+    def load(target):
+        groups, _ = load_map_groups(target)
+        return groups
+
+    groups = load_or_build(folder, config, build, save, load)
+    shutil.rmtree(parts, ignore_errors=True)
+    return {"clips": clips, "noisy": noisy, "input noise": groups["input noise"],
+            "explainer's seed": groups["explainer's seed"],
+            "training seed": [groups[f"training seed {k}"] for k in range(len(others))]}
 
 
 def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, settings: Any = None,
