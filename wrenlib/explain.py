@@ -1074,13 +1074,9 @@ def validation_explanations(profile: str, seed: int = 0, device: torch.device | 
     chapter 08 after them: at the full profile they took two of chapter 08's minutes on a GPU
     (the Performance page's kept run). ``model`` and ``dataset`` default to the profile's mixed-set
     CNN and images (chapter 03)."""
-    if (model is None) != (dataset is None):
-        raise ValueError("validation_explanations: give both the model and its dataset, or neither "
-                         "(the profile's mixed-set CNN)")
-    if model is None:
-        from .training import load_or_train_model
+    from .training import model_and_data
 
-        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    model, dataset = model_and_data(profile, seed, device, model, dataset, "validation_explanations")
     clips = validation_clips(dataset, profile, seed)
     return clips, {m: explain_dataset(model, dataset, clips, m, profile, settings_for_profile(m, profile, seed),
                                       device=device, progress=progress) for m in METHODS}

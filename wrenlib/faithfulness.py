@@ -447,13 +447,10 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
                           model_fingerprint, settings_for_profile)
     from .profiles import get_profile
 
-    sizes = get_profile(profile)
-    if (model is None) != (dataset is None):
-        raise ValueError("sanity_cascade: give both the model and its dataset, or neither (the profile's mixed-set CNN)")
-    if model is None:
-        from .training import load_or_train_model
+    from .training import model_and_data
 
-        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    sizes = get_profile(profile)
+    model, dataset = model_and_data(profile, seed, device, model, dataset, "sanity_cascade")
     device = _model_device(model, device)
     model = model.to(device).eval()
     clips = sanity_clips(dataset, profile, seed)
@@ -518,13 +515,10 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
     from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain, explain_dataset, explain_methods,
                           make_settings, method_references, model_fingerprint, settings_for_profile)
     from .profiles import get_profile
-    from .training import load_or_train_model
+    from .training import load_or_train_model, model_and_data
 
     sizes = get_profile(profile)
-    if (model is None) != (dataset is None):
-        raise ValueError("stability_maps: give both the model and its dataset, or neither (the profile's mixed-set CNN)")
-    if model is None:
-        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    model, dataset = model_and_data(profile, seed, device, model, dataset, "stability_maps")
     device = _model_device(model, device)
     model = model.to(device).eval()
     others = [load_or_train_model(profile, background="mixed", seed=seed, init_seed=init_seed, device=device,

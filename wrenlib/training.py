@@ -343,6 +343,20 @@ def load_or_train_model(
     return model, history, dataset
 
 
+def model_and_data(profile: str, seed: int = 0, device: torch.device | str | None = None,
+                   model: nn.Module | None = None, dataset: SpectrogramDataset | None = None,
+                   caller: str = "model_and_data") -> tuple[nn.Module, SpectrogramDataset]:
+    """``model`` and ``dataset`` when both are given (a chapter's own), else the profile's
+    mixed-set CNN and its images (chapter 03, from the cache or trained now): what the map
+    preparations explain (chapters 08 and 10). Giving one without the other is an error that
+    names ``caller``."""
+    if (model is None) != (dataset is None):
+        raise ValueError(f"{caller}: give both the model and its dataset, or neither (the profile's mixed-set CNN)")
+    if model is None:
+        model, _, dataset = load_or_train_model(profile, background="mixed", seed=seed, device=device, progress=False)
+    return model, dataset
+
+
 def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, config: dict[str, Any],
                      training_config: TrainingConfig, device: torch.device | str | None = None,
                      progress: bool = True) -> tuple[DialectCNN, pd.DataFrame]:
