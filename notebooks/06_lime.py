@@ -288,7 +288,8 @@ display(pd.DataFrame([
 ]).style.format({"median ρ with float32": "{:.3f}", "lowest ρ": "{:.3f}", "seconds": "{:.2f}"}).hide(axis="index"))
 wrenlib.record_result(PROFILE, "lime_bfloat16_spearman_median", float(np.median(rho_16)))
 wrenlib.record_result(PROFILE, "lime_another_seed_spearman_median", float(np.median(rho_seed)))
-wrenlib.record_result(PROFILE, "lime_bfloat16_speedup", precision_runs["float32"].seconds / precision_runs["bfloat16"].seconds)
+wrenlib.record_result(PROFILE, "lime_bfloat16_speedup",
+                      precision_runs["float32"].seconds / precision_runs["bfloat16"].seconds)
 in_16 = autocast_dtype(device, settings.mixed_precision) is not None
 glue("lime_precision_text", Markdown(
     f"This run's LIME maps (profile `{PROFILE}`, mixed precision `{settings.mixed_precision}`) are computed in "

@@ -253,9 +253,9 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     their own, once the CNNs are trained, instead of chapter 11 making them after chapter 08.
     ``strengths`` default to the profile's. ``experiment``, the models and images that
     :func:`confound_experiment` returned for these strengths, saves loading and rendering them again."""
-    import torch
-
     import shutil
+
+    import torch
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .dataset import load_surrogate_dataset
