@@ -396,12 +396,12 @@ trained_maps = randomised[0]
 # job of their own once the CNNs are trained): noisy copies, where LIME draws its samples from the clean images'
 # stream, so that the two maps differ by the noise alone; LIME and SHAP with the next seed (SHAP: another draw
 # of references); the CNNs trained from other initial weights
-stability = stability_maps(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
+checks = stability_maps(PROFILE, SEED, device=device, progress=True, model=model, dataset=images)
 glue("noise_sigma", f"{STABILITY_NOISE_SIGMA:g}", display=False)
 glue("noise_percent", f"{STABILITY_NOISE_SIGMA:.0%}", display=False)
-assert stability["clips"].tolist() == sanity_clips.tolist()
-noisy_maps = with_ensembles(stability["input noise"], stability["noisy"])
-reseeded_maps = with_ensembles({**{m: e.maps[positions] for m, e in explained.items()}, **stability["explainer's seed"]},
+assert checks["clips"].tolist() == sanity_clips.tolist()
+noisy_maps = with_ensembles(checks["input noise"], checks["noisy"])
+reseeded_maps = with_ensembles({**{m: e.maps[positions] for m, e in explained.items()}, **checks["explainer's seed"]},
                                sanity_pictures)
 
 seed_models, seed_accuracy = [model], []
@@ -415,7 +415,7 @@ for init_seed, predicted in zip(range(SEED, SEED + profile.stability_seeds), pre
     accuracy, low, high = accuracy_with_interval(predicted == images.labels[test_split])
     seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.3f} [{low:.3f}, {high:.3f}]",
                           "agrees with seed 0": f"{np.mean(predicted == predictions[0]):.1%}"})
-seed_maps = [trained_maps] + [with_ensembles(raw, sanity_pictures) for raw in stability["training seed"]]
+seed_maps = [trained_maps] + [with_ensembles(raw, sanity_pictures) for raw in checks["training seed"]]
 display(pd.DataFrame(seed_accuracy).style.hide(axis="index"))
 
 rows = similarity_rows(trained_maps, noisy_maps, "input noise")
