@@ -285,7 +285,7 @@ display(pd.DataFrame([
      "seconds": precision_runs["bfloat16"].seconds},
     {"run": "float32, another seed", "median ρ with float32": np.median(rho_seed), "lowest ρ": rho_seed.min(),
      "seconds": precision_runs["float32, another seed"].seconds},
-]).style.format({"median ρ with float32": "{:.3f}", "lowest ρ": "{:.3f}", "seconds": "{:.2f}"}).hide(axis="index"))
+]).style.format({"median ρ with float32": "{:.4f}", "lowest ρ": "{:.4f}", "seconds": "{:.2f}"}).hide(axis="index"))
 wrenlib.record_result(PROFILE, "lime_bfloat16_spearman_median", float(np.median(rho_16)))
 wrenlib.record_result(PROFILE, "lime_another_seed_spearman_median", float(np.median(rho_seed)))
 wrenlib.record_result(PROFILE, "lime_bfloat16_speedup",
@@ -296,7 +296,7 @@ glue("lime_precision_text", Markdown(
     + ("**bfloat16**" if in_16 else "**float32**") + f" on {wrenlib.describe_device(device)}."), display=False)
 
 # %% [markdown]
-# In 16 bits a map keeps a median ρ of {glue:text}`lime_bfloat16_spearman_median:.3f` with
+# In 16 bits a map keeps a median ρ of {glue:text}`lime_bfloat16_spearman_median:.4f` with
 # float32's; with another seed, ρ falls to {glue:text}`lime_another_seed_spearman_median:.2f`. LIME's
 # own sampling noise is far larger than its rounding, so the full profile lets 16 bits compute
 # its maps where they are fast. Here float32 took {glue:text}`lime_bfloat16_speedup:.2f` times as
