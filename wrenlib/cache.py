@@ -77,9 +77,8 @@ def kept_maps(folder: Path, name: str, make: Callable[[], dict[str, Any]]) -> di
     """One piece of a long build of maps (named arrays), kept in ``folder`` as soon as it is made,
     so that a build cut short (a time limit, Ctrl-C) goes on from its last finished piece: loaded
     when ``folder/<name>.npz`` exists, else made by ``make()`` and saved (written whole, then
-    renamed into place, so a half-written piece is never read). The caller keys ``folder`` by
-    the build's configuration and removes it once the whole artifact is saved
-    (:func:`parts_folder`)."""
+    renamed into place, so a half-written piece is never read). ``folder`` is the artifact's
+    :func:`parts_folder`, which :func:`load_or_build` removes once the whole artifact is saved."""
     import numpy as np
 
     path = folder / f"{name}.npz"
@@ -135,6 +134,7 @@ def load_or_build(
             if folder.exists():
                 shutil.rmtree(folder)
             staging.rename(folder)
+            shutil.rmtree(parts_folder(folder), ignore_errors=True)  # the pieces kept while it was built
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

@@ -253,8 +253,6 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
     their own, once the CNNs are trained, instead of chapter 11 making them after chapter 08.
     ``strengths`` default to the profile's. ``experiment``, the models and images that
     :func:`confound_experiment` returned for these strengths, saves loading and rendering them again."""
-    import shutil
-
     import torch
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
@@ -302,9 +300,7 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
 
     folder = profile_dir(profile) / "confound_maps" / f"{background}-seed{seed}-{config_hash(config)}"
     parts = parts_folder(folder)
-    maps = load_or_build(folder, config, build, save, load)
-    shutil.rmtree(parts, ignore_errors=True)
-    return carriers, chosen, maps
+    return carriers, chosen, load_or_build(folder, config, build, save, load)
 
 
 def confound_experiment(profile: str, strengths, seed: int = 0, background: str = "black",

@@ -440,8 +440,6 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     ``model`` and ``dataset`` default to the profile's mixed-set CNN and images (chapter 03)."""
     from dataclasses import asdict
 
-    import shutil
-
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
                           model_fingerprint, settings_for_profile)
@@ -484,9 +482,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
 
     folder = profile_dir(profile) / "sanity" / f"cascade-seed{seed}-{config_hash(config)}"
     parts = parts_folder(folder)
-    rows = load_or_build(folder, config, build, save, load)
-    shutil.rmtree(parts, ignore_errors=True)
-    return clips, rows
+    return clips, load_or_build(folder, config, build, save, load)
 
 
 # chapter 10's input noise: standard deviation on the song's pixels (2 % of the pixel range)
@@ -508,12 +504,11 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
     kept as soon as it is made, so that ``wrenlib execute`` makes them as a preparation once the
     CNNs are trained, instead of chapter 10 after chapter 08. ``model`` and ``dataset`` default to
     the profile's mixed-set CNN and images (chapter 03)."""
-    import shutil
     from dataclasses import asdict
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
-    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain, explain_dataset, explain_methods,
-                          make_settings, method_references, model_fingerprint, settings_for_profile)
+    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
+                          model_fingerprint, settings_for_profile)
     from .profiles import get_profile
     from .training import load_or_train_model, model_and_data
 
@@ -526,7 +521,6 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
     clips = sanity_clips(dataset, profile, seed)
     pictures = dataset.images(clips)
     noisy = noisy_copies(pictures, sigma=STABILITY_NOISE_SIGMA, n_repeats=1, seed=seed)[0]
-    reseeded = {m: make_settings(m, settings_for_profile(m, profile, seed), seed=seed + 1) for m in ("lime", "shap")}
     config = {"model": model_fingerprint(model), "others": [model_fingerprint(other) for other in others],
               "data": dataset_fingerprint(dataset), "clips": clips.tolist(), "seed": seed, "device": device.type,
               "sigma": STABILITY_NOISE_SIGMA, "settings": {m: asdict(settings_for_profile(m, profile, seed))
@@ -539,9 +533,8 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
                                   device=device, progress=False).targets  # the trained model's predicted classes
         groups = {"input noise": kept_maps(parts, "noise", lambda: explain_methods(
             model, noisy, profile, dataset, targets=targets, device=device, seed=seed, seed_images=pictures))}
-        groups["explainer's seed"] = kept_maps(parts, "reseeded", lambda: {m: explain(
-            model, pictures, m, targets=targets, settings=settings, device=device,
-            references=method_references(dataset, m, settings)).maps for m, settings in reseeded.items()})
+        groups["explainer's seed"] = kept_maps(parts, "reseeded", lambda: explain_methods(  # the next seed's settings
+            model, pictures, profile, dataset, methods=("lime", "shap"), targets=targets, device=device, seed=seed + 1))
         for k, other in enumerate(others):
             groups[f"training seed {k}"] = kept_maps(parts, f"init{k}", lambda other=other: explain_methods(
                 other, pictures, profile, dataset, targets=targets, device=device, seed=seed))
@@ -555,7 +548,6 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
         return groups
 
     groups = load_or_build(folder, config, build, save, load)
-    shutil.rmtree(parts, ignore_errors=True)
     return {"clips": clips, "noisy": noisy, "input noise": groups["input noise"],
             "explainer's seed": groups["explainer's seed"],
             "training seed": [groups[f"training seed {k}"] for k in range(len(others))]}
