@@ -255,7 +255,11 @@ glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" 
 #
 # **In 16 bits.** LIME reads only the model's probabilities, so its forward passes can run in
 # bfloat16 under `torch.autocast` (`LimeSettings.mixed_precision`, by the rule chapter 03's
-# training follows: where the hardware computes bfloat16). Up to eight explained clips, each
+# training follows: where the hardware computes bfloat16). Only the convolutions do: the dense
+# head stays in float32 (`wrenlib.model.body_and_head`). LIME fits the *differences* between its
+# samples' outputs, and a network whose logits barely follow the image — chapter 10's randomised
+# networks — gave logits that bfloat16 rounded to one value for every sample, hence a constant
+# map; the head's few products cost nothing in float32. Up to eight explained clips, each
 # explained three times on this machine: in float32, in bfloat16 on the same samples, and in
 # float32 with another seed. The last two are compared with the first by Spearman's ρ over the
 # grid features:

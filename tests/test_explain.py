@@ -716,6 +716,39 @@ def test_lime_in_bfloat16_moves_the_map_far_less_than_another_seed(small_cnn):
         LimeSettings(mixed_precision="half")
 
 
+def test_lime_in_bfloat16_keeps_the_map_of_a_network_whose_outputs_barely_move(small_cnn):
+    """A network whose logits barely follow its input (chapter 10's fully randomised networks):
+    computed wholly in bfloat16, every sample's logits rounded to the same value and LIME's map
+    was a constant; the dense head in float32 keeps float32's ranking of the features."""
+    import copy
+
+    import torch
+    from scipy import stats
+
+    from wrenlib.explain import LimeSettings, explain, feature_means, grid_segments
+    from wrenlib.model import body_and_head
+
+    rng = np.random.default_rng(7)
+    images = (rng.random((2, 32, 64)) ** 6).astype(np.float32)
+    images[:, 8:16, 16:40] += 0.8
+    flat = copy.deepcopy(small_cnn)
+    with torch.no_grad():  # outputs near (4, -4), moving by about a thousandth with the input
+        flat.classifier[-1].weight.mul_(1e-3)
+        flat.classifier[-1].bias.copy_(torch.tensor([4.0, -4.0]))
+    base = dict(grid=(4, 8), n_samples=200, batch_size=64)
+    float32 = explain(flat, images, "lime", targets=[1, 1], settings=LimeSettings(**base)).maps
+    sixteen = explain(flat, images, "lime", targets=[1, 1], settings=LimeSettings(**base, mixed_precision="always")).maps
+    features = grid_segments(32, 64, 4, 8)
+    for a, b in zip(float32, sixteen):
+        ours, reference = feature_means(b, features), feature_means(a, features)
+        assert np.ptp(ours) > 0 and stats.spearmanr(reference, ours)[0] > 0.9
+    x = torch.as_tensor(images[:, None])
+    body, head = body_and_head(flat)
+    assert torch.equal(head(body(x)), flat(x))
+    body, head = body_and_head(torch.nn.Sequential(flat))  # any other network: all body
+    assert torch.equal(head(body(x)), flat(x)) and isinstance(head, torch.nn.Identity)
+
+
 def test_the_validation_maps_are_chapter_08s_clips_explained_at_the_profiles_settings_and_cached(
         isolated_artifacts, monkeypatch):
     """The validation clips' maps as a preparation: half the profile's explained clips (at least

@@ -39,7 +39,8 @@ SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 # 3: Grad-CAM's cells placed on the pixels they cover (layer_stride); LIME's kernel the lime package's
 # 4: DeepLIFT's ReLUs and max-pools kept apart for captum (deeplift_network); the untrained
 #    reference explains the trained model's predicted class
-EXPLAINER_VERSION = 4
+# 5: LIME in 16 bits computes the network's dense head in float32 (_timed_probabilities); float32 maps unchanged
+EXPLAINER_VERSION = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -563,14 +564,25 @@ class LimeSampler:
 
 def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: dict[str, float],
                          half: torch.dtype | None = None) -> torch.Tensor:
-    """The network's class probabilities (float32) for ``batch``, computed under torch.autocast in
-    ``half`` (None: float32), adding the network's own time to ``evaluations["seconds"]`` (on a
-    GPU, after the work queued before it has finished)."""
+    """The network's class probabilities (float32) for ``batch``, its convolutions computed under
+    torch.autocast in ``half`` (None: float32) and its dense head in float32
+    (:func:`wrenlib.model.body_and_head`), adding the network's own time to
+    ``evaluations["seconds"]`` (on a GPU, after the work queued before it has finished).
+
+    The head stays in float32 because LIME fits the small differences between its samples'
+    outputs: a network whose logits barely follow its input (an untrained or randomised one,
+    chapter 10's cascade) gave logits that bfloat16 rounds to one value for every sample, and
+    so a constant map."""
+    from .model import body_and_head
+
     if batch.is_cuda:
         torch.cuda.synchronize()
     started = time.perf_counter()
-    with torch.no_grad(), torch.autocast(batch.device.type, dtype=half or torch.float32, enabled=half is not None):
-        out = torch.softmax(network(batch), dim=1).float()
+    body, head = body_and_head(network)
+    with torch.no_grad():
+        with torch.autocast(batch.device.type, dtype=half or torch.float32, enabled=half is not None):
+            features = body(batch)
+        out = torch.softmax(head(features.float()), dim=1)
     if out.is_cuda:
         torch.cuda.synchronize()
     evaluations["seconds"] += time.perf_counter() - started

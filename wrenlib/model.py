@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -180,6 +180,15 @@ def fast_forward(model: nn.Module) -> nn.Module:
     """The model's pool-first twin when it has one (a :class:`DialectCNN`), else the model: for
     code that only needs its outputs or its training gradients."""
     return model.pool_first() if isinstance(model, DialectCNN) else model
+
+
+def body_and_head(network: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """A network split into its body (standardisation and convolutions) and its head (the dense
+    layers): ``head(body(x))`` is ``network(x)`` for a :class:`DialectCNN` and its pool-first
+    twin; any other network is all body, its head the identity."""
+    if all(hasattr(network, name) for name in ("standardise", "features", "classifier")):
+        return (lambda x: network.features(network.standardise(x))), network.classifier
+    return network, nn.Identity()
 
 
 def flops_per_image(config: ModelConfig, training: bool = True) -> int:
