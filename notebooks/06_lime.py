@@ -248,8 +248,8 @@ glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" 
 # (`wrenlib.bench.image_sized_operations`): {glue:text}`lime_image_operations_captum` against
 # {glue:text}`lime_image_operations_wrenlib`. On a GPU each is a kernel launched over images,
 # and a GPU shared by several jobs makes every launch wait its turn: the full profile's run kept
-# on the Performance page, made before this change, says what share of captum's LIME time the
-# model took there. Both give {glue:md}`lime_same_map_text`. The book's budget for that overhead
+# on the Performance page says what share of LIME's time the model took on an H200, with
+# captum's `Lime` before this change and with wrenlib's after it. Both give {glue:md}`lime_same_map_text`. The book's budget for that overhead
 # is 20 %; here the model took {glue:text}`lime_captum_model_share:.0%` of wrenlib's LIME time, an
 # overhead of {glue:md}`lime_overhead_text`.
 #
@@ -304,7 +304,8 @@ glue("lime_precision_text", Markdown(
 # float32's; with another seed, ρ falls to {glue:text}`lime_another_seed_spearman_median:.2f`. LIME's
 # own sampling noise is far larger than its rounding, so the full profile lets 16 bits compute
 # its maps where they are fast. Here float32 took {glue:text}`lime_bfloat16_speedup:.2f` times as
-# long as bfloat16 (below 1 where bfloat16 is emulated, on a CPU without its instructions).
+# long as bfloat16 (below 1 where bfloat16 was the slower: on a CPU without its instructions,
+# which emulates it, and in the H200 run kept on the Performance page, beside three other jobs).
 # {glue:md}`lime_precision_text`
 #
 # ## Does LIME mark empty regions?

@@ -224,10 +224,9 @@ def _run_preparation(preparation: Preparation) -> dict[str, Any]:
 
 # jobs side by side on one CUDA GPU, at most, each with GPU_JOB_CORES of the CPU's cores and
 # GPU_JOB_MEMORY_GIB of the GPU's memory or more (in the full profile's runs on an H200 kept in
-# book/benchmarks/jobs-full-cuda-partial.json, four jobs at a time held 66 GiB of it together at the
-# most in the first of its two calls and 101 GiB in the second, where chapters 08 and 09 and the two
-# map preparations ran side by side, each job under its cap of 23.7 %; read with nvidia-smi every
-# 2 s, the record itself keeps RAM only)
+# book/benchmarks/jobs-full-cuda-partial.json, four jobs at a time held 104 GiB of its 140 together
+# at the most, and 66 and 101 GiB in the two calls of the run before, each job under its cap of
+# 23.7 %; read with nvidia-smi every 2 s, the record itself keeps RAM only)
 GPU_JOBS = 4
 GPU_JOB_CORES = 4
 GPU_JOB_MEMORY_GIB = 10
