@@ -297,3 +297,34 @@ def test_the_explainer_memory_probe_measures_its_own_call_not_its_parent():
     assert held[0] == 1 and set(rows) == {"deeplift", "shap"}
     for row in rows.values():
         assert row["bytes per pixel"] > 0.3 * row["constant (bytes per pixel)"]  # 8 more: 150-600 MiB
+
+
+def test_the_backend_benchmark_times_every_setting_and_puts_torchs_back(tmp_path):
+    """Each workload in both precisions under each CPU setting (cuDNN's only on CUDA), against the
+    book's own; torch's flags are as asked inside and as before afterwards; the page shows it."""
+    import torch
+    import torch.utils.deterministic
+
+    from wrenlib.bench import BACKEND_SETTINGS, backend_settings, write_backend_benchmark, write_performance_page
+    from wrenlib.runtime import set_seed
+
+    set_seed(0)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+              torch.backends.cudnn.benchmark)
+    with backend_settings(False, True, True):
+        assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+                torch.backends.cudnn.benchmark) == (False, True, True)
+    path = write_backend_benchmark(tmp_path / "bench", image_size=(32, 64), device="cpu", lime_batch=4,
+                                   train_batch=4, repeats=1)
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+            torch.backends.cudnn.benchmark) == before == (True, False, False)
+    rows = json.loads(path.read_text())["rows"]
+    on_cpu = [name for name, flags in BACKEND_SETTINGS.items() if not flags[2]]
+    assert len(rows) == 2 * 2 * len(on_cpu) and {row["settings"] for row in rows} == set(on_cpu)
+    assert {row["precision"] for row in rows} == {"float32", "bfloat16"}
+    assert all(row["images_per_second"] > 0 for row in rows)
+    assert all(row["speed-up"] == 1.0 for row in rows if row["settings"] == on_cpu[0])
+    page = tmp_path / "performance.md"
+    write_performance_page(page, {"profile": "quick", "chapters": {}}, tmp_path / "none", tmp_path / "bench")
+    text = page.read_text()
+    assert "### Backend settings" in text and "LIME batch (4 x 32 x 64)" in text and "not deterministic" in text

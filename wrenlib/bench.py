@@ -440,6 +440,142 @@ def explainer_memory(size: tuple[int, int] = (480, 960), counts: tuple[int, int]
     return rows
 
 
+# The backend settings `wrenlib bench --backend` times against the book's own (the first):
+# (deterministic algorithms, new memory filled with NaN, cuDNN's benchmark mode). The book runs
+# deterministic so that one seed reproduces a run; cuDNN's benchmark mode (CUDA only) times
+# every convolution algorithm on its first call and keeps the fastest, which may differ between runs.
+BACKEND_SETTINGS = {
+    "the book's: deterministic": (True, False, False),
+    "deterministic, new memory filled": (True, True, False),
+    "not deterministic": (False, False, False),
+    "not deterministic, cuDNN benchmark": (False, False, True),
+}
+
+
+@contextmanager
+def backend_settings(deterministic: bool, fill: bool, cudnn_benchmark: bool) -> Iterator[None]:
+    """Torch's deterministic mode, its filling of new memory and cuDNN's benchmark mode set as
+    asked for the block, and put back as they were after it."""
+    import torch
+    import torch.utils.deterministic
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark)
+    torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = fill
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        yield
+    finally:
+        torch._C._set_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]
+        torch.backends.cudnn.benchmark = before[3]
+
+
+def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = None, lime_batch: int = 64,
+                      train_batch: int = 32, repeats: int = 3) -> dict[str, Any]:
+    """The book's two heaviest kinds of GPU work, timed under each of :data:`BACKEND_SETTINGS` (cuDNN's
+    only on CUDA) in float32 and in the 16 bits the full profile computes in (autocast's bfloat16,
+    float16 on an older GPU): a LIME batch (``lime_batch`` images through the model's forward pass, as
+    :func:`wrenlib.explain._timed_probabilities` computes it) and a training step (``train_batch``
+    images, as :func:`wrenlib.training.fit` takes it), on an untrained paper CNN and random images of
+    ``image_size`` (default: the full profile's on a GPU, the quick one's on a CPU). Every
+    combination runs once to warm up, then all take turns for ``repeats`` rounds (the best round
+    counts), so that a slow spell of a shared machine hits them alike. Returns the machine's
+    description and ``rows``: workload, precision, settings, images per second and the speed-up
+    against the book's settings in the same precision."""
+    import torch
+    from torch import nn
+
+    from .explain import _timed_probabilities
+    from .model import DialectCNN, ModelConfig, fast_forward
+    from .profiles import get_profile
+    from .runtime import choose_device
+    from .training import autocast_dtype, precision_name, training_step
+
+    device = torch.device(device) if device is not None else choose_device()
+    if image_size is None:
+        sizes = get_profile("full" if device.type == "cuda" else "quick")
+        image_size = (sizes.image_height_px, sizes.image_width_px)
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(*image_size)).to(device)
+    network = fast_forward(model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_function = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(0)
+    lime_images = torch.rand(lime_batch, 1, *image_size, generator=generator).to(device)
+    train_images = torch.rand(train_batch, 1, *image_size, generator=generator).to(device)
+    labels = (torch.arange(train_batch) % 2).to(device)
+    half = autocast_dtype(device, "always")
+    settings = {name: flags for name, flags in BACKEND_SETTINGS.items() if device.type == "cuda" or not flags[2]}
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def lime(precision):
+        network.eval()
+        _timed_probabilities(network, lime_images, {"seconds": 0.0}, precision)
+
+    def train(precision):
+        network.train()
+        training_step(network, optimiser, loss_function, train_images, labels, precision,
+                      torch.amp.GradScaler(device.type) if precision == torch.float16 else None)
+
+    runs = [(workload, images, precision, name) for workload, images in (("LIME batch", lime_batch),
+                                                                           ("training step", train_batch))
+            for precision in (None, half) for name in settings]
+    work = {"LIME batch": lime, "training step": train}
+    best: dict[tuple, float] = {}
+    for round_ in range(repeats + 1):  # round 0 warms every combination up (cuDNN's benchmark times there)
+        for workload, images, precision, name in runs:
+            with backend_settings(*settings[name]):
+                synchronise()
+                started = time.perf_counter()
+                work[workload](precision)
+                synchronise()
+                elapsed = time.perf_counter() - started
+            if round_:
+                key = (workload, precision, name)
+                best[key] = min(best.get(key, float("inf")), elapsed)
+    rows = []
+    book = next(iter(settings))
+    for workload, images, precision, name in runs:
+        rows.append({"workload": f"{workload} ({images} x {image_size[0]} x {image_size[1]})",
+                     "precision": precision_name(precision), "settings": name,
+                     "images_per_second": round(images / best[(workload, precision, name)], 1),
+                     "speed-up": round(best[(workload, precision, book)] / best[(workload, precision, name)], 2)})
+    return {**machine_description(device), "repeats": repeats, "rows": rows}
+
+
+def write_backend_benchmark(out: Path | str, **kwargs: Any) -> Path:
+    """:func:`benchmark_backend`, kept in ``out/backend.json`` with the time it finished."""
+    from datetime import datetime, timezone
+
+    report = benchmark_backend(**kwargs)
+    report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "backend.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    for row in report["rows"]:
+        print(f"{row['workload']}, {row['precision']}, {row['settings']}: {row['images_per_second']} images/s "
+              f"({row['speed-up']}x the book's)")
+    return path
+
+
+def _backend_tables(paths: list[Path]) -> list[str]:
+    """The Markdown of :func:`write_backend_benchmark`'s records."""
+    lines = []
+    for path in paths:
+        report = json.loads(path.read_text())
+        lines += ["", f"{report.get('device')} ({report.get('machine')}), finished {report.get('finished')}, "
+                      f"best of {report.get('repeats')} rounds (`{path.parent.name}/{path.name}`):", ""]
+        lines += _markdown_table(report.get("rows", []), ["workload", "precision", "settings", "images_per_second",
+                                                          "speed-up"])
+    return lines
+
+
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
@@ -710,4 +846,14 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         kept_in = f"book/benchmarks/{synth.parent.name}"
         lines += ["", f"Kept in `{kept_in}` (`wrenlib bench --out {kept_in}`):", ""]
         lines += _bench_tables(synth.parent)
+    backend = ([Path(bench) / "backend.json"] if (Path(bench) / "backend.json").is_file() else []) + (
+        sorted(Path(benchmarks).glob("backend-*.json")) if Path(benchmarks).is_dir() else [])
+    lines += ["", "### Backend settings", "",
+              "The book computes deterministically (`wrenlib.set_seed`: one seed reproduces a run) and without "
+              "torch's filling of new memory with NaN, a debugging aid of deterministic mode. `wrenlib bench "
+              "--backend` (part of `make bench`) times a LIME batch and a training step under those settings "
+              "and the others (`wrenlib.bench.BACKEND_SETTINGS`), side by side in one run, in float32 and in "
+              "16 bits: what reproducibility costs on the machine."]
+    lines += _backend_tables(backend) if backend else [
+        "", "No such timing yet: `make bench` or `wrenlib bench --backend` writes one to `artifacts/bench/`."]
     path.write_text("\n".join(lines) + "\n")

@@ -351,7 +351,8 @@ def evaluate(model_path: Path, data: Path) -> None:
 
 def bench(out: Path, n_clips: int = 96) -> dict:
     """Surrogate generation speed on 1 and 2 processes, measured side by side in one run; the
-    front end, training and the explainers (``explainers.csv``) timed beside it."""
+    front end, training and the explainers (``explainers.csv``) timed beside it, and what the
+    book's deterministic backend settings cost (``backend.json``, :func:`wrenlib.bench.benchmark_backend`)."""
     import json
 
     from .dataset import generate_surrogate_dataset
@@ -406,6 +407,9 @@ def bench(out: Path, n_clips: int = 96) -> dict:
 
     from datetime import datetime, timezone
 
+    from .bench import write_backend_benchmark
+
+    write_backend_benchmark(out)  # what deterministic computing costs here (wrenlib bench --backend)
     memory = explainer_memory()
     report = {**machine_description(), "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "results": rows, "memory": memory}
@@ -545,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                               help="with --stages: train the CNN in this precision instead of the profile's "
                                    "(wrenlib.training.TrainingConfig.mixed_precision)")
+    bench_parser.add_argument("--backend", action="store_true",
+                              help="only time a LIME batch and a training step under the book's backend "
+                                   "settings and the others, in float32 and 16 bits, into OUT/backend.json "
+                                   "(the full profile's image size on a GPU, the quick one's on a CPU)")
     bench_parser.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, keep the last complete `make execute` run's seconds per job in "
                                    "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
@@ -612,6 +620,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {save_job_times(root, args.job_times, partial=args.partial)}")
             except ValueError as error:
                 raise CommandError(str(error)) from None
+        elif args.command == "bench" and args.backend:
+            from .bench import write_backend_benchmark
+
+            print(f"wrote {write_backend_benchmark(args.out)}")
         elif args.command == "bench" and args.stages:
             from .bench import time_stages
 
