@@ -459,17 +459,17 @@ def backend_settings(deterministic: bool, fill: bool, cudnn_benchmark: bool) -> 
     import torch
     import torch.utils.deterministic
 
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark)
-    torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = fill
+    from .runtime import _use_deterministic_algorithms
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+              torch.backends.cudnn.benchmark)
+    _use_deterministic_algorithms(torch, deterministic, fill)
     torch.backends.cudnn.benchmark = cudnn_benchmark
     try:
         yield
     finally:
-        torch._C._set_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.utils.deterministic.fill_uninitialized_memory = before[2]
-        torch.backends.cudnn.benchmark = before[3]
+        _use_deterministic_algorithms(torch, *before[:2])
+        torch.backends.cudnn.benchmark = before[2]
 
 
 def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = None, lime_batch: int = 64,

@@ -107,7 +107,7 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     limit_gpu_memory(torch)
 
 
-def _use_deterministic_algorithms(torch) -> None:
+def _use_deterministic_algorithms(torch, enabled: bool = True, fill: bool = False) -> None:
     """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its import of torch's
     compiler stack (``torch._inductor``, about 2 s in every chapter's kernel and worker process),
     which it imports only to set the compiler's own flag: the book compiles nothing.
@@ -115,14 +115,14 @@ def _use_deterministic_algorithms(torch) -> None:
     Deterministic mode also fills every new tensor's memory with NaN by default
     (``torch.utils.deterministic.fill_uninitialized_memory``), a debugging aid that changes no
     result of an operation that writes its output before reading it: one more pass over memory
-    per allocation, for a GPU's large activations a pass as long as a ReLU's. It is turned off;
-    ``wrenlib bench --backend`` times both."""
+    per allocation, for a GPU's large activations a pass as long as a ReLU's. It is turned off
+    (``fill``); ``wrenlib bench --backend`` times both, and deterministic mode off (``enabled``)."""
     set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
     if set_flag is None:  # another torch: the public call
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(enabled, warn_only=True)
     else:
-        set_flag(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+        set_flag(enabled, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 # glibc's mallopt parameters, and what the book sets them to
