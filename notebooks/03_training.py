@@ -335,5 +335,7 @@ glue("pool_first_verdict", Markdown(": a small gain, since most of a step is the
 # On {glue:md}`training_device`, training runs at {glue:text}`training_images_per_second_profile_size:.0f`
 # images per second at this profile's size and {glue:text}`training_images_per_second_paper_size:.1f`
 # at 480 × 960; the loader takes at most {glue:text}`loader_share_of_step_time:.1%` of the step
-# time. The pool-first twin trains {glue:text}`pool_first_speed_up_profile_size:.2f` times as many
+# time. On a GPU that share can overlap the steps: the copies to the device do not wait for it,
+# and the epoch's loss and accuracy stay there until the epoch ends, so the CPU builds the next
+# batch while the GPU trains on this one. The pool-first twin trains {glue:text}`pool_first_speed_up_profile_size:.2f` times as many
 # images per second as the paper's order at this profile's size{glue:md}`pool_first_verdict`.{glue:md}`mixed_precision_note`

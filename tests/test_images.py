@@ -102,17 +102,19 @@ def test_training_batches_cross_to_the_device_as_bytes_and_become_the_images_the
     np.testing.assert_array_equal(torch.cat([images for images, _ in cpu])[:, 0].numpy(), dataset.images(indices))
     assert torch.cat([labels for _, labels in cpu]).tolist() == np.asarray(dataset.labels)[indices].tolist()
 
-    crossings = []
+    crossings, waits = [], []
 
     class Copies(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device("meta") \
-                    and args[0].dim() == 3:  # the levels (N, H, W) going to the device
-                crossings.append(kwargs.get("dtype") or args[0].dtype)
+            if func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device("meta"):
+                waits.append(not kwargs.get("non_blocking", False))  # a blocking copy waits for the GPU
+                if args[0].dim() == 3:  # the levels (N, H, W) going to the device
+                    crossings.append(kwargs.get("dtype") or args[0].dtype)
             return func(*args, **kwargs)
 
     with Copies():
         on_device = list(batches(dataset, indices, 4, device="meta"))  # a device without data: shapes only
     assert crossings == [torch.uint8, torch.uint8]
+    assert len(waits) == 6 and not any(waits)  # levels, backgrounds, labels per batch: none waits
     assert on_device[0][0].dtype == torch.float32 and on_device[0][0].shape == (4, 1, *dataset.image(0).shape)

@@ -108,6 +108,26 @@ def test_training_learns_a_trivial_task_and_is_deterministic():
                            "validation_images": len(dataset.split_indices("validation")), "precision": "float32"}
 
 
+def test_a_training_epoch_reads_its_sums_from_the_device_once_not_every_step(monkeypatch):
+    """On a GPU, reading a number from the device makes the CPU wait for the step: fit keeps the
+    epoch's loss and accuracy sums on the device and reads them once per epoch (two reads),
+    whatever the number of steps (18 training clips at batch 2: 9 steps)."""
+    import torch
+
+    reads = []  # (optimizer.step reads its own step counters with .item(): CPU tensors even on a GPU)
+    for name in ("__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, _original=original, _name=name:
+                            reads.append(_name) or _original(self))
+    monkeypatch.setattr("wrenlib.training.image_statistics", lambda *args, **kwargs: (0.0, 1.0))  # its own reads
+    dataset = _toy_dataset()
+    set_seed(0)
+    fit(DialectCNN(ModelConfig(32, 64)), dataset, TrainingConfig(max_epochs=2, patience=2, batch_size=2),
+        progress=False)
+    steps = -(-len(dataset.split_indices("train")) // 2)
+    assert steps >= 4 and len(reads) == 2 * 2, (steps, reads)
+
+
 def test_flops_per_image_counts_the_convolutions_and_products_by_hand():
     from wrenlib.model import flops_per_image
 

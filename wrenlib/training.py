@@ -122,10 +122,13 @@ def batches(dataset: SpectrogramDataset, indices: np.ndarray, batch_size: int,
         # the 8-bit levels cross to the device and become floats there: torch converts a CPU-to-GPU
         # copy's type on the CPU, which at 480 x 960 took about half of a GPU training step's time
         # (chapter 03's loader share), with four times the bytes to copy
-        levels = torch.from_numpy(np.asarray(dataset.levels[chosen])).to(device).to(torch.float32) / 255
-        flip = white[chosen].to(device)[:, None, None]
+        # non_blocking: a copy to a GPU returns once the driver has taken the bytes, without waiting
+        # for the GPU to finish its queued work, so the next batch is built while this one trains
+        # (safe from pageable memory in this direction; on a CPU nothing changes)
+        levels = torch.from_numpy(np.asarray(dataset.levels[chosen])).to(device, non_blocking=True).to(torch.float32) / 255
+        flip = white[chosen].to(device, non_blocking=True)[:, None, None]
         images = torch.where(flip, 1 - levels, levels)[:, None]
-        yield images, labels[chosen].to(device)
+        yield images, labels[chosen].to(device, non_blocking=True)
 
 
 def image_statistics(dataset: SpectrogramDataset, indices: np.ndarray,
@@ -194,14 +197,19 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
     bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not show_progress(progress))
     for epoch in bar:
         model.train()
-        seen, loss_sum, correct = 0, 0.0, 0
+        # the epoch's sums stay on the device (float64, the same sums as Python floats): reading them
+        # every step would make the CPU wait for each step on a GPU before building the next batch
+        seen = 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         for images, labels in batches(dataset, train, config.batch_size, shuffle=True,
                                       generator=generator, device=device):
             loss, logits = training_step(network, optimiser, loss_function, images, labels, half, scaler)
             seen += len(labels)
-            loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+            loss_sum += loss.detach().double() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+        loss_sum, correct = float(loss_sum), int(correct)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         probabilities = predict(model, dataset, validation, device)
         validation_labels = dataset.labels[validation]
         validation_loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(validation)), validation_labels], 1e-7, 1))))
