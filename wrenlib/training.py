@@ -197,18 +197,19 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
     bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not show_progress(progress))
     for epoch in bar:
         model.train()
-        # the epoch's sums stay on the device (float64, the same sums as Python floats): reading them
-        # every step would make the CPU wait for each step on a GPU before building the next batch
-        seen = 0
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
+        # the steps' losses and counts of correct clips stay on the device until the epoch ends:
+        # reading them every step would make the CPU wait for each step on a GPU before building
+        # the next batch (then summed in Python's floats, in order: the sums as before)
+        losses, correct_counts, sizes = [], [], []
         for images, labels in batches(dataset, train, config.batch_size, shuffle=True,
                                       generator=generator, device=device):
             loss, logits = training_step(network, optimiser, loss_function, images, labels, half, scaler)
-            seen += len(labels)
-            loss_sum += loss.detach().double() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
-        loss_sum, correct = float(loss_sum), int(correct)
+            losses.append(loss.detach())
+            correct_counts.append((logits.argmax(1) == labels).sum())
+            sizes.append(len(labels))
+        seen = sum(sizes)
+        loss_sum = sum(value * size for value, size in zip(torch.stack(losses).tolist(), sizes))
+        correct = int(torch.stack(correct_counts).sum())
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         probabilities = predict(model, dataset, validation, device)
         validation_labels = dataset.labels[validation]
