@@ -479,9 +479,12 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     float16 on an older GPU): a LIME batch (``lime_batch`` images through the model's forward pass, as
     :func:`wrenlib.explain._timed_probabilities` computes it) and a training step (``train_batch``
     images, as :func:`wrenlib.training.fit` takes it), on an untrained paper CNN and random images of
-    ``image_size`` (default: the full profile's on a GPU, the quick one's on a CPU). Every
-    combination runs once to warm up, then all take turns for ``repeats`` rounds (the best round
-    counts), so that a slow spell of a shared machine hits them alike. Returns the machine's
+    ``image_size`` (default: the full profile's on a GPU, the quick one's on a CPU). The
+    combinations take turns for ``repeats`` rounds (the best round counts), so that a slow spell
+    of a shared machine hits them alike; in each round a combination runs twice and the second
+    run is timed, since the first after another combination pays for the switch (new buffers in
+    the other precision, cuDNN's benchmark timing): measured on a CPU, the first of a group came
+    out 20-30 % slower by its place alone. Returns the machine's
     description and ``rows``: workload, precision, settings, images per second and the speed-up
     against the book's settings in the same precision."""
     import torch
@@ -527,17 +530,17 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
             for precision in (None, half) for name in settings]
     work = {"LIME batch": lime, "training step": train}
     best: dict[tuple, float] = {}
-    for round_ in range(repeats + 1):  # round 0 warms every combination up (cuDNN's benchmark times there)
+    for _ in range(repeats):
         for workload, images, precision, name in runs:
             with backend_settings(*settings[name]):
+                work[workload](precision)  # the switch from the combination before
                 synchronise()
                 started = time.perf_counter()
                 work[workload](precision)
                 synchronise()
                 elapsed = time.perf_counter() - started
-            if round_:
-                key = (workload, precision, name)
-                best[key] = min(best.get(key, float("inf")), elapsed)
+            key = (workload, precision, name)
+            best[key] = min(best.get(key, float("inf")), elapsed)
     rows = []
     book = next(iter(settings))
     for workload, images, precision, name in runs:
