@@ -306,7 +306,7 @@ def test_the_backend_benchmark_times_every_setting_and_puts_torchs_back(tmp_path
     import torch.utils.deterministic
 
     from wrenlib.bench import BACKEND_SETTINGS, backend_settings, write_backend_benchmark, write_performance_page
-    from wrenlib.runtime import set_seed
+    from wrenlib.runtime import BACKEND_MODES, set_seed
 
     set_seed(0)
     before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
@@ -324,7 +324,28 @@ def test_the_backend_benchmark_times_every_setting_and_puts_torchs_back(tmp_path
     assert {row["precision"] for row in rows} == {"float32", "bfloat16"}
     assert all(row["images_per_second"] > 0 for row in rows)
     assert all(row["speed-up"] == 1.0 for row in rows if row["settings"] == on_cpu[0])
+    assert all(BACKEND_SETTINGS[row["settings"]] == BACKEND_MODES[row["mode"]] for row in rows)
     page = tmp_path / "performance.md"
     write_performance_page(page, {"profile": "quick", "chapters": {}}, tmp_path / "none", tmp_path / "bench")
     text = page.read_text()
     assert "### Backend settings" in text and "LIME batch (4 x 32 x 64)" in text and "not deterministic" in text
+
+
+def test_the_calibration_keeps_deterministic_unless_another_mode_is_clearly_faster():
+    """The geometric mean of a mode's speed-ups over the workloads decides, against a margin."""
+    from wrenlib.bench import CALIBRATION_MARGIN, fastest_backend
+
+    def rows(nondeterministic, benchmark):
+        return [{"mode": "deterministic", "speed-up": 1.0}, {"mode": "nondeterministic", "speed-up": nondeterministic[0]},
+                {"mode": "cudnn-benchmark", "speed-up": benchmark[0]}, {"mode": "deterministic", "speed-up": 1.0},
+                {"mode": "nondeterministic", "speed-up": nondeterministic[1]},
+                {"mode": "cudnn-benchmark", "speed-up": benchmark[1]}]
+
+    mode, speedups = fastest_backend(rows((1.0, 1.0), (4.0, 1.0)))
+    assert mode == "cudnn-benchmark" and speedups == {"deterministic": 1.0, "nondeterministic": 1.0,
+                                                      "cudnn-benchmark": 2.0}
+    assert fastest_backend(rows((1.05, 1.0), (0.5, 2.1)))[0] == "deterministic"  # 1.02 and 1.02: not worth it
+    assert fastest_backend(rows((1.3, 1.3), (1.2, 1.2)))[0] == "nondeterministic"
+    assert fastest_backend(rows((CALIBRATION_MARGIN,) * 2, (0.5, 0.5)))[0] == "nondeterministic"
+    with pytest.raises(ValueError, match="no backend timings"):
+        fastest_backend([])

@@ -675,3 +675,65 @@ def test_a_job_cut_off_is_kept_as_a_lower_bound_that_orders_the_next_run(tmp_pat
     assert "times 2" in source and "cut off: 02_second" in source
     kept.write_text(json.dumps({**json.loads(kept.read_text()), "cut_off_seconds": {"02_second": 0.5}}))
     assert expected_from_runs(root, "quick", "cpu", {})[0]["02_second"] == 2.0  # a bound below the guess is no news
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_backend_calibration_runs_first_and_later_jobs_compute_in_the_mode_it_chose(jobs, tmp_path,
+                                                                                   isolated_artifacts):
+    """The calibration (here on the CPU at a tiny size, as a GPU run of the full profile does it at
+    paper size) starts with the chapters that compute on the CPU; every other job waits for it,
+    and a chapter and a preparation after it compute in the mode it chose, which the log keeps."""
+    import json
+
+    from wrenlib.book import CALIBRATION, Preparation
+
+    calibration = Preparation(CALIBRATION, "toy calibration", "wrenlib.bench:calibrate_backend",
+                              (("profile", "quick"), ("repeats", 1), ("image_size", (32, 64)), ("device", "cpu"),
+                               ("lime_batch", 2), ("train_batch", 2)), (), ("04",), trains=0, first=True)
+    check = ("import json, os, torch, wrenlib\nfrom wrenlib.cache import profile_dir\n"
+             "mode = json.loads((profile_dir('quick') / 'backend.json').read_text())['mode']\n"
+             "assert os.environ['WRENBOOK_BACKEND'] == mode, (os.environ.get('WRENBOOK_BACKEND'), mode)\n"
+             "wrenlib.set_seed(0)\n"
+             "assert torch.are_deterministic_algorithms_enabled() == mode.startswith('deterministic')\n")
+    root = _project(tmp_path, {"01_cpu": "x = 1", "04_gpu": check})
+    toy = Preparation("cnn_toy", "toy", "wrenlib.runtime:set_seed", (("seed", 0),), (), ("04",))
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=jobs, preparations=[toy],
+                            calibration=calibration) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    chosen = json.loads((isolated_artifacts / "quick" / "backend.json").read_text())["mode"]
+    assert log["backend"]["mode"] == log["backend_mode"] == chosen and log["backend"]["run"] == log["run_id"]
+    ends = {job: entry["started"] + entry["seconds"] for kind in ("chapters", "preparations")
+            for job, entry in log[kind].items()}
+    starts = {job: entry["started"] for kind in ("chapters", "preparations") for job, entry in log[kind].items()}
+    for job in ("04_gpu", "cnn_toy"):
+        assert starts[job] >= ends[CALIBRATION] - 0.5
+    if jobs == 2:  # chapter 01 computes on the CPU: it does not wait
+        assert starts["01_cpu"] < ends[CALIBRATION]
+    for page in ("status.md", "performance.md"):  # which mode, and that the run chose it
+        assert f"computed in torch's `{chosen}` mode, which the run chose by timing" in (root / "book" / page).read_text()
+
+
+def test_no_calibration_on_a_cpu_or_where_the_profile_or_the_caller_fixes_the_mode(monkeypatch):
+    from wrenlib.book import CALIBRATION, backend_calibration, job_graph, run_backend_mode
+
+    numbers = {"01", "02", "04"}
+    assert backend_calibration("full", "cpu", numbers) is None
+    assert backend_calibration("quick", "cuda", numbers) is None  # the quick profile stays deterministic
+    assert backend_calibration("full", "cuda", {"01"}) is None  # nothing computes on the GPU
+    calibration = backend_calibration("full", "cuda", numbers)
+    assert calibration.name == CALIBRATION and set(calibration.used_by) == {"02", "04"}
+    graph = job_graph(["01_a", "02_b", "04_c"], [calibration, *[p for p in _book_preparations("full")]])
+    assert CALIBRATION not in graph["01_a"] and not graph[CALIBRATION]
+    assert all(CALIBRATION in needs for job, needs in graph.items() if job not in ("01_a", CALIBRATION))
+    assert run_backend_mode("full", "cuda") == run_backend_mode("full", "cpu") == "deterministic"
+    monkeypatch.setenv("WRENBOOK_BACKEND", "cudnn-benchmark")
+    assert backend_calibration("full", "cuda", numbers) is None and run_backend_mode("quick", "cpu") == "cudnn-benchmark"
+    monkeypatch.setenv("WRENBOOK_BACKEND", "fast")
+    with pytest.raises(ValueError, match="WRENBOOK_BACKEND must be one of deterministic"):
+        run_backend_mode("quick", "cpu")
+
+
+def _book_preparations(profile):
+    from wrenlib.book import book_preparations
+
+    return book_preparations(profile)

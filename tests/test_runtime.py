@@ -173,6 +173,31 @@ def test_set_seed_turns_on_deterministic_algorithms_without_importing_the_compil
     assert fresh.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("mode, flags", [("deterministic", (True, False, False)),
+                                         ("nondeterministic", (False, False, False)),
+                                         ("cudnn-benchmark", (False, False, True))])
+def test_set_seed_puts_torch_in_the_runs_backend_mode(mode, flags, monkeypatch):
+    """WRENBOOK_BACKEND (set by ``wrenlib execute`` after a calibration on a GPU) picks the mode;
+    a bad one is named before anything is seeded."""
+    import torch
+    import torch.utils.deterministic
+
+    from wrenlib.runtime import BACKEND_VARIABLE, set_seed
+
+    monkeypatch.setenv(BACKEND_VARIABLE, mode)
+    try:
+        set_seed(0)
+        assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+                torch.backends.cudnn.benchmark) == flags
+        monkeypatch.setenv(BACKEND_VARIABLE, "quickest")
+        with pytest.raises(ValueError, match=f"{BACKEND_VARIABLE} must be one of .*'quickest'"):
+            set_seed(0)
+    finally:
+        monkeypatch.delenv(BACKEND_VARIABLE)
+        set_seed(0)
+    assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+
+
 def test_the_allocator_takes_the_settings_on_linux():
     import platform
 

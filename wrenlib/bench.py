@@ -19,7 +19,10 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator
+
+from .runtime import BACKEND_MODES
 
 # What the book asks of a whole run: the quick profile on a 2-core CPU, the full one on one GPU
 TARGETS = {"quick": {"minutes": 10, "memory_gib": 6, "where": "a 2-core CPU", "device": "cpu"},
@@ -440,16 +443,18 @@ def explainer_memory(size: tuple[int, int] = (480, 960), counts: tuple[int, int]
     return rows
 
 
-# The backend settings `wrenlib bench --backend` times against the book's own (the first):
-# (deterministic algorithms, new memory filled with NaN, cuDNN's benchmark mode). The book runs
-# deterministic so that one seed reproduces a run; cuDNN's benchmark mode (CUDA only) times
-# every convolution algorithm on its first call and keeps the fastest, which may differ between runs.
-BACKEND_SETTINGS = {
-    "the book's: deterministic": (True, False, False),
-    "deterministic, new memory filled": (True, True, False),
-    "not deterministic": (False, False, False),
-    "not deterministic, cuDNN benchmark": (False, False, True),
+# The backend modes `wrenlib bench --backend` times against the book's own (the first), by the
+# names the Performance page gives them (wrenlib.runtime.BACKEND_MODES: deterministic algorithms,
+# new memory filled with NaN, cuDNN's benchmark mode). The book runs deterministic so that one seed
+# reproduces a run; cuDNN's benchmark mode (CUDA only) times every convolution algorithm on its
+# first call and keeps the fastest, which may differ between runs.
+BACKEND_TITLES = {
+    "deterministic": "the book's: deterministic",
+    "deterministic-filled": "deterministic, new memory filled",
+    "nondeterministic": "not deterministic",
+    "cudnn-benchmark": "not deterministic, cuDNN benchmark",
 }
+BACKEND_SETTINGS = {title: BACKEND_MODES[mode] for mode, title in BACKEND_TITLES.items()}
 
 
 @contextmanager
@@ -473,10 +478,13 @@ def backend_settings(deterministic: bool, fill: bool, cudnn_benchmark: bool) -> 
 
 
 def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = None, lime_batch: int = 64,
-                      train_batch: int = 32, repeats: int = 3) -> dict[str, Any]:
-    """The book's two heaviest kinds of GPU work, timed under each of :data:`BACKEND_SETTINGS` (cuDNN's
-    only on CUDA) in float32 and in the 16 bits the full profile computes in (autocast's bfloat16,
-    float16 on an older GPU): a LIME batch (``lime_batch`` images through the model's forward pass, as
+                      train_batch: int = 32, repeats: int = 3, modes: Sequence[str] | None = None,
+                      precisions: Sequence[str] = ("off", "always")) -> dict[str, Any]:
+    """The book's two heaviest kinds of GPU work, timed under each backend mode (``modes``, default
+    every one of :data:`BACKEND_TITLES`; cuDNN's benchmark mode only on CUDA) in each of
+    ``precisions`` (:func:`wrenlib.training.autocast_dtype`'s settings: by default float32 and the
+    16 bits the full profile computes in, autocast's bfloat16 or float16 on an older GPU): a LIME
+    batch (``lime_batch`` images through the model's forward pass, as
     :func:`wrenlib.explain._timed_probabilities` computes it) and a training step (``train_batch``
     images, as :func:`wrenlib.training.fit` takes it), on an untrained paper CNN and random images of
     ``image_size`` (default: the full profile's on a GPU, the quick one's on a CPU). The
@@ -485,8 +493,8 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     run is timed, since the first after another combination pays for the switch (new buffers in
     the other precision, cuDNN's benchmark timing): measured on a CPU, the first of a group came
     out 20-30 % slower by its place alone. Returns the machine's
-    description and ``rows``: workload, precision, settings, images per second and the speed-up
-    against the book's settings in the same precision."""
+    description and ``rows``: workload, precision, mode and its title (``settings``), images per
+    second and the speed-up against the first mode in the same precision."""
     import torch
     from torch import nn
 
@@ -500,6 +508,10 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     if image_size is None:
         sizes = get_profile("full" if device.type == "cuda" else "quick")
         image_size = (sizes.image_height_px, sizes.image_width_px)
+    unknown = [mode for mode in (modes or ()) if mode not in BACKEND_MODES]
+    if unknown:
+        raise ValueError(f"unknown backend mode(s) {', '.join(unknown)}; choose from {', '.join(BACKEND_MODES)}")
+    modes = [mode for mode in (modes or BACKEND_TITLES) if device.type == "cuda" or not BACKEND_MODES[mode][2]]
     torch.manual_seed(0)
     model = DialectCNN(ModelConfig(*image_size)).to(device)
     network = fast_forward(model)
@@ -509,8 +521,7 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     lime_images = torch.rand(lime_batch, 1, *image_size, generator=generator).to(device)
     train_images = torch.rand(train_batch, 1, *image_size, generator=generator).to(device)
     labels = (torch.arange(train_batch) % 2).to(device)
-    half = autocast_dtype(device, "always")
-    settings = {name: flags for name, flags in BACKEND_SETTINGS.items() if device.type == "cuda" or not flags[2]}
+    halves = list(dict.fromkeys(autocast_dtype(device, precision) for precision in precisions))
 
     def synchronise() -> None:
         if device.type == "cuda":
@@ -527,12 +538,12 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
 
     runs = [(workload, images, precision, name) for workload, images in (("LIME batch", lime_batch),
                                                                            ("training step", train_batch))
-            for precision in (None, half) for name in settings]
+            for precision in halves for name in modes]
     work = {"LIME batch": lime, "training step": train}
     best: dict[tuple, float] = {}
     for _ in range(repeats):
         for workload, images, precision, name in runs:
-            with backend_settings(*settings[name]):
+            with backend_settings(*BACKEND_MODES[name]):
                 work[workload](precision)  # the switch from the combination before
                 synchronise()
                 started = time.perf_counter()
@@ -542,10 +553,10 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
             key = (workload, precision, name)
             best[key] = min(best.get(key, float("inf")), elapsed)
     rows = []
-    book = next(iter(settings))
+    book = modes[0]
     for workload, images, precision, name in runs:
         rows.append({"workload": f"{workload} ({images} x {image_size[0]} x {image_size[1]})",
-                     "precision": precision_name(precision), "settings": name,
+                     "precision": precision_name(precision), "mode": name, "settings": BACKEND_TITLES[name],
                      "images_per_second": round(images / best[(workload, precision, name)], 1),
                      "speed-up": round(best[(workload, precision, book)] / best[(workload, precision, name)], 2)})
     return {**machine_description(device), "repeats": repeats, "rows": rows}
@@ -565,6 +576,72 @@ def write_backend_benchmark(out: Path | str, **kwargs: Any) -> Path:
         print(f"{row['workload']}, {row['precision']}, {row['settings']}: {row['images_per_second']} images/s "
               f"({row['speed-up']}x the book's)")
     return path
+
+
+# A run that may pick its backend mode (a profile's gpu_backend "fastest") keeps deterministic
+# computing unless another mode is at least this much faster, over its two workloads together: a
+# run one seed reproduces is worth a few per cent
+CALIBRATION_MARGIN = 1.1
+# the modes a calibration times (filling new memory is a debugging aid, never the fastest)
+CALIBRATED_MODES = ("deterministic", "nondeterministic", "cudnn-benchmark")
+
+
+def fastest_backend(rows: list[dict[str, Any]], margin: float = CALIBRATION_MARGIN) -> tuple[str, dict[str, float]]:
+    """The backend mode of :func:`benchmark_backend`'s ``rows`` to compute in, and each mode's
+    speed-up: the geometric mean of its speed-ups against the first mode over the rows'
+    workloads and precisions. The fastest mode where its speed-up is at least ``margin``, else the
+    first (the book's deterministic one)."""
+    import math
+
+    by_mode: dict[str, list[float]] = {}
+    for row in rows:
+        by_mode.setdefault(row["mode"], []).append(float(row["speed-up"]))
+    if not by_mode:
+        raise ValueError("no backend timings to choose from")
+    speedups = {mode: round(math.exp(sum(math.log(v) for v in values) / len(values)), 3)
+                for mode, values in by_mode.items()}
+    first = rows[0]["mode"]
+    best = max(speedups, key=lambda mode: (speedups[mode], mode == first))
+    return (best if speedups[best] >= margin else first), speedups
+
+
+def calibrate_backend(profile: str, repeats: int = 2, image_size: tuple[int, int] | None = None,
+                      folder: Path | str | None = None, device: Any = None, **sizes: Any) -> dict[str, Any]:
+    """Time :data:`CALIBRATED_MODES` on this machine's device (:func:`benchmark_backend`, at the
+    profile's image size, ``repeats`` rounds; ``sizes`` are its batch sizes) and choose the one the
+    run computes in (:func:`fastest_backend`, on the timings in the profile's precision; those in
+    float32 are kept for the record); keep both in
+    ``backend.json`` in ``folder`` (default: the profile's artifacts). ``wrenlib execute`` runs it
+    as the first job of a run on a CUDA GPU of a profile whose ``gpu_backend`` is "fastest", beside
+    chapter 01, which computes on the CPU; every later job computes in the mode chosen."""
+    from datetime import datetime, timezone
+
+    from .cache import profile_dir
+    from .profiles import get_profile
+
+    import torch
+
+    from .runtime import choose_device
+    from .training import autocast_dtype, precision_name
+
+    profile_sizes = get_profile(profile)
+    device = torch.device(device) if device is not None else choose_device()
+    # float32 too, for the record (the Performance page): whether the profile's 16 bits pay here
+    report = benchmark_backend(image_size or (profile_sizes.image_height_px, profile_sizes.image_width_px),
+                               device, repeats=repeats, modes=CALIBRATED_MODES,
+                               precisions=(profile_sizes.mixed_precision, "off"), **sizes)
+    computed_in = precision_name(autocast_dtype(device, profile_sizes.mixed_precision))
+    report["precision"] = computed_in
+    report["mode"], report["speedups"] = fastest_backend([row for row in report["rows"]
+                                                          if row["precision"] == computed_in])
+    report["margin"] = CALIBRATION_MARGIN
+    report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    folder = Path(folder) if folder is not None else profile_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "backend.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"backend: {report['mode']} (speed-up against deterministic: "
+          + ", ".join(f"{mode} {value:g}x" for mode, value in report["speedups"].items()) + ")")
+    return report
 
 
 def _backend_tables(paths: list[Path]) -> list[str]:
@@ -622,6 +699,22 @@ def _bench_tables(folder: Path) -> list[str]:
     return lines
 
 
+def backend_sentence(record: dict[str, Any]) -> str:
+    """How a run (its execution log, or a record kept from one) chose torch's backend mode, in
+    words: deterministic unless its calibration chose another (:func:`calibrate_backend`)."""
+    calibration = record.get("backend") or {}
+    mode = calibration.get("mode") or record.get("backend_mode") or "deterministic"
+    if not calibration.get("speedups"):
+        return (f"The jobs computed in torch's `{mode}` mode" + (" (one seed reproduces the run)."
+                                                                 if mode == "deterministic" else "."))
+    others = ", ".join(f"`{name}` {value:g}x" for name, value in calibration["speedups"].items() if name != "deterministic")
+    return (f"The jobs computed in torch's `{mode}` mode, which the run chose by timing the modes on its GPU first, "
+            f"beside chapter 01 (`wrenlib.bench.calibrate_backend`: a LIME batch and a training step; speed-up "
+            f"against deterministic: {others}; it keeps deterministic unless another mode is at least "
+            f"{calibration.get('margin', CALIBRATION_MARGIN):g}x as fast)"
+            + (": its numbers are not reproducible bit for bit." if mode != "deterministic" else "."))
+
+
 def _kept_runs(benchmarks: Path) -> list[str]:
     """The Markdown of the runs kept in ``benchmarks/jobs-*.json`` (``wrenlib bench --job-times``):
     each job's seconds and peak memory, and whether the run was complete."""
@@ -645,6 +738,8 @@ def _kept_runs(benchmarks: Path) -> list[str]:
                       + f"{sum(seconds.values()) / 60:.1f} min of their own time"
                       + (f"; the {'last ' if partial else ''}run took {record['wall_seconds'] / 60:.1f} min of wall time"
                          if record.get("wall_seconds") else "") + ".", ""]
+        if record.get("backend"):  # kept since runs could choose their mode (older records: deterministic)
+            lines += [backend_sentence(record), ""]
         if record.get("note"):  # how the run came about, where its record alone would mislead
             lines += [f"*{record['note']}*", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak RAM (GiB)": peaks.get(job)}
@@ -701,6 +796,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                 if any(trainings.get(name) for name in preparations)
                 and not any(entry.get("trained") for entry in preparations.values()) else ""),
              ""]
+    if work:
+        lines += [backend_sentence({"backend": log.get("backend") if of_this_run(log, log.get("backend") or {}) else None,
+                                    "backend_mode": log.get("backend_mode")}), ""]
     memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}
     if memory:
         largest = max(memory, key=memory.get)
@@ -856,7 +954,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
               "torch's filling of new memory with NaN, a debugging aid of deterministic mode. `wrenlib bench "
               "--backend` (part of `make bench`) times a LIME batch and a training step under those settings "
               "and the others (`wrenlib.bench.BACKEND_SETTINGS`), side by side in one run, in float32 and in "
-              "16 bits: what reproducibility costs on the machine."]
+              "16 bits: what reproducibility costs on the machine. A run of the full profile on a CUDA GPU "
+              "times three of them first and computes in the fastest, unless deterministic is within 10 % of it "
+              "(its sentence under *This run* and *Kept runs* says which)."]
     lines += _backend_tables(backend) if backend else [
         "", "No such timing yet: `make bench` or `wrenlib bench --backend` writes one to `artifacts/bench/`."]
     path.write_text("\n".join(lines) + "\n")

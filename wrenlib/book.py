@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from .bench import ChildProcessUsage, machine_description
+from .bench import ChildProcessUsage, backend_sentence, machine_description
 from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
@@ -135,6 +135,7 @@ class Preparation:
     used_by: tuple[str, ...]  # chapter numbers that wait for it
     after: tuple[str, ...] = ()  # preparations whose work it loads, when they are in the same run
     trains: int = 1  # CNNs it trains from scratch when the run finds none cached (the Performance page counts them)
+    first: bool = False  # every other preparation of the run waits for it (the backend calibration)
 
     def run(self) -> None:
         """Do the work in this process (its result lands in the artifact cache)."""
@@ -186,6 +187,44 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     return out
 
 
+# The job that picks a run's backend mode on a CUDA GPU (wrenlib.bench.calibrate_backend), and the
+# chapters that compute nothing on a GPU, which need not wait for it: chapter 01 synthesises the
+# clips on the CPU's cores while the GPU times the modes
+CALIBRATION = "backend_calibration"
+CPU_CHAPTERS = ("01",)
+
+
+def run_backend_mode(profile: str, device_type: str) -> str:
+    """The backend mode (:data:`wrenlib.runtime.BACKEND_MODES`) a run's jobs compute in until a
+    calibration says otherwise: ``WRENBOOK_BACKEND`` where the caller set it; on a CUDA GPU the
+    profile's ``gpu_backend`` unless that is "fastest" (then deterministic until calibrated); on
+    any other device deterministic (the quick profile on a CPU reproduces its numbers)."""
+    from .profiles import get_profile
+    from .runtime import BACKEND_VARIABLE, backend_mode
+
+    if os.environ.get(BACKEND_VARIABLE, "").strip():
+        return backend_mode()  # a bad value is named
+    wanted = get_profile(profile).gpu_backend
+    return wanted if device_type == "cuda" and wanted != "fastest" else "deterministic"
+
+
+def backend_calibration(profile: str, device_type: str, numbers: set[str]) -> Preparation | None:
+    """The job that times the backend modes on the run's GPU and chooses one
+    (:func:`wrenlib.bench.calibrate_backend`), for a run of chapters ``numbers`` of ``profile`` on
+    a ``device_type`` machine: only on a CUDA GPU, for a profile whose ``gpu_backend`` is
+    "fastest", when the caller has not named the mode in ``WRENBOOK_BACKEND``, and with a chapter
+    that computes there. Every chapter but :data:`CPU_CHAPTERS` and every preparation waits for it."""
+    from .profiles import get_profile
+    from .runtime import BACKEND_VARIABLE
+
+    users = tuple(sorted(n for n in numbers if n not in CPU_CHAPTERS))
+    if (device_type != "cuda" or get_profile(profile).gpu_backend != "fastest" or not users
+            or os.environ.get(BACKEND_VARIABLE, "").strip()):
+        return None
+    return Preparation(CALIBRATION, "the fastest of torch's backend modes on this GPU",
+                       "wrenlib.bench:calibrate_backend", (("profile", profile),), (), users, trains=0, first=True)
+
+
 def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
     """Run ``work()`` under ``usage``; return its seconds, peak memory, CPU time (as cores busy)
     and error, if any (the last line of its message: papermill's names the failing cell)."""
@@ -202,18 +241,34 @@ def _measured(work, usage: ChildProcessUsage) -> dict[str, Any]:
             "cores_busy": round(usage.cpu_seconds / seconds, 2) if seconds > 0 else None, "error": error}
 
 
-def _run_preparation(preparation: Preparation) -> dict[str, Any]:
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Within: the environment variable ``name`` is ``value``; afterwards as it was."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run_preparation(preparation: Preparation, backend: str = "deterministic") -> dict[str, Any]:
     """Do one preparation in this (worker) process and measure it (:func:`_measured`), with the
     trainings it did (:data:`wrenlib.training.TRAINED`; none when its CNN was cached). It starts
-    as a chapter does, with :func:`wrenlib.set_seed`: the run's torch threads, deterministic
-    algorithms and share of a GPU hold for the maps a preparation makes from cached CNNs too."""
+    as a chapter does, with :func:`wrenlib.set_seed`: the run's torch threads, ``backend`` mode
+    (deterministic algorithms, unless the run chose another) and share of a GPU hold for the maps
+    a preparation makes from cached CNNs too."""
     from .bench import matmul_gflops
-    from .runtime import choose_device, set_seed, stop_worker_processes
+    from .runtime import BACKEND_VARIABLE, choose_device, set_seed, stop_worker_processes
     from .training import TRAINED
 
-    set_seed(int(dict(preparation.arguments).get("seed", PREPARATION_SEED)))
-    before = len(TRAINED)
-    outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
+    with _environment(BACKEND_VARIABLE, backend):  # for set_seed here and in what this job starts
+        set_seed(int(dict(preparation.arguments).get("seed", PREPARATION_SEED)))
+        before = len(TRAINED)
+        outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
     stop_worker_processes()  # else this worker would outlive its job by joblib's idle 5 minutes
     outcome["trained"] = TRAINED[before:]
     if outcome["trained"] and choose_device().type == "cpu":
@@ -308,14 +363,18 @@ def run_threads(profile: str, jobs: int, device_type: str = "cpu") -> Iterator[i
         torch.set_num_threads(threads_before)
 
 
-def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict[str, Any]:
+def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str,
+                 backend: str = "deterministic") -> dict[str, Any]:
     """Execute one chapter with papermill (in a worker process) and measure its kernel and the
-    kernel's worker processes (:func:`_measured`)."""
+    kernel's worker processes (:func:`_measured`); the kernel computes in the ``backend`` mode
+    (its ``wrenlib.set_seed`` reads it from the environment it inherits)."""
     import shutil
     import tempfile
 
     import papermill
     from traitlets.config import Config
+
+    from .runtime import BACKEND_VARIABLE
 
     # The kernel talks to papermill over local sockets, not TCP ports: nothing listens on the
     # network, and ipykernel has no plain-text-over-TCP warning to print for every chapter
@@ -325,9 +384,12 @@ def _run_chapter(chapter: Path, target: Path, profile: str, kernel: str) -> dict
     sockets = Path(tempfile.mkdtemp(prefix="wrenbook-kernel-")) if os.name == "posix" else None
     transport = Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}} if sockets else {})
     try:
-        return _measured(lambda: papermill.execute_notebook(
-            str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
-            cwd=str(chapter.parent), progress_bar=False, config=transport), ChildProcessUsage())
+        # the kernel inherits the mode from this worker, not from the run's process: a worker may
+        # have started before the run's calibration chose it
+        with _environment(BACKEND_VARIABLE, backend):
+            return _measured(lambda: papermill.execute_notebook(
+                str(chapter), str(target), parameters={"PROFILE": profile}, kernel_name=kernel, language="python",
+                cwd=str(chapter.parent), progress_bar=False, config=transport), ChildProcessUsage())
     finally:
         if sockets:
             shutil.rmtree(sockets, ignore_errors=True)
@@ -416,6 +478,9 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     record = {"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
               "finished": log.get("finished"), "jobs": log.get("jobs"), "wall_seconds": log.get("wall_seconds"),
               "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
+    backend = log.get("backend") if of_this_run(log, log.get("backend") or {}) else None
+    record["backend"] = {key: value for key, value in (backend or {}).items() if key in ("mode", "speedups", "margin")} \
+        or {"mode": log.get("backend_mode", "deterministic")}
     cut_off = {job: entry["seconds"] for job, entry in sorted(log.get("cut_off", {}).items()) if job not in seconds}
     if partial and cut_off:  # jobs the run stopped: at least this long
         record["cut_off_seconds"] = cut_off
@@ -516,10 +581,13 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
 
 def job_graph(stems: list[str], preparations: list[Preparation]) -> dict[str, set[str]]:
     """What each job of a run waits for (chapters by stem, in reading order; preparations by
-    name): a preparation the chapters it reads (``needs``) and the preparations of the run it
-    loads (``after``), a chapter those of :func:`chapter_prerequisites` and the preparations it uses."""
+    name): a preparation the chapters it reads (``needs``), the preparations of the run it
+    loads (``after``) and those that come ``first``, a chapter those of
+    :func:`chapter_prerequisites` and the preparations it uses."""
     names = {p.name for p in preparations}
-    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} | (set(p.after) & names) for p in preparations}
+    first = {p.name for p in preparations if p.first}
+    prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} | (set(p.after) & names)
+                     | (set() if p.first else first) for p in preparations}
     for stem in stems:
         prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
                                                                     if stem[:2] in p.used_by}
@@ -576,7 +644,7 @@ def _stop_child_processes(grace_seconds: float = 5.0) -> None:
 def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      only: list[str] | None = None, root: Path | None = None, jobs: int | None = None,
                      preparations: list[Preparation] | None = None, keep_going: bool = False,
-                     resume: bool = False) -> int:
+                     resume: bool = False, calibration: Preparation | str | None = "auto") -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
     The CNNs the chapters load, and the maps of chapters 08, 10 and 11 that need only those CNNs, are
@@ -595,10 +663,17 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     then every job that needs nothing that failed still runs (a long GPU run keeps what it can);
     the jobs left out are named either way. ``resume`` goes on with the log's last run: it leaves
     out the chapters and preparations that run finished (a run cut short, on a GPU lent for a
-    while or the full profile on a CPU, goes on where it stopped) and adds its wall time."""
+    while or the full profile on a CPU, goes on where it stopped) and adds its wall time.
+
+    The jobs compute in torch's deterministic mode, or the one :func:`run_backend_mode` names.
+    ``calibration`` is the job that may choose another first ("auto": :func:`backend_calibration`,
+    on a CUDA GPU for a profile whose ``gpu_backend`` is "fastest"; ``None``: none): every job but
+    the chapters that compute on the CPU waits for it, then computes in the mode it chose
+    (``backend.json`` in the profile's artifacts; the log keeps it). Should it fail, the run goes
+    on deterministically. A resumed run keeps the mode its first part chose."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
+    from .runtime import BACKEND_MODES, choose_device, describe_device, gpu_memory_share, torch_threads_for_run
 
     root = root or project_root(Path(__file__).resolve().parent)
     if root is None:
@@ -644,13 +719,23 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     every_preparation = book_preparations(profile) if preparations is None else preparations
     preparations = [p for p in every_preparation if numbers & set(p.used_by) and p.name not in prepared]
     jobs = max(1, int(jobs or default_jobs()))
-    try:  # a bad WRENBOOK_TORCH_THREADS or WRENBOOK_GPU_MEMORY_SHARE is named before anything runs
+    device_type = choose_device().type
+    try:  # a bad WRENBOOK_TORCH_THREADS, WRENBOOK_GPU_MEMORY_SHARE or WRENBOOK_BACKEND is named before anything runs
         torch_threads_for_run()
         gpu_memory_share()
+        backend = run_backend_mode(profile, device_type)
     except ValueError as error:
         print(f"wrenlib execute: error: {error}", file=sys.stderr)
         return 2
-    device_type = choose_device().type
+    if calibration == "auto":
+        calibration = backend_calibration(profile, device_type, {c.stem[:2] for c in chapter_sources(root)})
+    if calibration is not None:
+        every_preparation = [calibration, *every_preparation]
+        chosen = log.get("backend", {})
+        if resumed is not None and chosen.get("run") == resumed:  # its first part chose the mode
+            backend = chosen["mode"]
+        elif numbers & set(calibration.used_by):
+            preparations = [calibration, *preparations]
     # every chapter's and preparation's set_seed gives torch the run's threads (and share of a GPU);
     # the caller's settings come back afterwards
     with run_threads(profile, jobs, device_type):
@@ -674,6 +759,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         if resumed is None:  # a new run: its id marks its jobs' entries (the log keeps earlier runs' too)
             log.update(run_id=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), parts=1,
                        run_jobs=sorted(prerequisites))
+            log.pop("backend", None)  # an earlier run's choice
             earlier_wall = 0.0
         else:  # this part's jobs join the run's; its wall time adds to the parts' before it
             jobs_of_the_run = set(log.get("run_jobs", ())) | set(prerequisites)
@@ -689,11 +775,39 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         run_started = time.perf_counter()
         started_at: dict[str, float] = {}
 
+        log["backend_mode"] = backend
+
         def finish(job: str, outcome: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, backend
             entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
             entry["started"] = round(started_at[job], 1)  # seconds into the run (into its part, when resumed)
             entry["run"] = run_id
+            if calibration is not None and job == calibration.name:
+                log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
+                                            "description": calibration.description, "trained": []}
+                report: dict[str, Any] = {}
+                if outcome["error"] is None:
+                    try:
+                        report = json.loads((profile_dir(profile) / "backend.json").read_text())
+                        if report["mode"] not in BACKEND_MODES:
+                            raise ValueError(f"unknown backend mode {report['mode']!r}")
+                    except (OSError, ValueError, KeyError) as error:
+                        outcome["error"] = f"{type(error).__name__}: {error}"
+                if outcome["error"] is not None:  # the run goes on in the mode it had
+                    log["preparations"][job]["ok"] = False
+                    print(f"wrenlib execute: the backend calibration failed after {outcome['seconds']:.0f} s: "
+                          f"{outcome['error']}; the run computes {backend}", file=sys.stderr)
+                else:
+                    backend = report["mode"]
+                    log["backend"] = {"run": run_id, "mode": backend, "speedups": report.get("speedups"),
+                                      "margin": report.get("margin"), "rows": report.get("rows")}
+                    print(f"  {job} done in {outcome['seconds']:.1f} s: the run computes {backend} (speed-up "
+                          "against deterministic: " + ", ".join(f"{mode} {value:g}x" for mode, value in
+                                                                 (report.get("speedups") or {}).items()) + ")",
+                          flush=True)
+                log["backend_mode"] = backend
+                finished.add(job)
+                return
             if isinstance(work[job], Preparation):
                 log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
                                             "description": work[job].description, "trained": outcome["trained"]}
@@ -744,9 +858,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     print(f"  {job} ...", flush=True)
                     started_at[job] = time.perf_counter() - run_started
                     if isinstance(work[job], Preparation):
-                        future = pool.submit(_run_preparation, work[job])
+                        future = pool.submit(_run_preparation, work[job], backend)
                     else:
-                        future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel)
+                        future = pool.submit(_run_chapter, work[job], out_dir / work[job].name, profile, kernel,
+                                             backend)
                     running[future] = job
                 if not running:
                     return
@@ -944,6 +1059,8 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
            if log.get("jobs", 1) > 1 and "wall_seconds" in log else "")
         + (f"; the run came in {log['parts']} parts (`wrenlib execute --resume`)" if log.get("parts", 1) > 1 else "")
         + ("; **the last part was interrupted**: `make execute RESUME=1` goes on" if log.get("interrupted") else ""),
+        "- **Backend:** " + backend_sentence({"backend": log.get("backend") if of_this_run(log, log.get("backend") or {})
+                                              else None, "backend_mode": log.get("backend_mode")}),
         "",
         "## Chapters",
         "",

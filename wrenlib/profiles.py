@@ -45,6 +45,18 @@ class Profile:
     # pins them, so that one seed reproduces the run's numbers exactly (float sums differ between
     # thread counts); None gives each job its share of the CPU's cores, at least 2
     torch_threads: int | None = 2
+    # torch's backend mode on a CUDA GPU (wrenlib.runtime.BACKEND_MODES; a CPU always computes
+    # deterministically): "deterministic" reproduces a run from its seed; "fastest" lets the run
+    # time the modes on its GPU first and take the fastest (wrenlib.bench.calibrate_backend), keeping
+    # deterministic unless another is clearly faster
+    gpu_backend: str = "deterministic"
+
+    def __post_init__(self) -> None:
+        from .runtime import BACKEND_MODES
+
+        if self.gpu_backend not in (*BACKEND_MODES, "fastest"):
+            raise ValueError(f"gpu_backend must be one of {', '.join(BACKEND_MODES)} or 'fastest', "
+                             f"got {self.gpu_backend!r}")
 
     @property
     def n_clips(self) -> int:
@@ -93,6 +105,7 @@ PROFILES: dict[str, Profile] = {
         confound_clips=48,
         mixed_precision="native",
         torch_threads=None,
+        gpu_backend="fastest",
     ),
 }
 

@@ -18,6 +18,17 @@ TORCH_THREADS_VARIABLE = "WRENBOOK_TORCH_THREADS"
 # the fraction of a CUDA GPU's memory one process may hold, set by ``wrenlib execute`` when jobs run
 # side by side on one GPU (1/jobs each) and read by set_seed, which caps torch's allocator at it
 GPU_SHARE_VARIABLE = "WRENBOOK_GPU_MEMORY_SHARE"
+# torch's backend modes a process may compute in: (deterministic algorithms, new memory filled with
+# NaN, cuDNN's benchmark mode). The book computes "deterministic" (one seed reproduces a run); a run
+# of a profile whose ``gpu_backend`` is "fastest" on a CUDA GPU first times the others and takes the
+# fastest (wrenlib.bench.calibrate_backend), and says so in its variable for set_seed to read
+BACKEND_MODES: dict[str, tuple[bool, bool, bool]] = {
+    "deterministic": (True, False, False),
+    "deterministic-filled": (True, True, False),
+    "nondeterministic": (False, False, False),
+    "cudnn-benchmark": (False, False, True),
+}
+BACKEND_VARIABLE = "WRENBOOK_BACKEND"
 
 
 def torch_threads_for_run() -> int:
@@ -61,6 +72,25 @@ def limit_gpu_memory(torch) -> None:
             torch.cuda.set_per_process_memory_fraction(share, device.index)
 
 
+def backend_mode() -> str:
+    """The backend mode :func:`set_seed` puts torch in (:data:`BACKEND_MODES`): ``WRENBOOK_BACKEND``
+    where it is set, else ``deterministic``."""
+    value = os.environ.get(BACKEND_VARIABLE, "").strip()
+    if not value:
+        return "deterministic"
+    if value not in BACKEND_MODES:
+        raise ValueError(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKEND_MODES)}; got {value!r}")
+    return value
+
+
+def apply_backend_mode(torch, mode: str) -> None:
+    """Put torch in one of :data:`BACKEND_MODES`: deterministic algorithms on or off, new memory
+    filled with NaN or not, cuDNN's benchmark mode on or off."""
+    deterministic, fill, cudnn_benchmark = BACKEND_MODES[mode]
+    _use_deterministic_algorithms(torch, deterministic, fill)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
 @contextmanager
 def seeded(seed: int, devices: Sequence[Any] = ()) -> Iterator[None]:
     """Within: torch's CPU generator and those of the CUDA ``devices`` start from ``seed``;
@@ -80,8 +110,9 @@ def seeded(seed: int, devices: Sequence[Any] = ()) -> Iterator[None]:
 
 def set_seed(seed: int, torch_threads: int | None = None) -> None:
     """Seed Python, NumPy and torch, pin torch's CPU thread count (``None``:
-    :func:`torch_threads_for_run`, 2 unless the run says otherwise) and, on a GPU shared by jobs
-    side by side, cap this process's memory there (:func:`limit_gpu_memory`).
+    :func:`torch_threads_for_run`, 2 unless the run says otherwise), put torch in the run's
+    backend mode (:func:`backend_mode`: deterministic unless the run says otherwise) and, on a GPU
+    shared by jobs side by side, cap this process's memory there (:func:`limit_gpu_memory`).
 
     Results of float reductions differ between 1 and 2 threads, so the thread count is part of the
     seed: one seed and one thread count reproduce a quick-profile run exactly on a CPU.
@@ -89,7 +120,8 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     torch_threads = torch_threads_for_run() if torch_threads is None else torch_threads
-    gpu_memory_share()  # a bad share is named before anything is seeded
+    gpu_memory_share()  # a bad share or mode is named before anything is seeded
+    mode = backend_mode()
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -101,7 +133,7 @@ def set_seed(seed: int, torch_threads: int | None = None) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(torch_threads)
     keep_freed_memory()
-    _use_deterministic_algorithms(torch)
+    apply_backend_mode(torch, mode)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     limit_gpu_memory(torch)
