@@ -233,7 +233,7 @@ def test_executed_chapters_get_launch_links_seeds_and_timings(tmp_path, isolated
 
 
 def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, isolated_artifacts):
-    """04 and 06 need only 03 (not in this run), so they start together; 08 needs both and waits."""
+    """04 and 05 need only 02 (not in this run), so they start together; 09 needs both and waits."""
     import json
 
     from wrenlib.book import chapter_prerequisites
@@ -241,27 +241,27 @@ def test_chapters_whose_prerequisites_have_finished_run_side_by_side(tmp_path, i
     stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep({sleep})\n"
              "Path({path!r}).write_text(json.dumps([started, time.time()]))\n"
              "from wrenlib.cache import record_result\nrecord_result('quick', {name!r}, 1, glue=False)")
-    names = ["04_first", "06_second", "08_after_both"]
+    names = ["04_first", "05_second", "09_after_both"]
     root = _project(tmp_path, {name: stamp.format(sleep=3 if name != names[2] else 0,
                                                   path=str(tmp_path / f"{name}.json"), name=name)
                                for name in names})
-    assert chapter_prerequisites("08_after_both", names) == {"04_first", "06_second"}
-    assert chapter_prerequisites("06_second", names) == set()
+    assert chapter_prerequisites("09_after_both", names) == {"04_first", "05_second"}
+    assert chapter_prerequisites("05_second", names) == set()
     assert chapter_prerequisites("99_scorecard", [*names, "99_scorecard"]) == set(names)  # not listed: waits for all
     assert execute_chapters("quick", kernel="python3", root=root, jobs=2, preparations=[]) == 0
     spans = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in names}
-    assert spans["04_first"][0] < spans["06_second"][1] and spans["06_second"][0] < spans["04_first"][1]  # overlap
-    assert spans["08_after_both"][0] >= max(spans["04_first"][1], spans["06_second"][1])
+    assert spans["04_first"][0] < spans["05_second"][1] and spans["05_second"][0] < spans["04_first"][1]  # overlap
+    assert spans["09_after_both"][0] >= max(spans["04_first"][1], spans["05_second"][1])
     results = json.loads((isolated_artifacts / "quick" / "results.json").read_text())
-    assert {"04_first", "06_second", "08_after_both"} <= set(results)
+    assert {"04_first", "05_second", "09_after_both"} <= set(results)
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
     assert log["jobs"] == 2 and log["wall_seconds"] < sum(entry["seconds"] for entry in log["chapters"].values())
     bounds = log["bounds"]  # the longest chain is one of the 3-second chapters, then 08
-    assert bounds["chain"][-1] == "08_after_both" and bounds["chain"][0] in ("04_first", "06_second")
+    assert bounds["chain"][-1] == "09_after_both" and bounds["chain"][0] in ("04_first", "05_second")
     assert bounds["work_seconds"] == pytest.approx(sum(e["seconds"] for e in log["chapters"].values()), abs=0.2)
     chapters = log["chapters"]
-    assert abs(chapters["04_first"]["started"] - chapters["06_second"]["started"]) < 1.5  # started together
-    assert chapters["08_after_both"]["started"] >= chapters["04_first"]["started"] + chapters["04_first"]["seconds"] - 0.5
+    assert abs(chapters["04_first"]["started"] - chapters["05_second"]["started"]) < 1.5  # started together
+    assert chapters["09_after_both"]["started"] >= chapters["04_first"]["started"] + chapters["04_first"]["seconds"] - 0.5
     assert "side by side" in (root / "book" / "status.md").read_text()
 
 
@@ -342,7 +342,8 @@ def test_the_books_preparations_train_what_its_chapters_load():
     for profile in ("quick", "full"):
         preparations = book_preparations(profile)
         sizes = get_profile(profile)
-        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 4  # + the four map jobs
+        # the CNNs, then the five map jobs and the two data jobs
+        assert len(preparations) == 3 + sizes.stability_seeds - 1 + sum(s > 0 for s in sizes.confound_strengths) + 5 + 2
         for preparation in preparations:
             module, function = preparation.call.split(":")
             inspect.signature(getattr(import_module(module), function)).bind(**dict(preparation.arguments))
@@ -575,15 +576,38 @@ def test_a_preparation_waits_for_the_preparations_it_loads_when_they_are_in_the_
     assert graph["maps_x"] == {"02_images", "cnn_x"} and graph["cnn_x"] == {"02_images"}
     assert graph["10_sanity"] == {"cnn_x", "maps_x"}
     assert job_graph(stems, [maps])["maps_x"] == {"02_images"}  # its CNN is cached: nothing to wait for
-    for name, chapters in (("sanity_cascade", ("10",)), ("validation_maps", ("08", "10"))):
+    for name, chapters in (("sanity_cascade", ("10",)), ("validation_maps", ("08", "10")),
+                           ("test_maps", ("06", "07", "08"))):
         maps = {p.name: p for p in book_preparations("quick")}[name]
-        assert maps.after == ("cnn_mixed",) and maps.used_by == chapters and maps.trains == 0
-    graph = job_graph(["02_spectrogram_images", "06_lime", "08_ensembles"], book_preparations("quick"))
-    assert graph["validation_maps"] == {"02_spectrogram_images", "cnn_mixed"}  # beside chapter 06, not after it
-    assert "validation_maps" in graph["08_ensembles"]
+        assert maps.after == ("images", "cnn_mixed") and maps.used_by == chapters and maps.trains == 0
+    graph = job_graph(["02_spectrogram_images", "06_lime", "07_shap", "08_ensembles"], book_preparations("quick"))
+    assert graph["validation_maps"] == {"images", "cnn_mixed"}  # beside chapter 06, not after it
+    assert {"validation_maps", "test_maps"} <= graph["08_ensembles"]
+    # chapter 08 waits for LIME's and SHAP's maps, not for chapters 06 and 07, which wait for them too
+    assert not {"06_lime", "07_shap"} & graph["08_ensembles"] and "test_maps" in graph["06_lime"] & graph["07_shap"]
     stability = {p.name: p for p in book_preparations("full")}["stability_maps"]  # 3 seeds: two other CNNs
-    assert stability.after == ("cnn_mixed", "cnn_mixed_init1", "cnn_mixed_init2") and stability.used_by == ("10",)
+    assert stability.after == ("images", "cnn_mixed", "cnn_mixed_init1", "cnn_mixed_init2")
+    assert stability.used_by == ("10",)
     assert stability.trains == 0
+
+
+def test_the_data_comes_first_as_preparations_the_cnns_wait_for_instead_of_chapters_01_and_02():
+    """At the full profile on a GPU, chapters 01 and 02 took 107 s before any CNN could start;
+    the clips and their images are preparations of their own, which those chapters load."""
+    from wrenlib.book import book_preparations, job_graph
+
+    stems = ["01_wren_dialects", "02_spectrogram_images", "03_training", "04_gradcam", "11_confound"]
+    preparations = book_preparations("full")
+    graph = job_graph(stems, preparations)
+    assert graph["surrogate"] == set() and graph["images"] == {"surrogate"}
+    assert graph["01_wren_dialects"] == {"surrogate"} and "images" in graph["02_spectrogram_images"]
+    for name in ("cnn_mixed", "cnn_black", "cnn_white", "cnn_mixed_init1"):
+        assert graph[name] == {"images"}, name
+    assert graph["cnn_confound100"] == {"surrogate"}
+    assert not any(needs & set(stems) for job, needs in graph.items() if job not in stems)  # no preparation waits for a chapter
+    calls = {p.name: p.call for p in preparations}
+    assert calls["surrogate"] == "wrenlib.dataset:load_surrogate_dataset"  # the calls chapters 01 and 02 make
+    assert calls["images"] == "wrenlib.images:load_spectrogram_dataset"
 
 
 def test_chapter_11s_maps_wait_for_every_cnn_they_explain():
@@ -591,10 +615,11 @@ def test_chapter_11s_maps_wait_for_every_cnn_they_explain():
 
     preparations = book_preparations("full")
     maps = {p.name: p for p in preparations}["confound_maps"]
-    assert set(maps.after) == {"cnn_black", "cnn_confound025", "cnn_confound050", "cnn_confound075", "cnn_confound100"}
+    assert set(maps.after) == {"surrogate", "cnn_black", "cnn_confound025", "cnn_confound050", "cnn_confound075",
+                               "cnn_confound100"}
     assert maps.trains == 0 and maps.used_by == ("11",)
     graph = job_graph(["01_wren_dialects", "02_spectrogram_images", "08_ensembles", "11_confound"], preparations)
-    assert graph["confound_maps"] == {"01_wren_dialects", *maps.after}
+    assert graph["confound_maps"] == {"surrogate", *maps.after}
     assert "confound_maps" in graph["11_confound"] and "08_ensembles" in graph["11_confound"]
 
 
@@ -724,7 +749,9 @@ def test_no_calibration_on_a_cpu_or_where_the_profile_or_the_caller_fixes_the_mo
     assert calibration.name == CALIBRATION and set(calibration.used_by) == {"02", "04"}
     graph = job_graph(["01_a", "02_b", "04_c"], [calibration, *[p for p in _book_preparations("full")]])
     assert CALIBRATION not in graph["01_a"] and not graph[CALIBRATION]
-    assert all(CALIBRATION in needs for job, needs in graph.items() if job not in ("01_a", CALIBRATION))
+    # every job waits for it but chapter 01 and the surrogate clips, which compute on the CPU
+    assert not graph["surrogate"] and CALIBRATION in graph["images"]
+    assert all(CALIBRATION in needs for job, needs in graph.items() if job not in ("01_a", "surrogate", CALIBRATION))
     assert run_backend_mode("full", "cuda") == run_backend_mode("full", "cpu") == "deterministic"
     monkeypatch.setenv("WRENBOOK_BACKEND", "cudnn-benchmark")
     assert backend_calibration("full", "cuda", numbers) is None and run_backend_mode("quick", "cpu") == "cudnn-benchmark"

@@ -779,7 +779,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "typed by hand. The dominant cost is training the paper's CNN. On an empty cache (as in CI) the "
              "run trains the CNNs the chapters load as *preparations*: jobs of their own that run beside the "
              "chapters that do not need them (`wrenlib.book.book_preparations`). The heaviest "
-             "explanations of chapters 08, 10 and 11 are preparations too, since they need only those CNNs. "
+             "explanations of chapters 06-08, 10 and 11 are preparations too, since they need only those CNNs, "
+             "and so are the clips and images every job reads (chapters 01 and 02 show them). "
              "The chapters load what the preparations made from `artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "

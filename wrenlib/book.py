@@ -81,13 +81,13 @@ def resolve_profile(profile: str) -> str:
 # chapter once these have finished, and the preparations that name it (:func:`book_preparations`:
 # the CNNs it loads, and maps made ahead of it); a chapter not listed waits for every chapter before it.
 CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
-    "02": ("01",),  # the surrogate clips
+    "02": ("01",),  # the surrogate clips (and chapter 01's numbers); its images come from a preparation
     "03": ("02",),  # the spectrogram images (and the CNNs, trained as preparations)
     "04": ("02",),  # the mixed-set CNN (a preparation)
     "05": ("02",),  # the mixed-set CNN; it makes or reads chapter 04's Grad-CAM maps itself
     "06": ("02",),
     "07": ("02",),
-    "08": ("04", "05", "06", "07"),  # the four methods' cached maps
+    "08": ("04", "05"),  # the four methods' cached maps (LIME's and SHAP's from a preparation, test_maps)
     "09": ("04", "05"),  # Grad-CAM's and DeepLIFT's cached maps of every test clip
     "10": ("08",),  # chapter 08's scores (results.json), and the cached maps of chapters 04-08
     "11": ("08",),  # the adaptive temperature (results.json) and chapter 03's black-page CNN
@@ -135,7 +135,8 @@ class Preparation:
     used_by: tuple[str, ...]  # chapter numbers that wait for it
     after: tuple[str, ...] = ()  # preparations whose work it loads, when they are in the same run
     trains: int = 1  # CNNs it trains from scratch when the run finds none cached (the Performance page counts them)
-    first: bool = False  # every other preparation of the run waits for it (the backend calibration)
+    first: bool = False  # every preparation of the run that computes on a GPU waits for it (the backend calibration)
+    on_gpu: bool = True  # whether it computes on the GPU, when there is one (a `first` one comes before)
 
     def run(self) -> None:
         """Do the work in this process (its result lands in the artifact cache)."""
@@ -153,8 +154,13 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     CNNs, which would otherwise wait for the chapters before them: the confounded CNNs' maps
     (:func:`wrenlib.confound.confound_maps`, chapter 11), the randomisation test
     (:func:`wrenlib.faithfulness.sanity_cascade`, the maps of the mixed set's CNN with its layers
-    re-initialised, chapter 10), its stability checks (:func:`wrenlib.faithfulness.stability_maps`)
-    and the validation clips' maps (:func:`wrenlib.explain.validation_explanations`, chapter 08)."""
+    re-initialised, chapter 10), its stability checks (:func:`wrenlib.faithfulness.stability_maps`),
+    the validation clips' maps (:func:`wrenlib.explain.validation_explanations`, chapter 08) and
+    LIME's and SHAP's maps of the explained test clips (:func:`wrenlib.explain.explanations_of_test_clips`,
+    chapters 06-08), so that chapter 08 waits for those maps and not for the rest of chapters 06
+    and 07. And first the data they all read, which chapters 01 and 02 would otherwise make
+    before any of them could start: the surrogate clips (on the CPU's cores) and their
+    spectrogram images."""
     from .profiles import get_profile
 
     sizes = get_profile(profile)
@@ -163,28 +169,43 @@ def book_preparations(profile: str, seed: int = PREPARATION_SEED) -> list[Prepar
     users = {"mixed": ("03", "04", "05", "06", "07", "08", "09", "10"), "black": ("03", "11"),
              "white": ("03",)}
     out = [Preparation(f"cnn_{background}", f"the CNN trained on the {background} set", train,
-                       (*common, ("background", background)), ("02",), users[background])
+                       (*common, ("background", background)), (), users[background], ("images",))
            for background in ("mixed", "black", "white")]
     out += [Preparation(f"cnn_mixed_init{init}", f"the mixed set's CNN from initial weights {init}", train,
-                        (*common, ("background", "mixed"), ("init_seed", init)), ("02",), ("10",))
+                        (*common, ("background", "mixed"), ("init_seed", init)), (), ("10",), ("images",))
             for init in range(seed + 1, seed + sizes.stability_seeds)]
     out += [Preparation(f"cnn_confound{round(strength * 100):03d}", f"the CNN trained with the confound at "
                         f"strength {strength:g}", "wrenlib.confound:load_or_train_confounded",
-                        (*common, ("strength", float(strength)), ("background", "black")), ("01",), ("11",))
+                        (*common, ("strength", float(strength)), ("background", "black")), (), ("11",),
+                        ("surrogate",))
             for strength in sizes.confound_strengths if strength > 0]
     confounded = [p.name for p in out if p.name.startswith("cnn_confound")]
     out.append(Preparation("confound_maps", "chapter 11's maps (every confound strength's CNN explains the same clips)",
-                           "wrenlib.confound:confound_maps", (*common, ("background", "black")), ("01",), ("11",),
-                           ("cnn_black", *confounded), trains=0))
+                           "wrenlib.confound:confound_maps", (*common, ("background", "black")), (), ("11",),
+                           ("surrogate", "cnn_black", *confounded), trains=0))
     out.append(Preparation("sanity_cascade", "chapter 10's randomisation test (the maps of randomised CNNs)",
-                           "wrenlib.faithfulness:sanity_cascade", common, ("02",), ("10",), ("cnn_mixed",), trains=0))
+                           "wrenlib.faithfulness:sanity_cascade", common, (), ("10",), ("images", "cnn_mixed"),
+                           trains=0))
     out.append(Preparation("stability_maps", "chapter 10's stability checks (noisy clips, other seeds, other CNNs)",
-                           "wrenlib.faithfulness:stability_maps", common, ("02",), ("10",),
-                           ("cnn_mixed", *[p.name for p in out if p.name.startswith("cnn_mixed_init")]), trains=0))
+                           "wrenlib.faithfulness:stability_maps", common, (), ("10",),
+                           ("images", "cnn_mixed", *[p.name for p in out if p.name.startswith("cnn_mixed_init")]),
+                           trains=0))
     out.append(Preparation("validation_maps", "chapter 08's maps of the validation clips (they choose the "
                            "adaptive ensemble's temperature)", "wrenlib.explain:validation_explanations", common,
-                           ("02",), ("08", "10"), ("cnn_mixed",), trains=0))
-    return out
+                           (), ("08", "10"), ("images", "cnn_mixed"), trains=0))
+    out.append(Preparation("test_maps", "LIME's and SHAP's maps of the explained test clips (chapters 06 and 07 "
+                           "show them, chapter 08 scores them)", "wrenlib.explain:explanations_of_test_clips", common,
+                           (), ("06", "07", "08"), ("images", "cnn_mixed"), trains=0))
+    # the data: every job above reads it (a preparation waits only for those whose chapters are its own)
+    readers = tuple(sorted({number for p in out for number in p.used_by}))
+    images = Preparation("images", "the surrogate clips' spectrogram images (chapter 02 shows them)",
+                         "wrenlib.images:load_spectrogram_dataset", (("profile", profile), ("seed", seed)), (),
+                         tuple(sorted({"02", *(n for p in out if "images" in p.after for n in p.used_by)})),
+                         ("surrogate",), trains=0)
+    surrogate = Preparation("surrogate", "the surrogate clips (chapter 01 shows them; synthesised on the CPU's cores)",
+                            "wrenlib.dataset:load_surrogate_dataset", (("profile", profile), ("seed", seed)), (),
+                            tuple(sorted({"01", *images.used_by, *readers})), trains=0, on_gpu=False)
+    return [surrogate, images, *out]
 
 
 # The job that picks a run's backend mode on a CUDA GPU (wrenlib.bench.calibrate_backend), and the
@@ -582,12 +603,12 @@ def over_memory_budget(job: str, running: list[str], peaks: dict[str, float], bu
 def job_graph(stems: list[str], preparations: list[Preparation]) -> dict[str, set[str]]:
     """What each job of a run waits for (chapters by stem, in reading order; preparations by
     name): a preparation the chapters it reads (``needs``), the preparations of the run it
-    loads (``after``) and those that come ``first``, a chapter those of
+    loads (``after``) and, when it computes ``on_gpu``, those that come ``first``, a chapter those of
     :func:`chapter_prerequisites` and the preparations it uses."""
     names = {p.name for p in preparations}
     first = {p.name for p in preparations if p.first}
     prerequisites = {p.name: {c for c in stems if c[:2] in p.needs} | (set(p.after) & names)
-                     | (set() if p.first else first) for p in preparations}
+                     | (first if p.on_gpu and not p.first else set()) for p in preparations}
     for stem in stems:
         prerequisites[stem] = chapter_prerequisites(stem, stems) | {p.name for p in preparations
                                                                     if stem[:2] in p.used_by}
@@ -647,8 +668,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                      resume: bool = False, calibration: Preparation | str | None = "auto") -> int:
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
-    The CNNs the chapters load, and the maps of chapters 08, 10 and 11 that need only those CNNs, are
-    made first as :class:`Preparation` jobs (:func:`book_preparations`, or ``preparations``),
+    The data every job reads, the CNNs the chapters load, and the maps of chapters 06-08, 10 and
+    11 that need only those CNNs, are made first as :class:`Preparation` jobs (:func:`book_preparations`, or ``preparations``),
     those that the chapters run need. With ``jobs`` above 1, the jobs whose prerequisites
     (:data:`CHAPTER_NEEDS`, a preparation's ``needs``, ``after`` and ``used_by``) have finished
     run side by side, chapters each in its own kernel and
@@ -1075,7 +1096,8 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
                      f"{parameters or '—'} |")
     if preparations:
         lines += ["", "## Preparations", "",
-                  "The CNNs the chapters load, and the maps of chapters 08, 10 and 11 that need only those CNNs, "
+                  "The surrogate clips and their images, the CNNs the chapters load, and the maps of chapters 06-08, "
+                  "10 and 11 that need only those CNNs, "
                   "made by `make execute` as jobs of their own before the chapters that need them "
                   "(`wrenlib.book.book_preparations`); a chapter run on its own makes what it does not find in "
                   "the cache.", "",

@@ -1077,6 +1077,19 @@ def validation_clips(dataset, profile: str, seed: int = 0) -> np.ndarray:
     return explained_clips(dataset, max(4, get_profile(profile).explain_clips // 2), split="validation", seed=seed)
 
 
+def _explanations_of(clips_of, profile: str, seed: int, device, progress: bool, model, dataset, caller: str,
+                     methods: tuple[str, ...]) -> tuple[np.ndarray, dict[str, Explanation]]:
+    """The clips ``clips_of(dataset)`` and their maps by ``methods`` at the profile's settings
+    (:func:`settings_for_profile`, cached by :func:`explain_dataset`), from the profile's mixed-set
+    CNN and images unless ``model`` and ``dataset`` are given."""
+    from .training import model_and_data
+
+    model, dataset = model_and_data(profile, seed, device, model, dataset, caller)
+    clips = clips_of(dataset)
+    return clips, {m: explain_dataset(model, dataset, clips, m, profile, settings_for_profile(m, profile, seed),
+                                      device=device, progress=progress) for m in methods}
+
+
 def validation_explanations(profile: str, seed: int = 0, device: torch.device | str | None = None,
                             progress: bool = False, model: nn.Module | None = None,
                             dataset=None) -> tuple[np.ndarray, dict[str, Explanation]]:
@@ -1086,12 +1099,23 @@ def validation_explanations(profile: str, seed: int = 0, device: torch.device | 
     chapter 08 after them: at the full profile they took two of chapter 08's minutes on a GPU
     (the Performance page's kept run). ``model`` and ``dataset`` default to the profile's mixed-set
     CNN and images (chapter 03)."""
-    from .training import model_and_data
+    return _explanations_of(lambda data: validation_clips(data, profile, seed), profile, seed, device, progress,
+                            model, dataset, "validation_explanations", METHODS)
 
-    model, dataset = model_and_data(profile, seed, device, model, dataset, "validation_explanations")
-    clips = validation_clips(dataset, profile, seed)
-    return clips, {m: explain_dataset(model, dataset, clips, m, profile, settings_for_profile(m, profile, seed),
-                                      device=device, progress=progress) for m in METHODS}
+
+def explanations_of_test_clips(profile: str, seed: int = 0, device: torch.device | str | None = None,
+                      progress: bool = False, model: nn.Module | None = None, dataset=None,
+                      methods: tuple[str, ...] = ("lime", "shap")) -> tuple[np.ndarray, dict[str, Explanation]]:
+    """The profile's explained test clips (:func:`explained_clips`) and their maps by ``methods``
+    (default LIME and SHAP, the costly two), at the profile's settings, cached: the maps chapters
+    06 and 07 show and chapter 08 scores, which ``wrenlib execute`` makes as a preparation once the
+    mixed-set CNN is trained, so that chapter 08 waits for them and not for the rest of chapters
+    06 and 07 (at the full profile on a GPU, chapter 06 alone ran 5 minutes, most of it comparing
+    LIME's features). ``model`` and ``dataset`` default to the profile's mixed-set CNN and images."""
+    from .profiles import get_profile
+
+    return _explanations_of(lambda data: explained_clips(data, get_profile(profile).explain_clips, seed=seed),
+                            profile, seed, device, progress, model, dataset, "explanations_of_test_clips", methods)
 
 
 # --------------------------------------------------------------------------------------------
