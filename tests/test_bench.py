@@ -349,3 +349,21 @@ def test_the_calibration_keeps_deterministic_unless_another_mode_is_clearly_fast
     assert fastest_backend(rows((CALIBRATION_MARGIN,) * 2, (0.5, 0.5)))[0] == "nondeterministic"
     with pytest.raises(ValueError, match="no backend timings"):
         fastest_backend([])
+
+
+def test_a_calibration_times_the_modes_chooses_one_and_keeps_the_evidence(tmp_path):
+    """At the profile's precision and float32, every calibrated mode (cuDNN's only on CUDA), then
+    the chosen mode with the weights in the default layout; backend.json keeps it all."""
+    from wrenlib.bench import CALIBRATED_MODES, calibrate_backend, fastest_backend
+
+    report = calibrate_backend("full", repeats=1, image_size=(32, 64), folder=tmp_path, device="cpu",
+                               lime_batch=2, train_batch=2)
+    assert json.loads((tmp_path / "backend.json").read_text()) == report
+    on_cpu = [mode for mode in CALIBRATED_MODES if mode != "cudnn-benchmark"]
+    layouts = {row["memory format"] for row in report["rows"]}
+    assert layouts == {"channels_last", "contiguous"} and report["precision"] == "bfloat16"
+    timed = [row for row in report["rows"] if row["memory format"] == "channels_last"]
+    assert sorted({row["mode"] for row in timed}) == sorted(on_cpu) and len(timed) == 2 * 2 * len(on_cpu)
+    plain = [row for row in report["rows"] if row["memory format"] == "contiguous"]
+    assert {row["mode"] for row in plain} == {report["mode"]} and {row["precision"] for row in plain} == {"bfloat16"}
+    assert (report["mode"], report["speedups"]) == fastest_backend([row for row in timed if row["precision"] == "bfloat16"])

@@ -479,7 +479,8 @@ def backend_settings(deterministic: bool, fill: bool, cudnn_benchmark: bool) -> 
 
 def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = None, lime_batch: int = 64,
                       train_batch: int = 32, repeats: int = 3, modes: Sequence[str] | None = None,
-                      precisions: Sequence[str] = ("off", "always")) -> dict[str, Any]:
+                      precisions: Sequence[str] = ("off", "always"),
+                      memory_format: str = "channels_last") -> dict[str, Any]:
     """The book's two heaviest kinds of GPU work, timed under each backend mode (``modes``, default
     every one of :data:`BACKEND_TITLES`; cuDNN's benchmark mode only on CUDA) in each of
     ``precisions`` (:func:`wrenlib.training.autocast_dtype`'s settings: by default float32 and the
@@ -492,9 +493,11 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     of a shared machine hits them alike; in each round a combination runs twice and the second
     run is timed, since the first after another combination pays for the switch (new buffers in
     the other precision, cuDNN's benchmark timing): measured on a CPU, the first of a group came
-    out 20-30 % slower by its place alone. Returns the machine's
-    description and ``rows``: workload, precision, mode and its title (``settings``), images per
-    second and the speed-up against the first mode in the same precision."""
+    out 20-30 % slower by its place alone. The convolutions' weights are in ``memory_format``
+    ("channels_last", as :class:`~wrenlib.model.DialectCNN` keeps them, or "contiguous"). Returns
+    the machine's description and ``rows``: workload, precision, mode and its title
+    (``settings``), memory format, images per second and the speed-up against the first mode in the
+    same precision."""
     import torch
     from torch import nn
 
@@ -513,7 +516,11 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
         raise ValueError(f"unknown backend mode(s) {', '.join(unknown)}; choose from {', '.join(BACKEND_MODES)}")
     modes = [mode for mode in (modes or BACKEND_TITLES) if device.type == "cuda" or not BACKEND_MODES[mode][2]]
     torch.manual_seed(0)
+    formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+    if memory_format not in formats:
+        raise ValueError(f"memory_format must be one of {', '.join(formats)}, got {memory_format!r}")
     model = DialectCNN(ModelConfig(*image_size)).to(device)
+    model.features.to(memory_format=formats[memory_format])
     network = fast_forward(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_function = nn.CrossEntropyLoss()
@@ -557,6 +564,7 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     for workload, images, precision, name in runs:
         rows.append({"workload": f"{workload} ({images} x {image_size[0]} x {image_size[1]})",
                      "precision": precision_name(precision), "mode": name, "settings": BACKEND_TITLES[name],
+                     "memory format": memory_format,
                      "images_per_second": round(images / best[(workload, precision, name)], 1),
                      "speed-up": round(best[(workload, precision, book)] / best[(workload, precision, name)], 2)})
     return {**machine_description(device), "repeats": repeats, "rows": rows}
@@ -610,30 +618,40 @@ def calibrate_backend(profile: str, repeats: int = 2, image_size: tuple[int, int
     """Time :data:`CALIBRATED_MODES` on this machine's device (:func:`benchmark_backend`, at the
     profile's image size, ``repeats`` rounds; ``sizes`` are its batch sizes) and choose the one the
     run computes in (:func:`fastest_backend`, on the timings in the profile's precision; those in
-    float32 are kept for the record); keep both in
-    ``backend.json`` in ``folder`` (default: the profile's artifacts). ``wrenlib execute`` runs it
+    float32 are kept for the record, and so are the chosen mode's with the convolutions' weights in
+    torch's default layout instead of channels-last, timed after the others, their speed-up
+    against channels-last); keep both in ``backend.json`` in ``folder`` (default: the profile's
+    artifacts). ``wrenlib execute`` runs it
     as the first job of a run on a CUDA GPU of a profile whose ``gpu_backend`` is "fastest", beside
     chapter 01, which computes on the CPU; every later job computes in the mode chosen."""
     from datetime import datetime, timezone
 
-    from .cache import profile_dir
-    from .profiles import get_profile
-
     import torch
 
+    from .cache import profile_dir
+    from .profiles import get_profile
     from .runtime import choose_device
     from .training import autocast_dtype, precision_name
 
     profile_sizes = get_profile(profile)
     device = torch.device(device) if device is not None else choose_device()
     # float32 too, for the record (the Performance page): whether the profile's 16 bits pay here
-    report = benchmark_backend(image_size or (profile_sizes.image_height_px, profile_sizes.image_width_px),
-                               device, repeats=repeats, modes=CALIBRATED_MODES,
+    size = image_size or (profile_sizes.image_height_px, profile_sizes.image_width_px)
+    report = benchmark_backend(size, device, repeats=repeats, modes=CALIBRATED_MODES,
                                precisions=(profile_sizes.mixed_precision, "off"), **sizes)
     computed_in = precision_name(autocast_dtype(device, profile_sizes.mixed_precision))
     report["precision"] = computed_in
     report["mode"], report["speedups"] = fastest_backend([row for row in report["rows"]
                                                           if row["precision"] == computed_in])
+    # for the record too: the chosen mode with the convolutions' weights in torch's default layout
+    # instead of channels-last (the book keeps channels-last, which oneDNN's CPU kernels prefer)
+    plain = benchmark_backend(size, device, repeats=repeats, modes=(report["mode"],),
+                              precisions=(profile_sizes.mixed_precision,), memory_format="contiguous", **sizes)
+    ours = {(row["workload"], row["precision"]): row["images_per_second"] for row in report["rows"]
+            if row["mode"] == report["mode"]}
+    for row in plain["rows"]:  # its speed-up against channels-last in the same mode (measured apart)
+        row["speed-up"] = round(row["images_per_second"] / ours[(row["workload"], row["precision"])], 2)
+    report["rows"] += plain["rows"]
     report["margin"] = CALIBRATION_MARGIN
     report["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     folder = Path(folder) if folder is not None else profile_dir(profile)
@@ -699,6 +717,15 @@ def _bench_tables(folder: Path) -> list[str]:
     return lines
 
 
+def backend_rows(record: dict[str, Any]) -> list[str]:
+    """The Markdown table of a run's backend calibration (:func:`calibrate_backend`), if it had one."""
+    rows = (record.get("backend") or {}).get("rows") or []
+    return ["", *_markdown_table(rows, ["workload", "precision", "settings", "memory format", "images_per_second",
+                                        "speed-up"]), "",
+            "*Speed-up* against deterministic in the same precision, and for the default layout (`contiguous`) "
+            "against channels-last in the same mode.", ""] if rows else []
+
+
 def backend_sentence(record: dict[str, Any]) -> str:
     """How a run (its execution log, or a record kept from one) chose torch's backend mode, in
     words: deterministic unless its calibration chose another (:func:`calibrate_backend`)."""
@@ -739,7 +766,7 @@ def _kept_runs(benchmarks: Path) -> list[str]:
                       + (f"; the {'last ' if partial else ''}run took {record['wall_seconds'] / 60:.1f} min of wall time"
                          if record.get("wall_seconds") else "") + ".", ""]
         if record.get("backend"):  # kept since runs could choose their mode (older records: deterministic)
-            lines += [backend_sentence(record), ""]
+            lines += [backend_sentence(record), "", *backend_rows(record)]
         if record.get("note"):  # how the run came about, where its record alone would mislead
             lines += [f"*{record['note']}*", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak RAM (GiB)": peaks.get(job)}
@@ -798,8 +825,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                 and not any(entry.get("trained") for entry in preparations.values()) else ""),
              ""]
     if work:
-        lines += [backend_sentence({"backend": log.get("backend") if of_this_run(log, log.get("backend") or {}) else None,
-                                    "backend_mode": log.get("backend_mode")}), ""]
+        chosen = {"backend": log.get("backend") if of_this_run(log, log.get("backend") or {}) else None,
+                  "backend_mode": log.get("backend_mode")}
+        lines += [backend_sentence(chosen), "", *backend_rows(chosen)]
     memory = {name: entry["peak_memory_gib"] for name, entry in work.items() if "peak_memory_gib" in entry}
     if memory:
         largest = max(memory, key=memory.get)

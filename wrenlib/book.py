@@ -500,7 +500,7 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
               "finished": log.get("finished"), "jobs": log.get("jobs"), "wall_seconds": log.get("wall_seconds"),
               "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
     backend = log.get("backend") if of_this_run(log, log.get("backend") or {}) else None
-    record["backend"] = {key: value for key, value in (backend or {}).items() if key in ("mode", "speedups", "margin")} \
+    record["backend"] = {key: value for key, value in (backend or {}).items() if key in ("mode", "speedups", "margin", "rows")} \
         or {"mode": log.get("backend_mode", "deterministic")}
     cut_off = {job: entry["seconds"] for job, entry in sorted(log.get("cut_off", {}).items()) if job not in seconds}
     if partial and cut_off:  # jobs the run stopped: at least this long
