@@ -228,9 +228,10 @@ wrenlib.record_result(PROFILE, "lime_captum_own_seconds", captum_own.seconds)
 wrenlib.record_result(PROFILE, "lime_image_operations_captum", launches["captum"])
 wrenlib.record_result(PROFILE, "lime_image_operations_wrenlib", launches["wrenlib"])
 wrenlib.record_result(PROFILE, "lime_same_map_as_captum_lime", same_map)
-glue("lime_same_map_text", Markdown("the same map to the last bit" if same_map else
-                                    "**a different map** (a captum version that draws or weighs otherwise?)"),
-     display=False)
+glue("lime_same_map_text", Markdown("the same map to the last bit" if same_map else "**a different map** (" + (
+    "a captum version that draws or weighs otherwise?" if wrenlib.runtime.backend_mode() == "deterministic" else
+    f"this run computes in torch's `{wrenlib.runtime.backend_mode()}` mode, in which the GPU's kernels need not "
+    "add up in the same order from one call to the next") + ")"), display=False)
 overhead = 1 - float(captum.extras["model_time_share"][0])
 glue("lime_overhead_text", Markdown(f"{overhead:.0%}, " + ("within that budget" if overhead <= 0.2 else
                                     "**over** that budget on this run (the share grows when the machine is busy)")),
