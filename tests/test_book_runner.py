@@ -710,7 +710,7 @@ def test_a_backend_calibration_runs_first_and_later_jobs_compute_in_the_mode_it_
     and a chapter and a preparation after it compute in the mode it chose, which the log keeps."""
     import json
 
-    from wrenlib.book import CALIBRATION, Preparation
+    from wrenlib.book import CALIBRATION, Preparation, save_job_times
 
     calibration = Preparation(CALIBRATION, "toy calibration", "wrenlib.bench:calibrate_backend",
                               (("profile", "quick"), ("repeats", 1), ("image_size", (32, 64)), ("device", "cpu"),
@@ -736,6 +736,8 @@ def test_a_backend_calibration_runs_first_and_later_jobs_compute_in_the_mode_it_
         assert starts["01_cpu"] < ends[CALIBRATION]
     for page in ("status.md", "performance.md"):  # which mode, and that the run chose it
         assert f"computed in torch's `{chosen}` mode, which the run chose by timing" in (root / "book" / page).read_text()
+    record = json.loads(save_job_times(root, "quick").read_text())  # a kept run keeps the choice and its evidence
+    assert record["backend"]["mode"] == chosen and record["backend"]["rows"] == log["backend"]["rows"]
 
 
 def test_no_calibration_on_a_cpu_or_where_the_profile_or_the_caller_fixes_the_mode(monkeypatch):

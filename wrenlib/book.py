@@ -499,9 +499,10 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     record = {"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
               "finished": log.get("finished"), "jobs": log.get("jobs"), "wall_seconds": log.get("wall_seconds"),
               "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
-    backend = log.get("backend") if of_this_run(log, log.get("backend") or {}) else None
-    record["backend"] = {key: value for key, value in (backend or {}).items() if key in ("mode", "speedups", "margin", "rows")} \
-        or {"mode": log.get("backend_mode", "deterministic")}
+    # the mode the run computed in, and its calibration where it had one (the Performance page shows it)
+    calibrated = log.get("backend") if of_this_run(log, log.get("backend") or {}) else None
+    record["backend"] = ({key: calibrated[key] for key in ("mode", "speedups", "margin", "rows") if key in calibrated}
+                         if calibrated else {"mode": log.get("backend_mode", "deterministic")})
     cut_off = {job: entry["seconds"] for job, entry in sorted(log.get("cut_off", {}).items()) if job not in seconds}
     if partial and cut_off:  # jobs the run stopped: at least this long
         record["cut_off_seconds"] = cut_off
@@ -669,11 +670,11 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     """Run every chapter (or those named in ``only``) with papermill; return an exit status.
 
     The data every job reads, the CNNs the chapters load, and the maps of chapters 06-08, 10 and
-    11 that need only those CNNs, are made first as :class:`Preparation` jobs (:func:`book_preparations`, or ``preparations``),
-    those that the chapters run need. With ``jobs`` above 1, the jobs whose prerequisites
-    (:data:`CHAPTER_NEEDS`, a preparation's ``needs``, ``after`` and ``used_by``) have finished
-    run side by side, chapters each in its own kernel and
-    preparations each in a fresh process, the longest chain of waiting work first
+    11 that need only those CNNs, are made first as :class:`Preparation` jobs
+    (:func:`book_preparations`, or ``preparations``), those that the chapters run need. With
+    ``jobs`` above 1, the jobs whose prerequisites (:data:`CHAPTER_NEEDS`, a preparation's
+    ``needs``, ``after`` and ``used_by``) have finished run side by side, chapters each in its own
+    kernel and preparations each in a fresh process, the longest chain of waiting work first
     (:func:`job_priorities`), never two chapters :data:`RUN_APART`, and never two whose expected
     peak memory would pass the profile's budget together (:func:`over_memory_budget`). On a CPU the
     numbers are the same as in a run one at a time; on a shared GPU, DeepLIFT's batches and SHAP's
