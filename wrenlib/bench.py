@@ -621,9 +621,9 @@ def calibrate_backend(profile: str, repeats: int = 2, image_size: tuple[int, int
     float32 are kept for the record, and so are the chosen mode's with the convolutions' weights in
     torch's default layout instead of channels-last, timed after the others, their speed-up
     against channels-last); keep both in ``backend.json`` in ``folder`` (default: the profile's
-    artifacts). ``wrenlib execute`` runs it
-    as the first job of a run on a CUDA GPU of a profile whose ``gpu_backend`` is "fastest", beside
-    chapter 01, which computes on the CPU; every later job computes in the mode chosen."""
+    artifacts). ``wrenlib execute`` runs it as the first job of a run on a CUDA GPU of a profile
+    whose ``gpu_backend`` is "fastest", beside the jobs that compute on the CPU (the surrogate
+    clips, chapter 01); every later job computes in the mode chosen."""
     from datetime import datetime, timezone
 
     import torch
