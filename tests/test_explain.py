@@ -781,6 +781,31 @@ def test_the_validation_maps_are_chapter_08s_clips_explained_at_the_profiles_set
         validation_explanations("tiny", model=model)
 
 
+def test_the_test_clips_lime_and_shap_maps_are_made_ahead_where_chapters_06_to_08_read_them(
+        isolated_artifacts, monkeypatch):
+    """The preparation's maps are the profile's explained test clips at settings_for_profile, in
+    the cache chapters 06-08 read (a chapter's own call explains nothing)."""
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.explain import explained_clips, explanations_of_test_clips
+    from wrenlib.training import load_or_train_model
+
+    tiny = profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=6, lime_samples=16, shap_background=2)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    clips, explanations = explanations_of_test_clips("tiny", device="cpu")
+    model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
+    assert clips.tolist() == explained_clips(images, 6).tolist() and sorted(explanations) == ["lime", "shap"]
+    assert set(images.split_indices("test")) >= set(clips.tolist())
+    calls, real_explain = [], explain_module.explain
+    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real_explain(*args, **kwargs))
+    for method in ("lime", "shap"):  # as chapters 06-08 ask for them
+        again = explain_dataset(model, images, clips, method, "tiny", settings_for_profile(method, "tiny"), device="cpu")
+        np.testing.assert_array_equal(again.maps, explanations[method].maps)
+    assert calls == []
+
+
 def test_explain_dataset_caches_each_part_so_a_run_cut_short_keeps_what_it_finished(
         isolated_artifacts, small_cnn, monkeypatch):
     """The missing clips are explained a few whole batches at a time, each part cached at once: a

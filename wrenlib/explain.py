@@ -1104,8 +1104,9 @@ def validation_explanations(profile: str, seed: int = 0, device: torch.device | 
 
 
 def explanations_of_test_clips(profile: str, seed: int = 0, device: torch.device | str | None = None,
-                      progress: bool = False, model: nn.Module | None = None, dataset=None,
-                      methods: tuple[str, ...] = ("lime", "shap")) -> tuple[np.ndarray, dict[str, Explanation]]:
+                               progress: bool = False, model: nn.Module | None = None, dataset=None,
+                               methods: tuple[str, ...] = ("lime", "shap"),
+                               ) -> tuple[np.ndarray, dict[str, Explanation]]:
     """The profile's explained test clips (:func:`explained_clips`) and their maps by ``methods``
     (default LIME and SHAP, the costly two), at the profile's settings, cached: the maps chapters
     06 and 07 show and chapter 08 scores, which ``wrenlib execute`` makes as a preparation once the
