@@ -749,28 +749,40 @@ def test_lime_in_bfloat16_keeps_the_map_of_a_network_whose_outputs_barely_move(s
     assert torch.equal(head(body(x)), flat(x)) and isinstance(head, torch.nn.Identity)
 
 
+def _tiny_profile(monkeypatch, explain_clips: int) -> None:
+    """A profile named "tiny" for the map preparations' tests: 40 clips of 32 x 64, one epoch."""
+    from wrenlib import profiles
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1, explain_clips=explain_clips, lime_samples=16, shap_background=2))
+
+
+def _count_explanations(monkeypatch) -> list[str]:
+    """The methods wrenlib.explain.explain runs from now on (none: the maps came from the cache)."""
+    from wrenlib import explain as explain_module
+
+    calls, real_explain = [], explain_module.explain
+    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real_explain(*args, **kwargs))
+    return calls
+
+
 def test_the_validation_maps_are_chapter_08s_clips_explained_at_the_profiles_settings_and_cached(
         isolated_artifacts, monkeypatch):
     """The validation clips' maps as a preparation: half the profile's explained clips (at least
     4) of the validation split, half of each dialect, each method at settings_for_profile; a
     second call, as chapter 08 makes it, loads them."""
-    from wrenlib import explain as explain_module
-    from wrenlib import profiles
     from wrenlib.explain import METHODS, explain_dataset, validation_clips, validation_explanations
     from wrenlib.training import load_or_train_model
 
-    tiny = profiles.PROFILES["quick"].with_overrides(
-        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
-        max_epochs=1, patience=1, explain_clips=10, lime_samples=16, shap_background=2)
-    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    _tiny_profile(monkeypatch, explain_clips=10)
     clips, explanations = validation_explanations("tiny", device="cpu")
     model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
     assert clips.tolist() == validation_clips(images, "tiny").tolist() and len(clips) == 4
     assert set(images.split_indices("validation")) >= set(clips.tolist())
     assert images.labels[clips].tolist().count(0) == 2
     assert sorted(explanations) == sorted(METHODS)
-    calls, real_explain = [], explain_module.explain
-    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real_explain(*args, **kwargs))
+    calls = _count_explanations(monkeypatch)
     again_clips, again = validation_explanations("tiny", model=model, dataset=images, device="cpu")
     assert calls == [] and again_clips.tolist() == clips.tolist()  # loaded from the cache
     for method in METHODS:
@@ -785,21 +797,15 @@ def test_the_test_clips_lime_and_shap_maps_are_made_ahead_where_chapters_06_to_0
         isolated_artifacts, monkeypatch):
     """The preparation's maps are the profile's explained test clips at settings_for_profile, in
     the cache chapters 06-08 read (a chapter's own call explains nothing)."""
-    from wrenlib import explain as explain_module
-    from wrenlib import profiles
     from wrenlib.explain import explained_clips, explanations_of_test_clips
     from wrenlib.training import load_or_train_model
 
-    tiny = profiles.PROFILES["quick"].with_overrides(
-        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
-        max_epochs=1, patience=1, explain_clips=6, lime_samples=16, shap_background=2)
-    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    _tiny_profile(monkeypatch, explain_clips=6)
     clips, explanations = explanations_of_test_clips("tiny", device="cpu")
     model, _, images = load_or_train_model("tiny", device="cpu", progress=False)
     assert clips.tolist() == explained_clips(images, 6).tolist() and sorted(explanations) == ["lime", "shap"]
     assert set(images.split_indices("test")) >= set(clips.tolist())
-    calls, real_explain = [], explain_module.explain
-    monkeypatch.setattr(explain_module, "explain", lambda *args, **kwargs: calls.append(args[2]) or real_explain(*args, **kwargs))
+    calls = _count_explanations(monkeypatch)
     for method in ("lime", "shap"):  # as chapters 06-08 ask for them
         again = explain_dataset(model, images, clips, method, "tiny", settings_for_profile(method, "tiny"), device="cpu")
         np.testing.assert_array_equal(again.maps, explanations[method].maps)
