@@ -311,9 +311,10 @@ def test_the_backend_benchmark_times_every_setting_and_puts_torchs_back(tmp_path
     set_seed(0)
     before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
               torch.backends.cudnn.benchmark)
-    with backend_settings(False, True, True):
-        assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
-                torch.backends.cudnn.benchmark) == (False, True, True)
+    for mode, flags in BACKEND_MODES.items():
+        with backend_settings(mode):
+            assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+                    torch.backends.cudnn.benchmark) == flags
     path = write_backend_benchmark(tmp_path / "bench", image_size=(32, 64), device="cpu", lime_batch=4,
                                    train_batch=4, repeats=1)
     assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,

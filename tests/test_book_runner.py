@@ -740,6 +740,21 @@ def test_a_backend_calibration_runs_first_and_later_jobs_compute_in_the_mode_it_
     assert record["backend"]["mode"] == chosen and record["backend"]["rows"] == log["backend"]["rows"]
 
 
+def test_a_failed_calibration_leaves_the_run_deterministic_and_stops_nothing(tmp_path, isolated_artifacts, capsys):
+    import json
+
+    from wrenlib.book import CALIBRATION, Preparation
+
+    broken = Preparation(CALIBRATION, "toy calibration", "wrenlib.bench:calibrate_backend",
+                         (("profile", "no such profile"),), (), ("04",), trains=0, first=True)
+    root = _project(tmp_path, {"04_gpu": "import os\nassert os.environ['WRENBOOK_BACKEND'] == 'deterministic'"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], calibration=broken) == 0
+    log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert log["backend_mode"] == "deterministic" and "backend" not in log and log["chapters"]["04_gpu"]["ok"]
+    assert not log["preparations"][CALIBRATION]["ok"]
+    assert "the backend calibration failed" in capsys.readouterr().err
+
+
 def test_no_calibration_on_a_cpu_or_where_the_profile_or_the_caller_fixes_the_mode(monkeypatch):
     from wrenlib.book import CALIBRATION, backend_calibration, job_graph, run_backend_mode
 

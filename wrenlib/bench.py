@@ -458,18 +458,17 @@ BACKEND_SETTINGS = {title: BACKEND_MODES[mode] for mode, title in BACKEND_TITLES
 
 
 @contextmanager
-def backend_settings(deterministic: bool, fill: bool, cudnn_benchmark: bool) -> Iterator[None]:
-    """Torch's deterministic mode, its filling of new memory and cuDNN's benchmark mode set as
-    asked for the block, and put back as they were after it."""
+def backend_settings(mode: str) -> Iterator[None]:
+    """Torch in the backend ``mode`` (:func:`wrenlib.runtime.apply_backend_mode`) for the block, and
+    its deterministic mode, filling of new memory and cuDNN's benchmark mode as they were after it."""
     import torch
     import torch.utils.deterministic
 
-    from .runtime import _use_deterministic_algorithms
+    from .runtime import _use_deterministic_algorithms, apply_backend_mode
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
               torch.backends.cudnn.benchmark)
-    _use_deterministic_algorithms(torch, deterministic, fill)
-    torch.backends.cudnn.benchmark = cudnn_benchmark
+    apply_backend_mode(torch, mode)
     try:
         yield
     finally:
@@ -550,7 +549,7 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
     best: dict[tuple, float] = {}
     for _ in range(repeats):
         for workload, images, precision, name in runs:
-            with backend_settings(*BACKEND_MODES[name]):
+            with backend_settings(name):
                 work[workload](precision)  # the switch from the combination before
                 synchronise()
                 started = time.perf_counter()
@@ -657,8 +656,21 @@ def calibrate_backend(profile: str, repeats: int = 2, image_size: tuple[int, int
     folder = Path(folder) if folder is not None else profile_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "backend.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"backend: {report['mode']} (speed-up against deterministic: "
-          + ", ".join(f"{mode} {value:g}x" for mode, value in report["speedups"].items()) + ")")
+    print(f"backend: {report['mode']} ({speedups_text(report['speedups'])})")
+    return report
+
+
+def speedups_text(speedups: dict[str, float]) -> str:
+    """A calibration's speed-ups (:func:`fastest_backend`) in words, for the logs."""
+    return "speed-up against deterministic: " + ", ".join(f"{mode} {value:g}x" for mode, value in speedups.items())
+
+
+def read_calibration(folder: Path | str) -> dict[str, Any]:
+    """The calibration :func:`calibrate_backend` kept in ``folder``; ``ValueError`` (or ``OSError``
+    where there is none) when its mode is missing or unknown."""
+    report = json.loads((Path(folder) / "backend.json").read_text())
+    if report.get("mode") not in BACKEND_MODES:
+        raise ValueError(f"{Path(folder) / 'backend.json'}: no known backend mode ({report.get('mode')!r})")
     return report
 
 

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from .bench import ChildProcessUsage, backend_sentence, machine_description
+from .bench import ChildProcessUsage, backend_sentence, machine_description, read_calibration, speedups_text
 from .cache import artifacts_root, profile_dir, project_root
 
 KEY_PACKAGES = (
@@ -695,7 +695,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
     on deterministically. A resumed run keeps the mode its first part chose."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .runtime import BACKEND_MODES, choose_device, describe_device, gpu_memory_share, torch_threads_for_run
+    from .runtime import choose_device, describe_device, gpu_memory_share, torch_threads_for_run
 
     root = root or project_root(Path(__file__).resolve().parent)
     if root is None:
@@ -810,10 +810,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 report: dict[str, Any] = {}
                 if outcome["error"] is None:
                     try:
-                        report = json.loads((profile_dir(profile) / "backend.json").read_text())
-                        if report["mode"] not in BACKEND_MODES:
-                            raise ValueError(f"unknown backend mode {report['mode']!r}")
-                    except (OSError, ValueError, KeyError) as error:
+                        report = read_calibration(profile_dir(profile))
+                    except (OSError, ValueError) as error:
                         outcome["error"] = f"{type(error).__name__}: {error}"
                 if outcome["error"] is not None:  # the run goes on in the mode it had
                     log["preparations"][job]["ok"] = False
@@ -823,10 +821,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     backend = report["mode"]
                     log["backend"] = {"run": run_id, "mode": backend, "speedups": report.get("speedups"),
                                       "margin": report.get("margin"), "rows": report.get("rows")}
-                    print(f"  {job} done in {outcome['seconds']:.1f} s: the run computes {backend} (speed-up "
-                          "against deterministic: " + ", ".join(f"{mode} {value:g}x" for mode, value in
-                                                                 (report.get("speedups") or {}).items()) + ")",
-                          flush=True)
+                    print(f"  {job} done in {outcome['seconds']:.1f} s: the run computes {backend} "
+                          f"({speedups_text(report.get('speedups') or {})})", flush=True)
                 log["backend_mode"] = backend
                 finished.add(job)
                 return
