@@ -433,6 +433,48 @@ def test_explain_dataset_caches_one_file_per_clip(isolated_artifacts, small_cnn)
     assert len(list((isolated_artifacts / "quick" / "explanations").iterdir())) == 2
 
 
+def test_maps_made_under_another_captum_or_shap_are_not_trusted(isolated_artifacts, small_cnn, monkeypatch):
+    """Each library that computes the maps is part of their cache key: after an upgrade of one,
+    the maps are made again, not read from the old folder."""
+    import importlib.metadata
+
+    from wrenlib.explain import explanation_folder, make_settings
+
+    data = _random_dataset()
+    folder = explanation_folder("quick", small_cnn, data, "shap", make_settings("shap"))
+    assert explanation_folder("quick", small_cnn, data, "shap", make_settings("shap")) == folder
+    installed = importlib.metadata.version
+    for library in ("captum", "shap", "torch"):
+        monkeypatch.setattr(importlib.metadata, "version",
+                            lambda name, library=library: "0.0.1" if name == library else installed(name))
+        assert explanation_folder("quick", small_cnn, data, "shap", make_settings("shap")) != folder, library
+    monkeypatch.setattr(importlib.metadata, "version", installed)
+    explain_dataset(small_cnn, data, [0], "deeplift", "quick", progress=False)
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0.1" if name == "captum" else installed(name))
+    assert explain_dataset(small_cnn, data, [0], "deeplift", "quick", progress=False).seconds > 0  # made again
+
+
+@pytest.mark.parametrize("explainer", ["deep", "gradient"])
+def test_shap_leaves_the_callers_random_draws_where_they_were(small_cnn, explainer):
+    """SHAP seeds its own draws (shap's GradientExplainer seeds NumPy's global generator): a
+    chapter's random draws after explaining are those it would have made without explaining."""
+    from wrenlib.explain import ShapSettings
+
+    images, references = np.random.default_rng(1).random((2, 32, 64)), np.random.default_rng(2).random((4, 32, 64))
+    settings = ShapSettings(explainer=explainer, n_samples=4, seed=5)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    first = explain(small_cnn, images, "shap", settings=settings, references=references, progress=False)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected[0].numpy())
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
+    again = explain(small_cnn, images, "shap", settings=settings, references=references, progress=False)
+    np.testing.assert_array_equal(again.maps, first.maps)  # and its own draws still come from its seed
+
+
 def test_explain_methods_matches_the_cache_method_by_method(isolated_artifacts, small_cnn):
     """The checks of chapter 10 explain new images (noisy copies, other models) through
     explain_methods; on the cached clips it must give the cache's maps, SHAP references included."""
@@ -447,6 +489,25 @@ def test_explain_methods_matches_the_cache_method_by_method(isolated_artifacts, 
     other = 1 - cached.targets  # asked classes are explained, not the predictions
     flipped = explain_methods(small_cnn, data.images(clips), "quick", data, methods=("deeplift",), targets=other)
     assert not np.allclose(flipped["deeplift"], fresh["deeplift"])
+
+
+@pytest.mark.parametrize("n", [2, 6, 8])
+def test_shap_references_take_both_dialects_even_when_n_does_not_divide(n):
+    """SHAP's references come from every (dialect, background) group of the train split in turn;
+    a remainder goes to the dialects first, so each dialect gives half (2: one of each)."""
+    from wrenlib.explain import shap_references
+
+    data = _random_dataset(40)
+    references = shap_references(data, n, seed=0)
+    train = data.split_indices("train")
+    flat = data.images(train).reshape(len(train), -1)
+    rows = [int(np.flatnonzero((flat == picture.reshape(-1)).all(1))[0]) for picture in references]
+    chosen = train[rows]
+    assert len(set(chosen.tolist())) == n
+    assert np.bincount(data.labels[chosen], minlength=2).tolist() == [n // 2, n // 2]
+    if n >= 4:
+        assert len({(int(data.labels[i]), str(data.backgrounds[i])) for i in chosen}) == 4
+    np.testing.assert_array_equal(shap_references(data, n, seed=0), references)
 
 
 def test_explained_clips_are_balanced_and_reproducible():

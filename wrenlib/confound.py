@@ -257,7 +257,7 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
     from .dataset import load_surrogate_dataset
-    from .explain import EXPLAINER_VERSION, METHODS, explain_methods, model_fingerprint, settings_for_profile
+    from .explain import METHODS, explain_methods, explainer_version, model_fingerprint, settings_for_profile
     from .frontend import front_end_for_profile
     from .profiles import get_profile
     from .runtime import choose_device
@@ -282,7 +282,7 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
               "surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(), "background": background,
               "seed": seed, "confound": strongest.to_dict(), "clips": chosen.tolist(), "device": torch.device(device).type,
               "settings": {m: asdict(settings_for_profile(m, profile, seed)) for m in METHODS},
-              "version": EXPLAINER_VERSION}
+              "version": explainer_version()}
 
     def build():
         pictures = carriers.images(chosen)

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,23 @@ SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 #    reference explains the trained model's predicted class
 # 5: LIME in 16 bits computes the network's dense head in float32 (_timed_probabilities); float32 maps unchanged
 EXPLAINER_VERSION = 5
+# The libraries whose code computes or segments the maps: their versions are part of every cached
+# map's key too, so a cache made under another captum or shap is remade rather than trusted
+EXPLAINER_LIBRARIES = ("torch", "captum", "shap", "scikit-image", "scikit-learn")
+
+
+def explainer_version() -> dict[str, Any]:
+    """What, beside a map's settings, model and data, fixes it: :data:`EXPLAINER_VERSION` and the
+    installed versions of :data:`EXPLAINER_LIBRARIES` (part of every cache key of maps)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"wrenlib": EXPLAINER_VERSION, **{name: installed(name) for name in EXPLAINER_LIBRARIES}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,13 +702,16 @@ def image_seed(image: torch.Tensor, seed: int) -> int:
 
 def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
     """``n`` training images (N, H, W), drawn by ``seed`` in equal numbers from each (dialect,
-    background) group of the train split, as far as the groups allow: SHAP's references."""
+    background) group of the train split, as far as the groups allow: SHAP's references. Where
+    ``n`` does not divide evenly, the dialects come first: two references are one of each dialect."""
     train = dataset.split_indices("train")
     rng = np.random.default_rng(seed)
     groups = {}
     for index in train:
         groups.setdefault((int(dataset.labels[index]), str(dataset.backgrounds[index])), []).append(index)
-    pools = [list(rng.permutation(members)) for _, members in sorted(groups.items())]
+    drawn = {group: list(rng.permutation(members)) for group, members in sorted(groups.items())}
+    # taken in turns: each background's groups of every dialect, then the next background's
+    pools = [drawn[group] for group in sorted(drawn, key=lambda group: (group[1], group[0]))]
     chosen = []
     while len(chosen) < min(n, len(train)):
         for pool in pools:
@@ -793,9 +814,10 @@ def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references
         raise ValueError("SHAP's deep and gradient explainers need reference images (references=...)")
     with torch.no_grad():
         reference_batch = standardise(_as_batch(references).to(x.device))
-    torch.manual_seed(settings.seed)
     timed = _TimedNetwork(network)
-    with warnings.catch_warnings():
+    # seeded here, and NumPy's global generator put back afterwards (shap's GradientExplainer seeds
+    # it with rseed): explaining leaves the caller's random draws where they were
+    with seeded(settings.seed, [x.device]), _numpy_global_kept(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if settings.explainer == "deep":
             per_call = images_per_call(x.shape[-2] * x.shape[-1], SHAP_BYTES_PER_REFERENCE_PIXEL, x.device)
@@ -832,6 +854,17 @@ def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references
         extras["convergence_delta"] = np.concatenate(gaps)
     extras["model_time_share"] = np.concatenate(shares)
     return np.concatenate(maps).astype(np.float32), extras
+
+
+@contextmanager
+def _numpy_global_kept():
+    """Within, anything may seed or draw from NumPy's global generator; afterwards it is back
+    where it was."""
+    state = np.random.get_state()
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 class _TimedNetwork(nn.Module):
@@ -944,7 +977,7 @@ def explanation_folder(profile: str, model: nn.Module, dataset, method: str, set
     from .cache import config_hash, profile_dir
 
     key = config_hash({"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
-                       "method": method, "settings": asdict(settings), "version": EXPLAINER_VERSION})
+                       "method": method, "settings": asdict(settings), "version": explainer_version()})
     return profile_dir(profile) / "explanations" / f"{method}-{key}"
 
 

@@ -441,7 +441,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     from dataclasses import asdict
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
-    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
+    from .explain import (METHODS, dataset_fingerprint, explain_dataset, explain_methods, explainer_version,
                           model_fingerprint, settings_for_profile)
     from .profiles import get_profile
 
@@ -456,7 +456,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     config = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset), "clips": clips.tolist(),
               "backgrounds": [str(b) for b in dataset.backgrounds[clips]], "depths": list(sizes.randomisation_depths),
               "seed": seed, "device": device.type, "settings": {m: asdict(s) for m, s in settings.items()},
-              "version": EXPLAINER_VERSION}
+              "version": explainer_version()}
 
     def build():
         trained = {m: explain_dataset(model, dataset, clips, m, profile, settings[m], device=device, progress=False)
@@ -507,7 +507,7 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
     from dataclasses import asdict
 
     from .cache import config_hash, kept_maps, load_map_groups, load_or_build, parts_folder, profile_dir, save_map_groups
-    from .explain import (EXPLAINER_VERSION, METHODS, dataset_fingerprint, explain_dataset, explain_methods,
+    from .explain import (METHODS, dataset_fingerprint, explain_dataset, explain_methods, explainer_version,
                           model_fingerprint, settings_for_profile)
     from .profiles import get_profile
     from .training import load_or_train_model, model_and_data
@@ -524,7 +524,7 @@ def stability_maps(profile: str, seed: int = 0, device: torch.device | str | Non
     config = {"model": model_fingerprint(model), "others": [model_fingerprint(other) for other in others],
               "data": dataset_fingerprint(dataset), "clips": clips.tolist(), "seed": seed, "device": device.type,
               "sigma": STABILITY_NOISE_SIGMA, "settings": {m: asdict(settings_for_profile(m, profile, seed))
-                                                          for m in METHODS}, "version": EXPLAINER_VERSION}
+                                                          for m in METHODS}, "version": explainer_version()}
     folder = profile_dir(profile) / "sanity" / f"stability-seed{seed}-{config_hash(config)}"
     parts = parts_folder(folder)
 
