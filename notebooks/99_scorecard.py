@@ -20,6 +20,8 @@
 # this page is typed in. Each status follows a rule written in `wrenlib.scorecard`:
 #
 # - **reproduced** — the book measures what the paper reported;
+# - **holds by construction** — what the paper reported is true of any input, so it shows
+#   nothing about the data, and the row says why;
 # - **differs** — the book measures something else, and the row says what;
 # - **not testable** — the paper's statement cannot be checked on the book's data, and why;
 # - **not run** — the chapter that measures it did not run (the row names the missing numbers).
@@ -46,7 +48,7 @@ from wrenlib.scorecard import STATUSES, open_questions, scorecard
 
 results = wrenlib.read_results(PROFILE)
 card = scorecard(results)
-COLOURS = {"reproduced": "#2a9d8f", "differs": "#e9c46a", "not testable": "#adb5bd", "not run": "#e76f51"}
+COLOURS = {"reproduced": "#2a9d8f", "holds by construction": "#8ecae6", "differs": "#e9c46a", "not testable": "#adb5bd", "not run": "#e76f51"}
 
 
 def linked(table):
@@ -63,13 +65,15 @@ display(linked(card))
 counts = card["status"].value_counts().reindex(list(STATUSES), fill_value=0)
 glue("n_rows", len(card), display=False)
 glue("n_reproduced", int(counts["reproduced"]), display=False)
+glue("by_construction_text", f"{counts['holds by construction']} hold{'s' if counts['holds by construction'] == 1 else ''}",
+     display=False)
 glue("n_differs", int(counts["differs"]), display=False)
 glue("n_not_testable", int(counts["not testable"]), display=False)
 wrenlib.record_result(PROFILE, "scorecard_status_counts", counts.to_dict(), glue=False)
 
 # %% [markdown]
 # Of {glue:text}`n_rows` results, {glue:text}`n_reproduced` are reproduced,
-# {glue:text}`n_differs` differ and {glue:text}`n_not_testable` cannot be tested on public data.
+# {glue:text}`by_construction_text` by construction, {glue:text}`n_differs` differ and {glue:text}`n_not_testable` cannot be tested on public data.
 # The one number both sides report, the test accuracy, with the book's 95 % interval and the
 # accuracy an ideal observer of the surrogate's diagnostic features reaches (chapter 01):
 

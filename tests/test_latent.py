@@ -17,6 +17,7 @@ from wrenlib.latent import (
     choose_clusters,
     cluster_agreement,
     cluster_consistency,
+    cluster_structure,
     compare_spaces,
     correlation_matrix,
     dataset_features,
@@ -221,6 +222,28 @@ def test_choose_clusters_by_bic_and_errors():
         choose_clusters(points, method="kmeans", criterion="bic")
     with pytest.raises(ValueError, match="unknown clustering"):
         choose_clusters(points, method="dbscan")
+
+
+def test_cluster_structure_tells_separate_clusters_from_one_cloud_or_a_continuum():
+    """choose_clusters finds two clusters or more in anything; cluster_structure says whether they
+    are more than pieces of one cloud: separate blobs beat the evenly spread reference, a Gaussian
+    cloud and a continuum (a noisy line: one arm, no gaps) do not."""
+    rng = np.random.default_rng(0)
+    blobs, _ = _blobs()
+    separate = cluster_structure(blobs, range(2, 6), n_null=19)
+    assert separate["clustered"] and separate["silhouette"] > separate["null_high"] >= separate["null_median"]
+    assert separate["p_value"] == pytest.approx(1 / 20)  # no reference reached the blobs' silhouette
+    cloud = rng.normal(size=(90, 2)) * [3, 1]
+    line = np.c_[np.linspace(0, 10, 90), rng.normal(0, 0.3, 90)]
+    for one_piece in (cloud, line):
+        found = cluster_structure(one_piece, range(2, 6), n_null=19)
+        assert not found["clustered"] and found["p_value"] > 0.05
+        assert choose_clusters(one_piece, range(2, 6))[1]["chosen"].any()  # which still "finds" clusters
+    assert cluster_structure(blobs, range(2, 6), n_null=19) == separate  # one seed, one answer
+    with pytest.raises(ValueError, match="n_null"):
+        cluster_structure(blobs, n_null=0)
+    with pytest.raises(ValueError, match="level"):
+        cluster_structure(blobs, level=1.0)
 
 
 def test_cluster_agreement_ignores_names_and_scores_random_partitions_low():

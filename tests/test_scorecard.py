@@ -16,6 +16,8 @@ RESULTS = {
     "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
     "verdict_claim1": "qualified", "verdict_claim1_model": "confirmed", "verdict_claim2": "refuted",
     "latent_tsne_clusters_per_dialect": {"Eastern": 3, "Mexican": 2}, "latent_clusters_follow": "song type",
+    "latent_tsne_clustered_per_dialect": {"Eastern": True, "Mexican": True},
+    "latent_tsne_cluster_p_values": {"Eastern": 0.02, "Mexican": 0.02},
     "verdict_claim3": "confirmed", "verdict_claim3_tsne_vs_pca": "confirmed", "verdict_claim3_consistency": "confirmed",
 }
 
@@ -35,8 +37,16 @@ def test_statuses_follow_the_rules():
     assert _status(table, "the recordings") == "not testable"
     lower = scorecard({**RESULTS, "test_accuracy": 0.85, "test_accuracy_ci_low": 0.80, "test_accuracy_ci_high": 0.90})
     assert _status(lower, "accuracy") == "differs" and "outside" in lower.set_index("topic").loc["accuracy", "book"]
+    assert _status(table, "latent space") == "reproduced"
     single = scorecard({**RESULTS, "latent_tsne_clusters_per_dialect": {"Eastern": 1, "Mexican": 3}})
     assert _status(single, "latent space") == "differs"
+    # two clusters or more are always chosen: one dialect no more clustered than even spread is not "several"
+    one_cloud = scorecard({**RESULTS, "latent_tsne_clustered_per_dialect": {"Eastern": True, "Mexican": False},
+                           "latent_tsne_cluster_p_values": {"Eastern": 0.02, "Mexican": 0.4}})
+    assert _status(one_cloud, "latent space") == "differs"
+    assert "no more clustered than evenly spread points, p = 0.40" in one_cloud.set_index("topic").loc["latent space", "book"]
+    # the max of two maps is never below their average: the paper's heat-map finding holds for any maps
+    assert _status(table, "heat-map analysis") == "holds by construction"
     worse = scorecard({**RESULTS, "max_ensemble_larger_share_at_every_threshold": False})
     assert _status(worse, "heat-map analysis") == "differs"
 

@@ -311,6 +311,44 @@ def choose_clusters(points: np.ndarray, k_range: Iterable[int] = range(2, 9), me
     return np.asarray(labellings[best], dtype=np.int64), table
 
 
+def cluster_structure(points: np.ndarray, k_range: Iterable[int] = range(2, 9), method: str = "kmeans",
+                      seed: int = 0, n_null: int = 40, level: float = 0.95) -> dict[str, Any]:
+    """Whether ``points`` hold more cluster structure than points spread evenly over the same
+    extent (chapter 09: does t-SNE show *several* clusters in a dialect, or one cloud that k-means
+    cuts up?).
+
+    :func:`choose_clusters` always returns two clusters or more, so the number it chooses cannot
+    say that there is more than one. This compares the best mean silhouette width it finds on the
+    points with the best it finds the same way (``k_range``, ``method``, ``seed``) on ``n_null``
+    samples of the gap statistic's reference (Tibshirani, Walther and Hastie 2001): as many points,
+    uniform over the box of the points' extent along their principal axes. Even spread is the
+    reference that a one-piece cloud or a continuum of any shape is least likely to beat. Returns
+    ``silhouette``, the reference's ``null_median`` and ``null_high`` (its ``level`` quantile),
+    ``p_value`` ((1 + references at or above the points) / (1 + ``n_null``)) and ``clustered``
+    (the points above ``null_high``)."""
+    points = _as_points(points, "points")
+    if int(n_null) != n_null or n_null < 1:
+        raise ValueError(f"n_null must be a whole number of at least 1, got {n_null!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie between 0 and 1, got {level!r}")
+    ks = list(k_range)
+
+    def best_silhouette(sample: np.ndarray) -> float:
+        return float(choose_clusters(sample, ks, method=method, seed=seed)[1]["silhouette"].max())
+
+    observed = best_silhouette(points)
+    centred = points - points.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2]  # the principal axes, one per row
+    turned = centred @ axes.T
+    low, high = turned.min(0), turned.max(0)
+    rng = np.random.default_rng([seed, 9])
+    nulls = np.array([best_silhouette(rng.uniform(low, high, turned.shape) @ axes)
+                      for _ in range(int(n_null))])
+    bar = float(np.quantile(nulls, level))
+    return {"silhouette": observed, "null_median": float(np.median(nulls)), "null_high": bar,
+            "p_value": float((1 + np.sum(nulls >= observed)) / (1 + len(nulls))), "clustered": bool(observed > bar)}
+
+
 def cluster_agreement(true_labels, clusters) -> dict[str, float]:
     """Adjusted Rand index (``ari``) and adjusted mutual information (``ami``) of clusters against
     true labels such as the song types (scikit-learn's, chapter 09): both 1 for the same partition

@@ -9,6 +9,8 @@ run — says so instead of guessing.
 Statuses (:data:`STATUSES`):
 
 - ``reproduced`` — the book measures what the paper reported;
+- ``holds by construction`` — what the paper reported is true of any input, so it needs no data
+  and shows nothing about them, and the row says why;
 - ``differs`` — the book measures something else, and the row says what;
 - ``not testable`` — the paper's statement cannot be checked on the book's data, and the row says
   why (its recordings are not public);
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-STATUSES = ("reproduced", "differs", "not testable", "not run")
+STATUSES = ("reproduced", "holds by construction", "differs", "not testable", "not run")
 VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "differs", "refuted": "differs", "undecided": "differs"}
 
 
@@ -83,8 +85,10 @@ def _shap_cost(r: dict[str, Any]) -> tuple[str, str]:
 
 def _max_ensemble(r: dict[str, Any]) -> tuple[str, str]:
     larger = bool(r["max_ensemble_larger_share_at_every_threshold"])
-    return ("reproduced" if larger else "differs",
-            "max above average at every threshold 0.4-0.9" if larger else "not at every threshold")
+    if larger:  # pixel by pixel, the max of two maps is never below their mean
+        return ("holds by construction", "max above average at every threshold 0.4-0.9, as it must be for any two "
+                "maps: their max is never below their average at any pixel (chapter 08)")
+    return "differs", "not at every threshold, which the max of two maps cannot do: a fault in the measurement"
 
 
 def _verdict(key: str, extra: Callable[[dict[str, Any]], str] | None = None):
@@ -95,11 +99,15 @@ def _verdict(key: str, extra: Callable[[dict[str, Any]], str] | None = None):
 
 
 def _clusters(r: dict[str, Any]) -> tuple[str, str]:
-    counts = r["latent_tsne_clusters_per_dialect"]
-    several = all(int(k) >= 2 for k in counts.values())
+    # a number of clusters chosen from 2 up is 2 or more in any cloud: the test is whether each
+    # dialect's t-SNE points are more clustered than evenly spread ones (wrenlib.latent.cluster_structure)
+    counts, clustered = r["latent_tsne_clusters_per_dialect"], r["latent_tsne_clustered_per_dialect"]
+    p_values = r["latent_tsne_cluster_p_values"]
+    several = all(bool(clustered[dialect]) and int(counts[dialect]) >= 2 for dialect in counts)
     return ("reproduced" if several else "differs",
             "t-SNE clusters per dialect (chosen without labels): "
-            + ", ".join(f"{dialect} {k}" for dialect, k in counts.items())
+            + ", ".join(f"{dialect} {k} ({'more clustered than' if clustered[dialect] else 'no more clustered than'} "
+                        f"evenly spread points, p = {p_values[dialect]:.2f})" for dialect, k in counts.items())
             + f"; they follow the {r['latent_clusters_follow']}")
 
 
@@ -122,7 +130,8 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
     PaperResult("claim 2", "the average and max ensembles of Grad-CAM and DeepLIFT capture complementary regions",
                 "08_ensembles", ("verdict_claim2",), _verdict("verdict_claim2")),
     PaperResult("latent space", "several t-SNE clusters per class", "09_subpopulations",
-                ("latent_tsne_clusters_per_dialect", "latent_clusters_follow"), _clusters),
+                ("latent_tsne_clusters_per_dialect", "latent_tsne_clustered_per_dialect", "latent_tsne_cluster_p_values",
+                 "latent_clusters_follow"), _clusters),
     PaperResult("claim 3", "t-SNE shows sub-populations that PCA misses; explanations are consistent within them",
                 "09_subpopulations", ("verdict_claim3", "verdict_claim3_tsne_vs_pca", "verdict_claim3_consistency"),
                 _verdict("verdict_claim3", lambda r: f"t-SNE vs PCA {r['verdict_claim3_tsne_vs_pca']}, "
