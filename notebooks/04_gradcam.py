@@ -215,7 +215,6 @@ if worst_share >= 0.1:
 else:
     zero_text = ((f"Here at most {worst_share:.0%} of the maps of either dialect are all zero" if worst_share > 0
                   else "Here no map of the last block is all zero")
-                 + ", but the prototype of this book saw more than half of one dialect's maps vanish"
                  + (f"; the layer table below shows all-zero maps at block{'s' if len(earlier) > 1 else ''} "
                     f"{' and '.join(map(str, sorted(earlier)))}." if earlier else "."))
 glue("gradcam_zero_text", Markdown(zero_text), display=False)

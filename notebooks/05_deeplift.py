@@ -54,7 +54,7 @@ from wrenlib.explain import (
     explain_dataset,
     explained_clips,
 )
-from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass
+from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass, share_text
 from wrenlib.plotting import attribution_colorbar, plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -226,7 +226,7 @@ for baseline in BASELINES:
     })
 baselines_table = pd.DataFrame(rows)
 display(baselines_table.style.format({"max |map - white map|": "{:.1e}", "Pearson r with white": "{:.2f}",
-                                      "median relevance mass": "{:.1%}", "median |delta| / |f(x) - f(x0)|": "{:.2%}"})
+                                      "median relevance mass": "{:.1%}", "median |delta| / |f(x) - f(x0)|": share_text})
         .hide(axis="index"))
 table = baselines_table.set_index("reference")
 constant_identical = bool(table.loc[["black", "background"], "max |map - white map|"].max() < 1e-5)
@@ -234,6 +234,8 @@ wrenlib.record_result(PROFILE, "deeplift_constant_baselines_identical", constant
 wrenlib.record_result(PROFILE, "deeplift_blurred_correlation_with_white", float(table.loc["blurred", "Pearson r with white"]))
 wrenlib.record_result(PROFILE, "deeplift_relevance_mass_by_baseline", table["median relevance mass"].round(4).to_dict(), glue=False)
 wrenlib.record_result(PROFILE, "deeplift_relative_delta_white", float(table.loc["white", "median |delta| / |f(x) - f(x0)|"]))
+glue("deeplift_relative_delta_white_text", share_text(table.loc["white", "median |delta| / |f(x) - f(x0)|"]),
+     display=False)
 wrenlib.record_result(PROFILE, "deeplift_blurred_relevance_mass", float(table.loc["blurred", "median relevance mass"]))
 wrenlib.record_result(PROFILE, "deeplift_white_relevance_mass_explained", float(table.loc["white", "median relevance mass"]))
 glue("deeplift_identical_text", Markdown("identical" if constant_identical else "**not** identical"), display=False)
@@ -246,7 +248,7 @@ glue("deeplift_identical_text", Markdown("identical" if constant_identical else 
 # it keeps
 # {glue:text}`deeplift_blurred_relevance_mass:.1%` of the relevance on the diagnostic elements
 # against {glue:text}`deeplift_white_relevance_mass_explained:.1%` for white. The convergence delta
-# is a median {glue:text}`deeplift_relative_delta_white:.2%` of the change it explains.
+# is a median {glue:text}`deeplift_relative_delta_white_text` of the change it explains.
 #
 # ## Every test clip, with the paper's reference
 

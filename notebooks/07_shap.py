@@ -54,7 +54,7 @@ from wrenlib.explain import (
     images_per_call,
     shap_references,
 )
-from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass
+from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass, share_text
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -161,7 +161,7 @@ shortfall = float(1 - by_hand.sum() / explained_change)
 wrenlib.record_result(PROFILE, "shap_captum_sum_shortfall", shortfall)
 glue("sum_text", Markdown(
     f"Their sums agree too: averaged over the references, captum's DeepLIFT explains f(x) − mean f(references) "
-    f"to within {abs(shortfall):.2%}, as shap's does" if abs(shortfall) < 0.01 else
+    f"to within {share_text(abs(shortfall))}, as shap's does" if abs(shortfall) < 0.01 else
     f"Their sums differ: averaged over the references, captum's DeepLIFT misses f(x) − mean f(references) by "
     f"{shortfall:.1%}, where shap's keeps it exact"), display=False)
 glue("shap_references_count", settings.n_background, display=False)
@@ -294,7 +294,9 @@ paper_size["method"] = paper_size["method"].map(METHOD_TITLES)
 both = pd.concat([costs, paper_size], ignore_index=True)
 both["image"] = both["image_height_px"].astype(str) + " x " + both["image_width_px"].astype(str)
 display(both[["image", "method", "budget", "seconds_per_image", "forward_pass_equivalents", "overhead_share"]]
-        .style.format({"seconds_per_image": "{:.3f}", "forward_pass_equivalents": "{:.0f}", "overhead_share": "{:.0%}"},
+        .rename(columns={"seconds_per_image": "seconds per image", "forward_pass_equivalents": "forward passes",
+                         "overhead_share": "overhead"})
+        .style.format({"seconds per image": "{:.3f}", "forward passes": "{:.0f}", "overhead": "{:.0%}"},
                       na_rep="–").hide(axis="index"))
 for row in paper_size.itertuples():
     wrenlib.record_result(PROFILE, f"cost_forward_equivalents_paper_size_{row.method.lower().replace('-', '')}",

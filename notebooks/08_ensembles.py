@@ -203,7 +203,22 @@ for row in overall.itertuples():
     wrenlib.record_result(PROFILE, f"score_{row.map}_{row.score}".replace(" ", "_").replace("(", "").replace(")", "")
                           .replace("+", "_").replace(":", "").replace("-", "").lower(), float(row.mean), glue=False)
 glue("area_median", f"{np.median(diagnostic.mean((1, 2))):.1%}", display=False)
-glue("even_ratio", f"{diagnostic.mean() / shared.mean():.1f}", display=False)  # a map spread evenly: the areas' ratio
+even_ratio = diagnostic.mean() / shared.mean()  # a map spread evenly: the areas' ratio
+glue("even_ratio", f"{even_ratio:.1f}", display=False)
+ratios = means["relevance mass"] / means["on shared elements"]
+explaining = [name for name in order if not name.startswith("reference")]
+above = [name for name in explaining if ratios[name] > even_ratio]
+below = [name for name in explaining if ratios[name] <= even_ratio]
+def listed(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+glue("ratio_clause", Markdown(
+    (f"On this run {listed(above)} score{'s' if len(above) == 1 else ''} above it" if above
+     else "On this run no map scores above it")
+    + (f"; {listed(below)} do{'es' if len(below) == 1 else ''} not: by this measure "
+       f"{'it weighs' if len(below) == 1 else 'they weigh'} the shared elements, which carry no dialect "
+       "evidence, at least as much as the diagnostic ones." if below else ".")), display=False)
 glue("image_ratio", f"{means.loc['reference: the image', 'relevance mass'] / means.loc['reference: the image', 'on shared elements']:.1f}",
      display=False)
 empty_share = means["on empty background"]
@@ -228,6 +243,7 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 # map spread evenly scores the ratio of the two regions' areas, {glue:text}`even_ratio`; a map
 # prefers the evidence to the song elements that carry none only above that, and the image
 # itself, which knows nothing about the model, scores {glue:text}`image_ratio`.
+# {glue:md}`ratio_clause`
 #
 # **The reference rows are the warning.** The image itself, used as a map, reaches a mask AUC
 # of {glue:text}`image_auc` — {glue:md}`image_verdict` the best method's

@@ -297,6 +297,12 @@ for depth, layer, _ in cascade[1:]:
                          "Spearman (song pixels)": on_song["spearman"][i], "SSIM": on_song["ssim"][i],
                          "Spearman (all pixels)": everywhere["spearman"][i]})
 randomisation = pd.DataFrame(rows)
+explained_depths = sorted(int(depth) for depth in randomisation["depth"].unique())
+glue("cascade_depths_text", Markdown(
+    f"This profile explains the maps at every one of the {len(labels)} steps." if len(explained_depths) == len(labels) else
+    f"This profile explains the maps at {len(explained_depths)} of the {len(labels)} steps (down to "
+    + ", ".join(labels[depth - 1] for depth in explained_depths) + f"; each step costs a full set of maps), "
+    f"so the lines join those steps; the full profile explains all {len(labels)}."), display=False)
 print(f"{len(sanity_clips)} clips ({profile.sanity_clips // 2} per dialect), {len(cascade) - 1} randomised models; "
       f"song pixels are {song_pixels.mean():.1%} of the image")
 
@@ -310,7 +316,7 @@ plt.close("all")
 
 # %% [markdown]
 # And measured, for every method and ensemble (median over the sanity clips, with the
-# interquartile range shaded):
+# interquartile range shaded). {glue:md}`cascade_depths_text`
 
 # %% tags=["hide-input"]
 MEASURES = ["Spearman of magnitudes (song pixels)", "Spearman (song pixels)", "SSIM", "Spearman (all pixels)"]
@@ -324,7 +330,8 @@ for ax, measure in zip(axes, MEASURES):
         if name in TITLES:
             ax.fill_between(median.index, part.quantile(0.25).values, part.quantile(0.75).values, alpha=0.12)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(explained_depths, [labels[depth - 1] for depth in explained_depths], rotation=45, ha="right",
+                  fontsize=8)
     ax.set_xlabel("re-initialised from the top down to")
     ax.set_title(measure)
 axes[0].set_ylabel("similarity to the trained model's map")

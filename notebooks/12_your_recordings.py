@@ -324,9 +324,10 @@ else:
     wrenlib.record_result(PROFILE, "own_recordings_cluster_recording_ari", float("nan"))
 
 # %% [markdown]
-# An ARI near 0 says the clusters cut across recordings; near 1, each cluster is one recording
-# (here the mean over dialects is {glue:text}`own_recordings_cluster_recording_ari:.2f`). With
-# few test recordings the interval is wide. On real data, add a column per thing you know — site,
+# An ARI near 0 says the clusters cut across recordings; it is high only when the clusters and
+# the recordings split the clips the same way, which needs about as many clusters as recordings
+# (here the mean over dialects is {glue:text}`own_recordings_cluster_recording_ari:.2f`, with the
+# clusters and recordings of each dialect in the table). With few test recordings the interval is wide. On real data, add a column per thing you know — site,
 # date, recordist, microphone — to the table given to `wrenlib.latent.label_agreement`: a cluster
 # that follows the site is a confound to name, not a sub-population of song.
 #

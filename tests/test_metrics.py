@@ -280,3 +280,12 @@ def test_listing_joins_names_as_prose():
     assert listing(["DeepLIFT", "SHAP"]) == "DeepLIFT and SHAP"
     assert listing(["0", "0.25", "0.5"]) == "0, 0.25 and 0.5"
     assert listing(["LIME", "SHAP"], bold=True) == "**LIME** and **SHAP**"
+
+
+def test_share_text_never_shows_a_nonzero_share_as_zero():
+    from wrenlib.metrics import share_text
+
+    assert share_text(0) == "0%"
+    assert share_text(1e-7) == "< 0.01%" and share_text(-1e-7) == "> -0.01%"
+    assert share_text(0.0123) == "1.23%" and share_text(0.5, decimals=0) == "50%"
+    assert share_text(0.004, decimals=0) == "< 1%"

@@ -763,7 +763,7 @@ def _kept_runs(benchmarks: Path) -> list[str]:
     lines = ["", "## Kept runs", "",
              "Seconds and peak memory (RAM, of the job's processes) per job of runs kept in `book/benchmarks/` "
              "(`wrenlib bench --job-times PROFILE`): a fresh clone orders its jobs by them, and a run too long to "
-             "repeat here (the full profile on a CPU, or on a GPU lent for minutes) is shown by them."]
+             "repeat here (the full profile on a CPU, or on a GPU available for minutes) is shown by them."]
     for record_path in records:
         record = json.loads(record_path.read_text())
         seconds, peaks = record.get("seconds", {}), record.get("peak_memory_gib", {})
@@ -946,10 +946,13 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                      if record.get("mixed_precision") else "")
         lines += ["", f"**{record['device']}** ({record['machine']}, Python {record['python']}, torch "
                       f"{record['torch']}; `{record_path.name}`), profile `{name}`{precision}:", ""]
+        def percent(share: float | None) -> str | None:
+            return None if share is None else f"{share:.1%}"
+
         stage_rows = [{"stage": s["stage"], "clips": s.get("clips"), "seconds": f"{s['seconds']:.1f}",
-                       "precision": s.get("precision"), "test accuracy": s.get("test_accuracy"),
+                       "precision": s.get("precision"), "test accuracy": percent(s.get("test_accuracy")),
                        "peak GPU memory (GiB)": s.get("peak_gpu_memory_gib"), "peak RAM (GiB)": s.get("peak_rss_gib"),
-                       "agreement with 16 bits": s.get("agreement_with_16_bit")}
+                       "agreement with 16 bits": percent(s.get("agreement_with_16_bit"))}
                       for s in record["stages"]]
         lines += _markdown_table(stage_rows, ["stage", "clips", "seconds", "precision", "test accuracy",
                                               "peak GPU memory (GiB)", "peak RAM (GiB)", "agreement with 16 bits"])

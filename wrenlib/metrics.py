@@ -24,6 +24,18 @@ if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
 
 
+def share_text(value: float, decimals: int = 2) -> str:
+    """A share as a percentage for the text of a page: ``decimals`` places, but a share too small
+    to show at that precision reads "< 0.01%", not a misleading "0.00%" (exact zero stays "0%")."""
+    value = float(value)
+    smallest = 10.0 ** -decimals / 100
+    if value == 0:
+        return "0%"
+    if 0 < abs(value) < smallest / 2:
+        return f"{'-' if value < 0 else ''}< {100 * smallest:.{decimals}f}%".replace("-< ", "> -")
+    return f"{value:.{decimals}%}"
+
+
 def _check(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
     maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
     if maps.ndim != 3 or maps.shape != masks.shape:
