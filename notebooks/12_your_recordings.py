@@ -98,7 +98,7 @@ if source.is_dir():
         files=("file", "size"), seconds=("seconds", "sum"), sample_rates=("sample_rate_hz", lambda r: sorted(set(r.dropna())))))
     unreadable = files[files["problem"] != ""]
     if len(unreadable):
-        display(unreadable[["file", "bytes", "problem"]])
+        display(unreadable[["file", "bytes", "problem"]].style.hide(axis="index"))
 
 # %% [markdown]
 # ## 2. Loading: what was used, what was skipped, and why
@@ -318,7 +318,8 @@ fig.tight_layout()
 plt.show()
 if len(agreement):
     display(agreement.assign(ARI=agreement.apply(lambda r: f"{r['ari']:.2f} [{r['ari_low']:.2f}, {r['ari_high']:.2f}]", axis=1))
-            [["dialect", "n_clusters", "n_values", "ARI"]].rename(columns={"n_values": "recordings"}))
+            [["dialect", "n_clusters", "n_values", "ARI"]].rename(columns={"n_clusters": "clusters", "n_values": "recordings"})
+            .style.hide(axis="index"))
     wrenlib.record_result(PROFILE, "own_recordings_cluster_recording_ari", float(agreement["ari"].mean()))
 else:
     wrenlib.record_result(PROFILE, "own_recordings_cluster_recording_ari", float("nan"))
