@@ -331,7 +331,7 @@ else:
 paper_size_speed_up = speeds.iloc[1]["training_images_per_second"] / speeds.iloc[1]["paper_order_images_per_second"]
 glue("pool_first_verdict", Markdown(
     (": a small gain, since most of a step is the convolutions' own arithmetic, which the two orders share"
-     if speed_up < 1.2 else "")
+     if 1 <= speed_up < 1.2 else ": no gain on this machine" if speed_up < 1 else "")
     + f"; at 480 × 960, {paper_size_speed_up:.2f} times as many"
     + (", no gain at that size on this machine" if paper_size_speed_up < 1 else "")), display=False)
 

@@ -208,7 +208,7 @@ glue("even_ratio", f"{even_ratio:.1f}", display=False)
 ratios = means["relevance mass"] / means["on shared elements"]
 explaining = [name for name in order if not name.startswith("reference")]
 above = [name for name in explaining if ratios[name] > even_ratio]
-below = [name for name in explaining if ratios[name] <= even_ratio]
+below = [name for name in explaining if ratios[name] <= even_ratio]  # a NaN ratio (nothing on either region) in neither
 def listed(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 

@@ -64,16 +64,16 @@ def linked(table):
 display(linked(card))
 counts = card["status"].value_counts().reindex(list(STATUSES), fill_value=0)
 glue("n_rows", len(card), display=False)
-glue("n_reproduced", int(counts["reproduced"]), display=False)
+glue("reproduced_text", f"{counts['reproduced']} {'is' if counts['reproduced'] == 1 else 'are'}", display=False)
 glue("by_construction_text", f"{counts['holds by construction']} hold{'s' if counts['holds by construction'] == 1 else ''}",
      display=False)
-glue("n_differs", int(counts["differs"]), display=False)
+glue("differs_text", f"{counts['differs']} differ{'s' if counts['differs'] == 1 else ''}", display=False)
 glue("n_not_testable", int(counts["not testable"]), display=False)
 wrenlib.record_result(PROFILE, "scorecard_status_counts", counts.to_dict(), glue=False)
 
 # %% [markdown]
-# Of {glue:text}`n_rows` results, {glue:text}`n_reproduced` are reproduced,
-# {glue:text}`by_construction_text` by construction, {glue:text}`n_differs` differ and {glue:text}`n_not_testable` cannot be tested on public data.
+# Of {glue:text}`n_rows` results, {glue:text}`reproduced_text` reproduced,
+# {glue:text}`by_construction_text` by construction, {glue:text}`differs_text` and {glue:text}`n_not_testable` cannot be tested on public data.
 # The one number both sides report, the test accuracy, with the book's 95 % interval and the
 # accuracy an ideal observer of the surrogate's diagnostic features reaches (chapter 01):
 

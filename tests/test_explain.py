@@ -510,6 +510,19 @@ def test_shap_references_take_both_dialects_even_when_n_does_not_divide(n):
     np.testing.assert_array_equal(shap_references(data, n, seed=0), references)
 
 
+def test_shap_references_alternate_dialects_even_when_one_lacks_a_background():
+    """Dialect 1 only on white: two references are still one of each dialect."""
+    from wrenlib.explain import shap_references
+
+    data = _random_dataset(40)
+    data.backgrounds[np.asarray(data.labels) == 1] = "white"
+    train = data.split_indices("train")
+    flat = data.images(train).reshape(len(train), -1)
+    references = shap_references(data, 2, seed=0)
+    rows = [int(np.flatnonzero((flat == picture.reshape(-1)).all(1))[0]) for picture in references]
+    assert sorted(data.labels[train[rows]].tolist()) == [0, 1]
+
+
 def test_explained_clips_are_balanced_and_reproducible():
     data = _random_dataset(24)
     chosen = explained_clips(data, 4, split="train", seed=3)

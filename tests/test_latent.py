@@ -240,10 +240,25 @@ def test_cluster_structure_tells_separate_clusters_from_one_cloud_or_a_continuum
         assert not found["clustered"] and found["p_value"] > 0.05
         assert choose_clusters(one_piece, range(2, 6))[1]["chosen"].any()  # which still "finds" clusters
     assert cluster_structure(blobs, range(2, 6), n_null=19) == separate  # one seed, one answer
-    with pytest.raises(ValueError, match="n_null"):
-        cluster_structure(blobs, n_null=0)
+    with pytest.raises(ValueError, match="n_null must be at least 19"):
+        cluster_structure(blobs, n_null=10)  # no p-value could reach 0.05
     with pytest.raises(ValueError, match="level"):
         cluster_structure(blobs, level=1.0)
+
+
+def test_cluster_structure_calls_points_clustered_only_where_the_p_value_says_so(monkeypatch):
+    """The verdict follows the p-value: points beating the 95 % quantile of the reference (which
+    interpolates between draws) but not 95 % of the draws themselves are not called clustered."""
+    import wrenlib.latent as latent
+
+    # the points' best silhouette, then the 19 references': above their interpolated 95 % quantile
+    # (0.95), below their largest two
+    silhouettes = iter([0.97] + list(np.linspace(0.0, 1.0, 19)))
+    monkeypatch.setattr(latent, "choose_clusters", lambda points, ks, method, seed: (
+        None, pd.DataFrame({"silhouette": [next(silhouettes)]})))
+    found = cluster_structure(np.random.default_rng(0).random((30, 2)), range(2, 4), n_null=19)
+    assert found["silhouette"] > found["null_high"] and found["p_value"] == pytest.approx(2 / 20)
+    assert not found["clustered"]
 
 
 def test_cluster_agreement_ignores_names_and_scores_random_partitions_low():

@@ -289,3 +289,5 @@ def test_share_text_never_shows_a_nonzero_share_as_zero():
     assert share_text(1e-7) == "< 0.01%" and share_text(-1e-7) == "> -0.01%"
     assert share_text(0.0123) == "1.23%" and share_text(0.5, decimals=0) == "50%"
     assert share_text(0.004, decimals=0) == "< 1%"
+    assert share_text(0.005, decimals=0) == "< 1%" and share_text(-0.005, decimals=0) == "> -1%"  # rounds to 0
+    assert share_text(float("nan")) == "–"

@@ -710,13 +710,16 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
     for index in train:
         groups.setdefault((int(dataset.labels[index]), str(dataset.backgrounds[index])), []).append(index)
     drawn = {group: list(rng.permutation(members)) for group, members in sorted(groups.items())}
-    # taken in turns: each background's groups of every dialect, then the next background's
-    pools = [drawn[group] for group in sorted(drawn, key=lambda group: (group[1], group[0]))]
+    # taken in turns: the dialects take turns, and within a dialect its backgrounds take turns
+    dialects = sorted({label for label, _ in drawn})
+    turn = {label: 0 for label in dialects}
     chosen = []
     while len(chosen) < min(n, len(train)):
-        for pool in pools:
-            if pool and len(chosen) < n:
-                chosen.append(pool.pop())
+        for label in dialects:
+            pools = [drawn[group] for group in sorted(drawn) if group[0] == label and drawn[group]]
+            if pools and len(chosen) < n:
+                chosen.append(pools[turn[label] % len(pools)].pop())
+                turn[label] += 1
     return dataset.images(np.sort(np.array(chosen, dtype=np.int64)))
 
 

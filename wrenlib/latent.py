@@ -325,12 +325,15 @@ def cluster_structure(points: np.ndarray, k_range: Iterable[int] = range(2, 9), 
     reference that a one-piece cloud or a continuum of any shape is least likely to beat. Returns
     ``silhouette``, the reference's ``null_median`` and ``null_high`` (its ``level`` quantile),
     ``p_value`` ((1 + references at or above the points) / (1 + ``n_null``)) and ``clustered``
-    (the points above ``null_high``)."""
+    (``p_value`` at most 1 - ``level``, which needs ``n_null`` of at least 1 / (1 - ``level``) - 1)."""
     points = _as_points(points, "points")
     if int(n_null) != n_null or n_null < 1:
         raise ValueError(f"n_null must be a whole number of at least 1, got {n_null!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie between 0 and 1, got {level!r}")
+    fewest = int(np.ceil(1 / (1 - level) - 1 - 1e-9))  # below this, no p-value can reach 1 - level
+    if n_null < fewest:
+        raise ValueError(f"n_null must be at least {fewest} for level {level:g}, got {n_null!r}")
     ks = list(k_range)
 
     def best_silhouette(sample: np.ndarray) -> float:
@@ -344,9 +347,9 @@ def cluster_structure(points: np.ndarray, k_range: Iterable[int] = range(2, 9), 
     rng = np.random.default_rng([seed, 9])
     nulls = np.array([best_silhouette(rng.uniform(low, high, turned.shape) @ axes)
                       for _ in range(int(n_null))])
-    bar = float(np.quantile(nulls, level))
-    return {"silhouette": observed, "null_median": float(np.median(nulls)), "null_high": bar,
-            "p_value": float((1 + np.sum(nulls >= observed)) / (1 + len(nulls))), "clustered": bool(observed > bar)}
+    p_value = float((1 + np.sum(nulls >= observed)) / (1 + len(nulls)))
+    return {"silhouette": observed, "null_median": float(np.median(nulls)), "null_high": float(np.quantile(nulls, level)),
+            "p_value": p_value, "clustered": bool(p_value <= 1 - level + 1e-12)}
 
 
 def cluster_agreement(true_labels, clusters) -> dict[str, float]:

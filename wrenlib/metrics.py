@@ -26,14 +26,18 @@ if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
 
 def share_text(value: float, decimals: int = 2) -> str:
     """A share as a percentage for the text of a page: ``decimals`` places, but a share too small
-    to show at that precision reads "< 0.01%", not a misleading "0.00%" (exact zero stays "0%")."""
+    to show at that precision reads "< 0.01%", not a misleading "0.00%" (exact zero stays "0%",
+    NaN reads "–")."""
     value = float(value)
-    smallest = 10.0 ** -decimals / 100
+    if np.isnan(value):
+        return "–"
     if value == 0:
         return "0%"
-    if 0 < abs(value) < smallest / 2:
-        return f"{'-' if value < 0 else ''}< {100 * smallest:.{decimals}f}%".replace("-< ", "> -")
-    return f"{value:.{decimals}%}"
+    text = f"{value:.{decimals}%}"
+    if float(text.rstrip("%")) == 0:  # rounds to zero at this precision
+        smallest = f"{10.0 ** -decimals:.{decimals}f}%"
+        return f"< {smallest}" if value > 0 else f"> -{smallest}"
+    return text
 
 
 def _check(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
