@@ -52,6 +52,7 @@ from wrenlib.explain import (
 from wrenlib.metrics import (
     background_share,
     interval_table,
+    listing,
     map_correlation,
     mask_auc,
     pointing_game,
@@ -209,14 +210,10 @@ ratios = means["relevance mass"] / means["on shared elements"]
 explaining = [name for name in order if not name.startswith("reference")]
 above = [name for name in explaining if ratios[name] > even_ratio]
 below = [name for name in explaining if ratios[name] <= even_ratio]  # a NaN ratio (nothing on either region) in neither
-def listed(names):
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 glue("ratio_clause", Markdown(
-    (f"On this run {listed(above)} score{'s' if len(above) == 1 else ''} above it" if above
+    (f"On this run {listing(above)} score{'s' if len(above) == 1 else ''} above it" if above
      else "On this run no map scores above it")
-    + (f"; {listed(below)} do{'es' if len(below) == 1 else ''} not: by this measure "
+    + (f"; {listing(below)} do{'es' if len(below) == 1 else ''} not: by this measure "
        f"{'it weighs' if len(below) == 1 else 'they weigh'} the shared elements, which carry no dialect "
        "evidence, at least as much as the diagnostic ones." if below else ".")), display=False)
 glue("image_ratio", f"{means.loc['reference: the image', 'relevance mass'] / means.loc['reference: the image', 'on shared elements']:.1f}",
