@@ -53,7 +53,7 @@ def test_folder_loads_good_files_and_reports_every_bad_one(recordings_folder):
     assert len(report.table()) == 5 and "skipped" in str(report)
     # the printed report names the folder once and each skipped file inside it; the reasons do not repeat it
     text = str(report)
-    assert text.count(str(recordings_folder)) == 1 and f"of {recordings_folder}" in text.splitlines()[0]
+    assert f"of {recordings_folder.name} (in a temporary folder) -> " in text.splitlines()[0]
     skipped_file = next(file for file in report.table()["file"] if file.endswith("random_bytes.wav"))
     assert f"  skipped {Path(skipped_file).relative_to(recordings_folder)}: " in text
     assert str(recordings_folder) not in reasons["random_bytes.wav"]
@@ -165,3 +165,15 @@ def test_describe_folder_reads_headers_and_names_unreadable_files(recordings_fol
     assert table.loc["Eastern/a_16bit_44k.wav", "problem"] == ""
     with pytest.raises(ValueError, match="no such folder"):
         describe_folder(recordings_folder / "missing")
+
+
+def test_report_names_a_folder_by_its_path_outside_the_temporary_folder(recordings_folder, tmp_path, monkeypatch):
+    """A demo's folder in the system's temporary folder has a random parent that tells a reader nothing, so
+    the report names it by its own name; any other folder is named by its path, once."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))
+    _, report = load_recordings(recordings_folder, progress=False)
+    text = str(report)
+    assert text.count(str(recordings_folder)) == 1 and f"of {recordings_folder} -> " in text.splitlines()[0]
+    assert "temporary" not in text

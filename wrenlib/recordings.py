@@ -82,8 +82,21 @@ class LoadReport:
         """One row per skipped file: file and reason."""
         return pd.DataFrame(self.skipped, columns=["file", "reason"])
 
+    def folder_text(self) -> str | None:
+        """The folder as the printed report names it: as given, or, inside the system's temporary
+        folder (a demo's, with a random name that tells a reader nothing), by its own name."""
+        if not self.folder:
+            return None
+        import tempfile
+
+        temporary = Path(tempfile.gettempdir()).resolve()
+        folder = Path(self.folder)
+        if folder.resolve().is_relative_to(temporary) and folder.resolve() != temporary:
+            return f"{folder.name} (in a temporary folder)"
+        return self.folder
+
     def __str__(self) -> str:
-        lines = [f"loaded {self.files_loaded} file(s)" + (f" of {self.folder}" if self.folder else "")
+        lines = [f"loaded {self.files_loaded} file(s)" + (f" of {self.folder_text()}" if self.folder else "")
                  + f" -> {self.clips} clip(s); {self.quiet_clips_dropped} clip(s) without song dropped; "
                  f"{len(self.skipped)} file(s) skipped"]
         inside = f"{self.folder.rstrip('/')}/" if self.folder else None
