@@ -386,7 +386,9 @@ def randomisation_maps(model: nn.Module, explainer: Callable[[nn.Module], dict[s
     every model. It runs on ``model`` and on the copies of :func:`randomised_models` whose number
     of re-initialised layers is in ``depths`` (default: every depth; the cascade itself is cheap,
     explaining is not). Returns ``(n_randomised, last layer re-initialised, maps)`` rows, the
-    first ``(0, "none", maps of the trained model)``.
+    first ``(0, "none", maps of the trained model)``. The trained model is explained last: its
+    maps are the ones a job beside this one may be making (the book's explained test clips), and
+    by then the cache may hold them.
     """
     from tqdm.auto import tqdm
 
@@ -396,7 +398,7 @@ def randomisation_maps(model: nn.Module, explainer: Callable[[nn.Module], dict[s
     wanted = set(range(1, n_layers + 1)) if depths is None else {int(d) for d in depths}
     if not wanted <= set(range(1, n_layers + 1)):
         raise ValueError(f"depths must lie in 1..{n_layers} (the model's randomisable layers), got {sorted(wanted)}")
-    rows = [(0, "none", explainer(model))]
+    rows = []
     with tqdm(total=len(wanted), desc="randomised models", disable=not show_progress(progress)) as bar:
         for depth, (layer, randomised) in enumerate(randomised_models(model, seed), start=1):
             if depth in wanted:
@@ -404,7 +406,7 @@ def randomisation_maps(model: nn.Module, explainer: Callable[[nn.Module], dict[s
                 bar.update()
             if depth >= max(wanted, default=0):
                 break
-    return rows
+    return [(0, "none", explainer(model)), *rows]
 
 
 def sanity_positions(labels: np.ndarray, per_class: int, n_classes: int = 2) -> np.ndarray:
@@ -459,14 +461,16 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
               "version": explainer_version()}
 
     def build():
-        trained = {m: explain_dataset(model, dataset, clips, m, profile, settings[m], device=device, progress=False)
-                   for m in METHODS}
-        targets = trained["gradcam"].targets
+        # the classes the trained model predicts; its other maps are asked for last (randomisation_maps),
+        # when the explained test clips' preparation beside this one has likely cached them
+        targets = explain_dataset(model, dataset, clips, "gradcam", profile, settings["gradcam"], device=device,
+                                  progress=False).targets
         pictures = dataset.images(clips)
 
         def explainer(network: nn.Module) -> dict[str, np.ndarray]:
             if network is model:
-                return {m: e.maps for m, e in trained.items()}
+                return {m: explain_dataset(model, dataset, clips, m, profile, settings[m], device=device,
+                                           progress=False).maps for m in METHODS}
             # each randomised network's maps are kept as soon as they are made (a run cut short goes on from there)
             return kept_maps(parts, model_fingerprint(network), lambda: explain_methods(
                 network, pictures, profile, dataset, targets=targets, device=device, seed=seed))
