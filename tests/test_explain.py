@@ -762,6 +762,67 @@ def test_lime_makes_a_batch_of_images_in_one_step_and_keeps_captums_map(small_cn
     assert ours < 90 < 5 * 90 < theirs  # captum: several per sample; here a few per batch of 32 (3 batches)
 
 
+def test_lime_counts_the_networks_share_of_its_time(small_cnn, monkeypatch):
+    """model_time_share is the network's seconds over the image's: a network that takes most of the
+    time (here it sleeps) shows a share near 1, for explain's LIME and for captum's."""
+    import time as time_module
+
+    from wrenlib import model as model_module
+    from wrenlib.explain import captum_lime
+
+    real = model_module.body_and_head
+
+    def slow(network):
+        body, head = real(network)
+        return (lambda batch: (time_module.sleep(0.05), body(batch))[1]), head
+
+    images = (np.random.default_rng(3).random((1, 32, 64)) ** 6).astype(np.float32)
+    settings = LimeSettings(grid=(4, 8), n_samples=90, batch_size=32)
+    quick = explain(small_cnn, images, "lime", targets=[1], settings=settings).extras["model_time_share"][0]
+    monkeypatch.setattr(model_module, "body_and_head", slow)
+    for share in (explain(small_cnn, images, "lime", targets=[1], settings=settings).extras["model_time_share"][0],
+                  captum_lime(small_cnn, images[0], 1, settings).extras["model_time_share"][0]):
+        assert 0.6 < share <= 1.0 and share > quick
+
+
+def test_on_a_gpu_the_model_clock_reads_cuda_events_once_not_a_wait_per_batch(monkeypatch):
+    """On a GPU each batch is timed by two CUDA events, read after the image's work: no
+    torch.cuda.synchronize per batch, which would keep the CPU from queueing the next one."""
+    from wrenlib.explain import ModelClock
+
+    made = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+            self.recorded, self.waited = 0, 0
+            made.append(self)
+
+        def record(self):
+            self.recorded += 1
+
+        def synchronize(self):
+            self.waited += 1
+
+        def elapsed_time(self, end):
+            assert end.recorded and end.waited  # read only once the end has been reached
+            return 250.0  # milliseconds
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: pytest.fail("waited for the GPU after a batch"))
+    clock = ModelClock()
+    for _ in range(3):
+        with clock.timing(torch.device("cuda")):
+            pass
+    assert len(made) == 6 and all(event.recorded == 1 for event in made)
+    assert not any(event.waited for event in made)  # nothing waited while the batches were queued
+    assert clock.seconds() == pytest.approx(0.75)
+    assert clock.seconds() == pytest.approx(0.75)  # each pair is read once
+    with clock.timing(torch.device("cpu")):
+        pass
+    assert 0.75 <= clock.seconds() < 0.8
+
+
 def test_lime_in_bfloat16_moves_the_map_far_less_than_another_seed(small_cnn):
     """LIME's forward passes under torch.autocast (mixed_precision, the full profile's rule): the
     16-bit map is not float32's bit for bit (it did run in bfloat16), yet it ranks the features

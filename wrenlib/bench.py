@@ -45,14 +45,16 @@ class ChildProcessUsage:
 
     ``peak_gib`` is the largest sum of resident sizes seen; it counts pages shared between
     processes once per process, so it errs high. ``cpu_seconds`` adds up each process's user and
-    system time as last seen (a process that lives less than ``interval`` can be missed); divided
-    by the wall time it says how many cores the work kept busy.
+    system time as last seen, less what it had used when the block began (a child started before
+    it, such as a worker pool an earlier piece of work left, counts only its work inside; a
+    process that lives less than ``interval`` can be missed); divided by the wall time it says how
+    many cores the work kept busy.
     """
 
     def __init__(self, interval: float = 0.2, include_self: bool = False) -> None:
         self.interval = interval
         self.include_self = include_self  # also this process (work done in it, not in a child)
-        self._own_cpu_before = 0.0
+        self._cpu_before: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds on entry
         self.peak_bytes = 0
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds
         self._stop = None
@@ -71,18 +73,14 @@ class ChildProcessUsage:
         total = 0
         for (pid, started), rss, cpu in _process_tree(self.include_self):
             total += rss
-            self._cpu[(pid, started)] = cpu - (self._own_cpu_before if pid == os.getpid() else 0.0)
+            self._cpu[(pid, started)] = cpu - self._cpu_before.get((pid, started), 0.0)
         self.peak_bytes = max(self.peak_bytes, total)
         return total
 
     def __enter__(self) -> "ChildProcessUsage":
         import threading
 
-        if self.include_self:
-            import psutil
-
-            times = psutil.Process().cpu_times()
-            self._own_cpu_before = times.user + times.system
+        self._cpu_before = {key: cpu for key, _rss, cpu in _process_tree(self.include_self)}
         self._stop = threading.Event()
 
         def watch() -> None:
@@ -535,7 +533,7 @@ def benchmark_backend(image_size: tuple[int, int] | None = None, device: Any = N
 
     def lime(precision):
         network.eval()
-        _timed_probabilities(network, lime_images, {"seconds": 0.0}, precision)
+        _timed_probabilities(network, lime_images, half=precision)
 
     def train(precision):
         network.train()

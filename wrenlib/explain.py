@@ -19,10 +19,10 @@ import os
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -580,12 +580,46 @@ class LimeSampler:
         return self._weights[self._current:self._current + 1]
 
 
-def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: dict[str, float],
+class ModelClock:
+    """The network's own seconds within LIME's work (``model_time_share``, chapters 06 and 07).
+
+    On a CPU a batch's seconds are read off the wall clock around it. On a GPU the work is only
+    queued: waiting for it after every batch would keep the CPU from queueing the next batch
+    while the GPU computes, so each batch is timed by a pair of CUDA events instead, read once
+    the image's work has finished (:meth:`seconds`, after captum's ridge fit has waited for it)."""
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._events: list[tuple[Any, Any]] = []
+
+    @contextmanager
+    def timing(self, device: torch.device) -> Iterator[None]:
+        """Within: the network's work on ``device``, counted."""
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._events.append((start, end))
+            return
+        started = time.perf_counter()
+        yield
+        self._seconds += time.perf_counter() - started
+
+    def seconds(self) -> float:
+        """The seconds counted so far (on a GPU waits for the timed work to finish)."""
+        for start, end in self._events:
+            end.synchronize()
+            self._seconds += start.elapsed_time(end) / 1000.0
+        self._events.clear()
+        return self._seconds
+
+
+def _timed_probabilities(network: nn.Module, batch: torch.Tensor, clock: ModelClock | None = None,
                          half: torch.dtype | None = None) -> torch.Tensor:
     """The network's class probabilities (float32) for ``batch``, its convolutions computed under
     torch.autocast in ``half`` (None: float32) and its dense head in float32
-    (:func:`wrenlib.model.body_and_head`), adding the network's own time to
-    ``evaluations["seconds"]`` (on a GPU, after the work queued before it has finished).
+    (:func:`wrenlib.model.body_and_head`), counting the network's own time on ``clock``.
 
     The head stays in float32 because LIME fits the small differences between its samples'
     outputs: a network whose logits barely follow its input (an untrained or randomised one,
@@ -593,18 +627,11 @@ def _timed_probabilities(network: nn.Module, batch: torch.Tensor, evaluations: d
     so a constant map."""
     from .model import body_and_head
 
-    if batch.is_cuda:
-        torch.cuda.synchronize()
-    started = time.perf_counter()
     body, head = body_and_head(network)
-    with torch.no_grad():
+    with (clock.timing(batch.device) if clock is not None else nullcontext()), torch.no_grad():
         with torch.autocast(batch.device.type, dtype=half or torch.float32, enabled=half is not None):
             features = body(batch)
-        out = torch.softmax(head(features.float()), dim=1)
-    if out.is_cuda:
-        torch.cuda.synchronize()
-    evaluations["seconds"] += time.perf_counter() - started
-    return out
+        return torch.softmax(head(features.float()), dim=1)
 
 
 def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_images=None):
@@ -613,7 +640,6 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_image
 
     from .training import autocast_dtype
 
-    evaluations = {"seconds": 0.0}
     network = fast_forward(model)  # LIME needs only the outputs
     half = autocast_dtype(x.device, settings.mixed_precision)
     explained: dict[str, Any] = {}  # the image being explained, its features and background level
@@ -622,7 +648,7 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_image
         """Class probabilities for a batch of on/off patterns (B, features): the batch's images are
         made in one step, a switched-off feature's pixels taking the background level."""
         keep = on_off.bool()[:, explained["features"]][:, None]  # (B, 1, H, W)
-        return _timed_probabilities(network, torch.where(keep, explained["image"], explained["level"]), evaluations, half)
+        return _timed_probabilities(network, torch.where(keep, explained["image"], explained["level"]), clock, half)
 
     sampler = LimeSampler(settings.n_samples, settings.kernel_width)
     # captum's LIME with the on/off pattern itself as the model's input (LimeSampler's samples,
@@ -641,7 +667,7 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_image
         image = x[i:i + 1]
         features = torch.from_numpy(segments).to(device=x.device, dtype=torch.long)
         explained.update(image=image, features=features, level=float(background_levels(image)[0]))
-        evaluations["seconds"] = 0.0
+        clock = ModelClock()
         started = time.perf_counter()
         seed_image = image if seed_images is None else seed_images[i:i + 1]
         with seeded(image_seed(seed_image, settings.seed), [x.device]):  # a map depends on its image and seed only
@@ -650,7 +676,7 @@ def _lime(model, x, targets, settings: LimeSettings, batch_size, bar, seed_image
                                           num_interp_features=int(segments.max()) + 1)
         maps.append(weights.detach().flatten().to(torch.float32).cpu().numpy()[segments])  # each pixel its feature's weight
         total = time.perf_counter() - started
-        model_share.append(evaluations["seconds"] / total if total > 0 else 1.0)
+        model_share.append(clock.seconds() / total if total > 0 else 1.0)
         n_features.append(int(segments.max()) + 1)
         bar.update(1)
     return np.stack(maps).astype(np.float32), {"model_time_share": np.array(model_share),
@@ -675,11 +701,11 @@ def captum_lime(model: nn.Module, image: np.ndarray | torch.Tensor, target: int,
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x = _as_batch(image)[:1].to(device)
     network = fast_forward(model.to(device).eval())
-    evaluations = {"seconds": 0.0}
+    clock = ModelClock()
     segments = lime_segments(x[0, 0].cpu().numpy(), settings)
     sampler = LimeSampler(settings.n_samples, settings.kernel_width)
     half = autocast_dtype(x.device, settings.mixed_precision)
-    explainer = Lime(lambda batch: _timed_probabilities(network, batch, evaluations, half),
+    explainer = Lime(lambda batch: _timed_probabilities(network, batch, clock, half),
                      interpretable_model=SkLearnRidge(alpha=settings.ridge_alpha),
                      similarity_func=sampler.weight, perturb_func=sampler.perturb)
     started = time.perf_counter()
@@ -689,7 +715,7 @@ def captum_lime(model: nn.Module, image: np.ndarray | torch.Tensor, target: int,
                                            n_samples=settings.n_samples, perturbations_per_eval=settings.batch_size)
     seconds = time.perf_counter() - started
     return Explanation("lime", attributions[:, 0].detach().cpu().numpy().astype(np.float32), np.array([int(target)]),
-                       asdict(settings), {"model_time_share": np.array([evaluations["seconds"] / seconds]),
+                       asdict(settings), {"model_time_share": np.array([clock.seconds() / seconds]),
                                           "n_features": np.array([int(segments.max()) + 1])}, seconds)
 
 
