@@ -223,6 +223,25 @@ glue("lime_empty", f"{empty_share['LIME']:.0%}", display=False)
 glue("gradcam_empty", f"{empty_share['Grad-CAM']:.0%}", display=False)
 glue("deeplift_empty", f"{empty_share['DeepLIFT']:.0%}", display=False)
 glue("shap_empty", f"{empty_share['SHAP']:.0%}", display=False)
+even_empty = float(empty.mean())  # a map spread evenly: the share of the pixels that are empty
+glue("even_empty", f"{even_empty:.0%}", display=False)
+wrenlib.record_result(PROFILE, "empty_pixel_share", even_empty, glue=False)
+empty_rows = overall[overall["score"] == "on empty background"].set_index("map")
+
+
+def beside_even(name):
+    """Where a map's share on empty background lies against an evenly spread map's, by its 95 % interval."""
+    row = empty_rows.loc[name]
+    return ("lies **above** it" if row["ci_low"] > even_empty else "lies **below** it" if row["ci_high"] < even_empty
+            else "is **not told apart** from it")
+
+
+glue("empty_clause", Markdown(
+    f"A map spread evenly would put {even_empty:.0%} there, since most of a spectrogram is silence: LIME's share "
+    f"{beside_even('LIME')} and Grad-CAM's {beside_even('Grad-CAM')} (95 % intervals). "
+    + ("LIME prefers the empty page, as the paper saw." if "above" in beside_even("LIME") else
+       "So LIME marks empty regions, as the paper saw, but no more than a map that knew nothing would; "
+       "chapter 06 asks the same of its strongest features.")), display=False)
 methods_auc = means.loc[list(METHOD_TITLES.values()), "mask AUC"]
 glue("image_auc", f"{means.loc['reference: the image', 'mask AUC']:.2f}", display=False)
 glue("best_method_auc", f"{methods_auc.max():.2f} ({methods_auc.idxmax()})", display=False)
@@ -255,7 +274,7 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 # **Empty regions.** The paper saw LIME mark empty regions. Measured: LIME puts
 # {glue:text}`lime_empty` of its positive relevance on pixels without song energy — and so does
 # Grad-CAM's last block ({glue:text}`gradcam_empty`), whose cells are larger than the song
-# elements. DeepLIFT ({glue:text}`deeplift_empty`) hardly can: an empty pixel equals its empty
+# elements. {glue:md}`empty_clause` DeepLIFT ({glue:text}`deeplift_empty`) hardly can: an empty pixel equals its empty
 # reference, so its contribution is zero. SHAP ({glue:text}`shap_empty`) can, because its
 # references are songs: a pixel that is silent here but sung in a reference has changed. Per
 # dialect:

@@ -23,6 +23,8 @@
 # - **holds by construction** — what the paper reported is true of any input, so it shows
 #   nothing about the data, and the row says why;
 # - **differs** — the book measures something else, and the row says what;
+# - **undecided** — on this run the book's measurement cannot tell (its intervals overlap), and
+#   the row says what it measured;
 # - **not testable** — the paper's statement cannot be checked on the book's data, and why;
 # - **not run** — the chapter that measures it did not run (the row names the missing numbers).
 #
@@ -44,11 +46,12 @@ from IPython.display import HTML, display
 from myst_nb import glue
 
 import wrenlib
-from wrenlib.scorecard import STATUSES, open_questions, scorecard
+from wrenlib.scorecard import STATUSES, open_questions, scorecard, status_counts_text
 
 results = wrenlib.read_results(PROFILE)
 card = scorecard(results)
-COLOURS = {"reproduced": "#2a9d8f", "holds by construction": "#8ecae6", "differs": "#e9c46a", "not testable": "#adb5bd", "not run": "#e76f51"}
+COLOURS = {"reproduced": "#2a9d8f", "holds by construction": "#8ecae6", "differs": "#e9c46a", "undecided": "#f4f1de",
+           "not testable": "#adb5bd", "not run": "#e76f51"}
 
 
 def linked(table):
@@ -63,17 +66,11 @@ def linked(table):
 
 display(linked(card))
 counts = card["status"].value_counts().reindex(list(STATUSES), fill_value=0)
-glue("n_rows", len(card), display=False)
-glue("reproduced_text", f"{counts['reproduced']} {'is' if counts['reproduced'] == 1 else 'are'}", display=False)
-glue("by_construction_text", f"{counts['holds by construction']} hold{'s' if counts['holds by construction'] == 1 else ''}",
-     display=False)
-glue("differs_text", f"{counts['differs']} differ{'s' if counts['differs'] == 1 else ''}", display=False)
-glue("n_not_testable", int(counts["not testable"]), display=False)
+glue("counts_text", status_counts_text(counts.to_dict()), display=False)
 wrenlib.record_result(PROFILE, "scorecard_status_counts", counts.to_dict(), glue=False)
 
 # %% [markdown]
-# Of {glue:text}`n_rows` results, {glue:text}`reproduced_text` reproduced,
-# {glue:text}`by_construction_text` by construction, {glue:text}`differs_text` and {glue:text}`n_not_testable` cannot be tested on public data.
+# {glue:text}`counts_text`
 # The one number both sides report, the test accuracy, with the book's 95 % interval and the
 # accuracy an ideal observer of the surrogate's diagnostic features reaches (chapter 01):
 

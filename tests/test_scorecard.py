@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from wrenlib.scorecard import PAPER_RESULTS, STATUSES, open_questions, scorecard
+from wrenlib.scorecard import PAPER_RESULTS, STATUSES, open_questions, scorecard, status_counts_text
 
 RESULTS = {
     "test_accuracy": 0.95, "test_accuracy_ci_low": 0.91, "test_accuracy_ci_high": 0.97,
     "background_mixed_generalises_best": True, "background_mixed_on_black": 0.9, "background_mixed_on_white": 0.9,
     "background_black_on_white": 0.5, "background_white_on_black": 0.5,
     "deeplift_constant_baselines_identical": True, "deeplift_white_fixed_centre_empty_share": 0.86,
-    "lime_empty_top5_share_grid": 0.1, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
+    "lime_empty_top5_share_grid": 0.1, "lime_empty_feature_share_grid": 0.8, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
     "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
     "cost_forward_equivalents_gradcam": 2.0, "cost_forward_equivalents_deeplift": 19.0,
     "shap_four_references_correlation": 0.7,
@@ -55,6 +55,12 @@ def test_statuses_follow_the_rules():
     assert _status(scorecard({**RESULTS, "cost_forward_equivalents_deeplift": 150.0}), "SHAP") == "differs"
     enough = scorecard({**RESULTS, "shap_four_references_correlation": 0.97})
     assert _status(enough, "SHAP") == "differs" and "not below 0.9" in enough.set_index("topic").loc["SHAP", "book"]
+    # most of a spectrogram is silence: LIME marks empty regions only where its strongest features are empty
+    # more often than features picked at random
+    assert _status(table, "LIME") == "differs" and "prefers song" in table.set_index("topic").loc["LIME", "book"]
+    assert _status(scorecard({**RESULTS, "lime_empty_feature_share_grid": 0.05}), "LIME") == "reproduced"
+    # a verdict no comparison decided is an absence of evidence, not a difference
+    assert _status(scorecard({**RESULTS, "verdict_claim2": "undecided"}), "claim 2") == "undecided"
     worse = scorecard({**RESULTS, "max_ensemble_larger_share_at_every_threshold": False})
     assert _status(worse, "heat-map analysis") == "differs"
 
@@ -86,3 +92,11 @@ def test_open_questions_quote_the_run_or_say_what_is_missing():
     assert "confound_earliest_warning" in open_questions(no_confound).loc[0, "book"]  # names what is missing
     missing = open_questions(RESULTS)
     assert missing.loc[0, "book"].startswith("not run") and "accuracy_at_0db" in missing.loc[0, "book"]
+
+
+def test_the_counts_sentence_agrees_in_number_and_names_only_the_statuses_present():
+    assert status_counts_text({"reproduced": 2, "holds by construction": 1, "differs": 7, "not testable": 1}) == (
+        "Of 11 results, 2 are reproduced, 1 holds by construction, 7 differ and 1 cannot be tested on public data.")
+    assert status_counts_text({"reproduced": 1, "differs": 1, "undecided": 2, "not run": 1}) == (
+        "Of 5 results, 1 is reproduced, 1 differs, 2 are undecided on this run and 1 was not run.")
+    assert status_counts_text({"reproduced": 0, "differs": 3}) == "Of 3 results, 0 are reproduced and 3 differ."

@@ -12,6 +12,8 @@ Statuses (:data:`STATUSES`):
 - ``holds by construction`` — what the paper reported is true of any input, so it needs no data
   and shows nothing about them, and the row says why;
 - ``differs`` — the book measures something else, and the row says what;
+- ``undecided`` — the book's measurement cannot tell one way or the other on this run (its
+  intervals overlap), and the row says what it measured;
 - ``not testable`` — the paper's statement cannot be checked on the book's data, and the row says
   why (its recordings are not public);
 - ``not run`` — the chapter that measures it has not run in this profile.
@@ -22,8 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-STATUSES = ("reproduced", "holds by construction", "differs", "not testable", "not run")
-VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "differs", "refuted": "differs", "undecided": "differs"}
+STATUSES = ("reproduced", "holds by construction", "differs", "undecided", "not testable", "not run")
+# a chapter's verdict on a claim as a status: an undecided verdict (no comparison told the maps apart)
+# is an absence of evidence, not a difference
+VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "differs", "refuted": "differs", "undecided": "undecided"}
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,14 @@ def _deeplift_white(r: dict[str, Any]) -> tuple[str, str]:
 
 
 def _lime_empty(r: dict[str, Any]) -> tuple[str, str]:
-    share = r["lime_empty_top5_share_grid"]
-    return ("reproduced" if share > 0 else "differs",
-            f"{_percent(share)} of LIME's five strongest features are empty background (grid features)")
+    # a spectrogram is mostly silence: LIME "marks empty regions" only where its strongest features
+    # are empty more often than features picked at random are (any share above 0 is not a finding)
+    share, chance = r["lime_empty_top5_share_grid"], r["lime_empty_feature_share_grid"]
+    prefers = share > chance
+    return ("reproduced" if prefers else "differs",
+            f"{_percent(share)} of LIME's five strongest features are empty background, against "
+            f"{_percent(chance)} of all its features (grid features, chapter 06): LIME "
+            + ("prefers empty regions" if prefers else "marks some empty regions but prefers song"))
 
 
 # below this Pearson r with the 16-reference map, a map made with 4 references is not yet the map
@@ -131,7 +140,8 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
                  "background_black_on_white", "background_white_on_black"), _backgrounds),
     PaperResult("DeepLIFT reference", "DeepLIFT with a white reference image", "05_deeplift",
                 ("deeplift_constant_baselines_identical", "deeplift_white_fixed_centre_empty_share"), _deeplift_white),
-    PaperResult("LIME", "LIME sometimes marked empty regions", "06_lime", ("lime_empty_top5_share_grid",), _lime_empty),
+    PaperResult("LIME", "LIME sometimes marked empty regions", "06_lime",
+                ("lime_empty_top5_share_grid", "lime_empty_feature_share_grid"), _lime_empty),
     PaperResult("SHAP", "SHAP needs many background samples on high-resolution images and is expensive", "07_shap",
                 ("shap_cost_ratio_paper_size_vs_quick_size", "cost_forward_equivalents_shap",
                  "cost_forward_equivalents_gradcam", "cost_forward_equivalents_deeplift",
@@ -211,3 +221,27 @@ def open_questions(results: dict[str, Any]) -> "pd.DataFrame":  # noqa: F821
                      "book": answer(results) if not missing else
                      f"not run: missing from results.json: {', '.join(missing)} (chapter {chapter})"})
     return pd.DataFrame(rows)
+
+
+def status_counts_text(counts: dict[str, int]) -> str:
+    """The scorecard's counts as a sentence ("Of 11 results, 2 are reproduced, 7 differ and 1 cannot
+    be tested on public data."): reproduced and differs always, the other statuses where a row has them."""
+    from .metrics import listing
+
+    def count(status: str) -> int:
+        return int(counts.get(status, 0))
+
+    def verb(n: int, one: str, several: str) -> str:
+        return f"{n} {one if n == 1 else several}"
+
+    parts = [verb(count("reproduced"), "is reproduced", "are reproduced")]
+    if count("holds by construction"):
+        parts.append(verb(count("holds by construction"), "holds by construction", "hold by construction"))
+    parts.append(verb(count("differs"), "differs", "differ"))
+    if count("undecided"):
+        parts.append(verb(count("undecided"), "is undecided on this run", "are undecided on this run"))
+    if count("not testable"):
+        parts.append(f"{count('not testable')} cannot be tested on public data")
+    if count("not run"):
+        parts.append(verb(count("not run"), "was not run", "were not run"))
+    return f"Of {sum(count(status) for status in STATUSES)} results, {listing(parts)}."
