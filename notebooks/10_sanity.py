@@ -419,7 +419,8 @@ for init_seed in range(SEED + 1, SEED + profile.stability_seeds):
 test_split = images.split_indices("test")
 predictions = [predict(m, images, test_split, device).argmax(1) for m in seed_models]
 for init_seed, predicted in zip(range(SEED, SEED + profile.stability_seeds), predictions):
-    accuracy, low, high = accuracy_with_interval(predicted == images.labels[test_split])
+    accuracy, low, high = accuracy_with_interval(predicted == images.labels[test_split],  # birds resampled
+                                                 images.clips.iloc[test_split]["individual"].to_numpy(), seed=SEED)
     seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.3f} [{low:.3f}, {high:.3f}]",
                           "agrees with seed 0": f"{np.mean(predicted == predictions[0]):.1%}"})
 seed_maps = [trained_maps] + [with_ensembles(raw, sanity_pictures) for raw in checks["training seed"]]

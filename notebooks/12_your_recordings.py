@@ -156,9 +156,10 @@ display(figures_with_audio(figures, sounds, captions, front_end.sample_rate_hz))
 model, history = train_model(dataset, training_config_for_profile(PROFILE, SEED), n_classes=len(labels),
                              device=device, progress=False)
 correct = predict(model, dataset, test, device).argmax(1) == dataset.labels[test]
-accuracy, low, high = accuracy_with_interval(correct)
-print(f"{len(history)} epochs; test accuracy {accuracy:.1%} (95 % interval {low:.1%}-{high:.1%}) "
-      f"on {len(test)} clips of {dataset.clips['recording_id'].iloc[test].nunique()} recordings")
+recordings_tested = dataset.clips["recording_id"].iloc[test].to_numpy()
+accuracy, low, high = accuracy_with_interval(correct, recordings_tested, seed=SEED)  # recordings resampled, not clips
+print(f"{len(history)} epochs; test accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) "
+      f"on {len(test)} clips of {len(set(recordings_tested))} recordings")
 
 # %% tags=["hide-input"]
 wrenlib.record_result(PROFILE, "own_recordings_test_accuracy", float(accuracy))
@@ -185,7 +186,8 @@ plt.show()
 # Test accuracy {glue:text}`own_accuracy`, from {glue:text}`train_clips` training clips; the
 # book's model of chapter 03 reached {glue:text}`book_accuracy` from
 # {glue:text}`book_train_clips`. The interval is wide because the test set is a handful of
-# recordings, and recordings, not clips, are the independent units. With real data, report the
+# recordings, and recordings, not clips, are the independent units: it resamples whole
+# recordings (`wrenlib.training.accuracy_with_interval` with each clip's recording). With real data, report the
 # number of recordings beside every accuracy.
 #
 # ## 4. Explanations and the paper's ensemble

@@ -217,6 +217,30 @@ def test_accuracy_interval_is_wilsons():
     assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
 
 
+def test_an_accuracy_over_birds_resamples_birds_not_clips():
+    """Clips of one bird succeed or fail together: the interval that resamples birds is wider than
+    Wilson's over clips, and with one clip per bird the two agree closely."""
+    from wrenlib.training import accuracy_with_interval
+
+    rng = np.random.default_rng(0)
+    birds = np.repeat(np.arange(24), 6)
+    together = np.repeat(rng.random(24) < 0.85, 6)  # a bird's six clips share one outcome
+    accuracy, low, high = accuracy_with_interval(together, birds)
+    _, wilson_low, wilson_high = accuracy_with_interval(together)
+    assert low <= accuracy <= high and (high - low) > 1.4 * (wilson_high - wilson_low)
+    assert accuracy_with_interval(together, birds) == (accuracy, low, high)  # repeatable with its seed
+    independent = rng.random(200) < 0.85
+    _, low, high = accuracy_with_interval(independent, np.arange(200))
+    _, wilson_low, wilson_high = accuracy_with_interval(independent)
+    assert abs(low - wilson_low) < 0.02 and abs(high - wilson_high) < 0.02
+    # all right: nothing to resample, Wilson's interval over the 24 birds, each one trial
+    accuracy, low, high = accuracy_with_interval(np.ones(144, bool), birds)
+    assert accuracy == high == 1.0 and low == pytest.approx(accuracy_with_interval(np.ones(24, bool))[1])
+    assert np.isnan(accuracy_with_interval(together[:6], birds[:6])[1])  # one bird: no interval
+    with pytest.raises(ValueError, match="group of each of the 144 clips"):
+        accuracy_with_interval(together, birds[:10])
+
+
 def test_front_end_survives_a_checkpoint_round_trip():
     from wrenlib.frontend import FrontEnd, front_end_from_dict
 

@@ -321,8 +321,10 @@ def train(data: Path, profile: str, out: Path, background: str, seed: int) -> No
     test = dataset.split_indices("test")
     if len(test):
         correct = predict(model, dataset, test).argmax(1) == dataset.labels[test]
-        accuracy, low, high = accuracy_with_interval(correct)
-        print(f"test accuracy {accuracy:.1%} (95 % CI {low:.1%}-{high:.1%}) on {len(test)} clips")
+        recordings = dataset.clips["recording_id"].iloc[test].to_numpy()
+        accuracy, low, high = accuracy_with_interval(correct, recordings, seed=seed)
+        print(f"test accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) on {len(test)} "
+              f"clips of {len(set(recordings))} recordings")
     print(f"saved {out}")
 
 
@@ -342,8 +344,10 @@ def evaluate(model_path: Path, data: Path) -> None:
     chosen = dataset.split_indices("test")
     chosen = chosen if len(chosen) else np.arange(len(dataset))
     predicted = predict(model, dataset, chosen).argmax(1)
-    accuracy, low, high = accuracy_with_interval(predicted == dataset.labels[chosen])
-    print(f"accuracy {accuracy:.1%} (95 % CI {low:.1%}-{high:.1%}) on {len(chosen)} clips")
+    recordings = dataset.clips["recording_id"].iloc[chosen].to_numpy()
+    accuracy, low, high = accuracy_with_interval(predicted == dataset.labels[chosen], recordings)
+    print(f"accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) on {len(chosen)} clips "
+          f"of {len(set(recordings))} recordings")
     for index, name in enumerate(labels):
         mine = dataset.labels[chosen] == index
         print(f"  {name}: {np.mean(predicted[mine] == index):.1%} of {int(mine.sum())} clips correct")

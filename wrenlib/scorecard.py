@@ -49,7 +49,7 @@ def _accuracy(r: dict[str, Any]) -> tuple[str, str]:
     paper = 0.948
     inside = r["test_accuracy_ci_low"] <= paper <= r["test_accuracy_ci_high"]
     measured = (f"{_percent(r['test_accuracy'])} [{_percent(r['test_accuracy_ci_low'])}, "
-                f"{_percent(r['test_accuracy_ci_high'])}] on surrogate songs")
+                f"{_percent(r['test_accuracy_ci_high'])}] on surrogate songs (95 % interval over the test birds)")
     return ("reproduced" if inside else "differs",
             measured + ("" if inside else "; the paper's 94.8 % lies outside the 95 % interval — the surrogate's "
                         "difficulty, not the paper's recordings, sets this number"))

@@ -389,13 +389,43 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
     return model, history
 
 
-def accuracy_with_interval(correct: np.ndarray) -> tuple[float, float, float]:
-    """Accuracy and its 95 % Wilson interval (scipy's binomial test)."""
+def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None, confidence: float = 0.95,
+                           n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy and its ``confidence`` interval.
+
+    Without ``groups``, Wilson's interval (scipy's binomial test), which treats every clip as
+    independent. With ``groups`` (one label per clip: the bird, or the recording) the clips of a
+    group share its voice, site and microphone, so the groups are the independent units: a
+    bootstrap that resamples whole groups (``scipy.stats.bootstrap``, percentile, ``n_boot``
+    resamples, repeatable with ``seed``) of the pooled accuracy, which is wider where a group's
+    clips succeed or fail together. Where every clip is right (or every one wrong) there is nothing
+    to resample, and Wilson's interval over the groups, each one trial, is given. Fewer than two
+    groups: no interval (NaN)."""
     from scipy import stats
 
-    correct = np.asarray(correct, dtype=bool)
-    interval = stats.binomtest(int(correct.sum()), len(correct)).proportion_ci(method="wilson")
-    return float(correct.mean()), float(interval.low), float(interval.high)
+    correct = np.asarray(correct, dtype=bool).ravel()
+    if not len(correct):
+        raise ValueError("no clips to score")
+    accuracy = float(correct.mean())
+    if groups is None:
+        interval = stats.binomtest(int(correct.sum()), len(correct)).proportion_ci(confidence_level=confidence,
+                                                                                   method="wilson")
+        return accuracy, float(interval.low), float(interval.high)
+    groups = np.asarray(groups).ravel()
+    if len(groups) != len(correct):
+        raise ValueError(f"groups must name the group of each of the {len(correct)} clips, got {len(groups)}")
+    _, group = np.unique(groups, return_inverse=True)
+    right, size = np.bincount(group, weights=correct), np.bincount(group).astype(np.float64)
+    if len(size) < 2:
+        return accuracy, float("nan"), float("nan")
+    if right.sum() in (0, size.sum()):  # every resample scores the same: Wilson's over the groups, each one trial
+        interval = stats.binomtest(int(round(accuracy)) * len(size), len(size)).proportion_ci(
+            confidence_level=confidence, method="wilson")
+        return accuracy, float(interval.low), float(interval.high)
+    result = stats.bootstrap((right, size), lambda k, n, axis=-1: k.sum(axis=axis) / n.sum(axis=axis), paired=True,
+                             vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
+                             rng=np.random.default_rng(seed))
+    return accuracy, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
