@@ -241,6 +241,24 @@ def test_an_accuracy_over_birds_resamples_birds_not_clips():
         accuracy_with_interval(together, birds[:10])
 
 
+def test_a_difference_of_two_models_accuracies_keeps_their_clips_paired():
+    from wrenlib.training import accuracy_difference_with_interval
+
+    rng = np.random.default_rng(1)
+    birds = np.repeat(np.arange(30), 5)
+    hard = np.repeat(rng.random(30) < 0.3, 5)  # both models fail the hard birds
+    better = ~hard
+    worse = better & (rng.random(150) > 0.15)  # and the second also misses some easy clips
+    difference, low, high = accuracy_difference_with_interval(better, worse, birds)
+    assert difference == pytest.approx(better.mean() - worse.mean()) and 0 < low <= difference <= high
+    # the reverse comparison is the mirror image
+    reverse = accuracy_difference_with_interval(worse, better, birds)
+    assert reverse[0] == pytest.approx(-difference) and reverse[2] < 0
+    assert accuracy_difference_with_interval(better, better, birds) == (0.0, 0.0, 0.0)  # the same answers
+    with pytest.raises(ValueError, match="the same clips"):
+        accuracy_difference_with_interval(better, worse[:10], birds)
+
+
 def test_front_end_survives_a_checkpoint_round_trip():
     from wrenlib.frontend import FrontEnd, front_end_from_dict
 

@@ -11,6 +11,7 @@ RESULTS = {
     "test_accuracy": 0.95, "test_accuracy_ci_low": 0.91, "test_accuracy_ci_high": 0.97,
     "background_mixed_generalises_best": True, "background_mixed_on_black": 0.9, "background_mixed_on_white": 0.9,
     "background_black_on_white": 0.5, "background_white_on_black": 0.5,
+    "background_mixed_in_domain_difference": {"black": -0.007, "white": -0.041},
     "deeplift_constant_baselines_identical": True, "deeplift_white_fixed_centre_empty_share": 0.86,
     "lime_empty_top5_share_grid": 0.1, "lime_empty_feature_share_grid": 0.8, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
     "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
@@ -35,6 +36,7 @@ def test_statuses_follow_the_rules():
     assert _status(table, "claim 1") == "differs" and "qualified" in table.set_index("topic").loc["claim 1", "book"]
     assert _status(table, "claim 2") == "differs"
     assert _status(table, "claim 3") == "reproduced"
+    assert "-4.1 points on white" in table.set_index("topic").loc["backgrounds", "book"]
     assert _status(table, "DeepLIFT reference") == "differs"  # identical references: not the paper's white
     assert _status(table, "the recordings") == "not testable"
     lower = scorecard({**RESULTS, "test_accuracy": 0.85, "test_accuracy_ci_low": 0.80, "test_accuracy_ci_high": 0.90})

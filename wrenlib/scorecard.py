@@ -56,10 +56,15 @@ def _accuracy(r: dict[str, Any]) -> tuple[str, str]:
 
 
 def _backgrounds(r: dict[str, Any]) -> tuple[str, str]:
+    # a single-background model fails on the other background by the rendering (a white image is the
+    # black one reversed): the rule also asks that mixing cost nothing clear where a specialist exists
     best = bool(r["background_mixed_generalises_best"])
+    against = r["background_mixed_in_domain_difference"]
     measured = (f"mixed-trained model on black / white test images: {_percent(r['background_mixed_on_black'])} / "
                 f"{_percent(r['background_mixed_on_white'])}; black-trained on white "
-                f"{_percent(r['background_black_on_white'])}, white-trained on black {_percent(r['background_white_on_black'])}")
+                f"{_percent(r['background_black_on_white'])}, white-trained on black {_percent(r['background_white_on_black'])}; "
+                "beside each background's own model the mixed one scores "
+                + " and ".join(f"{100 * value:+.1f} points on {shown}" for shown, value in against.items()))
     return ("reproduced" if best else "differs", measured)
 
 
@@ -137,7 +142,8 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
                 ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high"), _accuracy),
     PaperResult("backgrounds", "the mixed-background set generalised best", "03_training",
                 ("background_mixed_generalises_best", "background_mixed_on_black", "background_mixed_on_white",
-                 "background_black_on_white", "background_white_on_black"), _backgrounds),
+                 "background_black_on_white", "background_white_on_black", "background_mixed_in_domain_difference"),
+                _backgrounds),
     PaperResult("DeepLIFT reference", "DeepLIFT with a white reference image", "05_deeplift",
                 ("deeplift_constant_baselines_identical", "deeplift_white_fixed_centre_empty_share"), _deeplift_white),
     PaperResult("LIME", "LIME sometimes marked empty regions", "06_lime",

@@ -428,6 +428,35 @@ def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None
     return accuracy, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def accuracy_difference_with_interval(first: np.ndarray, second: np.ndarray, groups: np.ndarray,
+                                      confidence: float = 0.95, n_boot: int = 2000,
+                                      seed: int = 0) -> tuple[float, float, float]:
+    """The accuracy of ``first`` minus that of ``second`` (two models' right answers on the same
+    clips) and its ``confidence`` interval, from a bootstrap that resamples whole ``groups`` (each
+    clip's bird or recording; ``scipy.stats.bootstrap``, percentile, repeatable with ``seed``): the
+    pairs stay together, so what the two models share (the hard birds) cancels. Where the two
+    models agree on every group's count, the interval is the difference itself."""
+    from scipy import stats
+
+    first, second = np.asarray(first, dtype=bool).ravel(), np.asarray(second, dtype=bool).ravel()
+    groups = np.asarray(groups).ravel()
+    if not len(first) or len(first) != len(second) or len(groups) != len(first):
+        raise ValueError(f"first, second and groups must describe the same clips, got {len(first)}, {len(second)} "
+                         f"and {len(groups)}")
+    _, group = np.unique(groups, return_inverse=True)
+    size = np.bincount(group).astype(np.float64)
+    gain = np.bincount(group, weights=first.astype(np.float64)) - np.bincount(group, weights=second.astype(np.float64))
+    difference = float(first.mean() - second.mean())
+    if len(size) < 2:
+        return difference, float("nan"), float("nan")
+    if not np.any(gain):
+        return difference, difference, difference
+    result = stats.bootstrap((gain, size), lambda d, n, axis=-1: d.sum(axis=axis) / n.sum(axis=axis), paired=True,
+                             vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
+                             rng=np.random.default_rng(seed))
+    return difference, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
                          background: str = "mixed", device: torch.device | str = "cpu",
                          n_jobs: int | None = None) -> pd.DataFrame:
