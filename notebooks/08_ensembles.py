@@ -51,10 +51,12 @@ from wrenlib.explain import (
 )
 from wrenlib.metrics import (
     background_share,
+    comparison_verdict,
     interval_table,
     listing,
     map_correlation,
     mask_auc,
+    paired_comparison,
     pointing_game,
     region_share,
     relevance_rank_accuracy,
@@ -310,12 +312,15 @@ plt.show()
 # ## Verdicts on the paper's claims
 #
 # Each claim restated, with the numbers that decide it. The rules are written in the code cell
-# (shown on the page): a comparison counts only where the 95 % intervals do not overlap. Claim 1
-# is confirmed when Grad-CAM and DeepLIFT each beat both LIME and SHAP, refuted when they win
-# none of the four comparisons and lose at least one, qualified when they win some, and
-# undecided when no comparison tells the maps apart. Claim 2 is read the same way: confirmed when
-# both ensembles beat both of their members, qualified when one does, refuted when neither does
-# and a member beats an ensemble, undecided when no comparison tells them apart.
+# (shown on the page). Two maps are compared on the same clips: a comparison is won or lost only
+# where the 95 % Student-t interval of the mean per-clip difference in mask AUC excludes 0
+# (`wrenlib.metrics.paired_comparison`, as in chapter 10; pairing removes what the clips share,
+# and with a handful of clips a t-interval widens as it should). Claim 1 makes four comparisons
+# (Grad-CAM or DeepLIFT against LIME or SHAP), claim 2 four (each ensemble against each of its
+# members). One rule reads both, and chapter 10's (`wrenlib.metrics.comparison_verdict`):
+# confirmed when some comparisons are won and none lost, refuted in the mirror case, qualified
+# when some go each way, undecided when none is told apart. Four comparisons at 95 % each carry
+# their own 5 % chance of a false call; the verdicts count them without correcting for that.
 
 # %%
 def mean_ci(name, score):
@@ -323,27 +328,21 @@ def mean_ci(name, score):
     return row["mean"], row["ci_low"], row["ci_high"]
 
 
-def better(a, b, score):
-    """True when map a beats map b on the score with non-overlapping 95 % intervals."""
-    return mean_ci(a, score)[1] > mean_ci(b, score)[2]
+def compared(pairs):
+    """Each pair (a, b) compared on mask AUC over the same clips: "won" where a beats b."""
+    return {f"{a} vs {b}": paired_comparison(scores, a, b, score="mask AUC")["result"] for a, b in pairs}
 
 
-pairs = [(a, b) for a in ("Grad-CAM", "DeepLIFT") for b in ("LIME", "SHAP")]
-wins = sum(better(a, b, "mask AUC") for a, b in pairs)
-losses = sum(better(b, a, "mask AUC") for a, b in pairs)
-claim1 = ("confirmed" if wins == 4 else "refuted" if losses and not wins else "qualified" if wins
-          else "undecided")  # undecided: no comparison told apart
+claim1_outcomes = compared([(a, b) for a in ("Grad-CAM", "DeepLIFT") for b in ("LIME", "SHAP")])
+claim2_outcomes = compared([(e, m) for e in ("average (GC+DL)", "max (GC+DL)") for m in ("Grad-CAM", "DeepLIFT")])
+wins, losses = (sum(r == outcome for r in claim1_outcomes.values()) for outcome in ("won", "lost"))
+claim1 = comparison_verdict(wins, losses)
+wins2, losses2 = (sum(r == outcome for r in claim2_outcomes.values()) for outcome in ("won", "lost"))
+claim2 = comparison_verdict(wins2, losses2)
 members_best = max(mean_ci("Grad-CAM", "mask AUC")[0], mean_ci("DeepLIFT", "mask AUC")[0])
-ensembles_beat = [name for name in ("average (GC+DL)", "max (GC+DL)")
-                  if better(name, "Grad-CAM", "mask AUC") and better(name, "DeepLIFT", "mask AUC")]
 overlap = float(np.nanmean(map_correlation(maps["Grad-CAM"], maps["DeepLIFT"])))
-ensembles_beaten = [name for name in ("average (GC+DL)", "max (GC+DL)")
-                    if better("Grad-CAM", name, "mask AUC") or better("DeepLIFT", name, "mask AUC")]
-claim2 = ("confirmed" if len(ensembles_beat) == 2 else "qualified" if ensembles_beat
-          else "refuted" if ensembles_beaten else "undecided")  # undecided: no comparison told apart
-print(f"claim 1: {wins} of 4 (Grad-CAM/DeepLIFT vs LIME/SHAP) comparisons won, {losses} lost -> {claim1}")
-print(f"claim 2: ensembles better than both members: {ensembles_beat or 'none'}; "
-      f"beaten by a member: {ensembles_beaten or 'none'}; "
+print(f"claim 1: {claim1_outcomes} -> {wins} won, {losses} lost -> {claim1}")
+print(f"claim 2: {claim2_outcomes} -> {wins2} won, {losses2} lost; "
       f"Grad-CAM-DeepLIFT map correlation {overlap:.2f} -> {claim2}")
 
 # %% tags=["hide-input"]
@@ -356,11 +355,12 @@ verdicts = pd.DataFrame([
     {"claim (paper)": "1. Grad-CAM and DeepLIFT give more meaningful explanations than LIME and SHAP",
      "verdict": claim1,
      "evidence (mask AUC, 95 % CI)": "; ".join(fmt(m) for m in ("Grad-CAM", "DeepLIFT", "LIME", "SHAP"))
-     + f" — {wins} of 4 pairwise comparisons won, {losses} lost. Consistency across runs: chapter 10."},
+     + f" — {wins} of 4 paired comparisons won, {losses} lost. Consistency across runs: chapter 10."},
     {"claim (paper)": "2. The average and max ensembles of Grad-CAM and DeepLIFT capture complementary regions",
      "verdict": claim2,
      "evidence (mask AUC, 95 % CI)": "; ".join(fmt(m) for m in ("average (GC+DL)", "max (GC+DL)"))
-     + f" vs the better member {members_best:.3f}; the two maps correlate at r = {overlap:.2f}"},
+     + f" vs the better member {members_best:.3f} — {wins2} of 4 paired comparisons won, {losses2} lost; "
+     f"the two maps correlate at r = {overlap:.2f}"},
 ])
 display(verdicts.style.hide(axis="index").set_properties(**{"text-align": "left", "white-space": "normal"}))
 wrenlib.record_result(PROFILE, "verdict_claim1", claim1)

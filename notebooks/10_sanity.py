@@ -73,7 +73,7 @@ from wrenlib.faithfulness import (
     seed_stability,
     stability_maps,
 )
-from wrenlib.metrics import interval_table, paired_comparison, summarise_scores
+from wrenlib.metrics import comparison_verdict, interval_table, paired_comparison, summarise_scores
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import accuracy_with_interval, load_or_train_model, predict
@@ -519,8 +519,7 @@ outcomes = pd.DataFrame([{"check": check, "pair": f"{a} vs {b}",
                          for check, table in checks.items() for a in ("Grad-CAM", "DeepLIFT") for b in ("LIME", "SHAP")])
 counted = outcomes[outcomes["check"] != BY_CONSTRUCTION]
 wins, losses = int((counted["result"] == "won").sum()), int((counted["result"] == "lost").sum())
-claim1_model = ("confirmed" if wins and not losses else "refuted" if losses and not wins
-                else "qualified" if wins and losses else "undecided")
+claim1_model = comparison_verdict(wins, losses)  # some won and none lost: confirmed; the mirror: refuted
 print(f"{wins} of {len(counted)} comparisons won, {losses} lost -> {claim1_model}")
 by_construction = int(((outcomes["check"] == BY_CONSTRUCTION) & (outcomes["result"] == "won")).sum())
 
@@ -537,7 +536,11 @@ glue("sanity_count", len(sanity_clips), display=False)
 # %% [markdown]
 # From the model's side, claim 1 is **{glue:text}`verdict_claim1_model`** on this run:
 # {glue:text}`claim1_model_wins` comparisons won and {glue:text}`claim1_model_losses` lost out of
-# the {glue:text}`claim1_counted` the verdict counts. The table's last row, the explainer's own
+# the {glue:text}`claim1_counted` the verdict counts. The rule is chapter 08's
+# (`wrenlib.metrics.comparison_verdict`): confirmed when some comparisons are won and none lost,
+# refuted in the mirror case, qualified when some go each way, undecided when none is told apart.
+# Each comparison at 95 % has its own 5 % chance of a false call, and the verdict counts many of
+# them without correcting for their number: one won or lost pair alone is weak evidence. The table's last row, the explainer's own
 # seed, is shown but not counted: there Grad-CAM and DeepLIFT score 1 by construction, since they
 # draw no random numbers ({glue:text}`claim1_by_construction` of its four pairs won). That is a
 # real kind of consistency — the paper's runs of LIME and SHAP would not have repeated

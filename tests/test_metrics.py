@@ -291,3 +291,13 @@ def test_share_text_never_shows_a_nonzero_share_as_zero():
     assert share_text(0.004, decimals=0) == "< 1%"
     assert share_text(0.005, decimals=0) == "< 1%" and share_text(-0.005, decimals=0) == "> -1%"  # rounds to 0
     assert share_text(float("nan")) == "–"
+
+
+def test_a_claims_verdict_is_symmetric_in_wins_and_losses():
+    from wrenlib.metrics import comparison_verdict
+
+    assert comparison_verdict(1, 0) == "confirmed" and comparison_verdict(0, 1) == "refuted"
+    assert comparison_verdict(3, 1) == comparison_verdict(1, 3) == "qualified"
+    assert comparison_verdict(0, 0) == "undecided"
+    with pytest.raises(ValueError, match="counts"):
+        comparison_verdict(-1, 0)

@@ -299,6 +299,19 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
             "result": "won" if low > 0 else "lost" if high < 0 else "undecided"}
 
 
+def comparison_verdict(wins: int, losses: int) -> str:
+    """A claim's verdict from the comparisons that test it (each won, lost or undecided by
+    :func:`paired_comparison`; chapters 08 and 10): "confirmed" when some are won and none lost,
+    "refuted" when some are lost and none won, "qualified" when some go each way, "undecided" when
+    none is told apart. One rule for every claim, symmetric: a single loss refutes no more than a
+    single win confirms."""
+    if wins < 0 or losses < 0:
+        raise ValueError(f"wins and losses are counts, got {wins!r} and {losses!r}")
+    if wins and losses:
+        return "qualified"
+    return "confirmed" if wins else "refuted" if losses else "undecided"
+
+
 def dialect_gap_text(medians: "pd.Series", ratio: float = 1.5) -> str:
     """A sentence on a median per predicted dialect (chapters 05 and 07, relevance mass): that the
     median over all clips hides a gap between the dialects where the larger is at least ``ratio``
