@@ -110,6 +110,9 @@ best_temperature, choice = choose_temperature({m: validation_maps[m] for m in ME
 display(choice.style.format({"temperature": "{:g}", "validation mask AUC": "{:.3f}"}).hide(axis="index"))
 maps["adaptive (all four)"] = adaptive_ensemble({m: maps[m] for m in METHOD_TITLES.values()}, temperature=best_temperature)
 wrenlib.record_result(PROFILE, "adaptive_temperature", best_temperature)
+wrenlib.record_result(PROFILE, "adaptive_temperature_at_grid_edge", bool(best_temperature == choice["temperature"].min()),
+                      glue=False)
+wrenlib.record_result(PROFILE, "adaptive_validation_clips", len(validation_clips), glue=False)
 edge = ("the lowest of the grid: the validation clips would rather follow the best-agreeing method alone"
         if best_temperature == choice["temperature"].min() else
         "the plain average of the agreeing methods" if np.isinf(best_temperature) else "inside the grid")

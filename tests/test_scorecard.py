@@ -82,6 +82,8 @@ def test_each_rule_gives_a_known_status(row):
 def test_open_questions_quote_the_run_or_say_what_is_missing():
     results = {**RESULTS, "accuracy_at_0db": 0.74, "accuracy_at_30db": 0.93, "latent_song_type_ari_tsne": 0.27,
                "adaptive_minus_average_auc": 0.1, "adaptive_temperature": 0.25,
+               "adaptive_temperature_at_grid_edge": True, "adaptive_validation_clips": 8,
+               "score_reference_the_image_mask_auc": 0.82,
                "score_adaptive_all_four_mask_auc": 0.74, "score_average_gc_dl_mask_auc": 0.48,
                "score_max_gc_dl_mask_auc": 0.47,
                "confound_accuracy_confounded_100": 0.98, "confound_accuracy_flipped_100": 0.56,
@@ -90,6 +92,11 @@ def test_open_questions_quote_the_run_or_say_what_is_missing():
     assert len(table) == 3 and "74.0 %" in table.loc[0, "book"] and "+0.100" in table.loc[2, "book"]
     assert "0.74" in table.loc[2, "book"] and "0.48" in table.loc[2, "book"] and "0.47" in table.loc[2, "book"]
     assert "98.0 %" in table.loc[0, "book"] and "56.0 %" in table.loc[0, "book"] and "DeepLIFT, SHAP" in table.loc[0, "book"]
+    # the answer names what beats every ensemble, and a temperature the grid could not go below
+    assert "8 validation clips, the lowest the grid offers" in table.loc[2, "book"]
+    assert "scores 0.82, more than any ensemble" in table.loc[2, "book"]
+    weaker_image = open_questions({**results, "score_reference_the_image_mask_auc": 0.6}).loc[2, "book"]
+    assert "scores 0.60" in weaker_image and "more than any ensemble" not in weaker_image
     no_confound = {key: value for key, value in results.items() if not key.startswith("confound")}
     assert "confound_earliest_warning" in open_questions(no_confound).loc[0, "book"]  # names what is missing
     missing = open_questions(RESULTS)
