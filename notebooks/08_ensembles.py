@@ -58,6 +58,7 @@ from wrenlib.metrics import (
     mask_auc,
     paired_comparison,
     pointing_game,
+    ratio_of_means_with_interval,
     region_share,
     relevance_rank_accuracy,
     summarise_scores,
@@ -203,7 +204,10 @@ by_dialect = summarise_scores(scores, ["map", "dialect"], metric_names, seed=SEE
 order = list(maps)
 table = interval_table(overall, "map")
 means = overall.pivot(index="map", columns="score", values="mean")
-table["diagnostic : shared"] = (means["relevance mass"] / means["on shared elements"]).map("{:.1f}".format)
+table["diagnostic : shared"] = [
+    "{:.1f} [{:.1f}, {:.1f}]".format(*ratio_of_means_with_interval(
+        scores.loc[scores["map"] == name, "relevance mass"], scores.loc[scores["map"] == name, "on shared elements"],
+        seed=SEED)) for name in table.index]
 display(table.loc[order, [*metric_names, "diagnostic : shared"]])
 for row in overall.itertuples():
     wrenlib.record_result(PROFILE, f"score_{row.map}_{row.score}".replace(" ", "_").replace("(", "").replace(")", "")
@@ -211,16 +215,20 @@ for row in overall.itertuples():
 glue("area_median", f"{np.median(diagnostic.mean((1, 2))):.1%}", display=False)
 even_ratio = diagnostic.mean() / shared.mean()  # a map spread evenly: the areas' ratio
 glue("even_ratio", f"{even_ratio:.1f}", display=False)
-ratios = means["relevance mass"] / means["on shared elements"]
 explaining = [name for name in order if not name.startswith("reference")]
-above = [name for name in explaining if ratios[name] > even_ratio]
-below = [name for name in explaining if ratios[name] <= even_ratio]  # a NaN ratio (nothing on either region) in neither
+# each map's ratio with a 95 % interval over the clips (a clip's two shares resampled together)
+ratio_intervals = {name: ratio_of_means_with_interval(scores.loc[scores["map"] == name, "relevance mass"],
+                                                      scores.loc[scores["map"] == name, "on shared elements"], seed=SEED)
+                   for name in explaining}
+above = [name for name in explaining if ratio_intervals[name][1] > even_ratio]
+below = [name for name in explaining if ratio_intervals[name][2] < even_ratio]
+apart = [name for name in explaining if name not in above + below]  # interval holds the even ratio (or NaN)
 glue("ratio_clause", Markdown(
-    (f"On this run {listing(above)} score{'s' if len(above) == 1 else ''} above it" if above
-     else "On this run no map scores above it")
-    + (f"; {listing(below)} do{'es' if len(below) == 1 else ''} not: by this measure "
-       f"{'it weighs' if len(below) == 1 else 'they weigh'} the shared elements, which carry no dialect "
-       "evidence, at least as much as the diagnostic ones." if below else ".")), display=False)
+    "With 95 % intervals over the clips: "
+    + (f"{listing(above)} score{'s' if len(above) == 1 else ''} above it" if above else "no map scores above it")
+    + (f"; {listing(below)} score{'s' if len(below) == 1 else ''} below it, weighing the shared elements, which "
+       "carry no dialect evidence, more than the diagnostic ones" if below else "")
+    + (f"; {listing(apart)} cannot be told apart from it" if apart else "") + "."), display=False)
 glue("image_ratio", f"{means.loc['reference: the image', 'relevance mass'] / means.loc['reference: the image', 'on shared elements']:.1f}",
      display=False)
 empty_share = means["on empty background"]

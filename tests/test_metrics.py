@@ -301,3 +301,20 @@ def test_a_claims_verdict_is_symmetric_in_wins_and_losses():
     assert comparison_verdict(0, 0) == "undecided"
     with pytest.raises(ValueError, match="counts"):
         comparison_verdict(-1, 0)
+
+
+def test_a_ratio_of_means_has_an_interval_over_clips_with_their_pairs_kept():
+    from wrenlib.metrics import ratio_of_means_with_interval
+
+    rng = np.random.default_rng(0)
+    shared = rng.uniform(0.05, 0.15, 40)
+    mass = 3 * shared * rng.uniform(0.8, 1.2, 40)  # three times as much on the diagnostic elements, per clip
+    ratio, low, high = ratio_of_means_with_interval(mass, shared)
+    assert ratio == pytest.approx(mass.mean() / shared.mean()) and 2.7 < low < ratio < high < 3.3
+    # the pairs stay together: shuffling one side against the other widens the interval
+    _, wide_low, wide_high = ratio_of_means_with_interval(mass, rng.permutation(shared))
+    assert wide_high - wide_low > high - low
+    assert ratio_of_means_with_interval(mass, shared) == (ratio, low, high)  # repeatable
+    with_nan = ratio_of_means_with_interval(np.append(mass, np.nan), np.append(shared, 1.0))
+    assert with_nan[0] == pytest.approx(ratio)  # a clip with an undefined score is left out
+    assert np.isnan(ratio_of_means_with_interval(mass, np.zeros(40))[0])

@@ -245,6 +245,36 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray, confidence: float = 0.95,
+                                 n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(ratio, low, high): the mean of ``numerator`` over the mean of ``denominator``, two scores of
+    the same clips (e.g. a map's relevance on the diagnostic elements and on the shared ones,
+    chapter 08), with a bootstrap percentile interval that resamples clips, keeping each clip's
+    pair together (``scipy.stats.bootstrap``, repeatable with ``seed``). Clips with a NaN in either
+    score are left out; fewer than two left, or a zero denominator mean: NaN."""
+    from scipy.stats import bootstrap
+
+    numerator, denominator = (np.asarray(v, dtype=np.float64).ravel() for v in (numerator, denominator))
+    if len(numerator) != len(denominator):
+        raise ValueError(f"numerator and denominator must score the same clips, got {len(numerator)} and "
+                         f"{len(denominator)} values")
+    keep = ~(np.isnan(numerator) | np.isnan(denominator))
+    numerator, denominator = numerator[keep], denominator[keep]
+    if len(numerator) < 2 or denominator.mean() == 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = float(numerator.mean() / denominator.mean())
+    if np.ptp(numerator) == 0 and np.ptp(denominator) == 0:
+        return ratio, ratio, ratio
+
+    def statistic(top, bottom, axis=-1):
+        below = bottom.mean(axis=axis)
+        return np.divide(top.mean(axis=axis), below, out=np.full(np.shape(below), np.nan), where=below != 0)
+
+    result = bootstrap((numerator, denominator), statistic, paired=True, vectorized=True, n_resamples=n_boot,
+                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], confidence: float = 0.95,
                      n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean, bootstrap interval (``ci_low``, ``ci_high``), ``n`` (finite values) and ``n_undefined``
