@@ -523,6 +523,25 @@ def test_shap_references_alternate_dialects_even_when_one_lacks_a_background():
     assert sorted(data.labels[train[rows]].tolist()) == [0, 1]
 
 
+def test_disjoint_shap_reference_sets_share_no_image_and_are_each_balanced():
+    """Two maps made from disjoint reference sets differ by the references alone (chapter 07): the
+    sets share no image, each is balanced as shap_references' are, and the first is shap_references' own."""
+    from wrenlib.explain import disjoint_shap_references, shap_references
+
+    data = _random_dataset(40)
+    train = data.split_indices("train")
+    flat = data.images(train).reshape(len(train), -1)
+    first, second = disjoint_shap_references(data, 4, sets=2, seed=0)
+    picked = [train[[int(np.flatnonzero((flat == picture.reshape(-1)).all(1))[0]) for picture in refs]]
+              for refs in (first, second)]
+    assert not set(picked[0].tolist()) & set(picked[1].tolist())
+    for chosen in picked:
+        assert np.bincount(data.labels[chosen], minlength=2).tolist() == [2, 2]
+    np.testing.assert_array_equal(first, shap_references(data, 4, seed=0))
+    with pytest.raises(ValueError, match="fewer than 2 sets of 400"):
+        disjoint_shap_references(data, 400, sets=2)
+
+
 def test_explained_clips_are_balanced_and_reproducible():
     data = _random_dataset(24)
     chosen = explained_clips(data, 4, split="train", seed=3)

@@ -730,6 +730,24 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
     """``n`` training images (N, H, W), drawn by ``seed`` in equal numbers from each (dialect,
     background) group of the train split, as far as the groups allow: SHAP's references. Where
     ``n`` does not divide evenly, the dialects come first: two references are one of each dialect."""
+    return dataset.images(np.sort(_reference_indices(dataset, n, seed)))
+
+
+def disjoint_shap_references(dataset, n: int, sets: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """``sets`` sets of ``n`` SHAP references each (as :func:`shap_references` draws them, each set
+    balanced the same way) that share no image: two maps from disjoint sets differ by the choice of
+    references alone (chapter 07 measures how many a map needs)."""
+    if int(sets) != sets or sets < 1:
+        raise ValueError(f"sets must be a whole number of at least 1, got {sets!r}")
+    chosen = _reference_indices(dataset, n * int(sets), seed)  # in the order of the turns
+    if len(chosen) < n * sets:
+        raise ValueError(f"the train split has {len(chosen)} images, fewer than {sets} sets of {n} references")
+    return [dataset.images(np.sort(chosen[k * n:(k + 1) * n])) for k in range(int(sets))]
+
+
+def _reference_indices(dataset, n: int, seed: int) -> np.ndarray:
+    """The dataset indices of :func:`shap_references`' images, in the order the turns drew them:
+    any ``n`` consecutive ones are balanced as the first ``n`` are."""
     train = dataset.split_indices("train")
     rng = np.random.default_rng(seed)
     groups = {}
@@ -746,7 +764,7 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
             if pools and len(chosen) < n:
                 chosen.append(pools[turn[label] % len(pools)].pop())
                 turn[label] += 1
-    return dataset.images(np.sort(np.array(chosen, dtype=np.int64)))
+    return np.array(chosen, dtype=np.int64)
 
 
 # Memory per image and pixel of the two explainers that hold a whole network's activations for
