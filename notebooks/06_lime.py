@@ -360,11 +360,14 @@ worst = segmentation_table.loc[segmentation_table["empty among top 5"].idxmax()]
 glue("lime_worst_segmentation", worst["features"], display=False)
 glue("lime_worst_empty", f"{worst['empty among top 5']:.0%}", display=False)
 prefers = segmentation_table[segmentation_table["empty among top 5"] > segmentation_table["empty among all"]]
+avoids = segmentation_table[segmentation_table["empty among top 5"] < segmentation_table["empty among all"]]
 glue("lime_empty_clause", Markdown(
     f"So with {listing(list(prefers['features']))} features LIME's strongest features are empty more often than "
     "features picked at random: there it does prefer empty regions, as the paper saw." if len(prefers) else
     "With every segmentation LIME's strongest features are empty *less* often than features picked at random "
-    "would be: it marks some empty regions, but it prefers song."), display=False)
+    "would be: it marks some empty regions, but it prefers song." if len(avoids) == len(segmentation_table) else
+    "With no segmentation are LIME's strongest features empty more often than features picked at random: it does "
+    "not prefer empty regions."), display=False)
 
 # %% [markdown]
 # With {glue:text}`lime_worst_segmentation` features, {glue:text}`lime_worst_empty` of LIME's five

@@ -399,7 +399,9 @@ for name, row in consistency.iterrows():
 # without that, a better match is *qualified*: song types ordered along one cloud); (b) explanations are consistent within a sub-population — the
 # ensemble's within-minus-between difference is significant (p < 0.05) *and* larger than the
 # image's own; not significant, (b) is *undecided* (the test asks only whether maps are more
-# alike within a cluster, so it cannot refute). The two halves agree, or the claim is qualified.
+# alike within a cluster, so it cannot refute). The claim needs both halves: it is confirmed only
+# when both are, refuted when one is refuted and neither confirmed, undecided when neither half
+# decides, and qualified otherwise.
 
 # %%
 # t-SNE's better match counts as sub-populations only where its points are clusters, not one cloud
@@ -408,7 +410,11 @@ part_a = ("confirmed" if tsne_better and len(clustered_dialects) == len(DIALECTS
 significant = ensemble["p_value"] < 0.05  # one-sided: within a cluster more alike than between
 part_b = ("confirmed" if significant and ensemble["difference"] > image["difference"]
           else "qualified" if significant else "undecided")  # no significance is no evidence either way
-claim3 = part_a if part_a == part_b else "undecided" if {part_a, part_b} == {"undecided"} else "qualified"
+# the claim needs both halves: confirmed only when both are, refuted when one is and neither is confirmed,
+# undecided when neither half decides, qualified otherwise (one half for it, the other not)
+halves = {part_a, part_b}
+claim3 = ("confirmed" if halves == {"confirmed"} else "undecided" if halves == {"undecided"}
+          else "refuted" if "refuted" in halves and "confirmed" not in halves else "qualified")
 print(f"(a) t-SNE vs PCA: {part_a}; (b) consistency: {part_b} -> claim 3 {claim3}")
 
 # %% tags=["hide-input"]
@@ -426,9 +432,12 @@ if part_b == "confirmed":
                f"{parts['Grad-CAM']:+.3f} and DeepLIFT's by {parts['DeepLIFT']:+.3f}"
                + (f" — {' and '.join(below)} no more than the images, so the ensemble's consistency is "
                   f"{' and '.join(sorted(set(parts) - set(below))) or 'neither part'}'s." if below else "."))
-else:
+elif part_b == "qualified":
     reading = ("A consistency that the inputs already have is not evidence that the explanations found a "
                "sub-population — it is evidence that the sub-population exists.")
+else:
+    reading = ("The ensemble's maps are not measurably more alike within a cluster than between clusters, so "
+               "these clusters leave no mark on the explanations that this test can see.")
 glue("consistency_reading", reading, display=False)
 
 # %% [markdown]

@@ -23,8 +23,8 @@
 # - **holds by construction** — what the paper reported is true of any input, so it shows
 #   nothing about the data, and the row says why;
 # - **differs** — the book measures something else, and the row says what;
-# - **undecided** — on this run the book's measurement cannot tell (its intervals overlap), and
-#   the row says what it measured;
+# - **undecided** — on this run the book's measurement cannot tell (no comparison told the maps
+#   apart), and the row says what it measured;
 # - **not testable** — the paper's statement cannot be checked on the book's data, and why;
 # - **not run** — the chapter that measures it did not run (the row names the missing numbers).
 #

@@ -531,14 +531,16 @@ def test_disjoint_shap_reference_sets_share_no_image_and_are_each_balanced():
     data = _random_dataset(40)
     train = data.split_indices("train")
     flat = data.images(train).reshape(len(train), -1)
-    first, second = disjoint_shap_references(data, 4, sets=2, seed=0)
-    picked = [train[[int(np.flatnonzero((flat == picture.reshape(-1)).all(1))[0]) for picture in refs]]
-              for refs in (first, second)]
-    assert not set(picked[0].tolist()) & set(picked[1].tolist())
-    for chosen in picked:
-        assert np.bincount(data.labels[chosen], minlength=2).tolist() == [2, 2]
-    np.testing.assert_array_equal(first, shap_references(data, 4, seed=0))
-    with pytest.raises(ValueError, match="fewer than 2 sets of 400"):
+    for n in (2, 4):
+        first, second = disjoint_shap_references(data, n, sets=2, seed=0)
+        picked = [train[[int(np.flatnonzero((flat == picture.reshape(-1)).all(1))[0]) for picture in refs]]
+                  for refs in (first, second)]
+        assert not set(picked[0].tolist()) & set(picked[1].tolist())
+        # the same (dialect, background) make-up in both sets: they differ by the images alone
+        make_up = [sorted((int(data.labels[i]), str(data.backgrounds[i])) for i in chosen) for chosen in picked]
+        assert make_up[0] == make_up[1] and [label for label, _ in make_up[0]].count(0) == n // 2
+        np.testing.assert_array_equal(first, shap_references(data, n, seed=0))
+    with pytest.raises(ValueError, match="too few images for 2 sets of 400"):
         disjoint_shap_references(data, 400, sets=2)
 
 
@@ -817,7 +819,8 @@ def test_on_a_gpu_the_model_clock_reads_cuda_events_once_not_a_wait_per_batch(mo
             self.recorded, self.waited = 0, 0
             made.append(self)
 
-        def record(self):
+        def record(self, stream=None):
+            assert stream == "stream of cuda:1"  # the batch's own GPU's stream
             self.recorded += 1
 
         def synchronize(self):
@@ -828,10 +831,11 @@ def test_on_a_gpu_the_model_clock_reads_cuda_events_once_not_a_wait_per_batch(mo
             return 250.0  # milliseconds
 
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: pytest.fail("waited for the GPU after a batch"))
     clock = ModelClock()
     for _ in range(3):
-        with clock.timing(torch.device("cuda")):
+        with clock.timing(torch.device("cuda", 1)):
             pass
     assert len(made) == 6 and all(event.recorded == 1 for event in made)
     assert not any(event.waited for event in made)  # nothing waited while the batches were queued

@@ -318,3 +318,13 @@ def test_a_ratio_of_means_has_an_interval_over_clips_with_their_pairs_kept():
     with_nan = ratio_of_means_with_interval(np.append(mass, np.nan), np.append(shared, 1.0))
     assert with_nan[0] == pytest.approx(ratio)  # a clip with an undefined score is left out
     assert np.isnan(ratio_of_means_with_interval(mass, np.zeros(40))[0])
+
+
+def test_bootstraps_are_seeded_with_the_keyword_the_installed_scipy_knows(monkeypatch):
+    import scipy.stats
+
+    from wrenlib.metrics import bootstrap_seeding
+
+    assert set(bootstrap_seeding(0)) <= {"rng", "random_state"}
+    monkeypatch.setattr(scipy.stats, "bootstrap", lambda data, statistic, random_state=None: None)  # SciPy < 1.15
+    assert set(bootstrap_seeding(0)) == {"random_state"}

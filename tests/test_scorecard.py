@@ -61,6 +61,8 @@ def test_statuses_follow_the_rules():
     # more often than features picked at random
     assert _status(table, "LIME") == "differs" and "prefers song" in table.set_index("topic").loc["LIME", "book"]
     assert _status(scorecard({**RESULTS, "lime_empty_feature_share_grid": 0.05}), "LIME") == "reproduced"
+    none_empty = scorecard({**RESULTS, "lime_empty_top5_share_grid": 0.0}).set_index("topic").loc["LIME", "book"]
+    assert "marks no empty region" in none_empty
     # a verdict no comparison decided is an absence of evidence, not a difference
     assert _status(scorecard({**RESULTS, "verdict_claim2": "undecided"}), "claim 2") == "undecided"
     worse = scorecard({**RESULTS, "max_ensemble_larger_share_at_every_threshold": False})
@@ -83,7 +85,7 @@ def test_open_questions_quote_the_run_or_say_what_is_missing():
     results = {**RESULTS, "accuracy_at_0db": 0.74, "accuracy_at_30db": 0.93, "latent_song_type_ari_tsne": 0.27,
                "adaptive_minus_average_auc": 0.1, "adaptive_temperature": 0.25,
                "adaptive_temperature_at_grid_edge": True, "adaptive_validation_clips": 8,
-               "score_reference_the_image_mask_auc": 0.82,
+               "score_reference_the_image_mask_auc": 0.82, "score_average_all_four_mask_auc": 0.6,
                "score_adaptive_all_four_mask_auc": 0.74, "score_average_gc_dl_mask_auc": 0.48,
                "score_max_gc_dl_mask_auc": 0.47,
                "confound_accuracy_confounded_100": 0.98, "confound_accuracy_flipped_100": 0.56,
@@ -97,6 +99,9 @@ def test_open_questions_quote_the_run_or_say_what_is_missing():
     assert "scores 0.82, more than any ensemble" in table.loc[2, "book"]
     weaker_image = open_questions({**results, "score_reference_the_image_mask_auc": 0.6}).loc[2, "book"]
     assert "scores 0.60" in weaker_image and "more than any ensemble" not in weaker_image
+    # every ensemble counts, the plain average of all four included
+    four_better = open_questions({**results, "score_average_all_four_mask_auc": 0.9}).loc[2, "book"]
+    assert "more than any ensemble" not in four_better
     no_confound = {key: value for key, value in results.items() if not key.startswith("confound")}
     assert "confound_earliest_warning" in open_questions(no_confound).loc[0, "book"]  # names what is missing
     missing = open_questions(RESULTS)

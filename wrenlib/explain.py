@@ -596,10 +596,11 @@ class ModelClock:
     def timing(self, device: torch.device) -> Iterator[None]:
         """Within: the network's work on ``device``, counted."""
         if device.type == "cuda":
+            stream = torch.cuda.current_stream(device)  # the batch's GPU, which need not be the current one
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(stream)
             yield
-            end.record()
+            end.record(stream)
             self._events.append((start, end))
             return
         started = time.perf_counter()
@@ -734,31 +735,40 @@ def shap_references(dataset, n: int, seed: int = 0) -> np.ndarray:
 
 
 def disjoint_shap_references(dataset, n: int, sets: int = 2, seed: int = 0) -> list[np.ndarray]:
-    """``sets`` sets of ``n`` SHAP references each (as :func:`shap_references` draws them, each set
-    balanced the same way) that share no image: two maps from disjoint sets differ by the choice of
-    references alone (chapter 07 measures how many a map needs)."""
+    """``sets`` sets of ``n`` SHAP references each that share no image, each drawn as
+    :func:`shap_references` draws (its own turns over the (dialect, background) groups, from the
+    images the sets before it left): two maps from disjoint sets differ by the choice of references
+    alone (chapter 07 measures how many a map needs). The first set is :func:`shap_references`' own."""
     if int(sets) != sets or sets < 1:
         raise ValueError(f"sets must be a whole number of at least 1, got {sets!r}")
-    chosen = _reference_indices(dataset, n * int(sets), seed)  # in the order of the turns
-    if len(chosen) < n * sets:
-        raise ValueError(f"the train split has {len(chosen)} images, fewer than {sets} sets of {n} references")
-    return [dataset.images(np.sort(chosen[k * n:(k + 1) * n])) for k in range(int(sets))]
+    taken: set[int] = set()
+    out = []
+    for _ in range(int(sets)):
+        chosen = _reference_indices(dataset, n, seed, exclude=taken)
+        if len(chosen) < n:
+            raise ValueError(f"the train split has too few images for {sets} sets of {n} references")
+        taken.update(int(i) for i in chosen)
+        out.append(dataset.images(np.sort(chosen)))
+    return out
 
 
-def _reference_indices(dataset, n: int, seed: int) -> np.ndarray:
-    """The dataset indices of :func:`shap_references`' images, in the order the turns drew them:
-    any ``n`` consecutive ones are balanced as the first ``n`` are."""
+def _reference_indices(dataset, n: int, seed: int, exclude: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
+    """The dataset indices of :func:`shap_references`' images, leaving out ``exclude``: every
+    group's members in one order drawn by ``seed``, taken in turns (the dialects, and within a
+    dialect its backgrounds)."""
     train = dataset.split_indices("train")
     rng = np.random.default_rng(seed)
     groups = {}
     for index in train:
         groups.setdefault((int(dataset.labels[index]), str(dataset.backgrounds[index])), []).append(index)
-    drawn = {group: list(rng.permutation(members)) for group, members in sorted(groups.items())}
+    drawn = {group: [i for i in rng.permutation(members) if int(i) not in exclude]
+             for group, members in sorted(groups.items())}
     # taken in turns: the dialects take turns, and within a dialect its backgrounds take turns
     dialects = sorted({label for label, _ in drawn})
     turn = {label: 0 for label in dialects}
     chosen = []
-    while len(chosen) < min(n, len(train)):
+    available = sum(len(members) for members in drawn.values())
+    while len(chosen) < min(n, available):
         for label in dialects:
             pools = [drawn[group] for group in sorted(drawn) if group[0] == label and drawn[group]]
             if pools and len(chosen) < n:

@@ -217,6 +217,15 @@ def threshold_shares(maps: np.ndarray, thresholds: tuple[float, ...] = (0.4, 0.5
 # Means with confidence intervals, per group.
 
 
+def bootstrap_seeding(seed: int) -> dict[str, Any]:
+    """The keyword that seeds ``scipy.stats.bootstrap`` with a generator from ``seed``: ``rng`` from
+    SciPy 1.15 on, ``random_state`` before it (the project allows SciPy 1.11 and later)."""
+    from scipy.stats import bootstrap
+
+    generator = np.random.default_rng(seed)
+    return {"rng": generator} if "rng" in inspect.signature(bootstrap).parameters else {"random_state": generator}
+
+
 def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000,
                        seed: int = 0) -> tuple[float, float, float]:
     """(mean, low, high) of the finite values, with a bootstrap percentile interval
@@ -238,10 +247,8 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     mean = float(values.mean())
     if len(values) < 2:
         return mean, float("nan"), float("nan")
-    generator = np.random.default_rng(seed)
-    seeding = {"rng": generator} if "rng" in inspect.signature(bootstrap).parameters else {"random_state": generator}
     result = bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                       vectorized=True, **seeding)
+                       vectorized=True, **bootstrap_seeding(seed))
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -271,7 +278,7 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
         return np.divide(top.mean(axis=axis), below, out=np.full(np.shape(below), np.nan), where=below != 0)
 
     result = bootstrap((numerator, denominator), statistic, paired=True, vectorized=True, n_resamples=n_boot,
-                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+                       confidence_level=confidence, method="percentile", **bootstrap_seeding(seed))
     return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

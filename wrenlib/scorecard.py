@@ -12,8 +12,8 @@ Statuses (:data:`STATUSES`):
 - ``holds by construction`` — what the paper reported is true of any input, so it needs no data
   and shows nothing about them, and the row says why;
 - ``differs`` — the book measures something else, and the row says what;
-- ``undecided`` — the book's measurement cannot tell one way or the other on this run (its
-  intervals overlap), and the row says what it measured;
+- ``undecided`` — the book's measurement cannot tell one way or the other on this run (no
+  comparison told the maps apart), and the row says what it measured;
 - ``not testable`` — the paper's statement cannot be checked on the book's data, and the row says
   why (its recordings are not public);
 - ``not run`` — the chapter that measures it has not run in this profile.
@@ -86,7 +86,8 @@ def _lime_empty(r: dict[str, Any]) -> tuple[str, str]:
     return ("reproduced" if prefers else "differs",
             f"{_percent(share)} of LIME's five strongest features are empty background, against "
             f"{_percent(chance)} of all its features (grid features, chapter 06): LIME "
-            + ("prefers empty regions" if prefers else "marks some empty regions but prefers song"))
+            + ("prefers empty regions" if prefers else
+               "marks some empty regions but prefers song" if share > 0 else "marks no empty region"))
 
 
 # below this Pearson r between two maps made from disjoint sets of 4 references, 4 do not pin the
@@ -210,7 +211,7 @@ OPEN_QUESTIONS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]]
     ("3. Would an adaptive ensemble weighting beat the fixed 0.5 / 0.5 and the max?", "08_ensembles",
      ("score_adaptive_all_four_mask_auc", "score_average_gc_dl_mask_auc", "score_max_gc_dl_mask_auc",
       "adaptive_minus_average_auc", "adaptive_temperature", "adaptive_temperature_at_grid_edge",
-      "adaptive_validation_clips", "score_reference_the_image_mask_auc"),
+      "adaptive_validation_clips", "score_reference_the_image_mask_auc", "score_average_all_four_mask_auc"),
      lambda r: f"mask AUC {r['score_adaptive_all_four_mask_auc']:.2f} for the agreement-weighted ensemble of all "
                f"four methods (temperature {r['adaptive_temperature']:g}, chosen on "
                f"{r['adaptive_validation_clips']} validation clips"
@@ -222,7 +223,8 @@ OPEN_QUESTIONS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]]
                + (", more than any ensemble: on this score no ensemble beats a map that knows nothing of the model"
                   if r["score_reference_the_image_mask_auc"] > max(r["score_adaptive_all_four_mask_auc"],
                                                                    r["score_average_gc_dl_mask_auc"],
-                                                                   r["score_max_gc_dl_mask_auc"]) else "")),
+                                                                   r["score_max_gc_dl_mask_auc"],
+                                                                   r["score_average_all_four_mask_auc"]) else "")),
 )
 
 

@@ -403,6 +403,8 @@ def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None
     groups: no interval (NaN)."""
     from scipy import stats
 
+    from .metrics import bootstrap_seeding
+
     correct = np.asarray(correct, dtype=bool).ravel()
     if not len(correct):
         raise ValueError("no clips to score")
@@ -424,7 +426,7 @@ def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None
         return accuracy, float(interval.low), float(interval.high)
     result = stats.bootstrap((right, size), lambda k, n, axis=-1: k.sum(axis=axis) / n.sum(axis=axis), paired=True,
                              vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                             rng=np.random.default_rng(seed))
+                             **bootstrap_seeding(seed))
     return accuracy, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -437,6 +439,8 @@ def accuracy_difference_with_interval(first: np.ndarray, second: np.ndarray, gro
     pairs stay together, so what the two models share (the hard birds) cancels. Where the two
     models agree on every group's count, the interval is the difference itself."""
     from scipy import stats
+
+    from .metrics import bootstrap_seeding
 
     first, second = np.asarray(first, dtype=bool).ravel(), np.asarray(second, dtype=bool).ravel()
     groups = np.asarray(groups).ravel()
@@ -453,7 +457,7 @@ def accuracy_difference_with_interval(first: np.ndarray, second: np.ndarray, gro
         return difference, difference, difference
     result = stats.bootstrap((gain, size), lambda d, n, axis=-1: d.sum(axis=axis) / n.sum(axis=axis), paired=True,
                              vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                             rng=np.random.default_rng(seed))
+                             **bootstrap_seeding(seed))
     return difference, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
