@@ -89,11 +89,12 @@ def test_open_questions_quote_the_run_or_say_what_is_missing():
                "score_adaptive_all_four_mask_auc": 0.74, "score_average_gc_dl_mask_auc": 0.48,
                "score_max_gc_dl_mask_auc": 0.47,
                "confound_accuracy_confounded_100": 0.98, "confound_accuracy_flipped_100": 0.56,
-               "confound_earliest_warning": "DeepLIFT, SHAP"}
+               "confound_earliest_warning": "DeepLIFT, SHAP", "confound_rises_without_warning": "Grad-CAM"}
     table = open_questions(results)
     assert len(table) == 3 and "74.0 %" in table.loc[0, "book"] and "+0.100" in table.loc[2, "book"]
     assert "0.74" in table.loc[2, "book"] and "0.48" in table.loc[2, "book"] and "0.47" in table.loc[2, "book"]
     assert "98.0 %" in table.loc[0, "book"] and "56.0 %" in table.loc[0, "book"] and "DeepLIFT, SHAP" in table.loc[0, "book"]
+    assert "without standing out against the image: Grad-CAM" in table.loc[0, "book"]
     # the answer names what beats every ensemble, and a temperature the grid could not go below
     assert "8 validation clips, the lowest the grid offers" in table.loc[2, "book"]
     assert "scores 0.82, more than any ensemble" in table.loc[2, "book"]

@@ -198,12 +198,14 @@ def scorecard(results: dict[str, Any], rows: tuple[PaperResult, ...] = PAPER_RES
 OPEN_QUESTIONS: tuple[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]], str]], ...] = (
     ("1. Do the results hold up under other recording conditions (noise, distance, equipment)?", "03_training",
      ("accuracy_at_0db", "accuracy_at_30db", "confound_accuracy_confounded_100", "confound_accuracy_flipped_100",
-      "confound_earliest_warning"),
+      "confound_earliest_warning", "confound_rises_without_warning"),
      lambda r: f"accuracy {_percent(r['accuracy_at_30db'])} at 30 dB in-band SNR and {_percent(r['accuracy_at_0db'])} "
                f"at 0 dB. With a background insect tied to one dialect (chapter 11), the model scored "
                f"{_percent(r['confound_accuracy_confounded_100'])} on its own test split and "
                f"{_percent(r['confound_accuracy_flipped_100'])} where the insect came with the other dialect; "
-               f"the first maps to show it: {r['confound_earliest_warning']}"),
+               f"the first maps to show it: {r['confound_earliest_warning']}; maps whose share on the source rose "
+               f"above the clean model's without standing out against the image: "
+               f"{r['confound_rises_without_warning']}"),
     ("2. Do the t-SNE clusters match real structure (song types, individuals, micro-dialects)?", "09_subpopulations",
      ("latent_clusters_follow", "latent_song_type_ari_tsne"),
      lambda r: f"they follow the {r['latent_clusters_follow']} best (song-type ARI {r['latent_song_type_ari_tsne']:.2f} "
