@@ -43,6 +43,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 import wrenlib
 from wrenlib.bench import OtherWork
 from wrenlib.model import DialectCNN, ModelConfig, count_parameters, layer_table
+from wrenlib.metrics import interval_side
 from wrenlib.plotting import figures_with_audio, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import (
@@ -239,8 +240,8 @@ works_on_both = bool(mixed_worst > crossed + 0.05)
 # (birds resampled, the pairs kept together)
 in_domain = {shown: accuracy_difference_with_interval(right[("mixed", shown)], right[(shown, shown)], birds, seed=SEED)
              for shown in ("black", "white")}
-clearly_worse = [shown for shown, (_, _, high) in in_domain.items() if high < 0]
-clearly_better = [shown for shown, (_, low, _) in in_domain.items() if low > 0]
+clearly_worse = [shown for shown, (_, low, high) in in_domain.items() if interval_side(low, high) == "below"]
+clearly_better = [shown for shown, (_, low, high) in in_domain.items() if interval_side(low, high) == "above"]
 generalises = works_on_both and not clearly_worse
 if generalises:
     verdict = ("**reproduced**: the mixed-set model is the only one that works on both backgrounds "

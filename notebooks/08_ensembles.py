@@ -52,6 +52,7 @@ from wrenlib.explain import (
 from wrenlib.metrics import (
     background_share,
     comparison_verdict,
+    interval_side,
     interval_table,
     listing,
     map_correlation,
@@ -204,10 +205,11 @@ by_dialect = summarise_scores(scores, ["map", "dialect"], metric_names, seed=SEE
 order = list(maps)
 table = interval_table(overall, "map")
 means = overall.pivot(index="map", columns="score", values="mean")
-table["diagnostic : shared"] = [
-    "{:.1f} [{:.1f}, {:.1f}]".format(*ratio_of_means_with_interval(
-        scores.loc[scores["map"] == name, "relevance mass"], scores.loc[scores["map"] == name, "on shared elements"],
-        seed=SEED)) for name in table.index]
+# each map's ratio with a 95 % interval over the clips (a clip's two shares resampled together)
+ratio_intervals = {name: ratio_of_means_with_interval(scores.loc[scores["map"] == name, "relevance mass"],
+                                                      scores.loc[scores["map"] == name, "on shared elements"], seed=SEED)
+                   for name in table.index}
+table["diagnostic : shared"] = ["{:.1f} [{:.1f}, {:.1f}]".format(*ratio_intervals[name]) for name in table.index]
 display(table.loc[order, [*metric_names, "diagnostic : shared"]])
 for row in overall.itertuples():
     wrenlib.record_result(PROFILE, f"score_{row.map}_{row.score}".replace(" ", "_").replace("(", "").replace(")", "")
@@ -216,13 +218,10 @@ glue("area_median", f"{np.median(diagnostic.mean((1, 2))):.1%}", display=False)
 even_ratio = diagnostic.mean() / shared.mean()  # a map spread evenly: the areas' ratio
 glue("even_ratio", f"{even_ratio:.1f}", display=False)
 explaining = [name for name in order if not name.startswith("reference")]
-# each map's ratio with a 95 % interval over the clips (a clip's two shares resampled together)
-ratio_intervals = {name: ratio_of_means_with_interval(scores.loc[scores["map"] == name, "relevance mass"],
-                                                      scores.loc[scores["map"] == name, "on shared elements"], seed=SEED)
-                   for name in explaining}
-above = [name for name in explaining if ratio_intervals[name][1] > even_ratio]
-below = [name for name in explaining if ratio_intervals[name][2] < even_ratio]
-apart = [name for name in explaining if name not in above + below]  # interval holds the even ratio (or NaN)
+side = {name: interval_side(*ratio_intervals[name][1:], even_ratio) for name in explaining}
+above = [name for name in explaining if side[name] == "above"]
+below = [name for name in explaining if side[name] == "below"]
+apart = [name for name in explaining if side[name] == "within"]  # the interval holds the even ratio (or is NaN)
 glue("ratio_clause", Markdown(
     "With 95 % intervals over the clips: "
     + (f"{listing(above)} score{'s' if len(above) == 1 else ''} above it" if above else "no map scores above it")
@@ -245,8 +244,8 @@ empty_rows = overall[overall["score"] == "on empty background"].set_index("map")
 def beside_even(name):
     """Where a map's share on empty background lies against an evenly spread map's, by its 95 % interval."""
     row = empty_rows.loc[name]
-    return ("lies **above** it" if row["ci_low"] > even_empty else "lies **below** it" if row["ci_high"] < even_empty
-            else "is **not told apart** from it")
+    return {"above": "lies **above** it", "below": "lies **below** it",
+            "within": "is **not told apart** from it"}[interval_side(row["ci_low"], row["ci_high"], even_empty)]
 
 
 glue("empty_clause", Markdown(

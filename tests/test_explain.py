@@ -806,6 +806,36 @@ def test_lime_counts_the_networks_share_of_its_time(small_cnn, monkeypatch):
         assert 0.6 < share <= 1.0 and share > quick
 
 
+def test_shaps_timed_network_counts_its_forward_and_backward_passes_on_a_model_clock():
+    import time as time_module
+
+    from wrenlib.explain import ModelClock, _TimedNetwork
+
+    class SlowBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            time_module.sleep(0.05)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            time_module.sleep(0.1)
+            return grad * 2
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            return SlowBackward.apply(x)
+
+    timed = _TimedNetwork(Slow())
+    x = torch.ones(3, requires_grad=True)
+    timed(x).sum().backward()
+    assert 0.15 <= timed.clock.seconds() < 0.5  # the forward's 0.05 s and the backward's 0.1 s
+    timed.clock = ModelClock()
+    with torch.no_grad():
+        timed(x)
+    assert 0.05 <= timed.clock.seconds() < 0.1  # a fresh clock counts only what came after it
+
+
 def test_on_a_gpu_the_model_clock_reads_cuda_events_once_not_a_wait_per_batch(monkeypatch):
     """On a GPU each batch is timed by two CUDA events, read after the image's work: no
     torch.cuda.synchronize per batch, which would keep the CPU from queueing the next one."""

@@ -328,3 +328,11 @@ def test_bootstraps_are_seeded_with_the_keyword_the_installed_scipy_knows(monkey
     assert set(bootstrap_seeding(0)) <= {"rng", "random_state"}
     monkeypatch.setattr(scipy.stats, "bootstrap", lambda data, statistic, random_state=None: None)  # SciPy < 1.15
     assert set(bootstrap_seeding(0)) == {"random_state"}
+
+
+def test_an_interval_lies_above_below_or_around_a_value():
+    from wrenlib.metrics import interval_side
+
+    assert interval_side(0.1, 0.3) == "above" and interval_side(-0.3, -0.1) == "below"
+    assert interval_side(-0.1, 0.1) == "within" and interval_side(2.0, 3.0, 2.5) == "within"
+    assert interval_side(2.6, 3.0, 2.5) == "above" and interval_side(float("nan"), float("nan")) == "within"

@@ -591,21 +591,35 @@ class ModelClock:
     def __init__(self) -> None:
         self._seconds = 0.0
         self._events: list[tuple[Any, Any]] = []
+        self._started: tuple[Any, Any] | float | None = None
+
+    def start(self, device: torch.device) -> None:
+        """Begin counting the network's work on ``device`` (a backward pass's hook, or :meth:`timing`)."""
+        if device.type == "cuda":
+            stream = torch.cuda.current_stream(device)  # the work's GPU, which need not be the current one
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(stream)
+            self._started = (event, stream)
+        else:
+            self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        """End what :meth:`start` began (nothing, if nothing was begun)."""
+        started, self._started = self._started, None
+        if isinstance(started, tuple):
+            event, stream = started
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(stream)
+            self._events.append((event, end))
+        elif started is not None:
+            self._seconds += time.perf_counter() - started
 
     @contextmanager
     def timing(self, device: torch.device) -> Iterator[None]:
         """Within: the network's work on ``device``, counted."""
-        if device.type == "cuda":
-            stream = torch.cuda.current_stream(device)  # the batch's GPU, which need not be the current one
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record(stream)
-            yield
-            end.record(stream)
-            self._events.append((start, end))
-            return
-        started = time.perf_counter()
+        self.start(device)
         yield
-        self._seconds += time.perf_counter() - started
+        self.stop()
 
     def seconds(self) -> float:
         """The seconds counted so far (on a GPU waits for the timed work to finish)."""
@@ -887,7 +901,7 @@ def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references
             with torch.no_grad():
                 logits = network(inputs).cpu().numpy()
             wanted = targets[part]
-            timed.seconds = 0.0
+            timed.clock = ModelClock()
             started = time.perf_counter()
             if settings.explainer == "deep" and np.array_equal(wanted, logits.argmax(1)):
                 # the usual case, the predicted class: shap computes only the top output (half the work)
@@ -900,7 +914,7 @@ def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references
                 values = np.asarray(values)  # (n, 1, H, W, classes)
                 chosen = values[np.arange(len(values)), 0, :, :, wanted]
             total = time.perf_counter() - started
-            shares.append(np.full(len(chosen), min(timed.seconds / total, 1.0) if total > 0 else 1.0))
+            shares.append(np.full(len(chosen), min(timed.clock.seconds() / total, 1.0) if total > 0 else 1.0))
             maps.append(chosen)
             if settings.explainer == "deep":  # additivity: sum = f(x) - E[f(reference)]
                 expected = np.asarray(explainer.expected_value).reshape(-1)
@@ -925,37 +939,28 @@ def _numpy_global_kept():
 
 
 class _TimedNetwork(nn.Module):
-    """A network that adds up the wall time of its forward and backward passes, so an explainer
-    can report how much of its time is the model's own work (the rest is its overhead)."""
+    """A network that counts the time of its forward and backward passes on a :class:`ModelClock`
+    (``clock``), so an explainer can report how much of its time is the model's own work (the rest
+    is its overhead)."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.seconds = 0.0
-        self._backward_started: float | None = None
+        self.clock = ModelClock()
         self.register_full_backward_pre_hook(self._backward_begins)
         self.register_full_backward_hook(self._backward_ends)
 
-    def _sync(self, tensor: torch.Tensor) -> None:
-        if tensor.is_cuda:
-            torch.cuda.synchronize(tensor.device)
-
     def _backward_begins(self, _module, grad_output):
-        self._backward_started = time.perf_counter()
+        tensors = [g for g in grad_output if isinstance(g, torch.Tensor)]
+        if tensors:
+            self.clock.start(tensors[0].device)
 
-    def _backward_ends(self, _module, grad_input, _grad_output):
-        if self._backward_started is not None:
-            if grad_input and isinstance(grad_input[0], torch.Tensor):
-                self._sync(grad_input[0])
-            self.seconds += time.perf_counter() - self._backward_started
-            self._backward_started = None
+    def _backward_ends(self, _module, _grad_input, _grad_output):
+        self.clock.stop()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        started = time.perf_counter()
-        out = self.network(x)
-        self._sync(out)
-        self.seconds += time.perf_counter() - started
-        return out
+        with self.clock.timing(x.device):
+            return self.network(x)
 
 
 def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, targets=None,

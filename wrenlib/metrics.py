@@ -333,7 +333,14 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
         interval = ttest_rel(per_unit[first], per_unit[second]).confidence_interval(confidence)
         low, high = float(interval.low), float(interval.high)
     return {"difference": float(difference.mean()), "low": low, "high": high, "n": len(per_unit),
-            "result": "won" if low > 0 else "lost" if high < 0 else "undecided"}
+            "result": {"above": "won", "below": "lost", "within": "undecided"}[interval_side(low, high)]}
+
+
+def interval_side(low: float, high: float, value: float = 0.0) -> str:
+    """Where an interval lies against ``value``: "above" (its low end is), "below" (its high end
+    is) or "within" (it holds the value, or is NaN). The book calls a difference or a share
+    larger or smaller than a reference only where its interval says so (chapters 03, 08, 10)."""
+    return "above" if low > value else "below" if high < value else "within"
 
 
 def comparison_verdict(wins: int, losses: int) -> str:

@@ -389,21 +389,31 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
     return model, history
 
 
+def _per_group(groups: np.ndarray, n_clips: int, *counted: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each group's number of clips and the per-group sums of each of ``counted`` (one value per clip)."""
+    groups = np.asarray(groups).ravel()
+    if len(groups) != n_clips:
+        raise ValueError(f"groups must name the group of each of the {n_clips} clips, got {len(groups)}")
+    _, group = np.unique(groups, return_inverse=True)
+    return (np.bincount(group).astype(np.float64),
+            *(np.bincount(group, weights=np.asarray(values, dtype=np.float64)) for values in counted))
+
+
 def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None, confidence: float = 0.95,
                            n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Accuracy and its ``confidence`` interval.
 
     Without ``groups``, Wilson's interval (scipy's binomial test), which treats every clip as
     independent. With ``groups`` (one label per clip: the bird, or the recording) the clips of a
-    group share its voice, site and microphone, so the groups are the independent units: a
-    bootstrap that resamples whole groups (``scipy.stats.bootstrap``, percentile, ``n_boot``
-    resamples, repeatable with ``seed``) of the pooled accuracy, which is wider where a group's
-    clips succeed or fail together. Where every clip is right (or every one wrong) there is nothing
-    to resample, and Wilson's interval over the groups, each one trial, is given. Fewer than two
-    groups: no interval (NaN)."""
+    group share its voice, site and microphone, so the groups are the independent units: the
+    pooled accuracy is the groups' right answers over their clips, and its interval a bootstrap
+    that resamples whole groups (:func:`wrenlib.metrics.ratio_of_means_with_interval`), wider
+    where a group's clips succeed or fail together. Where every clip is right (or every one wrong)
+    there is nothing to resample, and Wilson's interval over the groups, each one trial, is given.
+    Fewer than two groups: no interval (NaN)."""
     from scipy import stats
 
-    from .metrics import bootstrap_seeding
+    from .metrics import ratio_of_means_with_interval
 
     correct = np.asarray(correct, dtype=bool).ravel()
     if not len(correct):
@@ -413,21 +423,15 @@ def accuracy_with_interval(correct: np.ndarray, groups: np.ndarray | None = None
         interval = stats.binomtest(int(correct.sum()), len(correct)).proportion_ci(confidence_level=confidence,
                                                                                    method="wilson")
         return accuracy, float(interval.low), float(interval.high)
-    groups = np.asarray(groups).ravel()
-    if len(groups) != len(correct):
-        raise ValueError(f"groups must name the group of each of the {len(correct)} clips, got {len(groups)}")
-    _, group = np.unique(groups, return_inverse=True)
-    right, size = np.bincount(group, weights=correct), np.bincount(group).astype(np.float64)
+    size, right = _per_group(groups, len(correct), correct)
     if len(size) < 2:
         return accuracy, float("nan"), float("nan")
     if right.sum() in (0, size.sum()):  # every resample scores the same: Wilson's over the groups, each one trial
         interval = stats.binomtest(int(round(accuracy)) * len(size), len(size)).proportion_ci(
             confidence_level=confidence, method="wilson")
         return accuracy, float(interval.low), float(interval.high)
-    result = stats.bootstrap((right, size), lambda k, n, axis=-1: k.sum(axis=axis) / n.sum(axis=axis), paired=True,
-                             vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                             **bootstrap_seeding(seed))
-    return accuracy, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    _, low, high = ratio_of_means_with_interval(right, size, confidence, n_boot, seed)
+    return accuracy, low, high
 
 
 def accuracy_difference_with_interval(first: np.ndarray, second: np.ndarray, groups: np.ndarray,
@@ -435,30 +439,25 @@ def accuracy_difference_with_interval(first: np.ndarray, second: np.ndarray, gro
                                       seed: int = 0) -> tuple[float, float, float]:
     """The accuracy of ``first`` minus that of ``second`` (two models' right answers on the same
     clips) and its ``confidence`` interval, from a bootstrap that resamples whole ``groups`` (each
-    clip's bird or recording; ``scipy.stats.bootstrap``, percentile, repeatable with ``seed``): the
-    pairs stay together, so what the two models share (the hard birds) cancels. Where the two
-    models agree on every group's count, the interval is the difference itself."""
-    from scipy import stats
-
-    from .metrics import bootstrap_seeding
+    clip's bird or recording; :func:`wrenlib.metrics.ratio_of_means_with_interval` of each
+    group's gain over its clips): the pairs stay together, so what the two models share (the hard
+    birds) cancels. Where the two models agree on every group's count, the interval is the
+    difference itself."""
+    from .metrics import ratio_of_means_with_interval
 
     first, second = np.asarray(first, dtype=bool).ravel(), np.asarray(second, dtype=bool).ravel()
-    groups = np.asarray(groups).ravel()
-    if not len(first) or len(first) != len(second) or len(groups) != len(first):
+    n_groups = len(np.asarray(groups).ravel())
+    if not len(first) or not len(first) == len(second) == n_groups:
         raise ValueError(f"first, second and groups must describe the same clips, got {len(first)}, {len(second)} "
-                         f"and {len(groups)}")
-    _, group = np.unique(groups, return_inverse=True)
-    size = np.bincount(group).astype(np.float64)
-    gain = np.bincount(group, weights=first.astype(np.float64)) - np.bincount(group, weights=second.astype(np.float64))
+                         f"and {n_groups}")
+    size, gain = _per_group(groups, len(first), first.astype(np.float64) - second)
     difference = float(first.mean() - second.mean())
     if len(size) < 2:
         return difference, float("nan"), float("nan")
     if not np.any(gain):
         return difference, difference, difference
-    result = stats.bootstrap((gain, size), lambda d, n, axis=-1: d.sum(axis=axis) / n.sum(axis=axis), paired=True,
-                             vectorized=True, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                             **bootstrap_seeding(seed))
-    return difference, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    _, low, high = ratio_of_means_with_interval(gain, size, confidence, n_boot, seed)
+    return difference, low, high
 
 
 def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], seed: int = 0,
