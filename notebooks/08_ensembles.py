@@ -50,6 +50,7 @@ from wrenlib.explain import (
     validation_explanations,
 )
 from wrenlib.metrics import (
+    against_each,
     background_share,
     comparison_verdict,
     interval_side,
@@ -57,7 +58,6 @@ from wrenlib.metrics import (
     listing,
     map_correlation,
     mask_auc,
-    paired_comparison,
     pointing_game,
     ratio_of_means_with_interval,
     region_share,
@@ -329,7 +329,7 @@ plt.show()
 # gradient method: Grad-CAM (or DeepLIFT) wins when it beats both LIME and SHAP and loses when
 # either beats it. Claim 2 makes one per ensemble: an ensemble wins when it beats both of its
 # members (beating the weaker one alone shows nothing complementary) and loses when a member
-# beats it. One rule reads both, and chapter 10's
+# beats it (`wrenlib.metrics.against_each`). One rule reads both, and chapter 10's
 # (`wrenlib.metrics.comparison_verdict`): confirmed when some comparisons are won and none lost,
 # refuted in the mirror case, qualified when some go each way, undecided when none is told
 # apart. Each comparison at 95 % carries its own 5 % chance of a false call; the verdicts count
@@ -341,20 +341,15 @@ def mean_ci(name, score):
     return row["mean"], row["ci_low"], row["ci_high"]
 
 
-def against_both(map_name, others):
-    """One map against two others on mask AUC over the same clips: "won" where it beats both,
-    "lost" where either beats it, else "undecided"."""
-    results = [paired_comparison(scores, map_name, other, score="mask AUC")["result"] for other in others]
-    return "won" if all(r == "won" for r in results) else "lost" if "lost" in results else "undecided"
-
-
 # claim 1, per gradient method: it wins when it beats both LIME and SHAP, loses when either beats it
-claim1_outcomes = {name: against_both(name, ("LIME", "SHAP")) for name in ("Grad-CAM", "DeepLIFT")}
+claim1_outcomes = {name: against_each(scores, name, ("LIME", "SHAP"), score="mask AUC")
+                   for name in ("Grad-CAM", "DeepLIFT")}
 wins, losses = (sum(r == outcome for r in claim1_outcomes.values()) for outcome in ("won", "lost"))
 claim1 = comparison_verdict(wins, losses)
 # claim 2, per ensemble: it wins when it beats both of its members (beating the weaker alone shows nothing
 # complementary), loses when a member beats it
-claim2_outcomes = {name: against_both(name, ("Grad-CAM", "DeepLIFT")) for name in ("average (GC+DL)", "max (GC+DL)")}
+claim2_outcomes = {name: against_each(scores, name, ("Grad-CAM", "DeepLIFT"), score="mask AUC")
+                   for name in ("average (GC+DL)", "max (GC+DL)")}
 wins2, losses2 = (sum(r == outcome for r in claim2_outcomes.values()) for outcome in ("won", "lost"))
 claim2 = comparison_verdict(wins2, losses2)
 members_best = max(mean_ci("Grad-CAM", "mask AUC")[0], mean_ci("DeepLIFT", "mask AUC")[0])

@@ -263,6 +263,24 @@ def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
         paired_comparison(table[table["clip"] == 1], "A", "B")
 
 
+def test_a_map_wins_against_a_group_only_by_beating_every_member():
+    from wrenlib.metrics import against_each
+
+    clips = [1, 2, 3, 4]
+    scores = {"A": [0.9, 0.8, 0.85, 0.95], "B": [0.5, 0.6, 0.4, 0.55],  # A beats B on every clip
+              "C": [0.92, 0.81, 0.86, 0.97],  # C is a shade above A on every clip
+              "D": [0.9, 0.2, 0.9, 0.2]}  # D disagrees with A clip by clip
+    table = pd.DataFrame([{"map": name, "clip": clip, "score": value}
+                          for name, values in scores.items() for clip, value in zip(clips, values)])
+    assert against_each(table, "A", ["B"]) == "won"
+    assert against_each(table, "A", ["B", "D"]) == "undecided"  # beating one of two is no win
+    assert against_each(table, "A", ["B", "C"]) == "lost"  # beaten by one member
+    assert against_each(table, "C", ["A", "B"]) == "won"
+    assert against_each(table.rename(columns={"score": "AUC"}), "A", ["B"], score="AUC") == "won"
+    with pytest.raises(ValueError, match="at least one map"):
+        against_each(table, "A", [])
+
+
 def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     from wrenlib.metrics import dialect_gap_text
 

@@ -16,7 +16,7 @@ fractionally, so a constant (or all-zero) map scores chance, never a hit.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -334,6 +334,20 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
         low, high = float(interval.low), float(interval.high)
     return {"difference": float(difference.mean()), "low": low, "high": high, "n": len(per_unit),
             "result": {"above": "won", "below": "lost", "within": "undecided"}[interval_side(low, high)]}
+
+
+def against_each(table: "pd.DataFrame", first: str, others: Iterable[str], score: str = "score",
+                 by: str = "map", unit: str = "clip", confidence: float = 0.95) -> str:
+    """One map against several others on the same clips (chapters 08 and 10): "won" where
+    :func:`paired_comparison` finds ``first`` beating every one of ``others``, "lost" where any of
+    them beats it, else "undecided". A claim that one map is better than a group is tested once
+    per map, not once per pair: beating one of two would otherwise count as a win."""
+    others = list(others)
+    if not others:
+        raise ValueError(f"{first!r} needs at least one map to be compared with")
+    results = [paired_comparison(table, first, other, score=score, by=by, unit=unit, confidence=confidence)["result"]
+               for other in others]
+    return "won" if all(r == "won" for r in results) else "lost" if "lost" in results else "undecided"
 
 
 def interval_side(low: float, high: float, value: float = 0.0) -> str:
