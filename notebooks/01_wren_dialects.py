@@ -77,7 +77,7 @@ print(f"profile {profile.name!r}: {profile.individuals_per_dialect} birds per di
 # south-western pattern and of the trade-off between trill rate and bandwidth
 # {cite}`podos1997performance`: Mexican trills are faster and narrower, and Mexican buzzes narrower.
 #
-# ## A song element in five lines
+# ## A song element in a few lines
 #
 # Every element is an oscillator that follows a frequency track. The phase is the running sum of
 # the instantaneous frequency, so the tone stays continuous however fast the track moves. Here is
@@ -231,9 +231,9 @@ fig, axes = plt.subplots(2, n_types, figsize=(3.2 * n_types, 5.2), sharey=True)
 for row_axes, dialect in zip(axes, DIALECTS):
     for template, ax in enumerate(row_axes):
         index = int(clips[(clips["dialect"] == dialect) & (clips["song_template"] == template)].index[0])
-        onset = clips.loc[index, "song_onset_s"]
+        onset, length = clips.loc[index, "song_onset_s"], clips.loc[index, "song_duration_s"]
         plot_spectrogram(dataset.waveforms[index], ax=ax, colorbar=False, show_band=False)
-        ax.set_xlim(onset - 0.1, onset + 2.4)
+        ax.set_xlim(max(0.0, onset - 0.1), min(dataset.config.clip_seconds, onset + length + 0.1))  # the whole song
         ax.set_ylim(1.5, 9)
         ax.set_title(f"{clips.loc[index, 'song_type']}", fontsize=10)
         ax.set_xlabel("time (s)" if dialect == DIALECTS[1] else "")
@@ -285,11 +285,21 @@ glue("shared_differ", Markdown("do not differ" if smallest_shared_p > 0.01 else 
 glue("diagnostic_differ", Markdown("differ" if largest_diagnostic_p < 1e-6 else "**do not clearly differ**"), display=False)
 wrenlib.record_result(PROFILE, "diagnostic_standardised_differences",
                       dict(zip(diagnostic_names, tests["standardised difference"][:3].round(2))), glue=False)
+long_songs = float((clips["song_duration_s"] > 2.5).mean())
+glue("long_songs_text", Markdown(
+    f"One difference from real wrens shows in the last panel: {long_songs:.0%} of the surrogate's songs last longer "
+    f"than the 2.5 s that real songs rarely pass (up to {clips['song_duration_s'].max():.1f} s; median "
+    f"{clips['song_duration_s'].median():.2f} s), since each element's duration is drawn on its own and they add up. "
+    "Song length is a shared feature, the same in both dialects, so it gives the classifier nothing to use."
+    if long_songs > 0.05 else
+    f"The songs last {clips['song_duration_s'].min():.1f} to {clips['song_duration_s'].max():.1f} s (median "
+    f"{clips['song_duration_s'].median():.2f} s), as real songs do."), display=False)
 
 # %% [markdown]
 # The diagnostic features {glue:md}`diagnostic_differ` between the dialects (largest p =
 # {glue:text}`largest_diagnostic_feature_p:.1e`); the shared ones {glue:md}`shared_differ`
-# (smallest p = {glue:text}`smallest_shared_feature_p:.2f`, over eight features). The song types
+# (smallest p = {glue:text}`smallest_shared_feature_p:.2f`, over eight features).
+# {glue:md}`long_songs_text` The song types
 # are the sub-populations that chapter 09 will look for in the network's latent space; in two of
 # the three diagnostic features some stand apart and others overlap:
 
@@ -354,7 +364,9 @@ glue("ceiling_note", Markdown(
 # {glue:text}`ideal_observer_accuracy:.1%` on the test birds and a regression on the diagnostic
 # values {glue:text}`diagnostic_features_logreg_accuracy:.1%`; on the shared values the regression
 # gets {glue:text}`shared_features_logreg_accuracy:.1%`, {glue:md}`shared_verdict` chance ± 1.96 standard errors
-# (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set). {glue:md}`ceiling_note`
+# (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set: a band over clips, which
+# treats them as independent; a bird's clips are not, so a band over birds would be wider).
+# {glue:md}`ceiling_note`
 #
 # ## The masks: where the dialect evidence is
 #

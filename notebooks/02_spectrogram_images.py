@@ -232,7 +232,7 @@ for ax, (variant, title) in zip(axes, variants):
     ax.contour(diagnostic, levels=[0.5], colors=["#00e5ff"], linewidths=0.9)
     ax.set_title(f"{title}: {image.shape[0]} x {image.shape[1]}", fontsize=10)
     rows = np.linspace(0, image.shape[0] - 1, 5).astype(int)
-    ax.set_yticks(rows, [f"{f / 1000:.1f}" for f in pixel_frequencies_hz(variant)[rows]])
+    ax.set_yticks(rows, [f"{max(f, 0.0) / 1000:.1f}" for f in pixel_frequencies_hz(variant)[rows]])  # no "-0.0"
     columns = np.linspace(0, image.shape[1] - 1, 5).astype(int)
     ax.set_xticks(columns, [f"{t:.1f}" for t in pixel_times_s(variant)[columns]])
     ax.set_xlabel("time (s)")
@@ -255,7 +255,8 @@ plt.show()
 images = load_spectrogram_dataset(PROFILE, background="mixed", seed=SEED)
 image, label, metadata, masks = images[example]
 print(f"{len(images)} images of {tuple(image.shape)}; item {example}: label {label}, "
-      f"metadata {metadata}, masks {sorted(masks)}")
+      f"masks {', '.join(sorted(masks))}")
+print("metadata:", ", ".join(f"{key} = {value}" for key, value in metadata.items()))
 
 # %% tags=["hide-input"]
 shown = images.split_indices("test")[:6]

@@ -37,7 +37,6 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
-from scipy import stats
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 import wrenlib
@@ -167,13 +166,15 @@ ConfusionMatrixDisplay(confusion_matrix(truth, predicted), display_labels=list(D
 axes[0].set_title("Confusion matrix (test clips)")
 axes[0].grid(False)
 per_type = images.clips.iloc[test].assign(correct=correct).groupby("song_type")["correct"].agg(["mean", "sum", "count"])
-low, high = zip(*[(lambda ci: (ci.low, ci.high))(stats.binomtest(int(s), int(n)).proportion_ci(method="wilson"))
-                  for s, n in zip(per_type["sum"], per_type["count"])])
+song_types = images.clips.iloc[test]["song_type"].to_numpy()
+# each song type's interval resamples its birds too (a bird sings some of its clips in each of its types)
+_, low, high = zip(*[accuracy_with_interval(correct[song_types == t], birds[song_types == t], seed=SEED)
+                     for t in per_type.index])
 axes[1].bar(per_type.index, per_type["mean"], yerr=[per_type["mean"] - np.array(low), np.array(high) - per_type["mean"]],
             color=["#4c72b0" if t.startswith("E") else "#dd8452" for t in per_type.index], capsize=3)
 axes[1].set_ylim(0, 1.05)
 axes[1].set_ylabel("test accuracy")
-axes[1].set_title("Accuracy per song type (95 % CI)")
+axes[1].set_title("Accuracy per song type (95 % CI over birds)")
 fig.tight_layout()
 plt.show()
 wrenlib.record_result(PROFILE, "test_accuracy_per_song_type", per_type["mean"].round(3).to_dict(), glue=False)
@@ -213,8 +214,9 @@ display(figures_with_audio(figures, sounds, captions))
 # The paper trained on black, white and mixed images and found that the mixed set generalised
 # best (94.83 %). We train the same network on each set and test each model on the test birds
 # rendered on black and on white. The table gives each model's epochs: those trained and, in
-# brackets, the one whose weights were kept. A kept epoch equal to the trained ones means the
-# model stopped at the cap of {glue:text}`max_epochs` epochs and was still improving:
+# brackets, the one whose weights were kept. A model trained for all {glue:text}`max_epochs`
+# epochs (marked "cap") was stopped by the cap, not by its patience, and may still have been
+# improving:
 
 # %% tags=["hide-input"]
 rows, right = [], {}
@@ -222,7 +224,8 @@ for background in ("black", "white", "mixed"):
     trained, trained_history, data = load_or_train_model(PROFILE, background=background, seed=SEED, device=device,
                                                          progress=False)
     kept = kept_epoch(trained_history)
-    row = {"trained on": background, "epochs (kept)": f"{len(trained_history)} ({kept})"}
+    capped = len(trained_history) >= training.max_epochs and len(trained_history) - kept < training.patience
+    row = {"trained on": background, "epochs (kept)": f"{len(trained_history)} ({kept})" + (", cap" if capped else "")}
     for shown in ("black", "white"):
         view = data.with_background(shown)
         right[(background, shown)] = predict(trained, view, test, device).argmax(1) == view.labels[test]
@@ -322,7 +325,7 @@ glue("difficulty_verdict", Markdown("inside" if in_window else "**outside**"), d
 # from the cached uint8 images, so the loader should cost far less than the 10 % of step time the
 # book allows it.
 #
-# One rearrangement saves a little of every training step without changing a single number. ReLU is
+# One rearrangement can save a little of every training step without changing a single number. ReLU is
 # monotone, so it commutes with taking the maximum over a window: pooling first and applying the
 # ReLU to a quarter of the values gives the same outputs, and (with the same tie-break) the same
 # gradients, bit for bit. `fit` trains this *pool-first twin*, which shares the model's
@@ -343,10 +346,14 @@ with OtherWork() as beside:  # how busy the rest of the machine was meanwhile
         # one batch of 8: too few steps for a 16-bit ratio, which make bench times at 480 x 960
         benchmark_training((480, 960), batch_size=8, n_batches=1, repeats=2, device=device, sixteen_bit=False),
     ])
+SPEED_COLUMNS = {"training_images_per_second": "training (images/s)", "paper_order_images_per_second":
+                 "paper's layer order (images/s)", "loader_images_per_second": "loader (images/s)",
+                 "loader_share_of_step_time": "loader's share of a step",
+                 "mixed_precision_images_per_second": "16-bit training (images/s)"}
 display(speeds.style.format({"training_images_per_second": "{:.1f}", "paper_order_images_per_second": "{:.1f}",
                              "loader_images_per_second": "{:.0f}", "loader_share_of_step_time": "{:.2%}",
                              "mixed_precision_images_per_second": "{:.1f}"}, na_rep="—")
-        .hide(axis="index"))
+        .hide(axis="index").relabel_index([SPEED_COLUMNS.get(c, c.replace("_", " ")) for c in speeds.columns], axis=1))
 wrenlib.record_result(PROFILE, "pool_first_speed_up_profile_size",
                       float(speeds.iloc[0]["training_images_per_second"] / speeds.iloc[0]["paper_order_images_per_second"]))
 wrenlib.record_result(PROFILE, "training_images_per_second_profile_size", float(speeds.iloc[0]["training_images_per_second"]))
@@ -373,7 +380,8 @@ glue("pool_first_verdict", Markdown(
     (": a small gain, since most of a step is the convolutions' own arithmetic, which the two orders share"
      if 1 <= speed_up < 1.2 else ": no gain on this machine" if speed_up < 1 else "")
     + f"; at 480 × 960, {paper_size_speed_up:.2f} times as many"
-    + (", no gain at that size on this machine" if paper_size_speed_up < 1 else "")), display=False)
+    + (", no gain at that size on this machine (one batch of 8, so a noisy ratio)" if paper_size_speed_up < 1
+       else " (one batch of 8, so a noisy ratio)")), display=False)
 
 # %% [markdown]
 # On {glue:md}`training_device`, training runs at {glue:text}`training_images_per_second_profile_size:.0f`

@@ -48,7 +48,7 @@ from myst_nb import glue
 
 import wrenlib
 from wrenlib.explain import GradCamSettings, explain, explain_dataset, explained_clips, layer_stride
-from wrenlib.metrics import mask_area, relevance_mass
+from wrenlib.metrics import dialect_gap_text, listing, mask_area, relevance_mass
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -170,6 +170,11 @@ for dialect, row in summary.iterrows():
 wrenlib.record_result(PROFILE, "gradcam_relevance_mass_median", float(np.nanmedian(mass)))
 wrenlib.record_result(PROFILE, "gradcam_mask_area_median", float(np.median(area)))
 wrenlib.record_result(PROFILE, "gradcam_mass_over_area", float(np.nanmedian(mass) / np.median(area)))
+below_even = [f"clips predicted {d} ({row['relevance_mass']:.1%} on a mask of {row['mask_area']:.1%})"
+              for d, row in summary.iterrows() if row["relevance_mass"] < row["mask_area"]]
+glue("gradcam_dialect_gap", Markdown(dialect_gap_text(summary["relevance_mass"]) + (
+    f" Per dialect the pooled ratio hides a map worse than an even spread for {listing(below_even)}."
+    if below_even else "")), display=False)
 worst_zero = summary["all_zero_share"].idxmax()
 worst_share = summary.loc[worst_zero, "all_zero_share"]
 
@@ -183,30 +188,34 @@ worst_share = summary.loc[worst_zero, "all_zero_share"]
 # the method was designed for; there it does find the box.) The median relevance mass is {glue:text}`gradcam_relevance_mass_median:.1%`
 # against a median mask area of {glue:text}`gradcam_mask_area_median:.1%`: a ratio of
 # {glue:text}`gradcam_mass_over_area:.1f`, where 1 is what a map spread evenly over the image
-# would score. At this layer one cell is wider than most song elements, so the map cannot
+# would score. {glue:md}`gradcam_dialect_gap` At this layer one cell is wider than most song elements, so the map cannot
 # separate the diagnostic trill and buzz from the shared notes beside them.
 #
 # ## The layer trade-off
 #
-# The paper took the last convolutional block. An earlier block has finer cells but less
-# class-specific features. The same three numbers for blocks 3, 4 and 5:
+# The paper took "the last convolutional layer"; the book reads the last block's output, after
+# its max-pool. The last convolution's own output, before that pool, has cells half as wide and
+# high; an earlier block has finer cells still but less class-specific features. The same three
+# numbers for each:
 
 # %% tags=["hide-input"]
 rows = []
-for number, name in [(5, None), (4, "features.3"), (3, "features.2")]:
+BEFORE_POOL = "features.4.1"  # block 5's ReLU: the last convolution's output, before the max-pool
+for number, name in [(5, None), (5, BEFORE_POOL), (4, "features.3"), (3, "features.2")]:
     settings = GradCamSettings(layer=name)
     result = gradcam if name is None else explain_dataset(model, images, test, "gradcam", PROFILE, settings,
                                                           device=device, progress=False)
     block_mass = relevance_mass(result.maps, diagnostic)
     cell_rows, cell_cols = layer_stride(model, model.get_submodule(name) if name else model.last_conv_block)
-    rows.append({"block": number, "layer": name or "last_conv_block",
+    rows.append({"block": number, "layer": {None: "last_conv_block (after its max-pool)",
+                                            BEFORE_POOL: f"{BEFORE_POOL} (before the max-pool)"}.get(name, name),
                  "cell (Hz x ms)": f"{cell_rows * hz_per_row:.0f} x {cell_cols * ms_per_column:.0f}",
                  "all-zero maps": result.all_zero.mean(), "median relevance mass": np.nanmedian(block_mass),
                  "mass / area": np.nanmedian(block_mass) / np.median(area)})
 layers = pd.DataFrame(rows)
 display(layers.style.format({"all-zero maps": "{:.0%}", "median relevance mass": "{:.1%}", "mass / area": "{:.1f}"})
         .hide(axis="index"))
-wrenlib.record_result(PROFILE, "gradcam_layers", layers.set_index("block")[["all-zero maps", "median relevance mass"]]
+wrenlib.record_result(PROFILE, "gradcam_layers", layers.set_index("layer")[["all-zero maps", "median relevance mass"]]
                       .round(4).to_dict(orient="index"), glue=False)
 earlier = layers.loc[(layers["block"] < 5) & (layers["all-zero maps"] > 0), "block"].astype(int).tolist()
 if worst_share >= 0.1:
@@ -219,14 +228,15 @@ else:
                     f"{' and '.join(map(str, sorted(earlier)))}." if earlier else "."))
 glue("gradcam_zero_text", Markdown(zero_text), display=False)
 best = layers.loc[layers["median relevance mass"].idxmax()]
-glue("gradcam_best_block", int(best["block"]), display=False)
+glue("gradcam_best_block", f"block {int(best['block'])}" + (" before its max-pool" if best["layer"].startswith(BEFORE_POOL)
+                                                            else ""), display=False)
 glue("gradcam_best_mass", f"{best['median relevance mass']:.1%}", display=False)
 
 # %% [markdown]
-# Block {glue:text}`gradcam_best_block` puts the most of its map on the diagnostic elements
-# ({glue:text}`gradcam_best_mass`). The book keeps the paper's choice, the last block, as the
-# default (`GradCamSettings(layer=None)`), so that the replication stays a replication; the
-# widget below and the ensembles of chapter 08 can use the others.
+# Of these, {glue:text}`gradcam_best_block` puts the most of its map on the diagnostic elements
+# ({glue:text}`gradcam_best_mass`). The book keeps the last block's output as the default
+# (`GradCamSettings(layer=None)`) in every later chapter; the widget below shows the others, and
+# `GradCamSettings(layer=...)` takes any module's name.
 #
 # ## Right and wrong answers, both dialects
 #
@@ -244,7 +254,8 @@ display(attribution_gallery(images, test, probabilities, gradcam.normalised(), "
 
 # %% tags=["hide-input"]
 settings_table = pd.DataFrame([
-    ("layer", "last_conv_block (block 5: conv, ReLU, max-pool)", "the paper's 'last convolutional layer'"),
+    ("layer", "last_conv_block (block 5: conv, ReLU, max-pool), read after the pool",
+     "the paper's 'last convolutional layer'; before the pool: layer table above"),
     ("relu", str(GradCamSettings().relu), "only evidence for the class remains"),
     ("interpolation", GradCamSettings().interpolation, "each cell onto the pixels it covers"),
     ("target", "the predicted class", "as in the paper"),
@@ -267,7 +278,8 @@ fig, _ = explanation_figure(model, images, int(explained[0]), "gradcam", PROFILE
 plt.show()
 
 # %% tags=["remove-output"]
-explanation_browser(model, images, explained, "gradcam", PROFILE, {"layer": [None, "features.3", "features.2"]}, device)
+explanation_browser(model, images, explained, "gradcam", PROFILE,
+                    {"layer": [None, BEFORE_POOL, "features.3", "features.2"]}, device)
 
 # %% [markdown]
 # ## Exercises

@@ -125,8 +125,9 @@ print(f"sum over pixels {white.maps.sum():.4f}, f(x) - f(x0) = {change:.4f}, "
 # `wrenlib.explain.deeplift_network` hands captum, the model's own modules with a no-op between
 # each block's ReLU and its max-pool. captum 0.9.0 applies each rule in a hook on its module, and
 # where a ReLU feeds straight into a max-pool the ReLU's rule read its gradient before the
-# max-pool's rule had replaced it (captum issue 1104, mended after that release): the maps then
-# missed the change they explain. We report the delta for every map below.
+# max-pool's rule had replaced it (the divergence reported in captum issue 1104): the maps then
+# missed the change they explain. The table of references below gives the median relative delta
+# of each reference's maps over the explained clips.
 #
 # ## Which reference?
 #
@@ -180,7 +181,8 @@ empty = images.images(on_black) == 0
 print(f"same outputs on the {len(on_black)} black images: {same_output}")
 for name, result in [("re-centring network", centred), ("fixed-centre network", naive)]:
     positive = np.clip(result.maps, 0, None)
-    print(f"{name}: relevance on the diagnostic mask {np.nanmedian(relevance_mass(result.maps, black_masks)):.1%}, "
+    print(f"{name} ({len(on_black)} explained clips on black): relevance on the diagnostic mask "
+          f"{np.nanmedian(relevance_mass(result.maps, black_masks)):.1%}, "
           f"on empty pixels {np.median((positive * empty).sum((1, 2)) / positive.sum((1, 2))):.1%}")
 
 # %% tags=["hide-input"]
@@ -238,6 +240,7 @@ glue("deeplift_relative_delta_white_text", share_text(table.loc["white", "median
      display=False)
 wrenlib.record_result(PROFILE, "deeplift_blurred_relevance_mass", float(table.loc["blurred", "median relevance mass"]))
 wrenlib.record_result(PROFILE, "deeplift_white_relevance_mass_explained", float(table.loc["white", "median relevance mass"]))
+glue("deeplift_explained_count", len(explained), display=False)
 glue("deeplift_identical_text", Markdown("identical" if constant_identical else "**not** identical"), display=False)
 
 # %% [markdown]
@@ -247,7 +250,8 @@ glue("deeplift_identical_text", Markdown("identical" if constant_identical else 
 # {glue:text}`deeplift_blurred_correlation_with_white:.2f` (`wrenlib.metrics.map_correlation`);
 # it keeps
 # {glue:text}`deeplift_blurred_relevance_mass:.1%` of the relevance on the diagnostic elements
-# against {glue:text}`deeplift_white_relevance_mass_explained:.1%` for white. The convergence delta
+# against {glue:text}`deeplift_white_relevance_mass_explained:.1%` for white (both over the
+# {glue:text}`deeplift_explained_count` explained clips). The convergence delta
 # is a median {glue:text}`deeplift_relative_delta_white_text` of the change it explains.
 #
 # ## Every test clip, with the paper's reference
@@ -267,6 +271,7 @@ display(summary.rename(columns={"all_zero_share": "all-zero maps", "relevance_ma
                                 "mask_area": "median mask area"})
         .style.format({"all-zero maps": "{:.0%}", "median relevance mass": "{:.1%}", "median mask area": "{:.1%}"}))
 wrenlib.record_result(PROFILE, "deeplift_relevance_mass_median", float(np.nanmedian(mass)))
+glue("deeplift_test_count", len(test), display=False)
 wrenlib.record_result(PROFILE, "deeplift_mass_over_area", float(np.nanmedian(mass) / np.median(area)))
 for dialect, row in summary.iterrows():
     wrenlib.record_result(PROFILE, f"deeplift_relevance_mass_{dialect.lower()}", float(row["relevance_mass"]))
@@ -278,7 +283,8 @@ glue("deeplift_vs_gradcam", Markdown(f"Grad-CAM's last block reached {gradcam_ma
 glue("deeplift_dialect_gap", Markdown(dialect_gap_text(summary["relevance_mass"])), display=False)
 
 # %% [markdown]
-# With the white reference, a median {glue:text}`deeplift_relevance_mass_median:.1%` of each map's
+# With the white reference, over all {glue:text}`deeplift_test_count` test clips, a median
+# {glue:text}`deeplift_relevance_mass_median:.1%` of each map's
 # positive relevance lies on the diagnostic elements — {glue:text}`deeplift_mass_over_area:.1f`
 # times the mask's area; {glue:md}`deeplift_vs_gradcam`. {glue:md}`deeplift_dialect_gap` DeepLIFT works at the pixel, so it can
 # outline a trill note by note where Grad-CAM sees one coarse cell. Chapter 08 asks whether that

@@ -21,9 +21,10 @@
 # (few features off) weigh more:
 #
 # $$\hat w = \arg\min_w \sum_s \pi(z_s)\,\big(f(x_{z_s}) - w^\top z_s\big)^2 + \lambda\lVert w\rVert^2,
-#   \qquad \pi(z) = \exp\!\big(-d(z, \mathbf 1)^2/\sigma^2\big),$$
+#   \qquad \pi(z) = \sqrt{\exp\!\big(-d(z, \mathbf 1)^2/\sigma^2\big)} = \exp\!\big(-d(z, \mathbf 1)^2/2\sigma^2\big),$$
 #
-# with $z_s \in \{0,1\}^K$ the on/off pattern of sample $s$ and $d$ the cosine distance. The paper
+# with $z_s \in \{0,1\}^K$ the on/off pattern of sample $s$ and $d$ the cosine distance (the
+# square root is the `lime` package's kernel, which the book follows). The paper
 # found that LIME "sometimes marked empty regions" {cite}`faruqui2025explainability`. This chapter
 # shows why — the features — and measures it.
 
@@ -175,7 +176,10 @@ for ax, (name, result) in zip(axes[1:], [("by hand", by_hand), (f"seed {SEED}", 
 plt.show()
 
 # %% [markdown]
-# With {glue:text}`lime_samples_glued` samples for {glue:text}`lime_features_glued` features,
+# The "by hand" panel and the first seed's panel differ although both use the same seed: the hand-made
+# version draws its on/off patterns with NumPy, `wrenlib.explain` in captum's order, so they are
+# different samples — the check above replayed the hand-made ones through captum and got the
+# same map. With {glue:text}`lime_samples_glued` samples for {glue:text}`lime_features_glued` features,
 # two seeds rank the features alike only to a Spearman ρ of
 # {glue:text}`lime_seed_agreement_spearman:.2f`: much of a LIME map at this budget is sampling
 # noise. More samples average it down (the `full` profile uses the paper's 1,000), though a
@@ -370,10 +374,11 @@ glue("lime_empty_clause", Markdown(
     "not prefer empty regions."), display=False)
 
 # %% [markdown]
-# With {glue:text}`lime_worst_segmentation` features, {glue:text}`lime_worst_empty` of LIME's five
-# strongest features are empty background (grid: {glue:text}`lime_empty_top5_share_grid:.0%`,
-# quickshift: {glue:text}`lime_empty_top5_share_quickshift:.0%`, SLIC:
-# {glue:text}`lime_empty_top5_share_slic:.0%`), against {glue:text}`lime_empty_feature_share_grid:.0%`,
+# Of LIME's five strongest features, the share that is empty background is
+# {glue:text}`lime_empty_top5_share_grid:.0%` with the grid,
+# {glue:text}`lime_empty_top5_share_quickshift:.0%` with quickshift and
+# {glue:text}`lime_empty_top5_share_slic:.0%` with SLIC (the most:
+# {glue:text}`lime_worst_segmentation`), against {glue:text}`lime_empty_feature_share_grid:.0%`,
 # {glue:text}`lime_empty_feature_share_quickshift:.0%` and {glue:text}`lime_empty_feature_share_slic:.0%`
 # of all their features. {glue:md}`lime_empty_clause` Switching off an empty feature changes at most
 # 5 % of its pixels — the rest are already at the background level — so its true effect on the

@@ -55,7 +55,15 @@ from wrenlib.explain import (
     images_per_call,
     shap_references,
 )
-from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass, share_text
+from wrenlib.metrics import (
+    correlation_with_interval,
+    dialect_gap_text,
+    interval_side,
+    map_correlation,
+    mask_area,
+    relevance_mass,
+    share_text,
+)
 from wrenlib.scorecard import FEW_REFERENCES_CORRELATION
 from wrenlib.plotting import plot_attribution
 from wrenlib.surrogate import DIALECTS
@@ -191,8 +199,10 @@ for n in (2, 4, 8, 16):
     one, other = disjoint_shap_references(images, n, sets=2, seed=SEED)
     result = explain(model, swept, "shap", settings=chosen, references=one)
     again = explain(model, swept, "shap", settings=chosen, references=other)
+    # Student's t on Fisher's z: a handful of clips, correlations near 1
+    centre, low, high = correlation_with_interval(map_correlation(result.maps, again.maps))
     growth_rows.append({"references": n, "seconds per image": result.seconds / len(swept),
-                        "Pearson r of two disjoint sets": float(np.median(map_correlation(result.maps, again.maps)))})
+                        "Pearson r of two disjoint sets": centre, "low": low, "high": high})
 by_references = pd.DataFrame(growth_rows)
 size_rows = []
 for height, width in [(120, 240), (240, 480), (480, 960)]:
@@ -214,23 +224,33 @@ axes[1].plot(by_size["pixels"], by_size["seconds per image"], marker="o")
 for row in by_size.itertuples():
     axes[1].annotate(row.image, (row.pixels, row._3), textcoords="offset points", xytext=(4, -10), fontsize=8)
 axes[1].set_xlabel("pixels per image")
+axes[1].set_ylabel("seconds per image (one image per call)")
 axes[1].set_title("deep explainer, 2 references")
 fig.tight_layout()
 plt.show()
 slope = np.polyfit(by_references["references"], by_references["seconds per image"], 1)[0]
 size_ratio = by_size["seconds per image"].iloc[-1] / by_size["seconds per image"].iloc[0]
 wrenlib.record_result(PROFILE, "shap_seconds_per_reference", float(slope))
-display(by_references.style.format({"seconds per image": "{:.3f}", "Pearson r of two disjoint sets": "{:.3f}"})
-        .hide(axis="index"))
-agreement = by_references.set_index("references")["Pearson r of two disjoint sets"]
-wrenlib.record_result(PROFILE, "shap_four_references_agreement", float(agreement[4]))
+display(by_references.assign(**{"Pearson r of two disjoint sets": [
+    f"{row['Pearson r of two disjoint sets']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" for _, row in by_references.iterrows()]})
+        .drop(columns=["low", "high"]).rename(columns={"Pearson r of two disjoint sets":
+                                                       "Pearson r of two disjoint sets (95 % CI)"})
+        .style.format({"seconds per image": "{:.3f}"}).hide(axis="index"))
+agreement = by_references.set_index("references")
+four = agreement.loc[4]
+wrenlib.record_result(PROFILE, "shap_four_references_agreement", float(four["Pearson r of two disjoint sets"]))
+wrenlib.record_result(PROFILE, "shap_four_references_agreement_ci", [float(four["low"]), float(four["high"])])
+side = interval_side(four["low"], four["high"], FEW_REFERENCES_CORRELATION)
+four_text = (f"two maps from disjoint sets of 4 references agree at a Pearson r of "
+             f"{four['Pearson r of two disjoint sets']:.3f} [{four['low']:.3f}, {four['high']:.3f}] over {len(swept)} clips")
 glue("shap_references_verdict", Markdown(
-    f"and few references do not pin the map down: two maps from disjoint sets of 4 references agree at a median "
-    f"Pearson r of {agreement[4]:.2f} (with 16, {agreement[16]:.2f}; the table, {len(swept)} clips)"
-    if agreement[4] < FEW_REFERENCES_CORRELATION else
-    f"yet few references already pin the map down: two maps from disjoint sets of 4 references agree at a median "
-    f"Pearson r of {agreement[4]:.2f} (with 2, {agreement[2]:.2f}; the table, {len(swept)} clips), so on these images "
-    f"what makes SHAP expensive is its cost per reference, not a need for many"), display=False)
+    f"and few references do not pin the map down: {four_text}, below {FEW_REFERENCES_CORRELATION:g} "
+    f"(with 16, {agreement.loc[16, 'Pearson r of two disjoint sets']:.2f})" if side == "below" else
+    f"yet few references already pin the map down: {four_text}, above {FEW_REFERENCES_CORRELATION:g} "
+    f"(with 2, {agreement.loc[2, 'Pearson r of two disjoint sets']:.2f}), so on these images what makes SHAP "
+    "expensive is its cost per reference, not a need for many" if side == "above" else
+    f"and whether few references pin the map down is not decided here: {four_text}, an interval that holds "
+    f"{FEW_REFERENCES_CORRELATION:g}"), display=False)
 glue("few_references_threshold", f"{FEW_REFERENCES_CORRELATION:g}", display=False)
 wrenlib.record_result(PROFILE, "shap_cost_ratio_paper_size_vs_quick_size", float(size_ratio))
 pixel_ratio = by_size["pixels"].iloc[-1] / by_size["pixels"].iloc[0]
@@ -259,7 +279,10 @@ glue("shap_references_per_call_here", images_per_call(paper_pixels, SHAP_BYTES_P
 # {glue:text}`shap_cost_ratio_paper_size_vs_quick_size:.1f` on this machine —
 # {glue:text}`shap_size_verdict`. Both explain the paper's
 # "expensive": the cost grows with references and with pixels — {glue:md}`shap_references_verdict`
-# (below r = {glue:text}`few_references_threshold` the scorecard counts 4 references as too few). The
+# (the clips' correlations averaged on Fisher's z scale, with Student's 95 % interval,
+# `wrenlib.metrics.correlation_with_interval`; with the interval below r =
+# {glue:text}`few_references_threshold` the scorecard counts 4 references as too few, above as
+# enough, and an interval that holds it decides nothing — a handful of clips gives a wide one). The
 # two sets share no image, so their maps differ by the choice of references alone; a set of 4 drawn
 # from the 16 would share a quarter of its map with theirs and agree more than it should.
 #
@@ -293,7 +316,9 @@ wrenlib.record_result(PROFILE, "shap_relative_additivity_gap", float(np.median(n
 
 # %% [markdown]
 # A median {glue:text}`shap_relevance_mass_median:.1%` of each SHAP map's positive relevance lies
-# on the diagnostic elements. {glue:md}`shap_dialect_gap`
+# on the diagnostic elements. {glue:md}`shap_dialect_gap` Each map sums to the difference it
+# explains, f(x) minus the mean of f over the references, up to a median relative gap of
+# {glue:text}`shap_relative_additivity_gap:.1e` (SHAP's additivity, measured for every map).
 #
 # ## The cost of the four methods
 #
@@ -351,7 +376,7 @@ settings_table = pd.DataFrame([
     ("explainer", "deep (shap.DeepExplainer)", "gradient and partition compared above"),
     ("references", f"{settings.n_background} training images (profile '{PROFILE}')", "wrenlib.explain.shap_references"),
     ("where SHAP starts", "after the model's standardisation, references standardised the same way", "as for DeepLIFT"),
-    ("additivity", "sum of a map = f(x) - mean f(references); gap reported per map", "check_additivity off, measured instead"),
+    ("additivity", "sum of a map = f(x) - mean f(references); median gap in the text above", "check_additivity off, measured instead"),
     ("target", "the predicted class's logit", "as in the paper"),
     ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
 ], columns=["setting", "value", "note"])

@@ -153,12 +153,23 @@ max_larger = all(np.all(np.median(shares[(d, "max (GC+DL)")], 0) >= np.median(sh
                  for d in DIALECTS)
 wrenlib.record_result(PROFILE, "max_ensemble_larger_share_at_every_threshold", bool(max_larger))
 glue("figure6_text", Markdown("**holds** here too" if max_larger else "does **not** hold here"), display=False)
+# where the maximum is simply one member's map, its curve hides that member's
+differ = maps["Grad-CAM"] != maps["DeepLIFT"]
+from_gradcam = float(np.mean(maps["Grad-CAM"][differ] > maps["DeepLIFT"][differ]))
+from_deeplift = 1 - from_gradcam
+leader, share = max((("Grad-CAM", from_gradcam), ("DeepLIFT", from_deeplift)), key=lambda pair: pair[1])
+glue("max_member_text", Markdown(
+    f"On this run, where the two members differ, the max ensemble takes {leader}'s value at {share:.0%} of the "
+    f"pixels, so its dotted curve lies close to {leader}'s and may hide it: here the max ensemble is, nearly "
+    f"everywhere, {leader}." if share >= 0.9 else
+    f"On this run, where the two members differ, the max ensemble takes Grad-CAM's value at {from_gradcam:.0%} "
+    f"of the pixels and DeepLIFT's at {from_deeplift:.0%}: each member leads somewhere."), display=False)
 
 # %% [markdown]
 # The paper's observation that the max ensemble activates a larger share at every threshold
 # {glue:md}`figure6_text`. It is less a finding than a property: the maximum of two maps is at
 # least as large as either, everywhere, and the average of two maps that peak in different places
-# rarely reaches high values at all. The share above a threshold says how *much* a map marks, not
+# rarely reaches high values at all. {glue:md}`max_member_text` The share above a threshold says how *much* a map marks, not
 # whether it marks the right thing; that needs the mask.
 #
 # ## Measured against the ground truth
@@ -212,8 +223,7 @@ ratio_intervals = {name: ratio_of_means_with_interval(scores.loc[scores["map"] =
 table["diagnostic : shared"] = ["{:.1f} [{:.1f}, {:.1f}]".format(*ratio_intervals[name]) for name in table.index]
 display(table.loc[order, [*metric_names, "diagnostic : shared"]])
 for row in overall.itertuples():
-    wrenlib.record_result(PROFILE, f"score_{row.map}_{row.score}".replace(" ", "_").replace("(", "").replace(")", "")
-                          .replace("+", "_").replace(":", "").replace("-", "").lower(), float(row.mean), glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("score", row.map, row.score), float(row.mean), glue=False)
 glue("area_median", f"{np.median(diagnostic.mean((1, 2))):.1%}", display=False)
 even_ratio = diagnostic.mean() / shared.mean()  # a map spread evenly: the areas' ratio
 glue("even_ratio", f"{even_ratio:.1f}", display=False)
@@ -295,8 +305,7 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 per_dialect = by_dialect[by_dialect["score"].isin(["relevance mass", "pointing game", "on empty background"])]
 display(interval_table(per_dialect, "map", ["score", "dialect"]).loc[order])
 for row in by_dialect.itertuples():
-    key = f"score_{row.map}_{row.score}_{row.dialect}".replace(" ", "_").replace("(", "").replace(")", "")
-    wrenlib.record_result(PROFILE, key.replace("+", "_").replace(":", "").replace("-", "").lower(), float(row.mean),
+    wrenlib.record_result(PROFILE, wrenlib.result_key("score", row.map, row.score, row.dialect), float(row.mean),
                           glue=False)
 
 # %% [markdown]
@@ -354,9 +363,10 @@ wins2, losses2 = (sum(r == outcome for r in claim2_outcomes.values()) for outcom
 claim2 = comparison_verdict(wins2, losses2)
 members_best = max(mean_ci("Grad-CAM", "mask AUC")[0], mean_ci("DeepLIFT", "mask AUC")[0])
 overlap = float(np.nanmean(map_correlation(maps["Grad-CAM"], maps["DeepLIFT"])))
-print(f"claim 1: {claim1_outcomes} -> {wins} won, {losses} lost -> {claim1}")
-print(f"claim 2: {claim2_outcomes} -> {wins2} won, {losses2} lost; "
-      f"Grad-CAM-DeepLIFT map correlation {overlap:.2f} -> {claim2}")
+print("claim 1: " + ", ".join(f"{name} {outcome}" for name, outcome in claim1_outcomes.items())
+      + f" -> {wins} won, {losses} lost -> {claim1}")
+print("claim 2: " + ", ".join(f"{name} {outcome}" for name, outcome in claim2_outcomes.items())
+      + f" -> {wins2} won, {losses2} lost; Grad-CAM-DeepLIFT map correlation {overlap:.2f} -> {claim2}")
 
 # %% tags=["hide-input"]
 def fmt(name, score="mask AUC"):

@@ -168,7 +168,8 @@ for row, name in enumerate(TITLES):
         ax.set_ylabel(name if column == 0 else "", fontsize=8)
         ax.tick_params(labelsize=6)
 fig.suptitle(f"Deletion under each method's map, {clip_label(images, test_clips[clip])}: "
-             f"p = the model's probability of {DIALECTS[targets[clip]]}", fontsize=10)
+             f"p = the model's probability of {DIALECTS[targets[clip]]} (each panel: time in s across, "
+             "frequency in kHz up)", fontsize=10)
 fig.tight_layout()
 plt.show()
 
@@ -214,9 +215,8 @@ faithful_summary = summarise_scores(faithfulness, ["map"], ["deletion AUC", "ins
 display(interval_table(faithful_summary, "map").loc[ORDER])
 faithful_means = faithful_summary.pivot(index="map", columns="score", values="mean")
 for name, row in faithful_means.iterrows():
-    key = name.replace("reference: ", "reference_").replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
-    wrenlib.record_result(PROFILE, f"deletion_auc_{key}".lower(), float(row["deletion AUC"]), glue=False)
-    wrenlib.record_result(PROFILE, f"insertion_auc_{key}".lower(), float(row["insertion AUC"]), glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("deletion_auc", name), float(row["deletion AUC"]), glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("insertion_auc", name), float(row["insertion AUC"]), glue=False)
 methods_deletion = faithful_means.loc[TITLES, "deletion AUC"]
 glue("best_deletion", f"{methods_deletion.min():.2f} ({methods_deletion.idxmin()})", display=False)
 glue("random_deletion", f"{faithful_means.loc['reference: random map', 'deletion AUC']:.2f}", display=False)
@@ -343,10 +343,10 @@ after_all = full_depth.groupby("map")[MEASURES].median()
 # the size of Adebayo et al.'s measure, per clip, then the median over the sanity clips
 size_after_all = full_depth["Spearman of magnitudes (song pixels)"].abs().groupby(full_depth["map"]).median()
 for name, row in after_all.iterrows():
-    key = name.replace("reference: ", "reference_").replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
-    wrenlib.record_result(PROFILE, f"randomised_spearman_{key}".lower(), float(row["Spearman (song pixels)"]), glue=False)
-    wrenlib.record_result(PROFILE, f"randomised_spearman_magnitudes_{key}".lower(), float(size_after_all[name]),
+    wrenlib.record_result(PROFILE, wrenlib.result_key("randomised_spearman", name), float(row["Spearman (song pixels)"]),
                           glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("randomised_spearman_magnitudes", name),
+                          float(size_after_all[name]), glue=False)
 glue("deeplift_all_pixels", f"{after_all.loc['DeepLIFT', 'Spearman (all pixels)']:.2f}", display=False)
 glue("deeplift_song_pixels", f"{after_all.loc['DeepLIFT', 'Spearman (song pixels)']:.2f}", display=False)
 glue("deeplift_magnitudes", f"{size_after_all['DeepLIFT']:.2f}", display=False)
@@ -445,10 +445,8 @@ glue("deeplift_seed_sentence", Markdown(
 glue("most_seed_stable", f"{stable.loc[TITLES, 'training seed'].idxmax()} "
      f"({stable.loc[TITLES, 'training seed'].max():.2f})", display=False)
 for name, row in stable.iterrows():
-    key = name.replace("reference: ", "reference_").replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
     for check in stable.columns:
-        wrenlib.record_result(PROFILE, f"stability_{check.replace(' ', '_').replace(chr(39), '')}_{key}".lower(),
-                              float(row[check]), glue=False)
+        wrenlib.record_result(PROFILE, wrenlib.result_key("stability", check, name), float(row[check]), glue=False)
 # %% [markdown]
 # Mean Spearman correlation on the song's pixels with 95 % intervals over the sanity clips
 # (1 = the same ranking). The second network, trained on the same clips from other initial
@@ -530,6 +528,7 @@ counted = outcomes[outcomes["check"] != BY_CONSTRUCTION]
 wins, losses = int((counted["result"] == "won").sum()), int((counted["result"] == "lost").sum())
 claim1_model = comparison_verdict(wins, losses)  # some won and none lost: confirmed; the mirror: refuted
 print(f"{wins} of {len(counted)} comparisons won, {losses} lost -> {claim1_model}")
+glue("claim1_model_wins_text", f"{wins} comparison{'s' * (wins != 1)}", display=False)
 by_construction = int(((outcomes["check"] == BY_CONSTRUCTION) & (outcomes["result"] == "won")).sum())
 
 # %% tags=["hide-input"]
@@ -545,7 +544,7 @@ glue("sanity_count", len(sanity_clips), display=False)
 
 # %% [markdown]
 # From the model's side, claim 1 is **{glue:text}`verdict_claim1_model`** on this run:
-# {glue:text}`claim1_model_wins` comparisons won and {glue:text}`claim1_model_losses` lost out of
+# {glue:text}`claim1_model_wins_text` won and {glue:text}`claim1_model_losses` lost out of
 # the {glue:text}`claim1_counted` the verdict counts. The rule is chapter 08's
 # (`wrenlib.metrics.comparison_verdict`): confirmed when some comparisons are won and none lost,
 # refuted in the mirror case, qualified when some go each way, undecided when none is told apart.

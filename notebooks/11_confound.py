@@ -272,10 +272,9 @@ for name in ORDER:
                            f"share at s = {strongest:g}": source_share.loc[(name, strongest), "mean"],
                            "rises above the clean model's from": "never" if not rises else f"{min(rises):g}",
                            "warns from strength": "never" if first is None else f"{first:g}"})
-    key = name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_").replace("-", "")
-    wrenlib.record_result(PROFILE, f"confound_first_warning_{key}", first, glue=False)
-    wrenlib.record_result(PROFILE, f"confound_source_share_{key}", float(source_share.loc[(name, strongest), "mean"]),
-                          glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("confound_first_warning", name), first, glue=False)
+    wrenlib.record_result(PROFILE, wrenlib.result_key("confound_source_share", name),
+                          float(source_share.loc[(name, strongest), "mean"]), glue=False)
 warnings_table = pd.DataFrame(warnings_table)
 display(warnings_table.style.format({c: "{:.2f}" for c in warnings_table.columns if c.startswith("share")}).hide(axis="index"))
 earliest = [row["map"] for row in warnings_table.to_dict("records") if row["warns from strength"] != "never"]

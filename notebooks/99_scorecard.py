@@ -57,7 +57,8 @@ COLOURS = {"reproduced": "#2a9d8f", "holds by construction": "#8ecae6", "differs
 def linked(table):
     """The table as HTML, each chapter a link to its page, each status coloured."""
     shown = table.copy()
-    shown["chapter"] = [f'<a href="{name}.html">{name.split("_", 1)[0]}</a>' for name in shown["chapter"]]
+    shown["chapter"] = [", ".join(f'<a href="{name}.html">{name.split("_", 1)[0]}</a>' for name in names.split(", "))
+                        for names in shown["chapter"]]  # a row may rest on several chapters
     if "status" in shown:
         shown["status"] = [f'<span style="background:{COLOURS[s]};padding:1px 6px;border-radius:3px">{s}</span>'
                            for s in shown["status"]]

@@ -371,6 +371,27 @@ def test_cluster_consistency_of_noise_is_not_significant():
     assert custom["difference"] == pytest.approx(-plain["difference"])
 
 
+def test_cluster_consistency_beyond_the_images_discounts_maps_that_copy_them():
+    """Maps that are the images rescaled are as consistent as the images and no more: nothing is
+    left beyond them. Maps with a strong pattern of their own per cluster, on images that share
+    only a weak one, stay consistent beyond the images."""
+    rng = np.random.default_rng(3)
+    groups, clusters = np.repeat([0, 1], 16), np.tile(np.repeat([0, 1], 8), 2)
+    images = 0.5 * rng.random((4, 6, 8))[groups * 2 + clusters] + rng.random((32, 6, 8))
+    copies = 3.0 * images + 1.0
+    raw = cluster_consistency(copies, clusters, groups, n_permutations=200, seed=0)
+    assert raw["p_value"] <= 0.01  # the images cluster, so their copies do
+    beyond = cluster_consistency(copies, clusters, groups, n_permutations=200, seed=0, given=images)
+    assert beyond["difference"] == pytest.approx(0.0, abs=1e-9) and beyond["p_value"] > 0.5
+    own = rng.random((4, 6, 8))[groups * 2 + clusters] + 0.3 * rng.random((32, 6, 8))
+    beyond = cluster_consistency(own, clusters, groups, n_permutations=200, seed=0, given=images)
+    assert beyond["difference"] > 0.2 and beyond["p_value"] <= 0.01
+    with pytest.raises(ValueError, match="one entry per clip"):
+        cluster_consistency(own, clusters, groups, given=images[:-1])
+    with pytest.raises(ValueError, match="must vary"):
+        cluster_consistency(own, clusters, groups, given=np.ones_like(images))
+
+
 def test_cluster_consistency_errors():
     maps, clusters, groups = _cluster_maps(noise=0.1)
     with pytest.raises(ValueError, match="one entry per clip"):

@@ -281,6 +281,36 @@ def test_a_map_wins_against_a_group_only_by_beating_every_member():
         against_each(table, "A", [])
 
 
+def test_a_correlations_interval_stays_inside_minus_one_to_one():
+    from scipy import stats
+
+    from wrenlib.metrics import correlation_with_interval
+
+    values = np.array([0.99, 0.7, 0.95, 0.85])
+    centre, low, high = correlation_with_interval(values)
+    assert -1 < low < centre < high < 1  # the plain t-interval of these four passes 1
+    z = np.arctanh(values)
+    expected = stats.ttest_1samp(z, 0).confidence_interval(0.95)
+    assert low == pytest.approx(np.tanh(expected.low)) and high == pytest.approx(np.tanh(expected.high))
+    assert centre == pytest.approx(np.tanh(z.mean()))
+    assert correlation_with_interval([0.5, 0.5, np.nan]) == (pytest.approx(0.5),) * 3
+    with pytest.raises(ValueError, match="at least 2"):
+        correlation_with_interval([0.5])
+    with pytest.raises(ValueError, match="Fisher z"):
+        correlation_with_interval([1.0, 0.5])
+
+
+def test_a_permutation_p_value_at_its_floor_is_printed_as_a_bound():
+    from wrenlib.metrics import permutation_p_text
+
+    assert permutation_p_text(1 / 1001, 1000) == "p ≤ 0.001"
+    assert permutation_p_text(1 / 41, 40) == "p ≤ 0.025"  # the floor 0.0244 rounded up, never down
+    assert permutation_p_text(2 / 41, 40) == "p = 0.05" and permutation_p_text(0.37, 40) == "p = 0.37"
+    assert permutation_p_text(0.0123, 1000) == "p = 0.012"
+    with pytest.raises(ValueError, match="whole number"):
+        permutation_p_text(0.5, 0)
+
+
 def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     from wrenlib.metrics import dialect_gap_text
 

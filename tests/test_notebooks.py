@@ -75,6 +75,11 @@ def test_a_chapter_that_quotes_another_chapters_number_waits_for_it():
     for stem, text in code.items():
         for key in re.findall(r"record_result\(\s*PROFILE,\s*f?\"([^\"]+)\"", text):
             writers.setdefault(_key_pattern(key), set()).add(stem)
+        # wrenlib.result_key("score", row.map, row.score): the literal parts, any word for the others
+        for call in re.findall(r"record_result\(\s*PROFILE,\s*wrenlib\.result_key\(([^()]*)\)", text):
+            parts = [part.strip() for part in call.split(",")]
+            key = "_".join(part.strip('"') if part.startswith('"') and "{" not in part else "{x}" for part in parts)
+            writers.setdefault(_key_pattern(key), set()).add(stem)
     assert {_key_pattern("gradcam_relevance_mass_median"), _key_pattern("adaptive_temperature"),
             _key_pattern("score_{row.map}_{row.score}")} <= set(writers)
 

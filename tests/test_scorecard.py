@@ -16,7 +16,7 @@ RESULTS = {
     "lime_empty_top5_share_grid": 0.1, "lime_empty_feature_share_grid": 0.8, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
     "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
     "cost_forward_equivalents_gradcam": 2.0, "cost_forward_equivalents_deeplift": 19.0,
-    "shap_four_references_agreement": 0.7,
+    "shap_four_references_agreement": 0.7, "shap_four_references_agreement_ci": [0.6, 0.8],
     "verdict_claim1": "qualified", "verdict_claim1_model": "confirmed", "verdict_claim2": "refuted",
     "latent_tsne_clusters_per_dialect": {"Eastern": 3, "Mexican": 2}, "latent_clusters_follow": "song type",
     "latent_tsne_clustered_per_dialect": {"Eastern": True, "Mexican": True},
@@ -55,8 +55,11 @@ def test_statuses_follow_the_rules():
     # methods, and "needs many references" only where 4 do not give the map that 16 give
     assert _status(table, "SHAP") == "reproduced"
     assert _status(scorecard({**RESULTS, "cost_forward_equivalents_deeplift": 150.0}), "SHAP") == "differs"
-    enough = scorecard({**RESULTS, "shap_four_references_agreement": 0.97})
-    assert _status(enough, "SHAP") == "differs" and "not below 0.9" in enough.set_index("topic").loc["SHAP", "book"]
+    enough = scorecard({**RESULTS, "shap_four_references_agreement": 0.97, "shap_four_references_agreement_ci": [0.95, 0.99]})
+    assert _status(enough, "SHAP") == "differs" and "above 0.9" in enough.set_index("topic").loc["SHAP", "book"]
+    # a handful of clips whose interval holds the threshold decides nothing
+    unclear = scorecard({**RESULTS, "shap_four_references_agreement": 0.905, "shap_four_references_agreement_ci": [0.8, 1.0]})
+    assert _status(unclear, "SHAP") == "undecided" and "an interval holding 0.9" in unclear.set_index("topic").loc["SHAP", "book"]
     # most of a spectrogram is silence: LIME marks empty regions only where its strongest features are empty
     # more often than features picked at random
     assert _status(table, "LIME") == "differs" and "prefers song" in table.set_index("topic").loc["LIME", "book"]

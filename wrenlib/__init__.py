@@ -5,7 +5,7 @@ Each module is one stage of the pipeline and names the chapter that explains it.
 """
 
 from .book import start_chapter
-from .cache import load_or_build, read_results, record_result
+from .cache import load_or_build, read_results, record_result, result_key
 from .profiles import Profile, get_profile
 from .runtime import choose_device, describe_device, set_seed
 
@@ -17,6 +17,7 @@ __all__ = [
     "load_or_build",
     "read_results",
     "record_result",
+    "result_key",
     "set_seed",
     "start_chapter",
 ]

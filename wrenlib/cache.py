@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -173,6 +174,18 @@ def read_results(profile: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text())
+
+
+def result_key(*parts: Any) -> str:
+    """A key for :func:`record_result` made of names the book shows (chapters 08-11): the parts
+    joined by "_", lower case, without hyphens, colons, brackets or quotes, every other run of
+    characters that are not letters or digits one "_" ("Grad-CAM", "mask AUC" -> "gradcam_mask_auc";
+    "reference: the image" -> "reference_the_image"; "average (GC+DL)" -> "average_gc_dl")."""
+    text = re.sub(r"[-:()'\"]", "", "_".join(str(part) for part in parts).lower())
+    key = re.sub(r"[^a-z0-9.]+", "_", text).strip("_")
+    if not key:
+        raise ValueError(f"no letters or digits to make a result key of in {parts!r}")
+    return key
 
 
 def record_result(profile: str, key: str, value: Any, glue: bool = True) -> None:

@@ -463,7 +463,8 @@ def correlation_matrix(maps: np.ndarray) -> np.ndarray:
 
 
 def cluster_consistency(maps: np.ndarray, clusters, groups,
-                        similarity: Callable[[np.ndarray], np.ndarray] | None = None, n_permutations: int = 1000, seed: int = 0) -> dict[str, float]:
+                        similarity: Callable[[np.ndarray], np.ndarray] | None = None, n_permutations: int = 1000,
+                        seed: int = 0, given: np.ndarray | None = None) -> dict[str, float]:
     """Mean pairwise similarity of explanation maps within a cluster vs between clusters of the
     same group (the dialect), with a permutation test (chapter 09).
 
@@ -475,6 +476,13 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     and cluster sizes per group kept), as (1 + shuffles at least as large) / (1 + n_permutations).
     Returns ``within``, ``between``, ``difference``, ``p_value``, ``n_within_pairs`` and
     ``n_between_pairs``.
+
+    ``given`` (N, H', W'), e.g. the images themselves, asks for consistency *beyond* theirs: each
+    pair's similarity of the maps is replaced by its residual after a least-squares line on the
+    same pair's similarity of ``given`` (fitted over the pairs the test compares), and the test
+    runs on the residuals. Maps of one cluster that are alike only as far as their images are
+    come out near 0, whatever the two kinds of map's levels of similarity; the line is fitted
+    once, not again per shuffle.
     """
     maps = np.asarray(maps)
     clusters, groups = np.asarray(clusters).ravel(), np.asarray(groups).ravel()
@@ -493,6 +501,16 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     _, cluster_codes = np.unique(clusters, return_inverse=True)
     upper = np.triu(np.ones((n, n), dtype=bool), k=1)
     usable = upper & (group_codes[:, None] == group_codes[None, :]) & ~np.isnan(matrix)
+    if given is not None:
+        given = np.asarray(given)
+        if given.ndim != 3 or len(given) != n:
+            raise ValueError(f"given must be (N, H, W) with one entry per clip ({n}), got shape {given.shape}")
+        reference = np.asarray((similarity or correlation_matrix)(given), dtype=np.float64)
+        usable &= ~np.isnan(reference)
+        if usable.sum() < 3 or np.ptp(reference[usable]) == 0:
+            raise ValueError("the similarity of `given` must vary over at least 3 compared pairs to be regressed out")
+        slope, intercept = np.polyfit(reference[usable], matrix[usable], 1)
+        matrix = matrix - (intercept + slope * reference)
     values = np.where(usable, matrix, 0.0)
     weights = usable.astype(np.float64)
     values, weights = values + values.T, weights + weights.T  # symmetric: each pair counted twice below

@@ -350,6 +350,42 @@ def against_each(table: "pd.DataFrame", first: str, others: Iterable[str], score
     return "won" if all(r == "won" for r in results) else "lost" if "lost" in results else "undecided"
 
 
+def correlation_with_interval(correlations: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The typical value of several correlations (one per clip) and its ``confidence`` interval
+    (chapter 07): Student's t-interval of their mean on Fisher's z scale (``arctanh``), turned
+    back into correlations, so that it stays inside (-1, 1) however close to 1 they lie. The
+    centre is the back-transformed mean z. At least two finite values in (-1, 1) are needed; with
+    no spread the interval is the value itself."""
+    from scipy import stats
+
+    values = np.asarray(correlations, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        raise ValueError(f"an interval needs at least 2 finite correlations, got {len(values)}")
+    if np.any(np.abs(values) >= 1):
+        raise ValueError("correlations of exactly ±1 have no Fisher z; leave those clips out or report them apart")
+    z = np.arctanh(values)
+    mean = float(np.mean(z))
+    if np.ptp(z) == 0:
+        return float(np.tanh(mean)), float(np.tanh(mean)), float(np.tanh(mean))
+    low, high = stats.t.interval(confidence, len(z) - 1, loc=mean, scale=stats.sem(z))
+    return float(np.tanh(mean)), float(np.tanh(low)), float(np.tanh(high))
+
+
+def permutation_p_text(p_value: float, n_draws: int) -> str:
+    """A permutation (or Monte Carlo) test's p-value, (1 + draws at least as extreme) / (1 +
+    ``n_draws``), as text (chapter 09): two decimals below 100 draws, three from 100, and at its
+    floor 1 / (1 + n_draws) "p ≤" the floor rounded up to two significant digits, since that few
+    draws cannot show a smaller p."""
+    if int(n_draws) != n_draws or n_draws < 1:
+        raise ValueError(f"n_draws must be a whole number of at least 1, got {n_draws!r}")
+    floor = 1 / (1 + int(n_draws))
+    if p_value <= floor * (1 + 1e-9):
+        step = 10.0 ** (np.floor(np.log10(floor)) - 1)
+        return f"p ≤ {np.ceil(floor / step - 1e-9) * step:.2g}"
+    return f"p = {p_value:.{3 if n_draws >= 100 else 2}f}"
+
+
 def interval_side(low: float, high: float, value: float = 0.0) -> str:
     """Where an interval lies against ``value``: "above" (its low end is), "below" (its high end
     is) or "within" (it holds the value, or is NaN). The book calls a difference or a share

@@ -157,8 +157,8 @@ def front_end_figure(
     ax.set_ylabel("frequency (kHz)")
     ax.grid(False)
     fig.colorbar(shown, ax=ax, pad=0.01, label=f"level ({db_low:g} .. {db_high:g} dB -> 0 .. 1)")
-    ax.set_title(f"window {window_samples}, overlap {overlap:.0%} (hop {stft.hop_samples}, "
-                 f"{facts['frames']} frames, {facts['time_step_ms']:.1f} ms per frame), "
+    ax.set_title(f"window {window_samples}, overlap {overlap:.0%} (hop {stft.hop_samples} samples = "
+                 f"{facts['time_step_ms']:.1f} ms, {facts['frames']} frames), "
                  f"{background} background, {pixel_pooling} pooling", fontsize=9)
     return fig, facts
 
