@@ -31,9 +31,13 @@ from torch import nn
 from .model import fast_forward
 from .runtime import seeded
 
+#: The four attribution methods, by the names :func:`explain` takes (chapters 04-07).
 METHODS = ("gradcam", "deeplift", "lime", "shap")
+#: Each method's name as the book prints it.
 METHOD_TITLES = {"gradcam": "Grad-CAM", "deeplift": "DeepLIFT", "lime": "LIME", "shap": "SHAP"}
+#: DeepLIFT's references (:class:`DeepLiftSettings`, chapter 05).
 BASELINES = ("white", "black", "background", "blurred")
+#: LIME's interpretable features (:class:`LimeSettings`, chapter 06).
 SEGMENTATIONS = ("grid", "quickshift", "slic")
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
 # Part of every cached map's key: raise it whenever a change here changes the maps themselves.
@@ -798,6 +802,7 @@ def _reference_indices(dataset, n: int, seed: int, exclude: set[int] | frozenset
 # 12.9 GiB for 16 DeepLIFT images). DeepLIFT runs each explained image beside its baseline:
 # 0.8 GiB per image at 480 x 960; DeepExplainer runs it beside every reference: 0.6 GiB per reference
 DEEPLIFT_BYTES_PER_IMAGE_PIXEL = 1900
+#: Bytes SHAP's deep explainer holds per reference image and pixel (the comment above says how measured).
 SHAP_BYTES_PER_REFERENCE_PIXEL = 1400
 
 
@@ -1120,6 +1125,7 @@ def explain_methods(model: nn.Module, images: np.ndarray | torch.Tensor, profile
     return maps
 
 
+#: The maps that need no trained explanation, scored beside the methods (chapters 08 and 10).
 REFERENCE_MAPS = ("reference: the image", "reference: untrained DeepLIFT")
 
 

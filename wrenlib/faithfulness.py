@@ -489,7 +489,7 @@ def sanity_cascade(profile: str, seed: int = 0, device: torch.device | str | Non
     return clips, load_or_build(folder, config, build, save, load)
 
 
-# chapter 10's input noise: standard deviation on the song's pixels (2 % of the pixel range)
+#: Chapter 10's input noise: standard deviation on the song's pixels (2 % of the pixel range).
 STABILITY_NOISE_SIGMA = 0.02
 
 

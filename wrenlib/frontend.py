@@ -67,6 +67,7 @@ class FrontEnd:
         return asdict(self)
 
 
+#: The paper's front end: its STFT, 480 x 960 images (chapter 02).
 PAPER_FRONT_END = FrontEnd()
 
 

@@ -32,9 +32,9 @@ from torch import nn
 if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
 
-# The ReLU after the penultimate (1024-unit) fully connected layer of the paper's DialectCNN:
-# classifier = Flatten(0), Linear 512(1), ReLU(2), Dropout(3), Linear 1024(4), ReLU(5), Dropout(6),
-# Linear 2(7). It is the module ``DialectCNN.latent_layer()`` returns for the paper's shape.
+#: The ReLU after the penultimate (1024-unit) fully connected layer of the paper's DialectCNN:
+#: classifier = Flatten(0), Linear 512(1), ReLU(2), Dropout(3), Linear 1024(4), ReLU(5), Dropout(6),
+#: Linear 2(7). It is the module ``DialectCNN.latent_layer()`` returns for the paper's shape.
 DEFAULT_LAYER = "classifier.5"
 EMBEDDINGS = ("tsne", "pca")
 CLUSTERINGS = ("kmeans", "gmm", "agglomerative")

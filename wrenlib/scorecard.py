@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from .metrics import interval_side
 
+#: A scorecard row's possible statuses, in the order the book lists them.
 STATUSES = ("reproduced", "holds by construction", "differs", "undecided", "not testable", "not run")
 # a chapter's verdict on a claim as a status: an undecided verdict (no comparison told the maps apart)
 # is an absence of evidence, not a difference
@@ -96,8 +97,8 @@ def _lime_empty(r: dict[str, Any]) -> tuple[str, str]:
                "marks some empty regions but prefers song" if share > 0 else "marks no empty region"))
 
 
-# below this Pearson r between two maps made from disjoint sets of 4 references, 4 do not pin the
-# map down: SHAP "needs many background samples"
+#: Below this Pearson r between two maps made from disjoint sets of 4 references, 4 do not pin the
+#: map down: SHAP "needs many background samples" (chapter 07).
 FEW_REFERENCES_CORRELATION = 0.9
 
 

@@ -73,6 +73,7 @@ WINDOWS = {
     "blackman": torch.blackman_window,
 }
 
+#: The paper's STFT (chapter 02).
 PAPER_STFT = StftSettings()
 
 

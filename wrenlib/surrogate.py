@@ -26,6 +26,7 @@ import numpy as np
 from .audio import BAND_HZ, SAMPLE_RATE_HZ, bandpass, power
 from .spectrogram import PAPER_STFT, StftSettings, stft_magnitude
 
+#: The two dialects, in label order (0, 1).
 DIALECTS: tuple[str, str] = ("Eastern", "Mexican")
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 
@@ -57,12 +58,14 @@ class DiagnosticFeature:
         return self.centre + sign * separation * self.total_sd / 2
 
 
+#: The three song features that tell the dialects apart, with their centre, spread and limits (chapter 01).
 DIAGNOSTIC_FEATURES: tuple[DiagnosticFeature, ...] = (
     DiagnosticFeature("trill_rate_per_s", "notes/s", 11.75, 1.6, 7.0, 17.0, -1),
     DiagnosticFeature("trill_bandwidth_hz", "Hz", 3_200.0, 500.0, 1_800.0, 4_600.0, +1),
     DiagnosticFeature("buzz_depth_hz", "Hz", 675.0, 200.0, 150.0, 1_300.0, +1),
 )
 
+#: Song features drawn alike in both dialects (chapter 01).
 SHARED_FEATURES: tuple[str, ...] = (
     "trill_top_hz",
     "trill_duration_s",
