@@ -87,7 +87,8 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
                         "03_training": {"seconds": 540.0, "ok": True, "peak_memory_gib": 2.5, "cores_busy": 1.9},
                         "04_gradcam": {"seconds": 5.0, "ok": False}},
            "preparations": {"cnn_black": {"seconds": 120.0, "ok": True, "peak_memory_gib": 1.5, "cores_busy": 1.7,
-                                          "description": "the CNN trained on the black set"}}}
+                                          "description": "the CNN trained on the black set"}},
+           "complete": True}
     benchmarks = tmp_path / "benchmarks"
     benchmarks.mkdir()
     stages = [{"stage": "surrogate clips", "clips": 4000, "seconds": 71.3, "peak_rss_gib": 4.0},
@@ -119,6 +120,10 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     del log["bounds"], log["wall_seconds"], log["jobs"]
     assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
             and "(not met here: 12.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)
+    log["complete"] = False  # a run of some chapters only, or an interrupted one: no verdict on the book
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    partial = page.read_text()
+    assert "met here" not in partial and "(met:" not in partial and "are not judged here" in partial
     assert "cuda: NVIDIA H200" in text and "| training one CNN | — | 78.4 | — | — | 5.1 | 10.1 | — |" in text
     count = sum(trainings_per_job("full").values())
     assert count == 3 + 2 + 4 + 1  # backgrounds, stability seeds, confound strengths above 0, chapter 12
@@ -151,7 +156,11 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     assert ("Kept in `book/benchmarks/bench-cpu` (`wrenlib bench --out book/benchmarks/bench-cpu`):" in text
             and "Machine: x86_64, 2 cores, cpu (2 threads, 2 cores), 2026-11-26 15:00 UTC. Timed otherwise." in text
             and "| training at 120 x 240 | 1 | 64 | 110.5 | — |" in text)
-    assert "| SHAP | 480 x 960 | reference | 0.564 | 1313 | 1300 |" in text  # the memory rows, beside the constant
+    from wrenlib.explain import SHAP_BYTES_PER_REFERENCE_PIXEL
+
+    # the memory rows, beside the code's constant, and what it was when the kept record measured them
+    assert f"| SHAP | 480 x 960 | reference | 0.564 | 1313 | {SHAP_BYTES_PER_REFERENCE_PIXEL} |" in text
+    assert ("*Measured when SHAP's was 1300" in text) == (SHAP_BYTES_PER_REFERENCE_PIXEL != 1300)
 
 
 def test_a_stage_record_in_another_precision_says_what_16_bits_changed_not_what_the_book_costs(tmp_path):

@@ -177,6 +177,12 @@ def test_status_page_lists_chapters_device_and_versions(tmp_path):
     text = (tmp_path / "status.md").read_text()
     assert "| [01_a](chapters/01_a.ipynb) | 12.5 | 1.50 | executed in an earlier run |" in text
     assert "an earlier one for 1 chapter it did not run" in text and "Total execution time:** 2 s" in text
+    log["preparations"] = {"cnn_old": {"seconds": 5.0, "ok": True, "run": "a", "description": "a CNN"},
+                           "cnn_new": {"seconds": 6.0, "ok": True, "run": "b", "description": "a CNN"}}
+    write_status_page(tmp_path / "status.md", log)
+    text = (tmp_path / "status.md").read_text()
+    assert "| `cnn_old` | a CNN | 5.0 | — | done in an earlier run |" in text
+    assert "| `cnn_new` | a CNN | 6.0 | — | done |" in text
 
 
 def test_start_chapter_seeds_and_loads_the_asked_model(monkeypatch):

@@ -69,6 +69,24 @@ def test_scorecard_has_every_paper_result_measured():
     statuses = re.findall(r">(reproduced|holds by construction|differs|undecided|not testable|not run)</span>", page)  # the status cells
     assert {"reproduced", "differs", "not testable"} <= set(statuses)
     assert "not run" not in statuses, "a scorecard row found no results: a chapter did not record them"
+    # the open questions' table answers each from this run's results too
+    assert "not run: missing from results.json" not in page, "an open question found no results"
+
+
+def test_the_performance_page_judges_the_targets_only_on_a_complete_run():
+    import json
+
+    page = _page("book/performance.html")
+    profile = re.search(r"Profile <code[^>]*><span[^>]*>(\w+)</span></code> on", page)
+    assert profile, "the Performance page names no run"
+    log_path = ROOT / "artifacts" / profile.group(1) / "execution.json"
+    if not log_path.is_file():
+        pytest.skip(f"no execution log at {log_path}")
+    judged = re.search(r"targets for profile <code[^>]*><span[^>]*>\w+</span></code>: under \d+ min", page)
+    if json.loads(log_path.read_text()).get("complete"):  # make test runs the whole book: a verdict
+        assert judged and ("met here" in page), "a complete run's Performance page gives no verdict on the targets"
+    else:
+        assert not judged and "are not judged here" in page
 
 
 def test_every_function_a_chapter_imports_has_an_entry_in_the_api_reference():

@@ -718,12 +718,24 @@ def _bench_tables(folder: Path) -> list[str]:
     if memory:
         from .explain import METHOD_TITLES
 
+        from .explain import DEEPLIFT_BYTES_PER_IMAGE_PIXEL, SHAP_BYTES_PER_REFERENCE_PIXEL
+
+        constants = {"deeplift": DEEPLIFT_BYTES_PER_IMAGE_PIXEL, "shap": SHAP_BYTES_PER_REFERENCE_PIXEL}
         lines += ["", "Memory of one more explained image (DeepLIFT) or reference (SHAP) in one call, on the CPU "
                       "(`wrenlib.bench.explainer_memory`), beside the constant `wrenlib.explain.images_per_call` "
-                      "splits their work by:", ""]
-        rows = [{**row, "method": METHOD_TITLES.get(row["method"], row["method"])} for row in memory]
+                      "splits their work by (the code's value now):", ""]
+        # the constant is the code's; a record kept from before it changed says what it was then
+        rows = [{**row, "method": METHOD_TITLES.get(row["method"], row["method"]),
+                 "constant (bytes per pixel)": constants.get(row["method"], row["constant (bytes per pixel)"])}
+                for row in memory]
         lines += _markdown_table(rows, ["method", "image", "per", "GiB per unit", "bytes per pixel",
                                         "constant (bytes per pixel)"])
+        changed = [f"{METHOD_TITLES.get(row['method'], row['method'])}'s was {row['constant (bytes per pixel)']}"
+                   for row in memory if constants.get(row["method"], row["constant (bytes per pixel)"])
+                   != row["constant (bytes per pixel)"]]
+        if changed:
+            lines += ["", f"*Measured when {' and '.join(changed)}: the code has changed since, and "
+                          "`make bench` measures it again.*"]
     return lines
 
 
@@ -892,7 +904,12 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
             text += f", {arithmetic['core_seconds'] / cores / 60 / target['minutes']:.0%} of the {target['minutes']}-min target"
         lines += [text + ".", ""]
     target = TARGETS.get(profile)
-    if target and total:
+    if target and total and not log.get("complete"):  # a part of the book says nothing of the whole book's time
+        lines += [f"The book's targets for profile `{profile}` (under {target['minutes']} min on {target['where']}"
+                  + (f", peak memory under {target['memory_gib']} GiB" if "memory_gib" in target else "")
+                  + ") are not judged here: this run did not execute every chapter to the end. A complete run "
+                    "(`make execute`) judges them.", ""]
+    elif target and total:
         minutes = (log.get("wall_seconds") or total) / 60
         verdicts = [f"under {target['minutes']} min on {target['where']} "
                     f"({'met' if minutes < target['minutes'] else 'not met'} here: {minutes:.1f} min)"]

@@ -473,6 +473,13 @@ def record_cut_off(log: dict[str, Any], run_id: str, seconds: dict[str, float]) 
     log["cut_off"] = cut
 
 
+def run_complete(log: dict[str, Any], root: Path) -> bool:
+    """Whether the logged run executed every chapter of the book (``root``) and finished every job
+    it started (its parts together, when resumed): only such a run measures the book's time."""
+    return ("bounds" in log and not log.get("interrupted")
+            and {chapter.stem for chapter in chapter_sources(root)} <= set(log.get("run_jobs", ())))
+
+
 def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
     :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
@@ -485,7 +492,7 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     finished = [(job, entry) for kind in ("chapters", "preparations") for job, entry in sorted(log.get(kind, {}).items())
                 if entry.get("ok")]
     # the last run had every chapter of the book and finished every job it had ("bounds")
-    complete = "bounds" in log and {chapter.stem for chapter in chapter_sources(root)} <= set(log.get("run_jobs", ()))
+    complete = run_complete(log, root)
     if not partial:  # only the last run's jobs: an earlier run's may be of other code
         finished = [(job, entry) for job, entry in finished if job in log.get("run_jobs", ())]
     if not (complete or (partial and finished)):
@@ -941,6 +948,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         wall_seconds=round(earlier_wall + time.perf_counter() - run_started, 1),
         interrupted=interrupted,
     )
+    log["complete"] = run_complete(log, root)
     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
     write_status_page(root / "book" / "status.md", log)
     from .bench import write_performance_page
@@ -1103,7 +1111,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         for name, entry in sorted(preparations.items()):
             memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
             lines.append(f"| `{name}` | {entry.get('description', '')} | {entry['seconds']:.1f} | {memory} | "
-                         f"{'done' if entry['ok'] else '**failed**'} |")
+                         f"{('done' if of_this_run(log, entry) else 'done in an earlier run') if entry['ok'] else '**failed**'} |")
     lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
     for name, version in log.get("versions", {}).items():
         lines.append(f"| {name} | {version} |")
