@@ -158,6 +158,7 @@ print(f"test accuracy {accuracy:.1%} (95 % interval over birds {low:.1%} – {hi
 wrenlib.record_result(PROFILE, "test_accuracy", accuracy)
 wrenlib.record_result(PROFILE, "test_accuracy_ci_low", low)
 wrenlib.record_result(PROFILE, "test_accuracy_ci_high", high)
+wrenlib.record_result(PROFILE, "train_clips", len(images.split_indices("train")), glue=False)  # chapter 12 compares
 ceiling = wrenlib.read_results(PROFILE).get("ideal_observer_accuracy")
 glue("ceiling_text", Markdown(f"{ceiling:.1%}" if ceiling is not None else "(run chapter 01)"), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
@@ -168,9 +169,10 @@ axes[0].grid(False)
 per_type = images.clips.iloc[test].assign(correct=correct).groupby("song_type")["correct"].agg(["mean", "sum", "count"])
 song_types = images.clips.iloc[test]["song_type"].to_numpy()
 # each song type's interval resamples its birds too (a bird sings some of its clips in each of its types)
-_, low, high = zip(*[accuracy_with_interval(correct[song_types == t], birds[song_types == t], seed=SEED)
-                     for t in per_type.index])
-axes[1].bar(per_type.index, per_type["mean"], yerr=[per_type["mean"] - np.array(low), np.array(high) - per_type["mean"]],
+_, type_low, type_high = zip(*[accuracy_with_interval(correct[song_types == t], birds[song_types == t], seed=SEED)
+                               for t in per_type.index])
+axes[1].bar(per_type.index, per_type["mean"],
+            yerr=[per_type["mean"] - np.array(type_low), np.array(type_high) - per_type["mean"]],
             color=["#4c72b0" if t.startswith("E") else "#dd8452" for t in per_type.index], capsize=3)
 axes[1].set_ylim(0, 1.05)
 axes[1].set_ylabel("test accuracy")

@@ -167,11 +167,12 @@ print(f"{len(history)} epochs; test accuracy {accuracy:.1%} (95 % interval over 
 # %% tags=["hide-input"]
 wrenlib.record_result(PROFILE, "own_recordings_test_accuracy", float(accuracy))
 wrenlib.record_result(PROFILE, "own_recordings_test_accuracy_ci", f"{low:.0%}–{high:.0%}")
-book_accuracy = wrenlib.read_results(PROFILE).get("test_accuracy")
+book = wrenlib.read_results(PROFILE)  # chapter 03's model, on the surrogate (not loaded here)
+book_accuracy, book_train_clips = book.get("test_accuracy"), book.get("train_clips")
 glue("book_accuracy", f"{book_accuracy:.0%}" if book_accuracy is not None else "(chapter 03 not run)", display=False)
+glue("book_train_clips", book_train_clips if book_train_clips is not None else "(chapter 03 not run)", display=False)
 glue("own_accuracy", f"{accuracy:.0%}", display=False)
 glue("train_clips", len(dataset.split_indices("train")), display=False)
-glue("book_train_clips", len(load_surrogate_dataset(PROFILE, seed=SEED).split_indices("train")), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax, measure in zip(axes, ("loss", "accuracy")):
     ax.plot(history["epoch"], history[f"train_{measure}"], marker="o", label="train")

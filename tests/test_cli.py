@@ -146,6 +146,7 @@ def test_train_and_evaluate_on_a_synth_folder(tmp_path, monkeypatch):
     evaluated = run_cli("evaluate", str(model), str(data))
     assert evaluated.returncode == 0, evaluated.stderr
     assert "accuracy" in evaluated.stdout and "Eastern:" in evaluated.stdout
+    assert "on the test split's" in evaluated.stdout  # only the clips training held out are scored
     again = run_cli("train", str(data), "--out", str(model))
     assert again.returncode == 2 and "never overwritten" in again.stderr
     missing = run_cli("evaluate", str(tmp_path / "nope.pt"), str(data))
@@ -316,6 +317,14 @@ def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path):
     assert_one_line_error(run_cli("bench", "--mixed-precision", "native", "--out", str(tmp_path)),
                           "--mixed-precision applies to --stages only")
     assert_one_line_error(run_cli("bench", "--partial", "--out", str(tmp_path)), "--partial applies to --job-times only")
+
+
+def test_execute_refuses_zero_jobs(capsys):
+    from wrenlib.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["execute", "--jobs", "0"])
+    assert stopped.value.code == 2 and "--jobs" in capsys.readouterr().err
 
 
 def test_execute_names_a_bad_thread_count_in_one_line(monkeypatch):

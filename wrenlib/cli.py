@@ -342,12 +342,14 @@ def evaluate(model_path: Path, data: Path) -> None:
     dataset, _ = _recordings_dataset(data, front_end, labels=labels, seed=config["data"].get("seed", 0))
     dataset = dataset.with_background(config["data"].get("background", "mixed"), config["data"].get("seed", 0))
     chosen = dataset.split_indices("test")
-    chosen = chosen if len(chosen) else np.arange(len(dataset))
+    has_test = len(chosen) > 0
+    chosen = chosen if has_test else np.arange(len(dataset))
     predicted = predict(model, dataset, chosen).argmax(1)
     recordings = dataset.clips["recording_id"].iloc[chosen].to_numpy()
     accuracy, low, high = accuracy_with_interval(predicted == dataset.labels[chosen], recordings)
-    print(f"accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) on {len(chosen)} clips "
-          f"of {len(set(recordings))} recordings")
+    print(f"accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) on "
+          + ("the test split's " if has_test else "all ")
+          + f"{len(chosen)} clips of {len(set(recordings))} recordings")
     for index, name in enumerate(labels):
         mine = dataset.labels[chosen] == index
         print(f"  {name}: {np.mean(predicted[mine] == index):.1%} of {int(mine.sum())} clips correct")
@@ -487,7 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--background", choices=("black", "white", "mixed"), default="mixed")
     train_parser.add_argument("--seed", type=_non_negative_int, default=0)
 
-    evaluate_parser = commands.add_parser("evaluate", help="test a saved model on a folder of recordings")
+    evaluate_parser = commands.add_parser(
+        "evaluate", help="test a saved model on the test split of a folder of recordings",
+        description="Score a saved model on the folder's test split: the recordings that `wrenlib train` "
+                    "holds out under the checkpoint's seed, split by individual (every clip where the folder "
+                    "has no test split). Prints the accuracy with a 95 %% interval over recordings.")
     evaluate_parser.add_argument("model", type=Path, help="checkpoint written by `wrenlib train`")
     evaluate_parser.add_argument("data", type=Path, help="folder, manifest, or `wrenlib synth` folder")
 
@@ -545,8 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     bench_parser = commands.add_parser("bench", help="run the benchmarks and write their results")
-    bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
-    bench_parser.add_argument("--clips", type=_positive_int, default=96)
+    bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"),
+                              help="folder the results go to (default artifacts/bench, which the Performance "
+                                   "page shows; book/benchmarks/bench-cpu keeps a record a fresh clone shows)")
+    bench_parser.add_argument("--clips", type=_positive_int, default=96,
+                              help="surrogate clips the generation and front-end benchmarks time (default 96)")
     bench_parser.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, time a whole profile's heavy stages from an empty cache "
                                    "(data, images, one CNN, every method's maps, t-SNE; see wrenlib.bench)")
@@ -558,9 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "settings and the others, in float32 and 16 bits, into OUT/backend.json "
                                    "(the full profile's image size on a GPU, the quick one's on a CPU)")
     bench_parser.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
-                              help="instead, keep the last complete `make execute` run's seconds per job in "
+                              help="instead, keep the last `make execute` run's seconds per job in "
                                    "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
-                                   "CI) orders its jobs")
+                                   "CI) orders its jobs; that run must have executed every chapter to the end "
+                                   "(else see --partial)")
     bench_parser.add_argument("--partial", action="store_true",
                               help="with --job-times: keep the jobs that finished even if the run did not "
                                    "run every chapter (the page marks it partial)")
@@ -569,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     execute_parser.add_argument("--profile", default="auto",
                                 help="quick, full, or auto (full when a CUDA GPU is present)")
     execute_parser.add_argument("--kernel", default="wrenbook", help="Jupyter kernel name")
-    execute_parser.add_argument("--jobs", type=int, default=None,
+    execute_parser.add_argument("--jobs", type=_positive_int, default=None,
                                 help="chapters run side by side once their prerequisites have finished "
                                      "(default: 2 on a CPU with 2 or more cores; on a GPU one per 4 cores and "
                                      "10 GiB of its memory, at most 4, each with its share of the GPU's memory)")
@@ -577,8 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="after a job fails, still run every job that needs nothing that failed "
                                      "(by default no new job starts)")
     execute_parser.add_argument("--resume", action="store_true",
-                                help="leave out the chapters this checkout's log has as executed (a run cut "
-                                     "short goes on where it stopped)")
+                                help="go on with the log's last run: leave out the chapters and preparations "
+                                     "it finished (a run cut short goes on where it stopped). Only the last "
+                                     "run: any run started since, even of one chapter, is the one resumed")
     execute_parser.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     return parser
 
