@@ -200,9 +200,11 @@ for n in (2, 4, 8, 16):
     result = explain(model, swept, "shap", settings=chosen, references=one)
     again = explain(model, swept, "shap", settings=chosen, references=other)
     # Student's t on Fisher's z: a handful of clips, correlations near 1
-    centre, low, high = correlation_with_interval(map_correlation(result.maps, again.maps))
+    correlations = map_correlation(result.maps, again.maps)  # NaN where a map is flat: left out
+    centre, low, high = correlation_with_interval(correlations)
     growth_rows.append({"references": n, "seconds per image": result.seconds / len(swept),
-                        "Pearson r of two disjoint sets": centre, "low": low, "high": high})
+                        "Pearson r of two disjoint sets": centre, "low": low, "high": high,
+                        "clips": int(np.isfinite(correlations).sum())})
 by_references = pd.DataFrame(growth_rows)
 size_rows = []
 for height, width in [(120, 240), (240, 480), (480, 960)]:

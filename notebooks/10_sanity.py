@@ -555,7 +555,8 @@ glue("sanity_count", len(sanity_clips), display=False)
 # ({glue:text}`claim1_by_construction` of its two comparisons won). That is a
 # real kind of consistency — the paper's runs of LIME and SHAP would not have repeated
 # themselves — but it says nothing about whether the maps follow the model. Where the table says
-# "undecided", the interval of the difference includes 0 — with
+# "undecided", no interval lies against the gradient method but at least one, against LIME or
+# SHAP, includes 0: it beat one of them at most, and lost to neither — with
 # {glue:text}`sanity_count` sanity clips in the quick profile many comparisons cannot be decided;
 # the `full` profile runs the same checks on more clips and with three training seeds. Read
 # together with chapter 08: a method earns trust only if it finds the evidence (chapter 08),

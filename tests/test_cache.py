@@ -81,6 +81,20 @@ def test_a_failed_build_leaves_no_artifact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [".thing.lock"]  # no half-written artifact, no staging
 
 
+def test_result_key_makes_the_keys_the_scorecard_reads_from_the_names_the_chapters_show():
+    from wrenlib.cache import result_key
+    from wrenlib.scorecard import OPEN_QUESTIONS
+
+    made = {result_key("score", name, "mask AUC") for name in
+            ("adaptive (all four)", "average (GC+DL)", "max (GC+DL)", "reference: the image", "average (all four)")}
+    read = {key for question in OPEN_QUESTIONS if question[1] == "08_ensembles" for key in question[2]}
+    assert made <= read  # a chapter 08 map's name and the key the scorecard reads it under agree
+    assert result_key("Grad-CAM", "features.4.1") == "gradcam_features.4.1"  # the dot stays
+    assert result_key("shap", "Mexican's", 0.5) == "shap_mexicans_0.5"
+    with pytest.raises(ValueError, match="no letters or digits"):
+        result_key("(", "-")
+
+
 def test_record_result_round_trips_numpy_values(isolated_artifacts):
     record_result("quick", "accuracy", np.float32(0.5))
     record_result("quick", "counts", {"a": np.int64(3)})

@@ -388,8 +388,35 @@ def test_cluster_consistency_beyond_the_images_discounts_maps_that_copy_them():
     assert beyond["difference"] > 0.2 and beyond["p_value"] <= 0.01
     with pytest.raises(ValueError, match="one entry per clip"):
         cluster_consistency(own, clusters, groups, given=images[:-1])
-    with pytest.raises(ValueError, match="must vary"):
+    with pytest.raises(ValueError, match="must take more than 2 values"):
         cluster_consistency(own, clusters, groups, given=np.ones_like(images))
+    with pytest.raises(ValueError, match="given_degree"):
+        cluster_consistency(own, clusters, groups, given=images, given_degree=0)
+
+
+def test_cluster_consistency_beyond_the_images_fits_a_curve_not_a_line_nor_a_subtraction():
+    """Map likeness that is a convex function of image likeness (its cube, plus noise), on
+    clusters whose images are alike: a straight line reads the curve as consistency beyond the
+    images, the default parabola does not. An affine relation with slope 0.4 leaves nothing
+    either: the images' part is regressed out, not subtracted (which would leave 0.6 of it, negative)."""
+    rng = np.random.default_rng(11)
+    n = 40
+    groups, clusters = np.repeat([0, 1], 20), np.tile(np.repeat([0, 1], 10), 2)
+    same = clusters[:, None] == clusters[None, :]
+    likeness = np.triu(np.where(same, rng.uniform(0.6, 1.0, (n, n)), rng.uniform(0.0, 0.9, (n, n))), 1)
+    noise = np.triu(rng.normal(0.0, 0.02, (n, n)), 1)
+    upper = [likeness, likeness ** 3 + noise, 0.2 + 0.4 * likeness + noise]
+    tables = [table + table.T for table in upper]
+    similarity = lambda maps: tables[int(maps[0, 0, 0])]  # each "map" names its table of pair likenesses
+    images, convex, affine = (np.full((n, 1, 1), float(k)) for k in range(3))
+    test = dict(similarity=similarity, n_permutations=200, seed=0)
+    assert cluster_consistency(convex, clusters, groups, **test)["p_value"] <= 0.01
+    line = cluster_consistency(convex, clusters, groups, given=images, given_degree=1, **test)
+    curve = cluster_consistency(convex, clusters, groups, given=images, **test)
+    assert line["p_value"] <= 0.01 and curve["p_value"] > 0.05 and abs(curve["difference"]) < 0.01
+    raw = cluster_consistency(affine, clusters, groups, **test)
+    beyond = cluster_consistency(affine, clusters, groups, given=images, given_degree=1, **test)
+    assert raw["difference"] > 0.1 and abs(beyond["difference"]) < 0.01 and beyond["p_value"] > 0.05
 
 
 def test_cluster_consistency_errors():

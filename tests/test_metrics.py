@@ -305,7 +305,10 @@ def test_a_permutation_p_value_at_its_floor_is_printed_as_a_bound():
 
     assert permutation_p_text(1 / 1001, 1000) == "p ≤ 0.001"
     assert permutation_p_text(1 / 41, 40) == "p ≤ 0.025"  # the floor 0.0244 rounded up, never down
-    assert permutation_p_text(2 / 41, 40) == "p = 0.05" and permutation_p_text(0.37, 40) == "p = 0.37"
+    assert permutation_p_text(2 / 41, 40) == "p = 0.049" and permutation_p_text(0.37, 40) == "p = 0.37"
+    # never rounded onto the other side of 0.05: what counts as significant reads as below it
+    assert permutation_p_text(0.04995, 1000) == "p = 0.04995" and permutation_p_text(0.0504, 1000) == "p = 0.050"
+    assert permutation_p_text(3 / 61, 60) == "p = 0.049"  # 0.0492 would read 0.05
     assert permutation_p_text(0.0123, 1000) == "p = 0.012"
     with pytest.raises(ValueError, match="whole number"):
         permutation_p_text(0.5, 0)

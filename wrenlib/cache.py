@@ -180,7 +180,8 @@ def result_key(*parts: Any) -> str:
     """A key for :func:`record_result` made of names the book shows (chapters 08-11): the parts
     joined by "_", lower case, without hyphens, colons, brackets or quotes, every other run of
     characters that are not letters or digits one "_" ("Grad-CAM", "mask AUC" -> "gradcam_mask_auc";
-    "reference: the image" -> "reference_the_image"; "average (GC+DL)" -> "average_gc_dl")."""
+    "reference: the image" -> "reference_the_image"; "average (GC+DL)" -> "average_gc_dl"). A dot
+    is kept, as in a layer's or a number's name ("features.4.1", "0.5")."""
     text = re.sub(r"[-:()'\"]", "", "_".join(str(part) for part in parts).lower())
     key = re.sub(r"[^a-z0-9.]+", "_", text).strip("_")
     if not key:

@@ -464,7 +464,7 @@ def correlation_matrix(maps: np.ndarray) -> np.ndarray:
 
 def cluster_consistency(maps: np.ndarray, clusters, groups,
                         similarity: Callable[[np.ndarray], np.ndarray] | None = None, n_permutations: int = 1000,
-                        seed: int = 0, given: np.ndarray | None = None) -> dict[str, float]:
+                        seed: int = 0, given: np.ndarray | None = None, given_degree: int = 2) -> dict[str, float]:
     """Mean pairwise similarity of explanation maps within a cluster vs between clusters of the
     same group (the dialect), with a permutation test (chapter 09).
 
@@ -478,11 +478,13 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     ``n_between_pairs``.
 
     ``given`` (N, H', W'), e.g. the images themselves, asks for consistency *beyond* theirs: each
-    pair's similarity of the maps is replaced by its residual after a least-squares line on the
-    same pair's similarity of ``given`` (fitted over the pairs the test compares), and the test
-    runs on the residuals. Maps of one cluster that are alike only as far as their images are
-    come out near 0, whatever the two kinds of map's levels of similarity; the line is fitted
-    once, not again per shuffle.
+    pair's similarity of the maps is replaced by its residual after a least-squares polynomial of
+    degree ``given_degree`` (default 2, a parabola) in the same pair's similarity of ``given``
+    (fitted over the pairs the test compares), and the test runs on the residuals. Maps of one
+    cluster that are alike only as far as their images are come out near 0, whatever the two
+    kinds of map's levels of similarity; the curve is fitted once, not again per shuffle. A
+    straight line (degree 1) reads a convex relation as consistency: pairs of one cluster, alike
+    in their images, lie where a convex curve rises above its chord.
     """
     maps = np.asarray(maps)
     clusters, groups = np.asarray(clusters).ravel(), np.asarray(groups).ravel()
@@ -507,10 +509,13 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
             raise ValueError(f"given must be (N, H, W) with one entry per clip ({n}), got shape {given.shape}")
         reference = np.asarray((similarity or correlation_matrix)(given), dtype=np.float64)
         usable &= ~np.isnan(reference)
-        if usable.sum() < 3 or np.ptp(reference[usable]) == 0:
-            raise ValueError("the similarity of `given` must vary over at least 3 compared pairs to be regressed out")
-        slope, intercept = np.polyfit(reference[usable], matrix[usable], 1)
-        matrix = matrix - (intercept + slope * reference)
+        if int(given_degree) != given_degree or given_degree < 1:
+            raise ValueError(f"given_degree must be a whole number of at least 1, got {given_degree!r}")
+        if usable.sum() < given_degree + 2 or len(np.unique(reference[usable])) <= given_degree:
+            raise ValueError(f"the similarity of `given` must take more than {given_degree} values over "
+                             f"at least {given_degree + 2} compared pairs to be regressed out")
+        curve = np.polynomial.Polynomial.fit(reference[usable], matrix[usable], int(given_degree))
+        matrix = np.where(np.isnan(reference), np.nan, matrix - curve(np.nan_to_num(reference)))
     values = np.where(usable, matrix, 0.0)
     weights = usable.astype(np.float64)
     values, weights = values + values.T, weights + weights.T  # symmetric: each pair counted twice below

@@ -372,18 +372,22 @@ def correlation_with_interval(correlations: np.ndarray, confidence: float = 0.95
     return float(np.tanh(mean)), float(np.tanh(low)), float(np.tanh(high))
 
 
-def permutation_p_text(p_value: float, n_draws: int) -> str:
+def permutation_p_text(p_value: float, n_draws: int, alpha: float = 0.05) -> str:
     """A permutation (or Monte Carlo) test's p-value, (1 + draws at least as extreme) / (1 +
-    ``n_draws``), as text (chapter 09): two decimals below 100 draws, three from 100, and at its
-    floor 1 / (1 + n_draws) "p ≤" the floor rounded up to two significant digits, since that few
-    draws cannot show a smaller p."""
+    ``n_draws``), as text (chapter 09): two decimals below 100 draws, three from 100, and more
+    where fewer would round it onto the other side of ``alpha`` (0.04995 reads "p = 0.04995", not
+    "p = 0.050", since it counts as below 0.05); at its floor 1 / (1 + n_draws) "p ≤" the floor
+    rounded up to two significant digits, since that few draws cannot show a smaller p."""
     if int(n_draws) != n_draws or n_draws < 1:
         raise ValueError(f"n_draws must be a whole number of at least 1, got {n_draws!r}")
     floor = 1 / (1 + int(n_draws))
     if p_value <= floor * (1 + 1e-9):
         step = 10.0 ** (np.floor(np.log10(floor)) - 1)
         return f"p ≤ {np.ceil(floor / step - 1e-9) * step:.2g}"
-    return f"p = {p_value:.{3 if n_draws >= 100 else 2}f}"
+    decimals = 3 if n_draws >= 100 else 2
+    while decimals < 8 and (round(p_value, decimals) < alpha) != (p_value < alpha):
+        decimals += 1
+    return f"p = {p_value:.{decimals}f}"
 
 
 def interval_side(low: float, high: float, value: float = 0.0) -> str:
