@@ -459,7 +459,9 @@ if part_b == "confirmed":
                "part of this consistency is the explanations' own; of its two parts, Grad-CAM's maps differ by "
                f"{parts['Grad-CAM']:+.3f} and DeepLIFT's by {parts['DeepLIFT']:+.3f} (their own levels). "
                "Grad-CAM's part may be built in (see the caution below); " + deeplift_beyond
-               + (", so the method without it is consistent beyond the image too." if beyond_deeplift["p_value"] < 0.05
+               + (", so the method without that part is consistent beyond the image too"
+                  + (", though by far less than the ensemble." if beyond_deeplift["difference"] < beyond["difference"] / 2
+                     else ".") if beyond_deeplift["p_value"] < 0.05
                   else ", not significant: what is left beyond the image may be Grad-CAM's built-in part alone."))
 elif part_b == "qualified":
     reading = ("The ensemble's maps are not measurably more alike within a cluster than their images' likeness "

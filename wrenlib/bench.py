@@ -716,9 +716,7 @@ def _bench_tables(folder: Path) -> list[str]:
         lines += _markdown_table(rows, ["method", "image", "budget", "seconds per image", "forward passes"])
     memory = report.get("memory")
     if memory:
-        from .explain import METHOD_TITLES
-
-        from .explain import DEEPLIFT_BYTES_PER_IMAGE_PIXEL, SHAP_BYTES_PER_REFERENCE_PIXEL
+        from .explain import DEEPLIFT_BYTES_PER_IMAGE_PIXEL, METHOD_TITLES, SHAP_BYTES_PER_REFERENCE_PIXEL
 
         constants = {"deeplift": DEEPLIFT_BYTES_PER_IMAGE_PIXEL, "shap": SHAP_BYTES_PER_REFERENCE_PIXEL}
         lines += ["", "Memory of one more explained image (DeepLIFT) or reference (SHAP) in one call, on the CPU "
