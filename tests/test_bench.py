@@ -283,19 +283,30 @@ def test_other_work_counts_the_rest_of_the_machine_not_this_process():
         while time.process_time() < end:
             pass
 
-    with OtherWork() as idle:
-        time.sleep(1.0)  # the rest of the machine, as busy as it is now (another run's work may share it)
-    with OtherWork() as own_work:
-        burn(1.0)  # this process's own work is not "other"
-    # a busy process outside this one's tree: started by a child that exits at once
-    loop = "import time\nend = time.process_time() + 2.5\nwhile time.process_time() < end: pass"
-    subprocess.run([sys.executable, "-c", f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {loop!r}])"],
-                   check=True)
-    with OtherWork() as beside:
-        time.sleep(1.5)
-    assert beside.cores - own_work.cores > 0.6
+    def measure():
+        with OtherWork() as idle:
+            time.sleep(1.0)  # the rest of the machine, as busy as it is now (another run's work may share it)
+        with OtherWork() as own_work:
+            burn(1.0)  # this process's own work is not "other"
+        # a busy process outside this one's tree: started by a child that exits at once
+        loop = "import time\nend = time.process_time() + 2.5\nwhile time.process_time() < end: pass"
+        subprocess.run([sys.executable, "-c",
+                        f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {loop!r}])"], check=True)
+        with OtherWork() as beside:
+            time.sleep(1.5)
+        time.sleep(1.5)  # let the busy process end before another try
+        return idle, own_work, beside
+
+    # A machine that other work already keeps saturated has no core left to show the busy process
+    # on; such load comes and goes, so the measurement gets three tries (code that missed other
+    # processes, or counted this one's own work, fails all three).
+    for _ in range(3):
+        idle, own_work, beside = measure()
+        if beside.cores - own_work.cores > 0.6 and own_work.cores < idle.cores + 0.5:
+            break
+    assert beside.cores - own_work.cores > 0.6, (idle.cores, own_work.cores, beside.cores)
     assert "other work keeping" in beside.note() and f"of its {os.cpu_count()} cores" in beside.note()
-    assert own_work.cores < idle.cores + 0.5
+    assert own_work.cores < idle.cores + 0.5, (idle.cores, own_work.cores, beside.cores)
 
 
 def test_the_machine_names_its_processor_and_the_kernels_torch_runs(tmp_path, monkeypatch):
