@@ -211,6 +211,27 @@ def test_interval_contains_the_mean_and_narrows_with_more_data():
         mean_with_interval(few, confidence=95)
 
 
+def test_a_t_interval_is_wider_than_a_bootstrap_on_a_handful_of_values_and_stays_inside_the_bounds():
+    from scipy import stats
+
+    four = np.array([0.2, 0.9, 0.5, 0.7])  # chapter 10's stability: a handful of sanity clips
+    _, boot_low, boot_high = mean_with_interval(four, n_boot=2000)
+    mean, low, high = mean_with_interval(four, method="t")
+    expected = stats.ttest_1samp(four, 0).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    assert high - low > 1.5 * (boot_high - boot_low)  # the percentile bootstrap is too narrow with four
+    near_one = np.array([0.99, 0.6, 1.0, 0.98])  # correlations: the mean cannot pass 1
+    _, _, unbounded = mean_with_interval(near_one, method="t")
+    _, low_b, high_b = mean_with_interval(near_one, method="t", bounds=(-1, 1))
+    assert unbounded > 1 and high_b == 1.0 and low_b < near_one.mean()
+    assert mean_with_interval([1.0, 1.0, 1.0], method="t") == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="method must be one of bootstrap, t"):
+        mean_with_interval(four, method="wald")
+    table = pd.DataFrame({"map": ["a"] * 4, "score": four})
+    summary = summarise_scores(table, ["map"], ["score"], method="t")
+    assert (summary.loc[0, "ci_low"], summary.loc[0, "ci_high"]) == pytest.approx((low, high))
+
+
 def test_summarise_scores_per_method_and_dialect():
     table = pd.DataFrame({"method": ["gradcam"] * 4 + ["deeplift"] * 4,
                           "dialect": ["Eastern", "Eastern", "Mexican", "Mexican"] * 2,

@@ -226,20 +226,33 @@ def bootstrap_seeding(seed: int) -> dict[str, Any]:
     return {"rng": generator} if "rng" in inspect.signature(bootstrap).parameters else {"random_state": generator}
 
 
+#: How :func:`mean_with_interval` draws its interval: a percentile bootstrap (the default, for a
+#: score over many clips) or Student's t (for a handful of clips, where a bootstrap's comes out
+#: too narrow; chapter 10's stability checks).
+INTERVAL_METHODS = ("bootstrap", "t")
+
+
 def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float, float]:
+                       seed: int = 0, method: str = "bootstrap",
+                       bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """(mean, low, high) of the finite values, with a bootstrap percentile interval
-    (``scipy.stats.bootstrap``, ``n_boot`` resamples, repeatable with ``seed``; chapter 08).
+    (``scipy.stats.bootstrap``, ``n_boot`` resamples, repeatable with ``seed``; chapter 08), or
+    with ``method="t"`` Student's t-interval of the mean (``scipy.stats.t``), which widens as it
+    should with a handful of values, where a bootstrap's comes out too narrow. ``bounds`` are the
+    score's possible range (e.g. (-1, 1) for a correlation): the interval is cut to it, since
+    the mean cannot lie outside.
 
     NaN values (undefined scores, e.g. all-zero maps) are left out. No values: all NaN; one value
     or fewer than two distinct ones: the interval is NaN or the value itself.
     """
-    from scipy.stats import bootstrap
+    from scipy import stats
 
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot!r}")
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {', '.join(INTERVAL_METHODS)}, got {method!r}")
     values = np.asarray(values, dtype=np.float64).ravel()
     values = values[~np.isnan(values)]
     if not len(values):
@@ -247,9 +260,17 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     mean = float(values.mean())
     if len(values) < 2:
         return mean, float("nan"), float("nan")
-    result = bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                       vectorized=True, **bootstrap_seeding(seed))
-    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if np.ptp(values) == 0:
+        low = high = mean
+    elif method == "t":
+        low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    else:
+        interval = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence,
+                                   method="percentile", vectorized=True, **bootstrap_seeding(seed)).confidence_interval
+        low, high = interval.low, interval.high
+    if bounds is not None:
+        low, high = np.clip([low, high], *bounds)
+    return mean, float(low), float(high)
 
 
 def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray, confidence: float = 0.95,
@@ -283,10 +304,12 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
 
 
 def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], confidence: float = 0.95,
-                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean, bootstrap interval (``ci_low``, ``ci_high``), ``n`` (finite values) and ``n_undefined``
-    (NaN values, such as scores of all-zero maps) of each score column per group of ``by``, e.g.
-    per method and dialect (chapter 08). One row per group and score, named in column ``score``."""
+                     n_boot: int = 2000, seed: int = 0, method: str = "bootstrap",
+                     bounds: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Mean, interval (``ci_low``, ``ci_high``; bootstrap or Student's t, cut to ``bounds``: see
+    :func:`mean_with_interval`), ``n`` (finite values) and ``n_undefined`` (NaN values, such as
+    scores of all-zero maps) of each score column per group of ``by``, e.g. per method and dialect
+    (chapter 08). One row per group and score, named in column ``score``."""
     import pandas as pd
 
     missing = [name for name in [*by, *columns] if name not in table.columns]
@@ -298,7 +321,7 @@ def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], con
         keys = keys if isinstance(keys, tuple) else (keys,)
         for column in columns:
             values = pd.to_numeric(group[column], errors="raise").to_numpy(dtype=np.float64)
-            mean, low, high = mean_with_interval(values, confidence, n_boot, seed)
+            mean, low, high = mean_with_interval(values, confidence, n_boot, seed, method, bounds)
             n_undefined = int(np.isnan(values).sum())
             rows.append({**dict(zip(by, keys)), "score": column, "mean": mean, "ci_low": low, "ci_high": high,
                          "n": len(values) - n_undefined, "n_undefined": n_undefined})
