@@ -365,7 +365,8 @@ glue("ceiling_note", Markdown(
 # values {glue:text}`diagnostic_features_logreg_accuracy:.1%`; on the shared values the regression
 # gets {glue:text}`shared_features_logreg_accuracy:.1%`, {glue:md}`shared_verdict` chance ± 1.96 standard errors
 # (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set: a band over clips, which
-# treats them as independent; a bird's clips are not, so a band over birds would be wider).
+# treats them as independent; a bird's clips are not, so a band over birds can be wider, as chapter 03
+# measures).
 # {glue:md}`ceiling_note`
 #
 # ## The masks: where the dialect evidence is

@@ -155,6 +155,16 @@ print(f"test accuracy {accuracy:.1%} (95 % interval over birds {low:.1%} – {hi
       f"{clip_low:.1%} – {clip_high:.1%}) on {len(test)} clips of {len(set(birds))} birds")
 
 # %% tags=["hide-input"]
+bird_width, clip_width = high - low, clip_high - clip_low
+glue("interval_width_text", Markdown(
+    f"On this split the interval over birds is {100 * bird_width:.1f} points wide and Wilson's over clips "
+    f"{100 * clip_width:.1f}: "
+    + ("wider, as clips that succeed or fail together make it." if bird_width > 1.1 * clip_width else
+       "narrower, though birds are fewer than clips: a bootstrap over few units can come out too narrow, "
+       "so read the birds' interval as a lower bound on the uncertainty." if bird_width < 0.9 * clip_width else
+       "about as wide, so here a bird's clips do not succeed or fail together much more than independent "
+       "clips would; the interval over birds stays the honest one, since that need not hold on other data.")),
+     display=False)
 wrenlib.record_result(PROFILE, "test_accuracy", accuracy)
 wrenlib.record_result(PROFILE, "test_accuracy_ci_low", low)
 wrenlib.record_result(PROFILE, "test_accuracy_ci_high", high)
@@ -185,6 +195,7 @@ wrenlib.record_result(PROFILE, "test_accuracy_per_song_type", per_type["mean"].r
 # The network reaches {glue:text}`test_accuracy:.1%` (95 % interval over birds
 # {glue:text}`test_accuracy_ci_low:.1%` – {glue:text}`test_accuracy_ci_high:.1%`) on birds it never heard; the ideal observer of
 # chapter 01, who reads the three diagnostic values exactly, reaches {glue:md}`ceiling_text`.
+# {glue:md}`interval_width_text`
 # The paper reported 94.8 % on its real recordings. The bars show how the errors spread over the
 # song types.
 #
@@ -216,9 +227,9 @@ display(figures_with_audio(figures, sounds, captions))
 # The paper trained on black, white and mixed images and found that the mixed set generalised
 # best (94.83 %). We train the same network on each set and test each model on the test birds
 # rendered on black and on white. The table gives each model's epochs: those trained and, in
-# brackets, the one whose weights were kept. A model trained for all {glue:text}`max_epochs`
-# epochs (marked "cap") was stopped by the cap, not by its patience, and may still have been
-# improving:
+# brackets, the one whose weights were kept. A model that reached the cap of {glue:text}`max_epochs`
+# epochs before its patience ran out (marked "cap") was stopped by the cap, and may still have
+# been improving:
 
 # %% tags=["hide-input"]
 rows, right = [], {}
@@ -275,6 +286,7 @@ glue("background_in_domain_text", Markdown(
 wrenlib.record_result(PROFILE, "background_mixed_in_domain_difference",
                       {shown: round(values[0], 4) for shown, values in in_domain.items()}, glue=False)
 wrenlib.record_result(PROFILE, "background_mixed_clearly_worse_in_domain", clearly_worse, glue=False)
+wrenlib.record_result(PROFILE, "background_mixed_works_on_both", works_on_both, glue=False)
 wrenlib.record_result(PROFILE, "background_mixed_generalises_best", generalises)
 
 # %% [markdown]
