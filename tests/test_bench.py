@@ -100,7 +100,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     page = tmp_path / "performance.md"
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     text = page.read_text()
-    assert "**12.0 min** for 2 chapters and 1 preparations" in text  # the failed chapter is not counted
+    assert "**12.0 min** for 2 chapters and 1 preparation." in text  # the failed chapter is not counted
     assert (text.index("| 03_training | 540 | 75% | 2.5 | 1.9 | 0 |")
             < text.index("| preparation `cnn_black` | 120 | 17% | 1.5 | 1.7 | 1 |")
             < text.index("| 01_wren_dialects | 60 | 8% | 1.25 | — | 0 |"))
@@ -117,6 +117,14 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     log.update(wall_seconds=410.0)
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
     assert "2% more than that bound: a shorter run needs less work in the jobs" in page.read_text()
+    # one chain of every job, one after another (a run of one chapter and what it waits for): no order helps
+    log.update(wall_seconds=48.0, bounds={"work_seconds": 40.0, "chain_seconds": 40.0,
+                                          "chain": ["cnn_black", "03_training"]})
+    write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
+    serial = page.read_text()
+    assert "every job lies on that chain, so no order could do better" in serial and "better order" not in serial
+    log.update(wall_seconds=480.0, bounds={"work_seconds": 720.0, "chain_seconds": 400.0,
+                                           "chain": ["01_wren_dialects", "cnn_black", "03_training"]})
     del log["bounds"], log["wall_seconds"], log["jobs"]
     assert ("targets for profile `quick`: under 10 min on a 2-core CPU (met here: 10.0 min)" not in text
             and "(not met here: 12.0 min)" in text and "peak memory under 6 GiB (met: 2.50 GiB)" in text)

@@ -12,6 +12,7 @@ knows what the ``full`` profile costs on a GPU without executing the whole book 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -791,10 +792,15 @@ def _kept_runs(benchmarks: Path) -> list[str]:
             lines += [f"*{record['note']}*", ""]
         rows = [{"job": job, "seconds": f"{value:.0f}", "peak RAM (GiB)": peaks.get(job)}
                 for job, value in sorted(seconds.items(), key=lambda item: -item[1])]
-        rows += [{"job": job, "seconds": f"≥ {value:.0f} (cut off)", "peak RAM (GiB)": "—"}  # it ran this long, unfinished
+        rows += [{"job": job, "seconds": f"≥ {math.floor(value)} (cut off)", "peak RAM (GiB)": "—"}  # ran this long, unfinished
                  for job, value in sorted(record.get("cut_off_seconds", {}).items(), key=lambda item: -item[1])]
         lines += _markdown_table(rows, ["job", "seconds", "peak RAM (GiB)"])
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 chapter", "3 chapters": a count and its noun, in number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, bench: Path) -> None:
@@ -831,10 +837,11 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
              "The chapters load what the preparations made from `artifacts/`.", "",
              "## This run", "",
              f"Profile `{profile}` on {log.get('device')} ({log.get('machine')}), finished {log.get('finished')}: "
-             + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {len(chapters)} chapters and "
-                f"{len(preparations)} preparations, up to {log['jobs']} side by side (`wrenlib execute --jobs`; "
+             + (f"**{log['wall_seconds'] / 60:.1f} min** of wall time for {_count(len(chapters), 'chapter')} and "
+                f"{_count(len(preparations), 'preparation')}, up to {log['jobs']} side by side (`wrenlib execute --jobs`; "
                 f"their own times add up to {total / 60:.1f} min)." if log.get("jobs", 1) > 1 and "wall_seconds" in log
-                else f"**{total / 60:.1f} min** for {len(chapters)} chapters and {len(preparations)} preparations.")
+                else f"**{total / 60:.1f} min** for {_count(len(chapters), 'chapter')} and "
+                     f"{_count(len(preparations), 'preparation')}.")
              + (f" The run came in {log['parts']} parts (`wrenlib execute --resume`), their wall times added."
                 if log.get("parts", 1) > 1 else "")
              + (" **It was interrupted**: the jobs above are those that finished; `make execute RESUME=1` goes on."
@@ -870,6 +877,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
                   f"{bounds['chain_seconds'] / 60:.1f} min. This run took {log['wall_seconds'] / 60:.1f} min, "
                   f"{log['wall_seconds'] / best - 1:.0%} more than that bound"
                   + (": a shorter run needs less work in the jobs, not a better order." if best >= 0.9 * log["wall_seconds"]
+                     else ": every job lies on that chain, so no order could do better; the rest is the time between "
+                          "jobs (starting each one's process and kernel)." if bounds["chain_seconds"] >= bounds["work_seconds"] - 0.05
                      else f"; a better order could save up to {(log['wall_seconds'] - best) / 60:.1f} min."), ""]
     arithmetic = training_arithmetic(preparations)
     on_gpu = not str(log.get("device", "cpu")).startswith("cpu")
