@@ -214,7 +214,8 @@ wrenlib.record_result(PROFILE, "share_of_cells_below_floor", below)
 # paper scale). Each pixel takes the power of the cells beneath it — their **mean** by default
 # (energy per pixel), or their **maximum** (keeps thin strokes at full brightness) — and only then
 # becomes decibels. Frequency runs up, time across. The diagnostic and song masks of chapter 01
-# go through exactly the same resampling, so mask pixels and image pixels cover the same cells.
+# go onto the same pixel grid, so a mask pixel and an image pixel cover the same cells; a mask
+# pixel is set when any cell under it is.
 
 # %% tags=["hide-input"]
 wrenlib.record_result(PROFILE, "image_height_px", front_end.image_height_px)

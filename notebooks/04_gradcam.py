@@ -68,7 +68,8 @@ print(f"profile {profile.name!r}: the mixed-background CNN of chapter 03 on {len
 #
 # One forward pass records the last block's output $A$ (after its ReLU and max-pooling); one
 # backward pass from the predicted logit gives $\partial y^c / \partial A$. The rest is three
-# lines, and a fourth that puts each cell of the map on the pixels it covers:
+# lines, and a fourth that stretches the map's cells over the pixels they cover, blending
+# neighbours at their borders (bilinear):
 
 # %%
 clip = int(test[np.argmax(probabilities[:, 1])])  # the test clip the model is surest is Mexican
@@ -180,8 +181,8 @@ worst_share = summary.loc[worst_zero, "all_zero_share"]
 
 # %% [markdown]
 # **All-zero maps.** {glue:md}`gradcam_zero_text` An all-zero map is not a bug. The channel weights are
-# gradients *averaged over the whole map*; behind the last block sits a flatten and two dense
-# layers, which weigh every cell separately, so a channel can carry the evidence in one place and
+# gradients *averaged over the whole map*; behind the last block sit a flatten and three dense
+# layers (512 → 1024 → 2), which weigh every cell separately, so a channel can carry the evidence in one place and
 # still get a negative average weight. When the class is coded that way — partly by the
 # *absence* of something — Grad-CAM has nothing positive to show. (The evidence-box test in
 # `tests/test_explain.py` runs Grad-CAM on a head that averages each map globally, the setting
@@ -195,8 +196,8 @@ worst_share = summary.loc[worst_zero, "all_zero_share"]
 #
 # The paper took "the last convolutional layer"; the book reads the last block's output, after
 # its max-pool. The last convolution's own output, before that pool, has cells half as wide and
-# high; an earlier block has finer cells still but less class-specific features. The same three
-# numbers for each:
+# high; block 4's output has cells of that same size, one convolution fewer from the decision, and
+# block 3's are finer still, with less class-specific features. The same three numbers for each:
 
 # %% tags=["hide-input"]
 rows = []
@@ -257,7 +258,7 @@ settings_table = pd.DataFrame([
     ("layer", "last_conv_block (block 5: conv, ReLU, max-pool), read after the pool",
      "the paper's 'last convolutional layer'; before the pool: layer table above"),
     ("relu", str(GradCamSettings().relu), "only evidence for the class remains"),
-    ("interpolation", GradCamSettings().interpolation, "each cell onto the pixels it covers"),
+    ("interpolation", GradCamSettings().interpolation, "cells stretched over the pixels they cover, blended at their borders"),
     ("target", "the predicted class", "as in the paper"),
     ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
     ("implementation", "captum.attr.LayerGradCam + wrenlib.explain.cells_to_pixels", "checked by hand above"),

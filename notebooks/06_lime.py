@@ -182,7 +182,7 @@ plt.show()
 # same map. With {glue:text}`lime_samples_glued` samples for {glue:text}`lime_features_glued` features,
 # two seeds rank the features alike only to a Spearman ρ of
 # {glue:text}`lime_seed_agreement_spearman:.2f`: much of a LIME map at this budget is sampling
-# noise. More samples average it down (the `full` profile uses the paper's 1,000), though a
+# noise. More samples average it down (the `full` profile uses 1,000, the lime package's default), though a
 # single clip and two seeds, as in the exercise below, are too few to show that reliably;
 # chapter 10 measures stability for every method on several clips. The library version is
 # captum's LIME, which batches the perturbations on the model's device; the `lime` package does

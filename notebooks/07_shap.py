@@ -132,8 +132,10 @@ for ax, name in zip(axes[1:], budgets):
 plt.show()
 
 # %% [markdown]
-# **The choice: the deep explainer.** {glue:md}`shap_speed_text`; it is exact for its references (its attributions sum to the
-# model's output minus the references' mean output, with no sampling noise), and it is the
+# **The choice: the deep explainer.** {glue:md}`shap_speed_text`; it has no sampling noise and is
+# exactly additive for its references (its attributions sum to the model's output minus the
+# references' mean output), though its values only approximate Shapley values, through
+# DeepLIFT's linearisation of the network; and it is the
 # explainer whose cost the paper's remark about "background samples" describes. Its price is that
 # it is DeepLIFT in disguise; the partition explainer is the model-agnostic alternative, and
 # blocky for the same reason LIME's grid is. The budget is {glue:text}`shap_references_count`
@@ -327,7 +329,9 @@ wrenlib.record_result(PROFILE, "shap_relative_additivity_gap", float(np.median(n
 # Time per explained image divided by the time of one forward pass of the same network on the
 # same batch size — *forward-pass equivalents* — measured side by side on this machine at
 # this profile's image size with its budgets, and at the paper's 480 × 960 with token budgets
-# (16 LIME samples, 2 SHAP references: the cost per sample or reference is what carries over;
+# (16 LIME samples, 2 SHAP references, to keep the run short: the time grows with the budget, so
+# the paper's budgets cost proportionally more; the cost of one reference is not the same at the
+# two sizes, since at the small one each pass carries fixed costs that the large one spreads out;
 # `wrenlib.explain.benchmark_explainers`, also run by `make bench`). For LIME and SHAP,
 # "overhead" is the share of the time not spent in the network.
 

@@ -233,7 +233,7 @@ above = [name for name in explaining if side[name] == "above"]
 below = [name for name in explaining if side[name] == "below"]
 apart = [name for name in explaining if side[name] == "within"]  # the interval holds the even ratio (or is NaN)
 glue("ratio_clause", Markdown(
-    "With 95 % intervals over the clips: "
+    f"With 95 % intervals over the clips, against the even ratio {even_ratio:.1f}: "
     + (f"{listing(above)} score{'s' if len(above) == 1 else ''} above it" if above else "no map scores above it")
     + (f"; {listing(below)} score{'s' if len(below) == 1 else ''} below it, weighing the shared elements, which "
        "carry no dialect evidence, more for their area than the diagnostic ones" if below else "")

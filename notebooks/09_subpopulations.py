@@ -248,7 +248,8 @@ glue("pca_features_clause", Markdown(
 # cannot show that a dialect *has* several. The test (`wrenlib.latent.cluster_structure`): is the
 # best silhouette found in a dialect's points higher than the best found the same way in points
 # spread evenly over the same extent — the gap statistic's reference {cite}`tibshirani2001gap`,
-# which a single cloud or a continuum of any shape is least likely to beat? The key step, for 40
+# which a single unimodal cloud is least likely to beat (a curved continuum, such as a ring or
+# an arc, can beat it without being several groups)? The key step, for 40
 # draws of the reference:
 #
 # ```python

@@ -322,7 +322,9 @@ def cluster_structure(points: np.ndarray, k_range: Iterable[int] = range(2, 9), 
     points with the best it finds the same way (``k_range``, ``method``, ``seed``) on ``n_null``
     samples of the gap statistic's reference (Tibshirani, Walther and Hastie 2001): as many points,
     uniform over the box of the points' extent along their principal axes. Even spread is the
-    reference that a one-piece cloud or a continuum of any shape is least likely to beat. Returns
+    reference that a single unimodal cloud is least likely to beat; a curved continuum (a ring, an
+    arc) can beat it without being several groups, so a small ``p_value`` there is read with the
+    t-SNE figure beside it. Returns
     ``silhouette``, the reference's ``null_median`` and ``null_high`` (its ``level`` quantile),
     ``p_value`` ((1 + references at or above the points) / (1 + ``n_null``)) and ``clustered``
     (``p_value`` at most 1 - ``level``, which needs ``n_null`` of at least 1 / (1 - ``level``) - 1)."""
