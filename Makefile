@@ -5,7 +5,7 @@
 # JOBS=N sets how many jobs (chapters, and the CNN trainings they need) run side by side
 # (default: 2 on a CPU; with a GPU one per 4 cores and 10 GiB, at most 4, each with its share of its memory);
 # KEEP_GOING=1 runs, after a failure, every job that needs nothing that failed (a long GPU run keeps what it can);
-# RESUME=1 leaves out the chapters an earlier run executed (a run cut short goes on where it stopped).
+# RESUME=1 goes on with the last run: leaves out the chapters and preparations it finished (only the last run).
 
 PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv

@@ -31,7 +31,7 @@
 # %% tags=["remove-cell"]
 import subprocess, sys  # noqa: E401
 if "google.colab" in sys.modules:  # on Colab, install the book's library first (make install did it elsewhere)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib @ git+https://github.com/wrenbook/wrenbook"],
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "wrenlib[book] @ git+https://github.com/wrenbook/wrenbook"],
                    check=True)
 
 # %% tags=["parameters"]

@@ -105,3 +105,43 @@ def test_a_chapter_that_quotes_another_chapters_number_waits_for_it():
     # 03, 10, 11 and 12 quote numbers of earlier chapters (10 through f-strings: chapter 08's scores)
     assert {"03_training", "10_sanity", "11_confound", "12_your_recordings"} <= {reader for reader, _ in checked}
     assert ("10_sanity", ("08_ensembles",)) in checked
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    from packaging.requirements import Requirement
+    return {Requirement(r).name.lower().replace("_", "-") for r in requirements}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_the_colab_cell_installs_every_package_the_chapter_imports(source):
+    """On Colab the first cell is all that installs: the extras it names must bring every module the
+    chapter imports (myst_nb's glue comes with the book extra, not with wrenlib alone)."""
+    import ast
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+
+    text = source.read_text()
+    found = re.search(r'"(wrenlib[^"]*@ git\+[^"]+)"', text)
+    assert found, f"{source.name}: no Colab install cell"
+    wanted = Requirement(found.group(1))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = _requirement_names(project["dependencies"])
+    for extra in wanted.extras:
+        installed |= _requirement_names(project["optional-dependencies"][extra])
+    modules = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            modules.add(node.module.split(".")[0])
+    distributions = packages_distributions()
+    missing = set()
+    for module in modules - set(sys.stdlib_module_names) - {"wrenlib", "google"}:
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        # a module that another dependency brings along (IPython with ipywidgets) counts when named
+        if not names & installed:
+            missing.add(module)
+    assert not missing, f"{source.name}: the Colab cell's {found.group(1)!r} installs no package for {sorted(missing)}"
