@@ -20,6 +20,8 @@
 # this page is typed in. Each status follows a rule written in `wrenlib.scorecard`:
 #
 # - **reproduced** — the book measures what the paper reported;
+# - **reproduced in part** — part of it holds and part does not, or is not decided (a chapter's
+#   *qualified* verdict), and the row says which;
 # - **holds by construction** — what the paper reported is true of any input, so it shows
 #   nothing about the data, and the row says why;
 # - **differs** — the book measures something else, and the row says what;
@@ -50,7 +52,8 @@ from wrenlib.scorecard import STATUSES, open_questions, scorecard, status_counts
 
 results = wrenlib.read_results(PROFILE)
 card = scorecard(results)
-COLOURS = {"reproduced": "#2a9d8f", "holds by construction": "#8ecae6", "differs": "#e9c46a", "undecided": "#f4f1de",
+COLOURS = {"reproduced": "#2a9d8f", "reproduced in part": "#a7d7c5", "holds by construction": "#8ecae6",
+           "differs": "#e9c46a", "undecided": "#f4f1de",
            "not testable": "#adb5bd", "not run": "#e76f51"}
 
 

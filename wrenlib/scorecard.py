@@ -9,6 +9,8 @@ run — says so instead of guessing.
 Statuses (:data:`STATUSES`):
 
 - ``reproduced`` — the book measures what the paper reported;
+- ``reproduced in part`` — part of what the paper reported holds and part does not, or is not
+  decided (a chapter's *qualified* verdict), and the row says which part;
 - ``holds by construction`` — what the paper reported is true of any input, so it needs no data
   and shows nothing about them, and the row says why;
 - ``differs`` — the book measures something else, and the row says what;
@@ -24,13 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .metrics import interval_side
+from .metrics import interval_side, permutation_p_text
 
 #: A scorecard row's possible statuses, in the order the book lists them.
-STATUSES = ("reproduced", "holds by construction", "differs", "undecided", "not testable", "not run")
+STATUSES = ("reproduced", "reproduced in part", "holds by construction", "differs", "undecided", "not testable",
+            "not run")
 # a chapter's verdict on a claim as a status: an undecided verdict (no comparison told the maps apart)
-# is an absence of evidence, not a difference
-VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "differs", "refuted": "differs", "undecided": "undecided"}
+# is an absence of evidence, not a difference; a qualified one holds in part (chapters 08 and 10:
+# comparisons went both ways; chapter 09: one half of the claim holds, the other is not decided or fails)
+VERDICT_STATUS = {"confirmed": "reproduced", "qualified": "reproduced in part", "refuted": "differs",
+                  "undecided": "undecided"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ def _backgrounds(r: dict[str, Any]) -> tuple[str, str]:
         measured += (f": the mixed model is the only one that works on both backgrounds, as the paper found, but "
                      f"clearly below {' and '.join(worse)}'s own model on {' and '.join(worse)} — best everywhere "
                      "does not hold (chapter 03: reproduced in part)")
-    return ("reproduced" if best else "differs", measured)
+    return ("reproduced" if best else "reproduced in part" if r["background_mixed_works_on_both"] else "differs",
+            measured)
 
 
 def _deeplift_white(r: dict[str, Any]) -> tuple[str, str]:
@@ -145,14 +151,19 @@ def _verdict(key: str, extra: Callable[[dict[str, Any]], str] | None = None):
 
 def _clusters(r: dict[str, Any]) -> tuple[str, str]:
     # a number of clusters chosen from 2 up is 2 or more in any cloud: the test is whether each
-    # dialect's t-SNE points are more clustered than evenly spread ones (wrenlib.latent.cluster_structure)
+    # dialect's t-SNE points are more clustered than evenly spread ones (wrenlib.latent.cluster_structure).
+    # Not more clustered is a test that did not reject, not a cloud shown to be one: undecided, not differs
     counts, clustered = r["latent_tsne_clusters_per_dialect"], r["latent_tsne_clustered_per_dialect"]
-    p_values = r["latent_tsne_cluster_p_values"]
-    several = all(bool(clustered[dialect]) and int(counts[dialect]) >= 2 for dialect in counts)
-    return ("reproduced" if several else "differs",
+    p_values, draws = r["latent_tsne_cluster_p_values"], int(r["latent_tsne_cluster_null_draws"])
+    several = [dialect for dialect in counts if bool(clustered[dialect]) and int(counts[dialect]) >= 2]
+    status = ("reproduced" if len(several) == len(counts) else "reproduced in part" if several else "undecided")
+    return (status,
             "t-SNE clusters per dialect (chosen without labels): "
             + ", ".join(f"{dialect} {k} ({'more clustered than' if clustered[dialect] else 'no more clustered than'} "
-                        f"evenly spread points, p = {p_values[dialect]:.2f})" for dialect, k in counts.items())
+                        f"evenly spread points, {permutation_p_text(p_values[dialect], draws)})"
+                        for dialect, k in counts.items())
+            + ("" if several else "; a test that finds no more structure than in evenly spread points does not "
+               "show one cloud either")
             + f"; they follow the {r['latent_clusters_follow']}")
 
 
@@ -181,7 +192,7 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
                 "08_ensembles", ("verdict_claim2",), _verdict("verdict_claim2")),
     PaperResult("latent space", "several t-SNE clusters per class", "09_subpopulations",
                 ("latent_tsne_clusters_per_dialect", "latent_tsne_clustered_per_dialect", "latent_tsne_cluster_p_values",
-                 "latent_clusters_follow"), _clusters),
+                 "latent_tsne_cluster_null_draws", "latent_clusters_follow"), _clusters),
     PaperResult("claim 3", "t-SNE shows sub-populations that PCA misses; explanations are consistent within them",
                 "09_subpopulations", ("verdict_claim3", "verdict_claim3_tsne_vs_pca", "verdict_claim3_consistency"),
                 _verdict("verdict_claim3", lambda r: f"t-SNE vs PCA {r['verdict_claim3_tsne_vs_pca']}, "
@@ -273,6 +284,8 @@ def status_counts_text(counts: dict[str, int]) -> str:
         return f"{n} {one if n == 1 else several}"
 
     parts = [verb(count("reproduced"), "is reproduced", "are reproduced")]
+    if count("reproduced in part"):
+        parts.append(verb(count("reproduced in part"), "is reproduced in part", "are reproduced in part"))
     if count("holds by construction"):
         parts.append(verb(count("holds by construction"), "holds by construction", "hold by construction"))
     parts.append(verb(count("differs"), "differs", "differ"))
