@@ -14,6 +14,7 @@ from torch import nn
 from wrenlib import latent
 from wrenlib.latent import (
     DEFAULT_LAYER,
+    agreement_difference,
     choose_clusters,
     cluster_agreement,
     cluster_consistency,
@@ -26,6 +27,7 @@ from wrenlib.latent import (
     fitting_k_range,
     fitting_perplexity,
     latent_features,
+    label_agreement,
     latent_layer_name,
     sweep_perplexity,
 )
@@ -461,3 +463,46 @@ def test_label_agreement_intervals_hold_the_estimate_for_fine_labels():
     for measure in ("ari", "ami"):
         assert row[f"{measure}_low"] <= row[measure] <= row[f"{measure}_high"]
         assert abs(row[measure]) < 0.05 and row[f"{measure}_low"] < 0 < row[f"{measure}_high"]
+
+
+def test_cluster_consistency_leaves_out_pairs_of_one_birds_clips():
+    """Each bird's two clips share a map pattern and a cluster, and the clusters have no pattern of
+    their own: counted, a bird's own pairs make the clusters look consistent; left out, nothing is."""
+    rng = np.random.default_rng(11)
+    birds = np.repeat(np.arange(24), 2)  # 24 birds, 2 clips each
+    groups = (birds >= 12).astype(int)  # 12 birds per dialect
+    clusters = (birds % 12 >= 6).astype(int)  # 6 birds per cluster, a bird's clips in one cluster
+    maps = rng.random((24, 6, 8))[birds] + 0.3 * rng.random((48, 6, 8))
+    counted = cluster_consistency(maps, clusters, groups, n_permutations=200, seed=0)
+    assert counted["p_value"] <= 0.01  # the birds' own likeness, read as the clusters'
+    apart = cluster_consistency(maps, clusters, groups, n_permutations=200, seed=0, units=birds)
+    assert apart["p_value"] > 0.05
+    # 2 groups x 2 clusters x (C(12, 2) - 6 birds' own pairs) within; between pairs never share a bird
+    assert apart["n_within_pairs"] == 2 * 2 * (66 - 6) and apart["n_between_pairs"] == counted["n_between_pairs"]
+    with pytest.raises(ValueError, match="units must have one entry per clip"):
+        cluster_consistency(maps, clusters, groups, units=birds[:-1])
+
+
+def test_a_paired_difference_decides_where_two_intervals_overlap():
+    """The second partition is the first with six more clips mislabelled: each one's own interval
+    over half-samples overlaps the other's, but drawn on the same clips the first is better in
+    nearly every draw, so the paired difference's interval lies above 0."""
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 20)
+    first = truth.copy()
+    wrong = rng.choice(60, 8, replace=False)
+    first[wrong] = (first[wrong] + 1) % 3
+    second = first.copy()
+    more = rng.choice(np.setdiff1d(np.arange(60), wrong), 6, replace=False)
+    second[more] = (second[more] + 1) % 3
+    a, b = (label_agreement(p, {"song type": truth}).iloc[0] for p in (first, second))
+    assert a["ari_low"] < b["ari_high"]  # the separate intervals overlap: they decide nothing
+    paired = agreement_difference(first, second, truth)
+    assert paired["difference"] == pytest.approx(a["ari"] - b["ari"])
+    assert 0 < paired["low"] < paired["difference"] < paired["high"]
+    swapped = agreement_difference(second, first, truth)  # the same draws, the sign turned
+    assert swapped["low"] == pytest.approx(-paired["high"]) and swapped["high"] == pytest.approx(-paired["low"])
+    same = agreement_difference(first, first.copy(), truth)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    with pytest.raises(ValueError, match="one value per clip"):
+        agreement_difference(first, second[:-1], truth)
