@@ -312,7 +312,7 @@ ax.errorbar(sweep["snr_db"], sweep["accuracy"], yerr=[sweep["accuracy"] - sweep[
 ax.axhline(0.5, color="grey", ls=":", label="chance")
 ax.axvspan(5, 30, color="tab:green", alpha=0.08, label="training SNR range")
 ax.set_xlabel("in-band SNR of the test songs (dB)")
-ax.set_ylabel("test accuracy (95 % CI)")
+ax.set_ylabel("test accuracy (95 % interval over birds)")
 ax.set_ylim(0.3, 1.02)
 ax.legend(fontsize=8)
 ax.set_title("The mixed-set model under quieter and louder recordings")

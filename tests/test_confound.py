@@ -112,6 +112,9 @@ def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_arti
     shares = accuracy.set_index(["strength", "test set"])["with source"]
     assert shares[(1.0, "confounded")] == pytest.approx(mexican.mean()) and shares[(1.0, "clean")] == 0
     assert ((accuracy["ci_low"] <= accuracy["accuracy"]) & (accuracy["accuracy"] <= accuracy["ci_high"])).all()
+    # each row keeps which test clips it got right, the same clips in every row
+    for row in accuracy.itertuples():
+        assert len(row.correct) == len(images["clean"]) and row.correct.mean() == pytest.approx(row.accuracy)
     assert (isolated_artifacts / "tiny" / "models" / "cnn_confound100M_black_seed0.pt").is_file()
     assert (isolated_artifacts / "tiny" / "models" / "cnn_black_seed0.pt").is_file()  # strength 0: chapter 03's
 

@@ -345,6 +345,8 @@ def test_the_snr_sweep_in_this_process_leaves_its_torch_threads_alone(monkeypatc
         torch.set_num_threads(before)
     assert list(sweep["snr_db"]) == [0.0, 20.0]
     assert (sweep["clips"] > 0).all() and sweep["accuracy"].between(0, 1).all()
+    # the interval is over the test birds (2 clips each here), not over clips
+    assert (sweep["birds"] == sweep["clips"] // 2).all()
 
 
 def test_the_snr_sweep_takes_as_many_processes_as_the_run_gives_a_job_threads(monkeypatch):

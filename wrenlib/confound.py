@@ -314,7 +314,10 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
     :func:`~wrenlib.training.load_or_train_on`), the images by ``(strength, set)`` — ``train``
     (every clip, as trained on: SHAP draws its references there), ``confounded`` and ``flipped``
     (the test clips), and ``"clean"`` for the clean test clips — and one accuracy row per
-    strength and test set, with Wilson 95 % intervals.
+    strength and test set, with a 95 % interval over the test birds (a bird's clips share its
+    voice: :func:`~wrenlib.training.accuracy_with_interval` with groups) and, in ``correct``,
+    which test clips it got right, the same clips in every row: two rows compare clip by clip
+    (:func:`~wrenlib.training.accuracy_difference_with_interval`).
     """
     import pandas as pd
 
@@ -340,10 +343,12 @@ def confound_experiment(profile: str, strengths, seed: int = 0, background: str 
             images = test_sets[(strength, name)] if name != "clean" else test_sets["clean"]
             everything = np.arange(len(images))
             predicted = predict(models[strength], images, everything, device).argmax(1)
-            accuracy, low, high = accuracy_with_interval(predicted == images.labels)
+            correct = predicted == images.labels
+            accuracy, low, high = accuracy_with_interval(correct, groups=images.clips["individual"].to_numpy(),
+                                                         seed=seed)
             favoured = DIALECTS.index(tied.favoured)
             rows.append({"strength": float(strength), "test set": name, "accuracy": accuracy, "ci_low": low,
                          "ci_high": high, "clips": len(images),
                          "with source": float(images.clips["confound"].mean()),
-                         f"predicted {tied.favoured}": float(np.mean(predicted == favoured))})
+                         f"predicted {tied.favoured}": float(np.mean(predicted == favoured)), "correct": correct})
     return models, test_sets, pd.DataFrame(rows)

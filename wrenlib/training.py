@@ -467,7 +467,9 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
 
     The same songs are synthesised again (same seed, so the same birds, songs and noise sources)
     with only the noise level changed, and run through the front end the model was trained with.
-    Each test clip is synthesised once and mixed at every SNR, in ``n_jobs`` processes (``None``:
+    Each SNR's accuracy has a 95 % interval over the test birds (their clips share a voice:
+    :func:`accuracy_with_interval` with groups). Each test clip is synthesised once and mixed at
+    every SNR, in ``n_jobs`` processes (``None``:
     as many as the run gives each job threads, :func:`~wrenlib.runtime.torch_threads_for_run`,
     since other jobs may run beside this one).
     """
@@ -486,15 +488,16 @@ def accuracy_against_snr(model: DialectCNN, profile: str, snrs_db: list[float], 
     waveforms = np.concatenate([w for w, _ in parts], axis=1)  # (snrs, clips, samples)
     labels = np.concatenate([l for _, l in parts])
     table = pd.DataFrame({"clip": test_ids, "label": labels, "split": "test"})
+    birds = np.array([population.clip_assignment(i)[0] for i in test_ids])
     rows = []
     for snr, at_snr in zip(snrs_db, waveforms):
         levels = render_level_cache(at_snr, front_end, device, progress=False)
         data = SpectrogramDataset(levels, table, assign_backgrounds(len(levels), background, seed), front_end,
                                   None, with_masks=False)
         correct = predict(model, data, np.arange(len(data)), device).argmax(1) == data.labels
-        accuracy, low, high = accuracy_with_interval(correct)
+        accuracy, low, high = accuracy_with_interval(correct, groups=birds, seed=seed)
         rows.append({"snr_db": float(snr), "accuracy": accuracy, "ci_low": low, "ci_high": high,
-                     "clips": len(data)})
+                     "clips": len(data), "birds": len(np.unique(birds))})
     return pd.DataFrame(rows)
 
 
