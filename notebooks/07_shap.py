@@ -197,14 +197,20 @@ growth_rows = []
 swept = images.images(explained[:4])
 for n in (2, 4, 8, 16):
     chosen = ShapSettings(n_background=n, seed=SEED)
-    # two sets of n references that share no image: their maps differ by the choice of references alone
-    one, other = disjoint_shap_references(images, n, sets=2, seed=SEED)
-    result = explain(model, swept, "shap", settings=chosen, references=one)
-    again = explain(model, swept, "shap", settings=chosen, references=other)
+    seconds, first, second = 0.0, [], []
+    for position in range(len(swept)):
+        # two sets of n references that share no image, drawn afresh for each clip: the two maps differ by the
+        # choice of references alone, and the interval over the clips covers that choice, not one draw's luck
+        one, other = disjoint_shap_references(images, n, sets=2, seed=SEED + position)
+        result = explain(model, swept[position:position + 1], "shap", settings=chosen, references=one)
+        again = explain(model, swept[position:position + 1], "shap", settings=chosen, references=other)
+        seconds += result.seconds
+        first.append(result.maps[0])
+        second.append(again.maps[0])
     # Student's t on Fisher's z: a handful of clips, correlations near 1
-    correlations = map_correlation(result.maps, again.maps)  # NaN where a map is flat: left out
+    correlations = map_correlation(np.stack(first), np.stack(second))  # NaN where a map is flat: left out
     centre, low, high = correlation_with_interval(correlations)
-    growth_rows.append({"references": n, "seconds per image": result.seconds / len(swept),
+    growth_rows.append({"references": n, "seconds per image": seconds / len(swept),
                         "Pearson r of two disjoint sets": centre, "low": low, "high": high,
                         "clips": int(np.isfinite(correlations).sum())})
 by_references = pd.DataFrame(growth_rows)
@@ -288,7 +294,8 @@ glue("shap_references_per_call_here", images_per_call(paper_pixels, SHAP_BYTES_P
 # {glue:text}`few_references_threshold` the scorecard counts 4 references as too few, above as
 # enough, and an interval that holds it decides nothing — a handful of clips gives a wide one). The
 # two sets share no image, so their maps differ by the choice of references alone; a set of 4 drawn
-# from the 16 would share a quarter of its map with theirs and agree more than it should.
+# from the 16 would share a quarter of its map with theirs and agree more than it should. Each
+# clip draws its own two sets, so the interval covers the luck of the draw as well as the clips.
 #
 # Memory grows the same way. The deep explainer runs the explained image beside every reference,
 # forward and backward, so one call holds the activations of all of them: at 480 × 960 up to

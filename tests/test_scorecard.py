@@ -14,7 +14,7 @@ RESULTS = {
     "background_mixed_in_domain_difference": {"black": -0.007, "white": -0.041},
     "background_mixed_works_on_both": True, "background_mixed_clearly_worse_in_domain": [],
     "deeplift_constant_baselines_identical": True, "deeplift_white_fixed_centre_empty_share": 0.86,
-    "lime_empty_top5_share_grid": 0.1, "lime_empty_feature_share_grid": 0.8, "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
+    "lime_empty_top5_share_grid": 0.1, "lime_empty_feature_share_grid": 0.8, "lime_empty_top5_less_all_ci_grid": [-0.8, -0.6], "shap_cost_ratio_paper_size_vs_quick_size": 3.6,
     "cost_forward_equivalents_shap": 100.0, "max_ensemble_larger_share_at_every_threshold": True,
     "cost_forward_equivalents_gradcam": 2.0, "cost_forward_equivalents_deeplift": 19.0,
     "shap_four_references_agreement": 0.7, "shap_four_references_agreement_ci": [0.6, 0.8],
@@ -82,7 +82,11 @@ def test_statuses_follow_the_rules():
     # more often than features picked at random
     assert _status(table, "LIME") == "differs" and "prefers song" in table.set_index("topic").loc["LIME", "book"]
     assert "as the paper saw, but fewer than features picked at random" in table.set_index("topic").loc["LIME", "book"]
-    assert _status(scorecard({**RESULTS, "lime_empty_feature_share_grid": 0.05}), "LIME") == "reproduced"
+    more = {"lime_empty_feature_share_grid": 0.05, "lime_empty_top5_less_all_ci_grid": [0.02, 0.08]}
+    assert _status(scorecard({**RESULTS, **more}), "LIME") == "reproduced"
+    # the mean shares alone decide nothing: clip by clip, an interval holding 0 is undecided
+    close = scorecard({**RESULTS, "lime_empty_top5_share_grid": 0.82, "lime_empty_top5_less_all_ci_grid": [-0.1, 0.14]})
+    assert _status(close, "LIME") == "undecided" and "holding 0" in close.set_index("topic").loc["LIME", "book"]
     none_empty = scorecard({**RESULTS, "lime_empty_top5_share_grid": 0.0}).set_index("topic").loc["LIME", "book"]
     assert "marks no empty region" in none_empty
     # a verdict no comparison decided is an absence of evidence, not a difference
@@ -105,26 +109,29 @@ def test_each_rule_gives_a_known_status(row):
 
 def test_open_questions_quote_the_run_or_say_what_is_missing():
     results = {**RESULTS, "accuracy_at_0db": 0.74, "accuracy_at_30db": 0.93, "latent_song_type_ari_tsne": 0.27,
-               "adaptive_minus_average_auc": 0.1, "adaptive_temperature": 0.25,
+               "adaptive_minus_average_auc": 0.1, "adaptive_minus_average_auc_ci": [0.04, 0.16],
+               "adaptive_against_fixed_ensembles": "won", "adaptive_temperature": 0.25,
                "adaptive_temperature_at_grid_edge": True, "adaptive_validation_clips": 8,
-               "score_reference_the_image_mask_auc": 0.82, "score_average_all_four_mask_auc": 0.6,
+               "score_reference_the_image_mask_auc": 0.82, "image_against_ensembles": "won",
                "score_adaptive_all_four_mask_auc": 0.74, "score_average_gc_dl_mask_auc": 0.48,
                "score_max_gc_dl_mask_auc": 0.47,
                "confound_accuracy_confounded_100": 0.98, "confound_accuracy_flipped_100": 0.56,
                "confound_earliest_warning": "DeepLIFT, SHAP", "confound_rises_without_warning": "Grad-CAM"}
     table = open_questions(results)
-    assert len(table) == 3 and "74.0 %" in table.loc[0, "book"] and "+0.100" in table.loc[2, "book"]
+    assert len(table) == 3 and "74.0 %" in table.loc[0, "book"] and "+0.100 [+0.040, +0.160]" in table.loc[2, "book"]
     assert "0.74" in table.loc[2, "book"] and "0.48" in table.loc[2, "book"] and "0.47" in table.loc[2, "book"]
     assert "98.0 %" in table.loc[0, "book"] and "56.0 %" in table.loc[0, "book"] and "DeepLIFT, SHAP" in table.loc[0, "book"]
     assert "without standing out against the image: Grad-CAM" in table.loc[0, "book"]
-    # the answer names what beats every ensemble, and a temperature the grid could not go below
+    # the answer is chapter 08's paired outcome, not a comparison of mean scores
+    assert table.loc[2, "book"].startswith("yes: clip by clip it beats both")
+    undecided = open_questions({**results, "adaptive_against_fixed_ensembles": "undecided"}).loc[2, "book"]
+    assert undecided.startswith("not on this run") and "0.74" in undecided
+    assert open_questions({**results, "adaptive_against_fixed_ensembles": "lost"}).loc[2, "book"].startswith("no:")
+    # the answer names a temperature the grid could not go below, and an image that beats every ensemble
     assert "8 validation clips, the lowest the grid offers" in table.loc[2, "book"]
-    assert "scores 0.82, more than any ensemble" in table.loc[2, "book"]
-    weaker_image = open_questions({**results, "score_reference_the_image_mask_auc": 0.6}).loc[2, "book"]
-    assert "scores 0.60" in weaker_image and "more than any ensemble" not in weaker_image
-    # every ensemble counts, the plain average of all four included
-    four_better = open_questions({**results, "score_average_all_four_mask_auc": 0.9}).loc[2, "book"]
-    assert "more than any ensemble" not in four_better
+    assert "scores 0.82 and beats every ensemble clip by clip" in table.loc[2, "book"]
+    weaker_image = open_questions({**results, "image_against_ensembles": "undecided"}).loc[2, "book"]
+    assert "scores 0.82" in weaker_image and "beats every ensemble" not in weaker_image
     no_confound = {key: value for key, value in results.items() if not key.startswith("confound")}
     assert "confound_earliest_warning" in open_questions(no_confound).loc[0, "book"]  # names what is missing
     missing = open_questions(RESULTS)
