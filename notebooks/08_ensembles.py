@@ -53,13 +53,17 @@ from wrenlib.explain import (
 from wrenlib.metrics import (
     against_each,
     background_share,
+    comparison_table,
     comparison_verdict,
+    decide_family,
     interval_side,
     interval_table,
     listing,
     map_correlation,
     mask_auc,
+    outcomes_per_map,
     paired_comparison,
+    paired_comparisons,
     pointing_game,
     ratio_of_means_with_interval,
     region_share,
@@ -333,18 +337,20 @@ plt.show()
 # ## Verdicts on the paper's claims
 #
 # Each claim restated, with the numbers that decide it. The rules are written in the code cell
-# (shown on the page). Two maps are compared on the same clips: a comparison is won or lost only
-# where the 95 % Student-t interval of the mean per-clip difference in mask AUC excludes 0
-# (`wrenlib.metrics.paired_comparison`, as in chapter 10; pairing removes what the clips share,
-# and with a handful of clips a t-interval widens as it should). Claim 1 makes one comparison per
-# gradient method: Grad-CAM (or DeepLIFT) wins when it beats both LIME and SHAP and loses when
-# either beats it. Claim 2 makes one per ensemble: an ensemble wins when it beats both of its
-# members (beating the weaker one alone shows nothing complementary) and loses when a member
-# beats it (`wrenlib.metrics.against_each`). One rule reads both, and chapter 10's
-# (`wrenlib.metrics.comparison_verdict`): confirmed when some comparisons are won and none lost,
-# refuted in the mirror case, qualified when some go each way, undecided when none is told
-# apart. Each comparison at 95 % carries its own 5 % chance of a false call; the verdicts count
-# them without correcting for their number.
+# (shown on the page). Two maps are compared on the same clips, by the paired t-test of their
+# per-clip difference in mask AUC (`wrenlib.metrics.paired_comparison`, as in chapter 10;
+# pairing removes what the clips share, and with a handful of clips Student's t widens as it
+# should). A claim rests on several such comparisons, and each at 5 % alone would make a false
+# call somewhere in the family ever more likely; so a claim's comparisons are decided together:
+# one is won or lost only where its p-value, adjusted by Holm's method over the claim's family,
+# lies below 0.05 (`wrenlib.metrics.decide_family`). Claim 1 sets each gradient method against
+# LIME and SHAP: Grad-CAM (or DeepLIFT) wins when it beats both and loses when either beats it.
+# Claim 2 sets each ensemble against its members: it wins when it beats both (beating the weaker
+# one alone shows nothing complementary) and loses when a member beats it
+# (`wrenlib.metrics.outcomes_per_map`). One rule reads both, and chapter 10's
+# (`wrenlib.metrics.comparison_verdict`): confirmed when some maps win and none loses, refuted
+# in the mirror case, qualified when some go each way, undecided when none is told apart. The
+# table below the verdicts lists every comparison.
 
 # %%
 def mean_ci(name, score):
@@ -352,15 +358,19 @@ def mean_ci(name, score):
     return row["mean"], row["ci_low"], row["ci_high"]
 
 
-# claim 1, per gradient method: it wins when it beats both LIME and SHAP, loses when either beats it
-claim1_outcomes = {name: against_each(scores, name, ("LIME", "SHAP"), score="mask AUC")
-                   for name in ("Grad-CAM", "DeepLIFT")}
+# claim 1, per gradient method: it wins when it beats both LIME and SHAP, loses when either beats it; the
+# claim's four comparisons decided together (Holm)
+claim1_family = decide_family(paired_comparisons(scores, {name: ("LIME", "SHAP") for name in ("Grad-CAM", "DeepLIFT")},
+                                                 score="mask AUC"))
+claim1_outcomes = outcomes_per_map(claim1_family).to_dict()
 wins, losses = (sum(r == outcome for r in claim1_outcomes.values()) for outcome in ("won", "lost"))
 claim1 = comparison_verdict(wins, losses)
 # claim 2, per ensemble: it wins when it beats both of its members (beating the weaker alone shows nothing
 # complementary), loses when a member beats it
-claim2_outcomes = {name: against_each(scores, name, ("Grad-CAM", "DeepLIFT"), score="mask AUC")
-                   for name in ("average (GC+DL)", "max (GC+DL)")}
+claim2_family = decide_family(paired_comparisons(scores, {name: ("Grad-CAM", "DeepLIFT")
+                                                          for name in ("average (GC+DL)", "max (GC+DL)")},
+                                                 score="mask AUC"))
+claim2_outcomes = outcomes_per_map(claim2_family).to_dict()
 wins2, losses2 = (sum(r == outcome for r in claim2_outcomes.values()) for outcome in ("won", "lost"))
 claim2 = comparison_verdict(wins2, losses2)
 members_best = max(mean_ci("Grad-CAM", "mask AUC")[0], mean_ci("DeepLIFT", "mask AUC")[0])
@@ -388,6 +398,7 @@ verdicts = pd.DataFrame([
      f"the two maps correlate at r = {overlap:.2f}"},
 ])
 display(verdicts.style.hide(axis="index").set_properties(**{"text-align": "left", "white-space": "normal"}))
+display(comparison_table({"claim 1": claim1_family, "claim 2": claim2_family}))
 wrenlib.record_result(PROFILE, "verdict_claim1", claim1)
 wrenlib.record_result(PROFILE, "verdict_claim2", claim2)
 wrenlib.record_result(PROFILE, "gradcam_deeplift_map_correlation", overlap)

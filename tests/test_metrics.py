@@ -271,6 +271,11 @@ def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
     interval = ttest_rel(a, b).confidence_interval(0.95)
     assert result["result"] == "won" and result["n"] == 4
     assert result["low"] == pytest.approx(interval.low) and result["high"] == pytest.approx(interval.high)
+    assert result["p_value"] == pytest.approx(ttest_rel(a, b).pvalue)
+    # the same difference on every clip has no spread to test: decided, unless it is 0
+    shifted = table.assign(score=np.where(table["map"] == "A", np.tile(b, 2) + 0.1, table["score"]))
+    assert paired_comparison(shifted, "A", "B")["p_value"] == 0.0
+    assert paired_comparison(table.assign(score=np.tile(b, 2)), "A", "B")["p_value"] == 1.0
     assert paired_comparison(table, "B", "A")["result"] == "lost"
     # the same means, but clips that disagree: two clips each way is no decision, where unpaired
     # bootstrap intervals of four values each could come out apart
@@ -300,6 +305,48 @@ def test_a_map_wins_against_a_group_only_by_beating_every_member():
     assert against_each(table.rename(columns={"score": "AUC"}), "A", ["B"], score="AUC") == "won"
     with pytest.raises(ValueError, match="at least one map"):
         against_each(table, "A", [])
+
+
+def test_holm_adjusts_each_p_value_by_the_tests_not_yet_passed():
+    from wrenlib.metrics import holm_adjusted
+
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; never below the one before
+    np.testing.assert_allclose(holm_adjusted([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm_adjusted([0.5, 0.9]), [1.0, 1.0])  # capped at 1
+    np.testing.assert_allclose(holm_adjusted([0.02]), [0.02])  # a family of one is the test itself
+    with pytest.raises(ValueError, match="p-values must lie in"):
+        holm_adjusted([0.1, float("nan")])
+
+
+def test_a_claims_comparisons_are_decided_together():
+    """A and C each set against B and D on eight clips. A beats D at p = 0.029 on its own; in a
+    family of four, of which C against D decides nothing, Holm's adjustment doubles that p, and
+    the comparison is no longer decided."""
+    from wrenlib.metrics import comparison_table, decide_family, outcomes_per_map, paired_comparisons
+
+    rng = np.random.default_rng(4)
+    base = rng.random(8)
+    a = base + 0.5 + rng.normal(0, 0.02, 8)
+    d = a - np.array([0.05, -0.005, 0.04, 0.02, 0.03, -0.01, 0.06, 0.01])  # a shade below A
+    c = d + np.array([0.03, -0.04, 0.02, -0.01, 0.0, 0.02, -0.03, 0.01])  # D's level, clip by clip either way
+    table = pd.DataFrame([{"map": name, "clip": clip, "score": value}
+                          for name, values in {"A": a, "B": base, "C": c, "D": d}.items()
+                          for clip, value in enumerate(values)])
+    family = paired_comparisons(table, {"A": ("B", "D"), "C": ("B", "D")})
+    assert list(family["against"]) == ["B", "D", "B", "D"] and (family["n"] == 8).all()
+    decided = decide_family(family).set_index(["map", "against"])
+    alone = family.set_index(["map", "against"])
+    assert alone.loc[("A", "D"), "result"] == "won" and alone.loc[("A", "D"), "p_value"] == pytest.approx(0.0294, abs=1e-4)
+    assert decided.loc[("A", "D"), "p_holm"] == pytest.approx(2 * alone.loc[("A", "D"), "p_value"])
+    assert decided.loc[("A", "D"), "result"] == "undecided"  # with the family: not decided
+    assert decided.loc[("A", "B"), "result"] == decided.loc[("C", "B"), "result"] == "won"
+    assert (decided["p_holm"] >= decided["p_value"]).all()
+    shown = comparison_table({"a claim": decided.reset_index()}).loc[("a claim", "A", "D")]
+    assert shown["result"] == "undecided" and shown["p"] == "0.029" and shown["p (Holm)"] == "0.059"
+    outcomes = outcomes_per_map(decided.reset_index())
+    assert outcomes["A"] == "undecided" and outcomes["C"] == "undecided"  # each beat B, not D
+    with pytest.raises(ValueError, match="at least one map"):
+        paired_comparisons(table, {"A": ()})
 
 
 def test_a_correlations_interval_stays_inside_minus_one_to_one():

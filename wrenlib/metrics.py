@@ -352,25 +352,99 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
     difference = per_unit[first] - per_unit[second]
     if np.ptp(difference.to_numpy()) == 0:  # the same difference on every clip: no spread to test
         low = high = float(difference.iloc[0])
+        p_value = 1.0 if low == 0 else 0.0
     else:
-        interval = ttest_rel(per_unit[first], per_unit[second]).confidence_interval(confidence)
-        low, high = float(interval.low), float(interval.high)
-    return {"difference": float(difference.mean()), "low": low, "high": high, "n": len(per_unit),
+        test = ttest_rel(per_unit[first], per_unit[second])
+        interval = test.confidence_interval(confidence)
+        low, high, p_value = float(interval.low), float(interval.high), float(test.pvalue)
+    return {"difference": float(difference.mean()), "low": low, "high": high, "n": len(per_unit), "p_value": p_value,
             "result": {"above": "won", "below": "lost", "within": "undecided"}[interval_side(low, high)]}
 
 
+def holm_adjusted(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979) of a family of tests, in their order: the
+    k-th smallest p times the number of tests not yet passed (m - k + 1), kept from falling below
+    the one before it, capped at 1. Deciding every test whose adjusted p lies below alpha keeps the
+    chance of *any* false call in the family at alpha or less, whatever the tests' dependence —
+    where each test at alpha alone would make one somewhere ever more likely as the family grows."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
+def paired_comparisons(table: "pd.DataFrame", contests: dict[str, Iterable[str]], score: str = "score",
+                       by: str = "map", unit: str = "clip", confidence: float = 0.95) -> "pd.DataFrame":
+    """Every :func:`paired_comparison` a claim makes on one table: for each map of ``contests``,
+    against each of the maps it names. One row per comparison: ``map``, ``against`` and the
+    comparison's ``difference``, ``low``, ``high``, ``n``, ``p_value`` and (each on its own)
+    ``result``; :func:`decide_family` decides them together."""
+    import pandas as pd
+
+    rows = [{"map": first, "against": other,
+             **paired_comparison(table, first, other, score=score, by=by, unit=unit, confidence=confidence)}
+            for first, others in contests.items() for other in others]
+    if not rows:
+        raise ValueError("a family of comparisons needs at least one map with one map to be compared with")
+    return pd.DataFrame(rows)
+
+
+def decide_family(comparisons: "pd.DataFrame", alpha: float = 0.05) -> "pd.DataFrame":
+    """The comparisons that test one claim (rows of :func:`paired_comparisons`, from one table or
+    several), decided together: ``p_holm`` is each one's :func:`holm_adjusted` p-value over the
+    whole family, and ``result`` "won" (or "lost") where it lies below ``alpha`` with the
+    difference above (or below) 0, else "undecided". A claim that counts many comparisons then
+    carries at most an ``alpha`` chance of resting on any false call (chapters 08 and 10)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+    decided = comparisons.copy()
+    decided["p_holm"] = holm_adjusted(decided["p_value"])
+    below = decided["p_holm"] < alpha
+    decided["result"] = np.where(below & (decided["difference"] > 0), "won",
+                                 np.where(below & (decided["difference"] < 0), "lost", "undecided"))
+    return decided
+
+
+def comparison_table(families: dict[str, "pd.DataFrame"], decimals: int = 3, name: str = "claim") -> "pd.DataFrame":
+    """Decided comparisons (:func:`decide_family`) as one table to show, grouped under the keys
+    of ``families`` (a claim, or a check of one claim; the index level ``name``): the two maps,
+    the mean per-clip difference with its 95 % t-interval, the raw and the Holm-adjusted p-value,
+    and the result (chapters 08 and 10)."""
+    import pandas as pd
+
+    rows = [{name: key, "map": row["map"], "against": row["against"],
+             "difference [95 % interval]": f"{row['difference']:+.{decimals}f} [{row['low']:+.{decimals}f}, "
+                                           f"{row['high']:+.{decimals}f}]",
+             "p": f"{row['p_value']:.2g}", "p (Holm)": f"{row['p_holm']:.2g}", "result": row["result"]}
+            for key, family in families.items() for row in family.to_dict("records")]
+    return pd.DataFrame(rows).set_index([name, "map", "against"])
+
+
+def outcomes_per_map(comparisons: "pd.DataFrame", keys: Iterable[str] = ("map",)) -> "pd.Series":
+    """Each map's outcome against its group from decided comparisons (:func:`decide_family`), per
+    ``keys``: "won" where it beat every map it was set against, "lost" where any beat it, else
+    "undecided". A claim that one map is better than a group is tested once per map, not once
+    per pair: beating one of two would otherwise count as a win."""
+    def outcome(results: "pd.Series") -> str:
+        return "won" if (results == "won").all() else "lost" if (results == "lost").any() else "undecided"
+
+    return comparisons.groupby(list(keys), sort=False)["result"].agg(outcome)
+
+
 def against_each(table: "pd.DataFrame", first: str, others: Iterable[str], score: str = "score",
-                 by: str = "map", unit: str = "clip", confidence: float = 0.95) -> str:
-    """One map against several others on the same clips (chapters 08 and 10): "won" where
-    :func:`paired_comparison` finds ``first`` beating every one of ``others``, "lost" where any of
-    them beats it, else "undecided". A claim that one map is better than a group is tested once
-    per map, not once per pair: beating one of two would otherwise count as a win."""
+                 by: str = "map", unit: str = "clip", alpha: float = 0.05) -> str:
+    """One map against several others on the same clips (chapter 08): "won" where it beats every
+    one of ``others``, "lost" where any of them beats it, else "undecided" — the comparisons
+    decided together, Holm-adjusted (:func:`decide_family`, :func:`outcomes_per_map`)."""
     others = list(others)
     if not others:
         raise ValueError(f"{first!r} needs at least one map to be compared with")
-    results = [paired_comparison(table, first, other, score=score, by=by, unit=unit, confidence=confidence)["result"]
-               for other in others]
-    return "won" if all(r == "won" for r in results) else "lost" if "lost" in results else "undecided"
+    family = decide_family(paired_comparisons(table, {first: others}, score=score, by=by, unit=unit), alpha)
+    return str(outcomes_per_map(family)[first])
 
 
 def correlation_with_interval(correlations: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
