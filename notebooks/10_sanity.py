@@ -80,6 +80,7 @@ from wrenlib.metrics import (
     interval_table,
     listing,
     outcomes_per_map,
+    paired_comparison,
     paired_comparisons,
     summarise_scores,
 )
@@ -232,24 +233,29 @@ glue("random_deletion", f"{faithful_means.loc['reference: random map', 'deletion
 glue("image_deletion", f"{faithful_means.loc[REFERENCE_MAPS[0], 'deletion AUC']:.2f}", display=False)
 image_beats_deletion = bool(faithful_means.loc[REFERENCE_MAPS[0], "deletion AUC"] <= methods_deletion.min())
 wrenlib.record_result(PROFILE, "image_as_map_beats_every_method_on_deletion", image_beats_deletion)
-deletion_ci = faithful_summary[faithful_summary["score"] == "deletion AUC"].set_index("map")
-image_clearly_beaten = bool(deletion_ci.loc[methods_deletion.idxmin(), "ci_high"] < deletion_ci.loc[REFERENCE_MAPS[0], "ci_low"])
+
+
+def lower_deletion(first, second):
+    """Whether ``first``'s deletion area lies below ``second``'s, clip by clip (the paired t-interval below 0)."""
+    return paired_comparison(faithfulness, first, second, score="deletion AUC", unit="position")["result"] == "lost"
+
+
+image_clearly_beaten = lower_deletion(methods_deletion.idxmin(), REFERENCE_MAPS[0])
 glue("image_deletion_verdict", Markdown("removes the evidence at least as fast as" if image_beats_deletion
-                                        else "is clearly beaten (95 % intervals apart) by" if image_clearly_beaten
-                                        else "is beaten, though not clearly (the 95 % intervals overlap), by"),
+                                        else "is clearly beaten (clip by clip) by" if image_clearly_beaten
+                                        else "is beaten, though not clearly (clip by clip, the 95 % interval of "
+                                             "the difference holds 0), by"),
      display=False)
-image_below_random = bool(faithful_summary.query("map == @REFERENCE_MAPS[0] and score == 'deletion AUC'")["ci_high"].iloc[0]
-                          < faithful_summary.query("map == 'reference: random map' and score == 'deletion AUC'")["ci_low"].iloc[0])
+image_below_random = lower_deletion(REFERENCE_MAPS[0], "reference: random map")
 glue("image_vs_random", Markdown("clearly below" if image_below_random else "not clearly below"), display=False)
-beat_random = [name for name in TITLES
-               if faithful_summary.query("map == @name and score == 'deletion AUC'")["ci_high"].iloc[0]
-               < faithful_summary.query("map == 'reference: random map' and score == 'deletion AUC'")["ci_low"].iloc[0]]
+beat_random = [name for name in TITLES if lower_deletion(name, "reference: random map")]
 glue("beat_random", Markdown(", ".join(beat_random) if beat_random else "none of the four methods"), display=False)
 
 # %% [markdown]
 # The best method's deletion area is {glue:text}`best_deletion`, against
-# {glue:text}`random_deletion` for a random map; clearly below the random floor (95 % intervals
-# apart): {glue:md}`beat_random`. The image used as a map, area {glue:text}`image_deletion`,
+# {glue:text}`random_deletion` for a random map; clearly below the random floor (clip by clip:
+# the 95 % t-interval of the per-clip difference below 0, `wrenlib.metrics.paired_comparison`):
+# {glue:md}`beat_random`. The image used as a map, area {glue:text}`image_deletion`,
 # {glue:md}`image_deletion_verdict` the best method, and it is {glue:md}`image_vs_random` the
 # random floor without knowing anything about the model: removing the loudest pixels removes
 # the song, and a model that listens to the song loses its confidence whatever the map knew.
