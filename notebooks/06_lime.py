@@ -376,8 +376,8 @@ glue("lime_empty_clause", Markdown(
     "features picked at random: there it does prefer empty regions, as the paper saw." if len(prefers) else
     "With every segmentation LIME's strongest features are empty *less* often than features picked at random "
     "would be: it marks some empty regions, but it prefers song." if len(avoids) == len(segmentation_table) else
-    "With no segmentation are LIME's strongest features empty more often than features picked at random: it does "
-    "not prefer empty regions."), display=False)
+    "With no segmentation are LIME's strongest features clearly empty more often than features picked at random; "
+    "where the per-clip interval holds 0, whether LIME prefers empty regions is not decided."), display=False)
 
 # %% [markdown]
 # Of LIME's five strongest features, the share that is empty background is

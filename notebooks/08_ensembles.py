@@ -382,7 +382,7 @@ print("claim 2: " + ", ".join(f"{name} {outcome}" for name, outcome in claim2_ou
 
 # %% tags=["hide-input"]
 def fmt(name, score="mask AUC"):
-    mean, low, high = mean_ci(name, score)  # three digits: intervals that look alike at two may not overlap
+    mean, low, high = mean_ci(name, score)  # three digits: as the comparison table's differences
     return f"{name} {mean:.3f} [{low:.3f}, {high:.3f}]"
 
 

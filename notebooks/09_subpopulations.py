@@ -218,7 +218,8 @@ for space, key in zip(spaces, ("tsne", "pca", "features")):
 paired = pd.DataFrame([{"dialect": name, **agreement_difference(
     cluster_labels["t-SNE"][dialect == name], cluster_labels["PCA (2 components)"][dialect == name],
     known.loc[dialect == name, "song type"].to_numpy(), seed=SEED)} for name in DIALECTS]).set_index("dialect")
-# per dialect, won where the paired interval lies above 0, lost where below: chapter 08's rule for a claim
+# per dialect, won where its paired interval lies above 0, lost where below (each on its own, not Holm-adjusted);
+# the wins and losses read by chapter 08's comparison_verdict
 tsne_against_pca = comparison_verdict(int((paired["low"] > 0).sum()), int((paired["high"] < 0).sum()))
 glue("paired_text", "; ".join(f"{name} {row.difference:+.2f} [{row.low:+.2f}, {row.high:+.2f}]"
                                for name, row in paired.iterrows()), display=False)
@@ -428,8 +429,9 @@ for name, row in consistency.iterrows():
 #
 # Two halves, each with its rule written in the cell below: (a) t-SNE shows sub-populations that
 # PCA misses — t-SNE's clusters match the song types better than PCA's, the paired difference's
-# 95 % interval above 0, in some dialect and worse in none (the rule of chapters 08 and 10,
-# `wrenlib.metrics.comparison_verdict`), and its points are more clustered than even spread in
+# 95 % interval above 0, in some dialect and worse in none (each dialect's interval on its own,
+# the wins and losses read as in chapters 08 and 10, `wrenlib.metrics.comparison_verdict`), and
+# its points are more clustered than even spread in
 # both dialects (above; without that, a better match is *qualified*: song types ordered along one
 # cloud); (b)
 # explanations are consistent within a sub-population — the ensemble's within-minus-between

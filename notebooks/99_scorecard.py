@@ -26,7 +26,8 @@
 #   nothing about the data, and the row says why;
 # - **differs** — the book measures something else, and the row says what;
 # - **undecided** — on this run the book's measurement cannot tell (no comparison told the maps
-#   apart), and the row says what it measured;
+#   apart, an interval holds the threshold, or a test did not reject), and the row says what it
+#   measured;
 # - **not testable** — the paper's statement cannot be checked on the book's data, and why;
 # - **not run** — the chapter that measures it did not run (the row names the missing numbers).
 #

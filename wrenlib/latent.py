@@ -582,11 +582,11 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     within_sum, within_count = within(cluster_codes)
     between_sum, between_count = total_sum - within_sum, total_count - within_count
     if within_count < 0.5:
-        raise ValueError("no pair of clips shares both a cluster and a group (with a defined similarity); "
-                         "the within-cluster mean is undefined")
+        raise ValueError("no pair of clips shares both a cluster and a group (with a defined similarity, and "
+                         "of two units where units are given); the within-cluster mean is undefined")
     if between_count < 0.5:
         raise ValueError("no pair of clips lies in different clusters of the same group (with a defined "
-                         "similarity); the between-cluster mean is undefined")
+                         "similarity, and of two units where units are given); the between-cluster mean is undefined")
     observed = within_sum / within_count - between_sum / between_count
     generator = np.random.default_rng(seed)
     members = [np.flatnonzero(group_codes == g) for g in range(int(group_codes.max()) + 1)]
@@ -597,7 +597,7 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
             shuffled[member] = generator.permutation(cluster_codes[member])
         s, c = within(shuffled)
         if c < 0.5 or total_count - c < 0.5:
-            continue  # only possible with undefined (NaN) pairs; such a shuffle counts as not exceeding
+            continue  # only with pairs left out (undefined, or of one unit); such a shuffle counts as not exceeding
         statistic = s / c - (total_sum - s) / (total_count - c)
         exceed += statistic >= observed - 1e-12
     return {"within": float(within_sum / within_count), "between": float(between_sum / between_count),

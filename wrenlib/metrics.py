@@ -337,12 +337,14 @@ def listing(names: list[str], bold: bool = False) -> str:
 
 def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str = "score",
                       by: str = "map", unit: str = "clip", confidence: float = 0.95) -> dict[str, Any]:
-    """Whether map ``first`` beats map ``second`` on ``score`` over the same clips (chapter 10's
-    verdict): each clip's mean score under each map (``table`` has columns ``by``, ``unit`` and
+    """Whether map ``first`` beats map ``second`` on ``score`` over the same clips (chapters 08,
+    10-12): each clip's mean score under each map (``table`` has columns ``by``, ``unit`` and
     ``score``), their differences, and the Student-t interval of the mean difference
     (``scipy.stats.ttest_rel``). ``result`` is "won" where the interval lies above 0, "lost"
-    where below, else "undecided". With few clips the t-interval widens as it should, where a
-    percentile bootstrap's interval comes out too narrow and decides too often."""
+    where below, else "undecided": a single comparison's result (also its ``p_value``, the
+    two-sided t-test's); a claim's family of comparisons is decided again together by
+    :func:`decide_family`. With few clips the t-interval widens as it should, where a percentile
+    bootstrap's interval comes out too narrow and decides too often."""
     from scipy.stats import ttest_rel
 
     per_unit = table[table[by].isin([first, second])].groupby([by, unit])[score].mean().unstack(by).dropna()
@@ -417,7 +419,7 @@ def comparison_table(families: dict[str, "pd.DataFrame"], decimals: int = 3, nam
     import pandas as pd
 
     rows = [{name: key, "map": row["map"], "against": row["against"],
-             "difference [95 % interval]": f"{row['difference']:+.{decimals}f} [{row['low']:+.{decimals}f}, "
+             "difference [95 % t-interval, unadjusted]": f"{row['difference']:+.{decimals}f} [{row['low']:+.{decimals}f}, "
                                            f"{row['high']:+.{decimals}f}]",
              "p": f"{row['p_value']:.2g}", "p (Holm)": f"{row['p_holm']:.2g}", "result": row["result"]}
             for key, family in families.items() for row in family.to_dict("records")]
@@ -490,13 +492,15 @@ def permutation_p_text(p_value: float, n_draws: int, alpha: float = 0.05) -> str
 def interval_side(low: float, high: float, value: float = 0.0) -> str:
     """Where an interval lies against ``value``: "above" (its low end is), "below" (its high end
     is) or "within" (it holds the value, or is NaN). The book calls a difference or a share
-    larger or smaller than a reference only where its interval says so (chapters 03, 08, 10)."""
+    larger or smaller than a reference only where its interval says so (chapters 03, 07, 08, the
+    scorecard)."""
     return "above" if low > value else "below" if high < value else "within"
 
 
 def comparison_verdict(wins: int, losses: int) -> str:
-    """A claim's verdict from the comparisons that test it (each won, lost or undecided by
-    :func:`paired_comparison`; chapters 08 and 10): "confirmed" when some are won and none lost,
+    """A claim's verdict from the outcomes that test it (each won, lost or undecided: by
+    :func:`decide_family` and :func:`outcomes_per_map` in chapters 08 and 10, by each dialect's
+    paired interval in chapter 09): "confirmed" when some are won and none lost,
     "refuted" when some are lost and none won, "qualified" when some go each way, "undecided" when
     none is told apart. One rule for every claim, symmetric: a single loss refutes no more than a
     single win confirms."""

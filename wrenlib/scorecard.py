@@ -14,8 +14,9 @@ Statuses (:data:`STATUSES`):
 - ``holds by construction`` — what the paper reported is true of any input, so it needs no data
   and shows nothing about them, and the row says why;
 - ``differs`` — the book measures something else, and the row says what;
-- ``undecided`` — the book's measurement cannot tell one way or the other on this run (no
-  comparison told the maps apart), and the row says what it measured;
+- ``undecided`` — the book's measurement cannot tell one way or the other on this run (no test
+  or interval decided: no comparison told the maps apart, an interval holds the threshold, or a
+  test did not reject), and the row says what it measured;
 - ``not testable`` — the paper's statement cannot be checked on the book's data, and the row says
   why (its recordings are not public);
 - ``not run`` — the chapter that measures it has not run in this profile.
@@ -235,14 +236,14 @@ _AGAINST_FIXED = {"won": "yes: clip by clip it beats both", "lost": "no: clip by
 
 def _adaptive_answer(r: dict[str, Any]) -> str:
     low, high = r["adaptive_minus_average_auc_ci"]
-    return (f"{_AGAINST_FIXED[r['adaptive_against_fixed_ensembles']]} (95 % t-intervals of the per-clip "
-            f"differences; mean mask AUC {r['score_adaptive_all_four_mask_auc']:.2f} for the agreement-weighted "
+    return (f"{_AGAINST_FIXED[r['adaptive_against_fixed_ensembles']]} (paired t-tests per clip, Holm-adjusted "
+            f"over the two; mean mask AUC {r['score_adaptive_all_four_mask_auc']:.2f} for the agreement-weighted "
             f"ensemble of all four methods, temperature {r['adaptive_temperature']:g}, chosen on "
             f"{r['adaptive_validation_clips']} validation clips"
             + (", the lowest the grid offers" if r["adaptive_temperature_at_grid_edge"] else "")
             + f"; {r['score_average_gc_dl_mask_auc']:.2f} for the paper's 0.5 / 0.5 average of Grad-CAM and DeepLIFT "
             f"and {r['score_max_gc_dl_mask_auc']:.2f} for their max); {r['adaptive_minus_average_auc']:+.3f} "
-            f"[{low:+.3f}, {high:+.3f}] against the plain average of all four. The image itself, used as a map, "
+            f"[{low:+.3f}, {high:+.3f}] against the plain average of all four (95 % t-interval). The image itself, used as a map, "
             f"scores {r['score_reference_the_image_mask_auc']:.2f}"
             + (" and beats every ensemble clip by clip: on this score no ensemble beats a map that knows nothing of "
                "the model" if r["image_against_ensembles"] == "won" else ""))
