@@ -248,7 +248,11 @@ fractions, curves, faithfulness = faithfulness_scores(model, pictures, {**maps, 
                                                       targets=probabilities.argmax(1), device=device)
 
 # %% tags=["hide-input"]
-summary = summarise_scores(faithfulness, ["map"], ["deletion AUC", "insertion AUC"], seed=SEED)
+# the recordings are the independent units: each recording's clips averaged, then Student's t over the recordings
+faithfulness["recording"] = dataset.clips["recording_id"].to_numpy()[chosen][faithfulness["position"]]
+per_recording = faithfulness.groupby(["map", "recording"], as_index=False)[["deletion AUC", "insertion AUC"]].mean()
+summary = summarise_scores(per_recording, ["map"], ["deletion AUC", "insertion AUC"], method="t", bounds=(0, 1))
+n_recordings = per_recording["recording"].nunique()
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
 for ax, mode in zip(axes, ("deletion", "insertion")):
     for name in [*maps, *references]:
@@ -261,14 +265,10 @@ axes[0].set_ylabel("probability of the predicted class")
 axes[1].legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 plt.show()
-areas = faithfulness.groupby("map")["deletion AUC"].mean()
+areas = per_recording.groupby("map")["deletion AUC"].mean()
 display(interval_table(summary, "map").loc[areas.sort_values().index])
-
-
 IMAGE, RANDOM = references
-# every map against both references, paired over the recordings (a recording's clips averaged: the
-# recordings are the independent units), the whole family Holm-adjusted
-faithfulness["recording"] = dataset.clips["recording_id"].to_numpy()[chosen][faithfulness["position"]]
+# every map against both references, paired over the recordings, the whole family Holm-adjusted
 against_references = decide_family(paired_comparisons(faithfulness, {name: (IMAGE, RANDOM) for name in maps},
                                                       score="deletion AUC", unit="recording")).set_index(["map", "against"])
 
@@ -289,15 +289,17 @@ glue("faithful_text", Markdown(" ".join(part for part in (
     "both references, recording by recording (paired t-tests, Holm-adjusted over every map and reference).",
     " ".join(f"{listing([n for n, beaten in beats_one.items() if beaten == reference], bold=True)} beat {reference} "
              "only." for reference in sorted(set(beats_one.values()))),
-    f"{listing(neither, bold=True)} beat neither reference." if neither else "") if part)), display=False)
+    f"{listing(neither, bold=True)} {'is' if len(neither) == 1 else 'are'} not told apart from either reference "
+    f"({n_recordings} recordings: too few to decide is not the same as no better)." if neither else "") if part)),
+     display=False)
 glue("image_area", f"{areas['reference: the image']:.2f}", display=False)
 glue("random_area", f"{areas['reference: random map']:.2f}", display=False)
 
 # %% [markdown]
 # Lower deletion areas mean the probability fell sooner (the image as a map: area
-# {glue:text}`image_area`; the random map: {glue:text}`random_area`). {glue:md}`faithful_text`
-# Chapter 10 explains why the image is the harder
-# floor on a spectrogram: the loudest pixels are the song, and the song is what the model
+# {glue:text}`image_area`; the random map: {glue:text}`random_area`; the table's intervals are
+# Student's t over the recordings, each recording's clips averaged). {glue:md}`faithful_text`
+# Chapter 10 explains why the image can be the harder floor on a spectrogram: the loudest pixels are the song, and the song is what the model
 # uses. A map that loses to it adds nothing a reader could not see in the spectrogram.
 #
 # ## 6. Sub-populations
