@@ -191,7 +191,7 @@ below_even = [f"clips predicted {row['dialect']} ({summary.loc[row['dialect'], '
               f"{summary.loc[row['dialect'], 'mask_area']:.1%}, bird by bird {100 * row['difference']:+.1f} points "
               f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}])"
               for row in against_even.to_dict("records") if row["result"] == "lost"]
-glue("gradcam_dialect_gap", Markdown(dialect_gap_text(summary["relevance_mass"]) + (
+glue("gradcam_dialect_gap", Markdown(dialect_gap_text(mass, per_clip["dialect"], birds) + (
     f" Per dialect the pooled ratio hides a map worse than an even spread for {listing(below_even)}."
     if below_even else "")), display=False)
 worst_zero = summary["all_zero_share"].idxmax()

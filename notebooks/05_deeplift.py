@@ -280,7 +280,8 @@ gradcam_mass = np.nanmedian(relevance_mass(explain_dataset(model, images, test, 
                                                            progress=False).maps, diagnostic))
 glue("deeplift_vs_gradcam", Markdown(f"Grad-CAM's last block reached {gradcam_mass:.1%} on the same clips (chapter 04)"),
      display=False)
-glue("deeplift_dialect_gap", Markdown(dialect_gap_text(summary["relevance_mass"])), display=False)
+glue("deeplift_dialect_gap", Markdown(dialect_gap_text(mass, per_clip["dialect"], images.clips["individual"].to_numpy()[test])),
+     display=False)
 
 # %% [markdown]
 # With the white reference, over all {glue:text}`deeplift_test_count` test clips, a median

@@ -320,7 +320,8 @@ per_dialect = pd.DataFrame({"dialect": np.array(DIALECTS)[probabilities.argmax(1
                             "mask area": mask_area(masks)}).groupby("dialect").median()
 per_dialect.index.name = "predicted dialect"
 display(per_dialect.style.format("{:.1%}"))
-glue("shap_dialect_gap", Markdown(dialect_gap_text(per_dialect["relevance mass"])), display=False)
+glue("shap_dialect_gap", Markdown(dialect_gap_text(mass, np.array(DIALECTS)[probabilities.argmax(1)],
+                                                  images.clips["individual"].to_numpy()[explained])), display=False)
 wrenlib.record_result(PROFILE, "shap_relevance_mass_median", float(np.nanmedian(mass)))
 wrenlib.record_result(PROFILE, "shap_relative_additivity_gap", float(np.median(np.abs(shap_maps.extras["convergence_delta"])
                                                                             / np.abs(shap_maps.maps.sum((1, 2))))))

@@ -385,11 +385,25 @@ def test_a_permutation_p_value_at_its_floor_is_printed_as_a_bound():
 def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     from wrenlib.metrics import dialect_gap_text
 
-    gap = dialect_gap_text(pd.Series({"Eastern": 0.967, "Mexican": 0.30}))
-    assert gap.startswith("The median over all clips hides a gap") and "96.7% for clips predicted Eastern" in gap
-    assert dialect_gap_text(pd.Series({"Eastern": 0.50, "Mexican": 0.45})).startswith("The two dialects are alike")
-    assert "hides a gap" in dialect_gap_text(pd.Series({"Eastern": 0.2, "Mexican": 0.0}))
-    assert dialect_gap_text(pd.Series({"Eastern": 0.5, "Mexican": float("nan")})) == ""
+    rng = np.random.default_rng(0)
+    birds = np.repeat(np.arange(12), 4)  # 12 birds of 4 clips, 6 per dialect
+    dialects = np.where(birds < 6, "Eastern", "Mexican")
+    # every Eastern bird far above every Mexican one: a gap, with evidence over the birds
+    apart = np.where(birds < 6, 0.9, 0.3) + rng.normal(0, 0.02, 48)
+    gap = dialect_gap_text(apart, dialects, birds)
+    assert gap.startswith("The median over all clips hides a gap") and "for clips predicted Eastern" in gap
+    assert "Mann-Whitney p = 0.0022" in gap  # 6 against 6 birds, fully apart: the exact test's smallest p
+    # half the Eastern birds far above the Mexican ones, half a shade below: the clips' medians lie 1.9
+    # times apart, but over the birds the dialects are not told apart — not established
+    split = np.where(birds < 3, 0.9, np.where(birds < 6, 0.25, 0.3)) + rng.normal(0, 0.01, 48)
+    shaky = dialect_gap_text(split, dialects, birds)
+    assert "hides a gap" not in shaky and "not established" in shaky
+    close = dialect_gap_text(np.where(birds < 6, 0.50, 0.45), dialects, birds)
+    assert close.startswith("The two dialects' medians lie within a factor of 1.5")
+    assert "alike" not in close
+    assert dialect_gap_text(np.where(birds < 6, 0.5, np.nan), dialects, birds) == ""
+    few = dialect_gap_text([0.9, 0.9, 0.1, 0.1], ["Eastern"] * 2 + ["Mexican"] * 2, [1, 1, 2, 2])
+    assert "too few birds" in few
 
 
 def test_listing_joins_names_as_prose():

@@ -511,17 +511,36 @@ def comparison_verdict(wins: int, losses: int) -> str:
     return "confirmed" if wins else "refuted" if losses else "undecided"
 
 
-def dialect_gap_text(medians: "pd.Series", ratio: float = 1.5) -> str:
-    """A sentence on a median per predicted dialect (chapters 05 and 07, relevance mass): that the
-    median over all clips hides a gap between the dialects where the larger is at least ``ratio``
-    times the smaller, else that the dialects are alike; empty with fewer than two dialects."""
-    values = medians.dropna()
-    if len(values) < 2:
+def dialect_gap_text(values, dialects, birds, ratio: float = 1.5, alpha: float = 0.05) -> str:
+    """A sentence on a score per clip (e.g. relevance mass) split by predicted dialect (chapters
+    04, 05 and 07): the clips' median per dialect and whether the median over all clips hides a
+    gap between them. A gap needs both size — the larger median at least ``ratio`` times the
+    smaller — and evidence: a bird's clips share its voice, so each bird's mean per dialect is one
+    value, and the dialects' birds are compared by Mann-Whitney's test (``scipy.stats``); p at
+    ``alpha`` or above says the gap is not established, not that there is none. Medians within
+    ``ratio`` are said to be so, not "alike". NaN scores (all-zero maps) are left out; empty with
+    fewer than two dialects."""
+    import pandas as pd
+    from scipy import stats
+
+    table = pd.DataFrame({"value": np.asarray(values, dtype=np.float64).ravel(), "dialect": np.asarray(dialects).ravel(),
+                          "bird": np.asarray(birds).ravel()}).dropna(subset=["value"])
+    medians = table.groupby("dialect")["value"].median()
+    if len(medians) < 2:
         return ""
-    each = listing([f"{value:.1%} for clips predicted {dialect}" for dialect, value in values.items()])
-    if values.min() <= 0 or values.max() / values.min() >= ratio:
-        return f"The median over all clips hides a gap between the dialects: {each}."
-    return f"The two dialects are alike here: {each}."
+    each = listing([f"{value:.1%} for clips predicted {dialect}" for dialect, value in medians.items()])
+    if medians.min() > 0 and medians.max() / medians.min() < ratio:
+        return f"The two dialects' medians lie within a factor of {ratio:g} of each other: {each}."
+    by_bird = table.groupby(["dialect", "bird"])["value"].mean()
+    groups = [by_bird.loc[dialect].to_numpy() for dialect in medians.index]
+    if min(len(group) for group in groups) < 2 or len(groups) != 2:
+        return f"The median over all clips may hide a gap between the dialects: {each} (too few birds to test it)."
+    p_value = float(stats.mannwhitneyu(*groups).pvalue)
+    if p_value < alpha:
+        return (f"The median over all clips hides a gap between the dialects: {each} (the birds' means, "
+                f"Mann-Whitney p = {p_value:.2g}).")
+    return (f"The dialects' medians differ, {each}, but over the birds the gap is not established "
+            f"(Mann-Whitney p = {p_value:.2g}).")
 
 
 def interval_table(summary: pd.DataFrame, index: str | list[str], columns: str | list[str] = "score",
