@@ -180,9 +180,15 @@ for ax, measure in zip(axes, ("loss", "accuracy")):
     ax.set_xlabel("epoch")
     ax.set_ylabel(measure)
 axes[0].legend()
-per_dialect = pd.DataFrame({"dialect": np.array(labels)[dataset.labels[test]], "correct": correct})
-display(per_dialect.groupby("dialect")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy", "size": "test clips"})
-        .style.format({"accuracy": "{:.1%}"}))
+per_dialect = pd.DataFrame({"dialect": np.array(labels)[dataset.labels[test]], "correct": correct,
+                            "recording": recordings_tested})
+dialect_rows = []
+for name, group in per_dialect.groupby("dialect"):  # each dialect's accuracy, its interval over its recordings
+    value, low_d, high_d = accuracy_with_interval(group["correct"].to_numpy(), group["recording"].to_numpy(), seed=SEED)
+    dialect_rows.append({"dialect": name, "accuracy (95 % interval over recordings)":
+                         f"{value:.1%} [{low_d:.1%}, {high_d:.1%}]" if np.isfinite(low_d) else f"{value:.1%} (one recording)",
+                         "test clips": len(group), "recordings": group["recording"].nunique()})
+display(pd.DataFrame(dialect_rows).set_index("dialect"))
 fig.tight_layout()
 plt.show()
 
