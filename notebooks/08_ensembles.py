@@ -349,8 +349,11 @@ plt.show()
 # one alone shows nothing complementary) and loses when a member beats it
 # (`wrenlib.metrics.outcomes_per_map`). One rule reads both, and chapter 10's
 # (`wrenlib.metrics.comparison_verdict`): confirmed when some maps win and none loses, refuted
-# in the mirror case, qualified when some go each way, undecided when none is told apart. The
-# table below the verdicts lists every comparison.
+# in the mirror case, qualified when some go each way, undecided when no map's outcome is won or
+# lost. The table below the verdicts lists every comparison: a map's outcome combines its two
+# (it wins only where it *beats* both, and loses where it *is beaten* by either). The intervals
+# beside each map in the verdicts describe that map alone; the verdicts rest on the paired
+# differences of that table.
 
 # %%
 def mean_ci(name, score):
@@ -376,9 +379,9 @@ claim2 = comparison_verdict(wins2, losses2)
 members_best = max(mean_ci("Grad-CAM", "mask AUC")[0], mean_ci("DeepLIFT", "mask AUC")[0])
 overlap = float(np.nanmean(map_correlation(maps["Grad-CAM"], maps["DeepLIFT"])))
 print("claim 1: " + ", ".join(f"{name} {outcome}" for name, outcome in claim1_outcomes.items())
-      + f" -> {wins} won, {losses} lost -> {claim1}")
+      + f" -> {wins} of 2 maps won, {losses} lost -> {claim1}")
 print("claim 2: " + ", ".join(f"{name} {outcome}" for name, outcome in claim2_outcomes.items())
-      + f" -> {wins2} won, {losses2} lost; Grad-CAM-DeepLIFT map correlation {overlap:.2f} -> {claim2}")
+      + f" -> {wins2} of 2 maps won, {losses2} lost; Grad-CAM-DeepLIFT map correlation {overlap:.2f} -> {claim2}")
 
 # %% tags=["hide-input"]
 def fmt(name, score="mask AUC"):

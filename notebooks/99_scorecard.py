@@ -31,8 +31,11 @@
 # - **not testable** — the paper's statement cannot be checked on the book's data, and why;
 # - **not run** — the chapter that measures it did not run (the row names the missing numbers).
 #
-# The book's data are surrogate songs whose dialect evidence is known (chapter 01), so a
-# "differs" is a finding about the method, never a claim about the paper's birds.
+# A chapter's verdict on one of the paper's claims becomes a status: confirmed → reproduced,
+# qualified → reproduced in part, refuted → differs (the book measured the same thing and found
+# the opposite), undecided → undecided. The book's data are surrogate songs whose dialect
+# evidence is known (chapter 01), so a "differs" is a finding about the method, never a claim
+# about the paper's birds.
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # noqa: E401

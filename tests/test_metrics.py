@@ -342,7 +342,8 @@ def test_a_claims_comparisons_are_decided_together():
     assert decided.loc[("A", "B"), "result"] == decided.loc[("C", "B"), "result"] == "won"
     assert (decided["p_holm"] >= decided["p_value"]).all()
     shown = comparison_table({"a claim": decided.reset_index()}).loc[("a claim", "A", "D")]
-    assert shown["result"] == "undecided" and shown["p"] == "0.029" and shown["p (Holm)"] == "0.059"
+    assert shown["comparison"] == "not told apart" and shown["p"] == "0.029" and shown["p (Holm)"] == "0.059"
+    assert shown["clips"] == 8
     outcomes = outcomes_per_map(decided.reset_index())
     assert outcomes["A"] == "undecided" and outcomes["C"] == "undecided"  # each beat B, not D
     with pytest.raises(ValueError, match="at least one map"):

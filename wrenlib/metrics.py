@@ -411,17 +411,24 @@ def decide_family(comparisons: "pd.DataFrame", alpha: float = 0.05) -> "pd.DataF
     return decided
 
 
+#: A single comparison's result as a comparison table says it (:func:`comparison_table`).
+COMPARISON_WORDS = {"won": "beats", "lost": "is beaten", "undecided": "not told apart"}
+
+
 def comparison_table(families: dict[str, "pd.DataFrame"], decimals: int = 3, name: str = "claim") -> "pd.DataFrame":
     """Decided comparisons (:func:`decide_family`) as one table to show, grouped under the keys
     of ``families`` (a claim, or a check of one claim; the index level ``name``): the two maps,
-    the mean per-clip difference with its 95 % t-interval, the raw and the Holm-adjusted p-value,
-    and the result (chapters 08 and 10)."""
+    the mean per-clip difference with its 95 % t-interval, the number of clips (or other units), the
+    raw and the Holm-adjusted p-value, and the comparison's result in words
+    (:data:`COMPARISON_WORDS`: "beats", "is beaten", "not told apart"; "won" and "lost" are kept
+    for a map's outcome over its comparisons) (chapters 08 and 10)."""
     import pandas as pd
 
     rows = [{name: key, "map": row["map"], "against": row["against"],
              "difference [95 % t-interval, unadjusted]": f"{row['difference']:+.{decimals}f} [{row['low']:+.{decimals}f}, "
                                            f"{row['high']:+.{decimals}f}]",
-             "p": f"{row['p_value']:.2g}", "p (Holm)": f"{row['p_holm']:.2g}", "result": row["result"]}
+             "clips": row["n"], "p": f"{row['p_value']:.2g}", "p (Holm)": f"{row['p_holm']:.2g}",
+             "comparison": COMPARISON_WORDS[row["result"]]}
             for key, family in families.items() for row in family.to_dict("records")]
     return pd.DataFrame(rows).set_index([name, "map", "against"])
 
