@@ -54,7 +54,7 @@ from wrenlib.explain import (
     explain_dataset,
     explained_clips,
 )
-from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, relevance_mass, share_text
+from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, paired_comparison, relevance_mass, share_text
 from wrenlib.plotting import attribution_colorbar, plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -209,12 +209,15 @@ plt.show()
 # like this:
 
 # %% tags=["hide-input"]
-rows, reference_maps = [], {}
+rows, reference_maps, masses = [], {}, []
 explained_masks = images.stacked_masks(explained)
+explained_birds = images.clips["individual"].to_numpy()[explained]
 for baseline in BASELINES:
     result = explain_dataset(model, images, explained, "deeplift", PROFILE, {"baseline": baseline},
                              device=device, progress=False)
     reference_maps[baseline] = result.maps
+    masses.append(pd.DataFrame({"map": baseline, "bird": explained_birds,
+                                "score": relevance_mass(result.maps, explained_masks)}))
     with torch.no_grad():
         x_batch = torch.from_numpy(images.images(explained))[:, None].to(device)
         differences = (model(x_batch) - model(deeplift_baselines(x_batch, DeepLiftSettings(baseline=baseline))))
@@ -238,6 +241,12 @@ wrenlib.record_result(PROFILE, "deeplift_relevance_mass_by_baseline", table["med
 wrenlib.record_result(PROFILE, "deeplift_relative_delta_white", float(table.loc["white", "median |delta| / |f(x) - f(x0)|"]))
 glue("deeplift_relative_delta_white_text", share_text(table.loc["white", "median |delta| / |f(x) - f(x0)|"]),
      display=False)
+# the blurred reference against white on the same clips, bird by bird (a bird's clips averaged)
+blurred_vs_white = paired_comparison(pd.concat(masses, ignore_index=True), "blurred", "white", unit="bird")
+glue("deeplift_blurred_vs_white_text", Markdown(
+    f"bird by bird, {100 * blurred_vs_white['difference']:+.1f} points [{100 * blurred_vs_white['low']:+.1f}, "
+    f"{100 * blurred_vs_white['high']:+.1f}] ({blurred_vs_white['n']} birds: "
+    + {"won": "more", "lost": "less", "undecided": "not told apart"}[blurred_vs_white["result"]] + ")"), display=False)
 wrenlib.record_result(PROFILE, "deeplift_blurred_relevance_mass", float(table.loc["blurred", "median relevance mass"]))
 wrenlib.record_result(PROFILE, "deeplift_white_relevance_mass_explained", float(table.loc["white", "median relevance mass"]))
 glue("deeplift_explained_count", len(explained), display=False)
@@ -250,8 +259,8 @@ glue("deeplift_identical_text", Markdown("identical" if constant_identical else 
 # {glue:text}`deeplift_blurred_correlation_with_white:.2f` (`wrenlib.metrics.map_correlation`);
 # it keeps
 # {glue:text}`deeplift_blurred_relevance_mass:.1%` of the relevance on the diagnostic elements
-# against {glue:text}`deeplift_white_relevance_mass_explained:.1%` for white (both over the
-# {glue:text}`deeplift_explained_count` explained clips). The convergence delta
+# against {glue:text}`deeplift_white_relevance_mass_explained:.1%` for white (medians over the
+# {glue:text}`deeplift_explained_count` explained clips; {glue:md}`deeplift_blurred_vs_white_text`). The convergence delta
 # is a median {glue:text}`deeplift_relative_delta_white_text` of the change it explains.
 #
 # ## Every test clip, with the paper's reference
@@ -276,10 +285,19 @@ wrenlib.record_result(PROFILE, "deeplift_mass_over_area", float(np.nanmedian(mas
 for dialect, row in summary.iterrows():
     wrenlib.record_result(PROFILE, f"deeplift_relevance_mass_{dialect.lower()}", float(row["relevance_mass"]))
 # chapter 04's Grad-CAM maps of the same clips (its cache, or made now if this chapter runs first)
-gradcam_mass = np.nanmedian(relevance_mass(explain_dataset(model, images, test, "gradcam", PROFILE, device=device,
-                                                           progress=False).maps, diagnostic))
-glue("deeplift_vs_gradcam", Markdown(f"Grad-CAM's last block reached {gradcam_mass:.1%} on the same clips (chapter 04)"),
-     display=False)
+gradcam_masses = relevance_mass(explain_dataset(model, images, test, "gradcam", PROFILE, device=device,
+                                                progress=False).maps, diagnostic)
+gradcam_mass = np.nanmedian(gradcam_masses)
+test_birds = images.clips["individual"].to_numpy()[test]
+against_gradcam = paired_comparison(pd.DataFrame({"map": np.repeat(["DeepLIFT", "Grad-CAM"], len(test)),
+                                                  "bird": np.tile(test_birds, 2),
+                                                  "score": np.concatenate([mass, gradcam_masses])}),
+                                    "DeepLIFT", "Grad-CAM", unit="bird")
+glue("deeplift_vs_gradcam", Markdown(
+    f"Grad-CAM's last block reached {gradcam_mass:.1%} on the same clips (chapter 04); bird by bird DeepLIFT's "
+    f"share is {100 * against_gradcam['difference']:+.1f} points [{100 * against_gradcam['low']:+.1f}, "
+    f"{100 * against_gradcam['high']:+.1f}] against Grad-CAM's ({against_gradcam['n']} birds: "
+    + {"won": "more", "lost": "less", "undecided": "not told apart"}[against_gradcam["result"]] + ")"), display=False)
 glue("deeplift_dialect_gap", Markdown(dialect_gap_text(mass, per_clip["dialect"], images.clips["individual"].to_numpy()[test])),
      display=False)
 
