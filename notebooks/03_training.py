@@ -42,7 +42,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 import wrenlib
 from wrenlib.bench import OtherWork
 from wrenlib.model import DialectCNN, ModelConfig, count_parameters, layer_table
-from wrenlib.metrics import interval_side
+from wrenlib.metrics import interval_side, points_text
 from wrenlib.plotting import figures_with_audio, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import (
@@ -273,8 +273,7 @@ else:
 glue("background_verdict", Markdown(verdict), display=False)
 glue("background_in_domain_text", Markdown(
     "Beside each background's own model, the mixed model scores "
-    + " and ".join(f"{100 * difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] on {shown}"
-                   for shown, (difference, low, high) in in_domain.items())
+    + " and ".join(f"{points_text(*interval)} on {shown}" for shown, interval in in_domain.items())
     + " (95 % intervals over the test birds). "
     + (f"Mixing costs accuracy on {' and '.join(clearly_worse)}: the mixed set is the one that works everywhere, "
        "not the best on every background." if clearly_worse else "")

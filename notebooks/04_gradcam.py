@@ -55,6 +55,7 @@ from wrenlib.metrics import (
     mask_area,
     outcomes_per_map,
     paired_comparisons,
+    points_text,
     relevance_mass,
 )
 from wrenlib.plotting import plot_attribution
@@ -188,8 +189,8 @@ against_even = decide_family(pd.concat([
                        {"relevance mass": ("mask area",)}, unit="bird").assign(dialect=d)
     for d in summary.index if (per_clip["dialect"] == d).sum() >= 2], ignore_index=True))
 below_even = [f"clips predicted {row['dialect']} ({summary.loc[row['dialect'], 'relevance_mass']:.1%} on a mask of "
-              f"{summary.loc[row['dialect'], 'mask_area']:.1%}, bird by bird {100 * row['difference']:+.1f} points "
-              f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}])"
+              f"{summary.loc[row['dialect'], 'mask_area']:.1%}, bird by bird "
+              f"{points_text(row['difference'], row['low'], row['high'])})"
               for row in against_even.to_dict("records") if row["result"] == "lost"]
 glue("gradcam_dialect_gap", Markdown(dialect_gap_text(mass, per_clip["dialect"], birds) + (
     f" Per dialect the pooled ratio hides a map worse than an even spread for {listing(below_even)}."

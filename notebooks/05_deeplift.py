@@ -54,7 +54,21 @@ from wrenlib.explain import (
     explain_dataset,
     explained_clips,
 )
-from wrenlib.metrics import dialect_gap_text, map_correlation, mask_area, paired_comparison, relevance_mass, share_text
+from wrenlib.metrics import (
+    dialect_gap_text,
+    map_correlation,
+    mask_area,
+    paired_comparison,
+    points_text,
+    relevance_mass,
+    share_text,
+)
+
+
+def bird_by_bird(result, against=""):
+    """A paired comparison over the birds as text: its difference in points, interval and reading."""
+    return (f"{points_text(result['difference'], result['low'], result['high'])}{against} ({result['n']} birds: "
+            + {"won": "more", "lost": "less", "undecided": "not told apart"}[result["result"]] + ")")
 from wrenlib.plotting import attribution_colorbar, plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import predict
@@ -243,10 +257,7 @@ glue("deeplift_relative_delta_white_text", share_text(table.loc["white", "median
      display=False)
 # the blurred reference against white on the same clips, bird by bird (a bird's clips averaged)
 blurred_vs_white = paired_comparison(pd.concat(masses, ignore_index=True), "blurred", "white", unit="bird")
-glue("deeplift_blurred_vs_white_text", Markdown(
-    f"bird by bird, {100 * blurred_vs_white['difference']:+.1f} points [{100 * blurred_vs_white['low']:+.1f}, "
-    f"{100 * blurred_vs_white['high']:+.1f}] ({blurred_vs_white['n']} birds: "
-    + {"won": "more", "lost": "less", "undecided": "not told apart"}[blurred_vs_white["result"]] + ")"), display=False)
+glue("deeplift_blurred_vs_white_text", Markdown(f"bird by bird, {bird_by_bird(blurred_vs_white)}"), display=False)
 wrenlib.record_result(PROFILE, "deeplift_blurred_relevance_mass", float(table.loc["blurred", "median relevance mass"]))
 wrenlib.record_result(PROFILE, "deeplift_white_relevance_mass_explained", float(table.loc["white", "median relevance mass"]))
 glue("deeplift_explained_count", len(explained), display=False)
@@ -295,9 +306,7 @@ against_gradcam = paired_comparison(pd.DataFrame({"map": np.repeat(["DeepLIFT", 
                                     "DeepLIFT", "Grad-CAM", unit="bird")
 glue("deeplift_vs_gradcam", Markdown(
     f"Grad-CAM's last block reached {gradcam_mass:.1%} on the same clips (chapter 04); bird by bird DeepLIFT's "
-    f"share is {100 * against_gradcam['difference']:+.1f} points [{100 * against_gradcam['low']:+.1f}, "
-    f"{100 * against_gradcam['high']:+.1f}] against Grad-CAM's ({against_gradcam['n']} birds: "
-    + {"won": "more", "lost": "less", "undecided": "not told apart"}[against_gradcam["result"]] + ")"), display=False)
+    f"share is {bird_by_bird(against_gradcam, ' against Grad-CAM')}"), display=False)
 glue("deeplift_dialect_gap", Markdown(dialect_gap_text(mass, per_clip["dialect"], images.clips["individual"].to_numpy()[test])),
      display=False)
 

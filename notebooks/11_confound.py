@@ -52,7 +52,7 @@ from wrenlib.confound import Confound, add_confound, confound_experiment, confou
 from wrenlib.dataset import load_surrogate_dataset
 from wrenlib.ensembles import book_ensembles
 from wrenlib.explain import METHOD_TITLES, REFERENCE_MAPS, normalise_maps, reference_maps
-from wrenlib.metrics import interval_table, listing, paired_comparison, region_share, summarise_scores
+from wrenlib.metrics import interval_table, listing, paired_comparison, points_text, region_share, summarise_scores
 from wrenlib.plotting import figures_with_audio, overlay_mask, plot_attribution, plot_spectrogram
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import accuracy_difference_with_interval
@@ -162,7 +162,7 @@ glue("acc_clean", f"{wide.loc[strongest, 'clean']:.0%}", display=False)
 glue("acc_flipped", f"{wide.loc[strongest, 'flipped']:.0%}", display=False)
 glue("acc_book", f"{wide.loc[min(STRENGTHS), 'confounded']:.0%}", display=False)
 drop, drop_low, drop_high = drops[strongest]
-glue("drop_text", f"{100 * drop:+.1f} points [{100 * drop_low:+.1f}, {100 * drop_high:+.1f}]", display=False)
+glue("drop_text", points_text(drop, drop_low, drop_high), display=False)
 rewarded = bool(wide.loc[strongest, "confounded"] >= wide.loc[min(STRENGTHS), "confounded"])
 clearly = bool(accuracy_gap((strongest, "confounded"), (min(STRENGTHS), "confounded"))[1] > 0)  # paired, over birds
 glue("shortcut_text", Markdown(

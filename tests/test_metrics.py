@@ -407,6 +407,13 @@ def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     assert "too few birds" in few
 
 
+def test_a_difference_of_shares_reads_in_signed_points():
+    from wrenlib.metrics import points_text
+
+    assert points_text(0.354, 0.264, 0.444) == "+35.4 points [+26.4, +44.4]"
+    assert points_text(-0.156, -0.213, -0.099, decimals=0) == "-16 points [-21, -10]"
+
+
 def test_listing_joins_names_as_prose():
     from wrenlib.metrics import listing
 

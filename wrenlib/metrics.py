@@ -24,6 +24,13 @@ if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
 
 
+def points_text(difference: float, low: float, high: float, decimals: int = 1) -> str:
+    """A difference of two shares (accuracies, relevance masses) with its interval, in percentage
+    points for the text of a page: "+35.4 points [+26.4, +44.4]" (chapters 03, 04, 05, 11)."""
+    return (f"{100 * difference:+.{decimals}f} points [{100 * low:+.{decimals}f}, "
+            f"{100 * high:+.{decimals}f}]")
+
+
 def share_text(value: float, decimals: int = 2) -> str:
     """A share as a percentage for the text of a page: ``decimals`` places, but a share too small
     to show at that precision reads "< 0.01%", not a misleading "0.00%" (exact zero stays "0%",
