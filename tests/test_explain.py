@@ -657,6 +657,10 @@ def test_map_correlation_is_pearson_per_pair():
     np.testing.assert_allclose(r[:2], [1.0, -1.0])
     assert r[2] == pytest.approx(np.corrcoef(a[2].ravel(), b[2].ravel())[0, 1])
     assert np.isnan(map_correlation(np.ones((1, 2, 2)), a[:1, :2, :2])[0])
+    # a constant that centring cannot take exactly to 0 (0.1, 0.9) is still constant, not r = +-1e-16
+    assert np.isnan(map_correlation(np.full((2, 5, 6), [[[0.1]], [[0.9]]]), a[:2])).all()
+    with pytest.raises(ValueError, match="one shape"):  # the same number of pixels is not the same map
+        map_correlation(a, a.transpose(0, 2, 1))
 
 
 def test_shap_and_deeplift_split_into_calls_give_the_same_maps(small_cnn, monkeypatch):

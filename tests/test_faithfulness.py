@@ -139,6 +139,8 @@ def test_curve_input_is_checked():
         deletion_curve(BoxEvidence(), images, images, up_to=0)
     with pytest.raises(ValueError, match="increase"):
         curve_auc([0.0, 1.0, 0.5], np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="at least two fractions"):
+        curve_auc([0.0], [[0.5]])
     np.testing.assert_allclose(curve_auc([0, 0.5, 1], [[1, 1, 1], [1, 0, 0]]), [1.0, 0.25])
 
 

@@ -206,6 +206,8 @@ def test_interval_contains_the_mean_and_narrows_with_more_data():
     assert mean_with_interval(few, n_boot=500, seed=7) == mean_with_interval(few, n_boot=500, seed=7)
     assert np.isnan(mean_with_interval([np.nan])).all()
     assert mean_with_interval([0.4])[0] == 0.4 and np.isnan(mean_with_interval([0.4])[1:]).all()
+    with pytest.raises(ValueError, match="1 of the 3 values are infinite"):  # not a mean of inf
+        mean_with_interval([0.1, 0.2, np.inf])
     assert mean_with_interval([0.5, 0.5, 0.5], n_boot=50) == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="confidence"):
         mean_with_interval(few, confidence=95)
@@ -459,6 +461,12 @@ def test_a_ratio_of_means_has_an_interval_over_clips_with_their_pairs_kept():
     with_nan = ratio_of_means_with_interval(np.append(mass, np.nan), np.append(shared, 1.0))
     assert with_nan[0] == pytest.approx(ratio)  # a clip with an undefined score is left out
     assert np.isnan(ratio_of_means_with_interval(mass, np.zeros(40))[0])
+    # 3 of 12 clips with relevance on the shared elements: (9/12)^12 = 3 % of resamples draw none of
+    # them, an infinite ratio, more than the 2.5 % tail: the interval is unbounded above, not NaN
+    sparse = np.zeros(12)
+    sparse[:3] = rng.uniform(0.5, 1.5, 3)
+    ratio, low, high = ratio_of_means_with_interval(rng.random(12), sparse)
+    assert np.isfinite(ratio) and np.isfinite(low) and low < ratio and high == np.inf
 
 
 def test_bootstraps_are_seeded_with_the_keyword_the_installed_scipy_knows(monkeypatch):

@@ -139,8 +139,9 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     spends most of its steps on an image whose song is already gone.
 
     Returns ``fractions`` (steps + 1,) from 0 to ``up_to`` and ``scores`` (N, steps + 1). Deletion starts
-    at the probability on the original image and ends on the all-background image; insertion the
-    other way round. A faithful map gives a *low* deletion area (:func:`curve_auc`: the
+    at the probability on the original image and ends with the share ``up_to`` of the pixels set to
+    the background (the all-background image when ``up_to=1``); insertion starts from the
+    all-background image and ends with that share of the pixels put back. A faithful map gives a *low* deletion area (:func:`curve_auc`: the
     probability falls as soon as the top pixels go) and a *high* insertion area.
     """
     _check_mode(mode)
@@ -186,6 +187,8 @@ def curve_auc(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
     if fractions.ndim != 1 or scores.ndim != 2 or scores.shape[1] != len(fractions):
         raise ValueError(f"scores must be (N, {len(fractions)}) for {len(fractions)} fractions, got shape "
                          f"{scores.shape}")
+    if len(fractions) < 2:
+        raise ValueError(f"a curve needs at least two fractions to have an area, got {len(fractions)}")
     if np.any(np.diff(fractions) <= 0):
         raise ValueError("fractions must increase strictly")
     return trapezoid(scores, fractions, axis=1) / (fractions[-1] - fractions[0])

@@ -16,6 +16,7 @@ fractionally, so a constant (or all-zero) map scores chance, never a hit.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
@@ -109,15 +110,18 @@ def map_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     a rank correlation over all pixels says more about that noise than about the maps' agreement.
     NaN where a map is constant.
     """
+    if np.shape(first) != np.shape(second):
+        raise ValueError(f"maps must have one shape, got {np.shape(first)} and {np.shape(second)}")
     a = np.asarray(first, dtype=np.float64).reshape(len(first), -1)
     b = np.asarray(second, dtype=np.float64).reshape(len(second), -1)
-    if a.shape != b.shape:
-        raise ValueError(f"maps must have one shape, got {np.shape(first)} and {np.shape(second)}")
+    # constant: every pixel equal (tested before centring, whose rounding would leave a residue
+    # of 1e-17 for a constant such as 0.1 and give it a correlation of +-1e-16)
+    varies = (np.ptp(a, axis=1) > 0) & (np.ptp(b, axis=1) > 0)
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
     norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1), np.nan)
+        return np.where(varies, (a * b).sum(axis=1) / np.where(varies, norm, 1), np.nan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,7 +253,8 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     score's possible range (e.g. (-1, 1) for a correlation): the interval is cut to it, since
     the mean cannot lie outside.
 
-    NaN values (undefined scores, e.g. all-zero maps) are left out. No values: all NaN; one value
+    NaN values (undefined scores, e.g. all-zero maps) are left out; an infinite one is an error
+    (no score the book computes can be). No values: all NaN; one value
     or fewer than two distinct ones: the interval is NaN or the value itself.
     """
     from scipy import stats
@@ -262,6 +267,9 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
         raise ValueError(f"method must be one of {', '.join(INTERVAL_METHODS)}, got {method!r}")
     values = np.asarray(values, dtype=np.float64).ravel()
     values = values[~np.isnan(values)]
+    if np.isinf(values).any():
+        raise ValueError(f"{int(np.isinf(values).sum())} of the {len(values)} values are infinite: a mean "
+                         "and its interval need finite scores")
     if not len(values):
         return float("nan"), float("nan"), float("nan")
     mean = float(values.mean())
@@ -286,7 +294,10 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
     the same clips (e.g. a map's relevance on the diagnostic elements and on the shared ones,
     chapter 08), with a bootstrap percentile interval that resamples clips, keeping each clip's
     pair together (``scipy.stats.bootstrap``, repeatable with ``seed``). Clips with a NaN in either
-    score are left out; fewer than two left, or a zero denominator mean: NaN."""
+    score are left out; fewer than two left, or a zero denominator mean: NaN. A resample whose
+    denominators are all 0 has an infinite ratio (a map with relevance on the diagnostic elements
+    and none on the shared ones is infinitely more diagnostic), so where such resamples pass the
+    interval's tail, the interval is unbounded: its high end is ``inf``."""
     from scipy.stats import bootstrap
 
     numerator, denominator = (np.asarray(v, dtype=np.float64).ravel() for v in (numerator, denominator))
@@ -302,12 +313,21 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
         return ratio, ratio, ratio
 
     def statistic(top, bottom, axis=-1):
-        below = bottom.mean(axis=axis)
-        return np.divide(top.mean(axis=axis), below, out=np.full(np.shape(below), np.nan), where=below != 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # x / 0: +-inf; 0 / 0: NaN
+            return top.mean(axis=axis) / bottom.mean(axis=axis)
 
-    result = bootstrap((numerator, denominator), statistic, paired=True, vectorized=True, n_resamples=n_boot,
-                       confidence_level=confidence, method="percentile", **bootstrap_seeding(seed))
-    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    with warnings.catch_warnings():  # interpolating next to an infinite resample: taken below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = bootstrap((numerator, denominator), statistic, paired=True, vectorized=True, n_resamples=n_boot,
+                           confidence_level=confidence, method="percentile", **bootstrap_seeding(seed))
+    distribution = result.bootstrap_distribution
+    if np.isfinite(distribution).all():
+        return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    # the percentile interval interpolates between neighbouring resamples, which is undefined next
+    # to an infinite one; the resamples' own quantiles are not (NaN resamples, 0 / 0, left out)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(distribution[~np.isnan(distribution)], [tail, 1 - tail], method="inverted_cdf")
+    return ratio, float(low), float(high)
 
 
 def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], confidence: float = 0.95,
