@@ -1035,3 +1035,64 @@ def test_explain_dataset_caches_each_part_so_a_run_cut_short_keeps_what_it_finis
         again = explain_dataset(small_cnn, data, clips, method, "quick", progress=False, batch_size=2)
         assert calls == [2, 2, 2, 1]  # the first part was kept; the rest in parts of one batch
         np.testing.assert_array_equal(again.maps, whole[method], err_msg=method)
+
+
+def test_a_datasets_fingerprint_tells_apart_what_changes_its_images_clip_by_clip(small_dataset):
+    """The caches name a clip by its position and key the set by this fingerprint: a confounded
+    copy, a split (whose clip 0 is another clip) and other backgrounds must each get their own,
+    or a cache would hand back another image's maps or features."""
+    from dataclasses import replace
+
+    from wrenlib.confound import Confound, add_confound
+    from wrenlib.explain import dataset_fingerprint
+    from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+    from wrenlib.images import SpectrogramDataset
+
+    def images_of(surrogate, background="mixed"):  # the fingerprint reads no pixels of surrogate clips
+        return SpectrogramDataset(np.zeros((len(surrogate), 8, 16), np.uint8), surrogate.clips,
+                                  assign_backgrounds(len(surrogate), background, 0),
+                                  PAPER_FRONT_END.with_image_size(8, 16), surrogate)
+
+    clean = images_of(small_dataset)
+    assert dataset_fingerprint(images_of(small_dataset)) == dataset_fingerprint(clean)  # a key, repeatable
+    variants = {"confounded": images_of(add_confound(small_dataset, Confound(strength=1.0))),
+                "test split": clean.subset("test"), "white": clean.with_background("white"),
+                "weaker confound": images_of(add_confound(small_dataset, Confound(strength=0.5)))}
+    prints = {name: dataset_fingerprint(data) for name, data in variants.items()}
+    assert dataset_fingerprint(clean) not in prints.values() and len(set(prints.values())) == len(prints), prints
+    # a confounded copy of some clips is named by the clips it started from: the same clips, the same key
+    chosen = clean.split_indices("test")
+    split = variants["confounded"].subset("test")
+    part = replace(images_of(add_confound(small_dataset, Confound(strength=1.0), clips=chosen)),
+                   backgrounds=split.backgrounds)
+    assert dataset_fingerprint(part) == dataset_fingerprint(split)
+
+
+def test_shaps_gradient_explainer_gives_a_clip_one_map_whatever_its_batch(small_cnn):
+    """shap's GradientExplainer seeds NumPy once per call and draws image after image; explained
+    in a batch of four or alone, a clip's map must be the same (the cache keeps one per clip)."""
+    from wrenlib.explain import ShapSettings
+
+    images, references = np.random.default_rng(1).random((4, 32, 64)), np.random.default_rng(2).random((4, 32, 64))
+    settings = ShapSettings(explainer="gradient", n_samples=8, seed=5)
+    together = explain(small_cnn, images, "shap", settings=settings, references=references, batch_size=4,
+                       progress=False).maps
+    alone = explain(small_cnn, images[2:3], "shap", settings=settings, references=references, batch_size=1,
+                    progress=False).maps
+    np.testing.assert_allclose(alone[0], together[2], rtol=1e-5, atol=1e-8)
+    assert np.abs(together[2]).max() > 0
+
+
+def test_lime_maps_made_in_bfloat16_are_cached_apart_from_float32_ones(small_cnn, monkeypatch):
+    """LIME's "native" precision is bfloat16 on one machine and float32 on another; the cache key
+    says which it was, so one machine's maps are not taken for the other's."""
+    import wrenlib.runtime as runtime
+    from wrenlib.explain import LimeSettings, explanation_folder
+
+    data = _random_dataset()
+    native, off = LimeSettings(mixed_precision="native"), LimeSettings()
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
+    in_bfloat16, plain = (explanation_folder("quick", small_cnn, data, "lime", s, "cpu") for s in (native, off))
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)
+    assert explanation_folder("quick", small_cnn, data, "lime", native, "cpu") != in_bfloat16
+    assert explanation_folder("quick", small_cnn, data, "lime", off, "cpu") == plain  # float32 either way

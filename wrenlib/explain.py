@@ -913,10 +913,17 @@ def _shap(model, x, targets, settings: ShapSettings, batch_size, bar, references
                 values, _ = explainer.shap_values(inputs, ranked_outputs=1, output_rank_order="max",
                                                   check_additivity=False)
                 chosen = np.asarray(values)[:, 0, :, :, 0]
+            elif settings.explainer == "deep":
+                values = np.asarray(explainer.shap_values(inputs, check_additivity=False))  # (n, 1, H, W, classes)
+                chosen = values[np.arange(len(values)), 0, :, :, wanted]
             else:
-                values = (explainer.shap_values(inputs, check_additivity=False) if settings.explainer == "deep"
-                          else explainer.shap_values(inputs, nsamples=settings.n_samples, rseed=settings.seed))
-                values = np.asarray(values)  # (n, 1, H, W, classes)
+                # the gradient explainer draws each image's references and points along its paths from
+                # NumPy's generator, which it seeds once per call and then runs through image after
+                # image: one call per image, seeded by the image (as LIME is), gives a clip the same map
+                # whichever batch it is explained in
+                values = np.concatenate([np.asarray(explainer.shap_values(
+                    inputs[j:j + 1], nsamples=settings.n_samples, rseed=image_seed(x[part][j], settings.seed)))
+                    for j in range(len(inputs))])  # (n, 1, H, W, classes)
                 chosen = values[np.arange(len(values)), 0, :, :, wanted]
             total = time.perf_counter() - started
             shares.append(np.full(len(chosen), min(timed.clock.seconds() / total, 1.0) if total > 0 else 1.0))
@@ -1029,23 +1036,41 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 def dataset_fingerprint(dataset) -> str:
-    """A short hash of what fixes a dataset's images: its front end and its clips."""
+    """A short hash of what fixes a dataset's images, clip by clip: its front end; which clips it
+    holds, in which order (the caches name a clip by its position, so a split's clip 0 is not the
+    whole set's); a confound added to them (chapter 11); and their backgrounds (which also decide
+    SHAP's references). Surrogate clips are named by their generator's configuration and their
+    numbers; other clips (recordings) by their pixels."""
     from .cache import config_hash
 
     if dataset.surrogate is not None:
-        source: Any = dataset.surrogate.config.to_dict()
+        table = dataset.clips
+        numbers = (table["source_clip"] if "source_clip" in table else table["clip"]).to_numpy(dtype=np.int64)
+        confound = dataset.surrogate.confound
+        source: Any = {"surrogate": dataset.surrogate.config.to_dict(),
+                       "clips": hashlib.sha256(np.ascontiguousarray(numbers).tobytes()).hexdigest(),
+                       "confound": confound.to_dict() if confound is not None else None}
     else:
         source = hashlib.sha256(np.ascontiguousarray(dataset.levels).tobytes()).hexdigest()
-    return config_hash({"front_end": dataset.front_end.to_dict(), "source": source})
+    backgrounds = hashlib.sha256("\n".join(map(str, dataset.backgrounds)).encode()).hexdigest()
+    return config_hash({"front_end": dataset.front_end.to_dict(), "source": source, "backgrounds": backgrounds})
 
 
-def explanation_folder(profile: str, model: nn.Module, dataset, method: str, settings: Any) -> Path:
-    """Where the maps of one (model, data, method, settings) live in the artifact cache."""
+def explanation_folder(profile: str, model: nn.Module, dataset, method: str, settings: Any,
+                       device: torch.device | str | None = None) -> Path:
+    """Where the maps of one (model, data, method, settings) live in the artifact cache. A method
+    whose settings ask for 16-bit arithmetic "where native" (LIME's ``mixed_precision``) is keyed
+    by the type it runs in on ``device`` (default: where the model is), which differs between
+    machines: a cache made in bfloat16 is not taken for float32 maps."""
     from .cache import config_hash, profile_dir
+    from .training import autocast_dtype, precision_name
 
-    key = config_hash({"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
-                       "method": method, "settings": asdict(settings), "version": explainer_version()})
-    return profile_dir(profile) / "explanations" / f"{method}-{key}"
+    key: dict[str, Any] = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
+                           "method": method, "settings": asdict(settings), "version": explainer_version()}
+    if getattr(settings, "mixed_precision", "off") != "off":
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        key["precision"] = precision_name(autocast_dtype(device, settings.mixed_precision))
+    return profile_dir(profile) / "explanations" / f"{method}-{config_hash(key)}"
 
 
 # explain_dataset explains missing clips this many batches at a time and caches each part at once
@@ -1062,7 +1087,7 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
 
     settings = make_settings(method, settings)
     indices = np.asarray(indices, dtype=np.int64)
-    folder = explanation_folder(profile, model, dataset, method, settings)
+    folder = explanation_folder(profile, model, dataset, method, settings, device)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps({"method": method, "settings": asdict(settings)}, indent=1))
     files = [folder / f"clip{int(i)}-{dataset.backgrounds[i]}.npz" for i in indices]
