@@ -361,8 +361,11 @@ else:
 # ## 7. Your own run, step by step
 #
 # - **The folder.** One subfolder per dialect; or a CSV manifest with `path` and `label` and,
-#   if you have them, `recording_id`, `latitude`, `longitude`, `licence` and `split` columns.
-#   `wrenlib fetch-xc` writes such a manifest from xeno-canto.
+#   if you have them, `recording_id`, `latitude`, `longitude`, `licence` and `split` columns
+#   (`split` holds train, validation or test; an empty cell splits that clip by recording).
+#   `wrenlib fetch-xc` writes such a manifest from xeno-canto; the `labels.csv` of
+#   `wrenlib synth` is one too, its `individual` read as the recording (a bird's clips together).
+#   Audio sampled below 18 kHz cannot hold the 9 kHz band, and is reported and skipped.
 # - **The run.** `papermill -p RECORDINGS <folder> notebooks/12_your_recordings.ipynb out.ipynb`,
 #   or similar steps on the command line:
 #   `wrenlib train <folder> --background black --out model.pt`, `wrenlib evaluate model.pt <folder>`,

@@ -177,3 +177,39 @@ def test_report_names_a_folder_by_its_path_outside_the_temporary_folder(recordin
     text = str(report)
     assert text.count(str(recordings_folder)) == 1 and f"of {recordings_folder} -> " in text.splitlines()[0]
     assert "temporary" not in text
+
+
+def test_slow_audio_stray_files_blank_labels_and_unknown_splits_are_named_not_taken(recordings_folder, tmp_path):
+    """An 8 kHz file lacks the band above 4 kHz where the trill and buzz lie: skipped with its
+    rate, not upsampled into silence. A file beside the class subfolders is reported, not dropped
+    unseen. A manifest's empty label is skipped (not a class "nan"), and a split it does not know
+    is refused by name (those clips would fall out of every split)."""
+    soundfile.write(recordings_folder / "Eastern" / "slow_8k.wav", song_like(6, 8_000), 8_000)
+    soundfile.write(recordings_folder / "stray.wav", song_like(6, 22_050), 22_050)
+    recordings, report = load_recordings(recordings_folder, progress=False)
+    reasons = {file.split("/")[-1]: reason for file, reason in report.skipped}
+    assert "8000 Hz, too slow" in reasons["slow_8k.wav"] and "slow_8k.wav" not in set(recordings.clips["file"])
+    assert "outside every class subfolder" in reasons["stray.wav"]
+    good = str(recordings_folder / "Eastern" / "a_16bit_44k.wav")
+    manifest = tmp_path / "blank.csv"
+    pd.DataFrame({"path": [good, good], "label": ["Eastern", None]}).to_csv(manifest, index=False)
+    recordings, report = load_recordings(manifest, progress=False)
+    assert recordings.label_names == ("Eastern",) and [r for _, r in report.skipped] == [
+        "no label (the manifest's label cell is empty)"]
+    pd.DataFrame({"path": [good, good], "label": ["Eastern"] * 2, "split": ["train", "Test"]}).to_csv(manifest, index=False)
+    with pytest.raises(ValueError, match=r"unknown split\(s\) 'Test'.*use train, validation, test"):
+        load_recordings(manifest, progress=False)
+
+
+def test_a_synth_folders_clips_of_one_bird_are_one_recording(tmp_path):
+    """`wrenlib synth` names each clip's bird in its labels.csv ("individual"): the loader takes it
+    as the recording, so a bird's clips are split and counted together, not as independent files."""
+    from wrenlib.cli import main
+
+    main(["synth", "--n", "12", "--out", str(tmp_path / "synth"), "--seed", "1", "--jobs", "1", "--no-progress"])
+    recordings, _ = load_recordings(tmp_path / "synth" / "labels.csv", progress=False)
+    labels = pd.read_csv(tmp_path / "synth" / "labels.csv")
+    by_file = {Path(file).name: str(bird) for file, bird in zip(labels["file"], labels["individual"])}
+    ids = [by_file[Path(file).name] for file in recordings.clips["file"]]
+    assert recordings.clips["recording_id"].tolist() == ids
+    assert recordings.clips["recording_id"].nunique() < recordings.clips["file"].nunique()

@@ -200,6 +200,8 @@ def test_design_song_uses_the_chosen_diagnostic_values():
     ({"individuals_per_dialect": 0}, "individuals_per_dialect"),
     ({"separation": -1.0}, "separation"),
     ({"sample_rate_hz": 16_000}, "sample_rate_hz"),
+    ({"sample_rate_hz": 44_100}, "sample_rate_hz must be 22050"),  # the masks' STFT is at 22.05 kHz
+    ({"clip_seconds": 3.0}, "clip_seconds must be at least 4"),  # a 3.3 s song would not fit
     ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions"),
     ({"n_clips": 0}, "n_clips"),
 ])

@@ -36,7 +36,7 @@ QUERY = 'sp:"thryomanes bewickii" cnt:"united states"'
 LICENCE = "//creativecommons.org/licenses/by-nc-sa/4.0/"
 
 
-def song_wav(seconds: float = 2.5, rate: int = 16_000, seed: int = 0) -> bytes:
+def song_wav(seconds: float = 2.5, rate: int = 22_050, seed: int = 0) -> bytes:
     """A small WAV file with energy in the wren band (the loader drops silent files)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
@@ -370,10 +370,10 @@ def test_429_and_5xx_are_retried_with_backoff_on_the_fake_clock(server, clock, t
 def test_size_limit_is_enforced_while_streaming(server, clock, tmp_path):
     """Over the limit with an honest Content-Length, and with none at all: both skipped, the small
     one fetched, no temporary file left."""
-    big = song_wav(seconds=5.0)  # ~160 kB, over 0.1 MB
+    big = song_wav(seconds=5.0)  # ~220 kB, over 0.15 MB (the others ~110 kB)
     serve(server, [[entry(server, 501), entry(server, 502), entry(server, 503)]], audio={"501": big, "502": big})
     server.plans["/files/502"] = ["no-length"]
-    report, messages = fetch(server, out := tmp_path / "xc", clock, max_mb=0.1)
+    report, messages = fetch(server, out := tmp_path / "xc", clock, max_mb=0.15)
     assert report.fetched == ["503"] and sorted(i for i, _ in report.skipped) == ["501", "502"]
     assert "announced" in dict(report.skipped)["501"] and "announced" not in dict(report.skipped)["502"]
     assert all("larger than" in m for m in messages) and len(messages) == 2

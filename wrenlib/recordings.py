@@ -16,12 +16,17 @@ import numpy as np
 import pandas as pd
 
 from .frontend import PAPER_FRONT_END, FrontEnd, segment
-from .surrogate import split_names
+from .surrogate import SPLITS, split_names
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MANIFEST_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("recording_id", "latitude", "longitude", "licence", "split")
-COLUMN_ALIASES = {"file": "path", "dialect": "label"}  # as in the labels.csv of `wrenlib synth`
+# as in the labels.csv of `wrenlib synth`, whose clips of one bird are one unit of the statistics:
+# its "individual" names the bird, which a recording_id would (the clips split and pooled by it)
+COLUMN_ALIASES = {"file": "path", "dialect": "label", "individual": "recording_id"}
+# the lowest sample rate that holds the front end's band (up to 9 kHz, design.md) below its Nyquist
+# frequency: slower audio lacks the trill and buzz, so it is skipped, not upsampled into silence
+MIN_SAMPLE_RATE_HZ = 18_000
 
 
 class AudioError(Exception):
@@ -60,6 +65,9 @@ def read_audio(path: Path | str, sample_rate_hz: int = PAPER_FRONT_END.sample_ra
             raise AudioError(path, f"unreadable or corrupt audio ({detail})") from None
     if len(samples) == 0:
         raise AudioError(path, "zero-length audio (no samples)")
+    if rate < MIN_SAMPLE_RATE_HZ:
+        raise AudioError(path, f"sampled at {rate:g} Hz, too slow to hold the 1.5-9 kHz band the front end "
+                               f"keeps (at least {MIN_SAMPLE_RATE_HZ:,} Hz needed)")
     if not np.all(np.isfinite(samples)):
         raise AudioError(path, "audio contains NaN or infinite samples")
     return librosa_resample(samples, rate, sample_rate_hz)
@@ -119,6 +127,8 @@ class RecordingClips:
 
 def _entries_from_folder(folder: Path, report: LoadReport) -> list[dict]:
     entries = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+        report.skip(path, "outside every class subfolder (a folder's recordings lie in one subfolder per class)")
     for class_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
         for path in sorted(class_folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
@@ -146,6 +156,11 @@ def _entries_from_manifest(manifest: Path) -> list[dict]:
         path = Path(str(row["path"]))
         entry["path"] = path if path.is_absolute() else manifest.parent / path
         entries.append(entry)
+    splits = {str(e["split"]) for e in entries if "split" in e and not pd.isna(e["split"])}
+    unknown = sorted(splits - set(SPLITS))
+    if unknown:
+        raise ValueError(f"{manifest}: unknown split(s) {', '.join(map(repr, unknown))} in column split; "
+                         f"use {', '.join(SPLITS)}, or leave a cell empty to split by recording")
     return entries
 
 
@@ -172,10 +187,17 @@ def load_recordings(
         entries = _entries_from_manifest(source)
     else:
         raise ValueError(f"{source}: no such folder or manifest")
-    known = tuple(labels) if labels is not None else tuple(sorted({str(e["label"]) for e in entries}))
+    def blank(label) -> bool:
+        return label is None or (not isinstance(label, str) and pd.isna(label)) or not str(label).strip()
+
+    known = tuple(labels) if labels is not None else tuple(sorted({str(e["label"]) for e in entries
+                                                                   if not blank(e["label"])}))
     waveforms, rows = [], []
     for entry in tqdm(entries, desc="loading recordings", unit="file", disable=not show_progress(progress)):
         path, label = Path(entry["path"]), str(entry["label"])
+        if blank(entry["label"]):
+            report.skip(path, "no label (the manifest's label cell is empty)")
+            continue
         if label not in known:
             report.skip(path, f"unknown label {label!r} (known: {', '.join(known)})")
             continue

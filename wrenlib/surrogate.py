@@ -112,10 +112,12 @@ class SurrogateConfig:
             problems.append("types_per_individual must be between 1 and song_types_per_dialect")
         if self.separation < 0:
             problems.append("separation must be non-negative")
-        if self.sample_rate_hz < 22_050:
-            problems.append("sample_rate_hz must be at least 22050 (the band reaches 9 kHz)")
-        if self.clip_seconds < 3.0:
-            problems.append("clip_seconds must be at least 3 (a song lasts up to 2.6 s)")
+        if self.sample_rate_hz != 22_050:
+            problems.append(f"sample_rate_hz must be 22050, got {self.sample_rate_hz!r}: the masks and the "
+                            "front end use the paper's STFT at that rate (resample recordings instead)")
+        if self.clip_seconds < 4.0:
+            problems.append(f"clip_seconds must be at least 4, got {self.clip_seconds!r} (a song lasts up to "
+                            "3.3 s and starts at least 0.15 s in and ends 0.25 s before the clip's end)")
         low, high = self.snr_db_range
         if low > high:
             problems.append(f"snr_db_range {self.snr_db_range} is empty")
