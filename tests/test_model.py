@@ -157,6 +157,49 @@ def test_mixed_precision_is_chosen_per_device_and_validated(monkeypatch):
 
     assert training_config_for_profile("quick").mixed_precision == "off"
     assert training_config_for_profile("full").mixed_precision == "native"
+    # a GPU that only emulates bfloat16 (compute capability 7: T4, V100) trains in float16 with a
+    # loss scaler; one that computes it (8 and later) in bfloat16
+    import contextlib
+
+    from wrenlib.training import gradient_scaler
+
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    for native, expected in ((False, torch.float16), (True, torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, native=native:
+                            native or including_emulation)
+        assert autocast_dtype("cuda", "native") == expected
+    assert gradient_scaler(torch.float16, "cpu") is not None and gradient_scaler(torch.bfloat16, "cpu") is None
+    for wrong in ({"max_epochs": 0}, {"patience": 0}, {"batch_size": 2.5}, {"learning_rate": 0.0}):
+        with pytest.raises(ValueError, match=next(iter(wrong))):
+            TrainingConfig(**wrong)
+
+
+def test_predict_answers_in_the_order_it_was_asked():
+    """batches() reads a batch's clips in sorted order; predict puts the rows back where they were asked."""
+    dataset = _toy_dataset()
+    set_seed(0)
+    model = DialectCNN(ModelConfig(32, 64)).eval()
+    asked = np.array([5, 0, 3, 9, 1])
+    together = predict(model, dataset, asked, batch_size=3)
+    alone = np.concatenate([predict(model, dataset, [i]) for i in asked])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(together, together[np.argsort(asked)])  # the sorted order would be another answer
+
+
+def test_a_checkpoint_trained_where_native_meant_bfloat16_is_not_taken_where_it_means_float32(
+        isolated_artifacts, monkeypatch):
+    from wrenlib import runtime, training
+
+    dataset = _toy_dataset()
+    config = TrainingConfig(max_epochs=1, patience=1, batch_size=8, mixed_precision="native")
+    described = {"model": ModelConfig(32, 64).to_dict(), "data": "toy"}
+    runs = []
+    monkeypatch.setattr(training, "train_model", lambda *args, **kwargs: (runs.append(1), (DialectCNN(
+        ModelConfig(32, 64)).eval(), pd.DataFrame({"epoch": [1], "validation_loss": [0.5]})))[1])
+    for native in (True, True, False):
+        monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda native=native: native)
+        training.load_or_train_on(dataset, "quick", "toy", described, config, "cpu", progress=False)
+    assert len(runs) == 2  # trained, taken from the checkpoint, trained again for float32
 
 
 def test_the_cpu_says_whether_it_computes_bfloat16_natively(tmp_path):
@@ -378,3 +421,19 @@ def test_kept_epoch_follows_fits_rule_not_the_lowest_loss():
     config = TrainingConfig(learning_rate=1e-3, max_epochs=30, patience=2, batch_size=8)
     fitted = fit(DialectCNN(ModelConfig(32, 64)), _toy_dataset(), config, progress=False)
     assert len(fitted) == config.max_epochs or len(fitted) == kept_epoch(fitted) + config.patience
+
+
+def test_the_validation_loss_is_the_uncapped_cross_entropy():
+    """Early stopping ranks epochs by the validation loss: a confidently wrong clip must count in
+    full (a loss of 200 here), not capped at -log(1e-7) = 16.1 as a clipped probability would."""
+    dataset = _toy_dataset()
+    validation = dataset.split_indices("validation")
+    favoured = 1 - int(dataset.labels[validation][0])  # the class of none, or some, of the validation clips
+    set_seed(0)
+    model = DialectCNN(ModelConfig(32, 64))
+    with torch.no_grad():  # every clip: the favoured class, sure of it
+        model.classifier[-1].bias.copy_(torch.tensor([100.0, -100.0] if favoured == 0 else [-100.0, 100.0]))
+    history = fit(model, dataset, TrainingConfig(learning_rate=1e-12, max_epochs=1, patience=1, batch_size=8),
+                  progress=False)
+    wrong = float(np.mean(dataset.labels[validation] != favoured))
+    assert wrong > 0 and history["validation_loss"].iloc[0] == pytest.approx(200 * wrong, rel=0.05)

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import logsumexp
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -51,6 +52,14 @@ class TrainingConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
                              f"got {self.mixed_precision!r}")
+        wrong = [f"{name} must be a whole number >= 1, got {value!r}"
+                 for name, value in (("batch_size", self.batch_size), ("max_epochs", self.max_epochs),
+                                     ("patience", self.patience))
+                 if isinstance(value, bool) or int(value) != value or value < 1]
+        if not self.learning_rate > 0:
+            wrong.append(f"learning_rate must be above 0, got {self.learning_rate!r}")
+        if wrong:
+            raise ValueError("; ".join(wrong))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +80,11 @@ def autocast_dtype(device: torch.device | str, mixed_precision: str) -> torch.dt
     if device.type == "cuda":
         if mixed_precision == "off":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bfloat16 where this GPU computes it (compute capability 8 and later), not where torch
+        # would only emulate it (a T4 or V100: float16 with a loss scaler is what runs fast there)
+        with torch.cuda.device(device):
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     if mixed_precision == "always" or (mixed_precision == "native" and device.type == "cpu"
                                        and cpu_has_native_bfloat16()):
         return torch.bfloat16
@@ -149,14 +162,29 @@ def image_statistics(dataset: SpectrogramDataset, indices: np.ndarray,
 
 def predict(model: nn.Module, dataset: SpectrogramDataset, indices: np.ndarray,
             device: torch.device | str = "cpu", batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (N, 2) of the given clips."""
+    """Class probabilities (N, 2) of the given clips, in the order of ``indices``."""
+    logits = predict_logits(model, dataset, indices, device, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def predict_logits(model: nn.Module, dataset: SpectrogramDataset, indices: np.ndarray,
+                   device: torch.device | str = "cpu", batch_size: int = 64) -> np.ndarray:
+    """The network's outputs before the softmax (N, classes), float32, in the order of ``indices``."""
     model.eval()
     network = fast_forward(model)  # the same outputs, computed faster
+    indices = np.asarray(indices, dtype=np.int64).ravel()
     out = []
     with torch.no_grad():
         for images, _ in batches(dataset, indices, batch_size, device=device):
-            out.append(torch.softmax(network(images), dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 2))
+            out.append(network(images).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, getattr(getattr(model, "config", None), "n_classes", 2)), dtype=np.float32)
+    # batches() reads each batch's clips in sorted order (memory-mapped levels): put rows back
+    order = np.concatenate([np.argsort(indices[first:first + batch_size], kind="stable") + first
+                            for first in range(0, len(indices), batch_size)])
+    probabilities = np.empty((len(indices), out[0].shape[1]), dtype=out[0].dtype)
+    probabilities[order] = np.concatenate(out)
+    return probabilities
 
 
 MIN_IMPROVEMENT = 1e-4  # how much lower a validation loss must be to count as better (fit)
@@ -211,9 +239,13 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
         loss_sum = sum(value * size for value, size in zip(torch.stack(losses).tolist(), sizes))
         correct = int(torch.stack(correct_counts).sum())
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        probabilities = predict(model, dataset, validation, device)
+        logits = predict_logits(model, dataset, validation, device)
+        probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         validation_labels = dataset.labels[validation]
-        validation_loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(validation)), validation_labels], 1e-7, 1))))
+        # the cross-entropy of the training loss, uncapped (a confidently wrong clip counts in full),
+        # from the logits in float64: log(sum(exp)) less the true class's logit
+        wide = logits.astype(np.float64)
+        validation_loss = float(np.mean(logsumexp(wide, axis=1) - wide[np.arange(len(wide)), validation_labels]))
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                         "validation_loss": validation_loss,
                         "validation_accuracy": float(np.mean(probabilities.argmax(1) == validation_labels))})
@@ -372,11 +404,15 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
     """The model ``artifacts/<profile>/models/<name>.pt`` if it was trained under ``config``,
     else a new one trained on ``dataset`` by :func:`train_model` and saved there (chapters 03,
     10 and 11). ``config`` describes the data, model and training; a checkpoint under another
-    configuration is trained again, never silently reused."""
+    configuration is trained again, never silently reused. A precision that depends on the
+    machine ("native": bfloat16 on a GPU or a CPU that computes it, float32 elsewhere) is part of
+    the configuration as the type it resolves to here."""
     from .cache import profile_dir
     from .runtime import choose_device
 
     device = device or choose_device()
+    if training_config.mixed_precision != "off":
+        config = {**config, "precision": precision_name(autocast_dtype(device, training_config.mixed_precision))}
     path = profile_dir(profile) / "models" / f"{name}.pt"
     if path.is_file():
         try:
