@@ -341,3 +341,20 @@ def test_bench_job_times_needs_a_complete_run(tmp_path, monkeypatch, isolated_ar
     assert not (tmp_path / "book" / "benchmarks").exists()
     monkeypatch.chdir(tmp_path.parent)  # outside a checkout
     assert_one_line_error(run_cli("bench", "--job-times", "quick"), "wrenbook checkout")
+
+
+def test_evaluate_reports_bad_checkpoints_in_one_line_as_explain_does(tmp_path, capsys):
+    """Before any recording is rendered: a checkpoint without a front end, and one whose front end
+    makes another image size than its model takes, end in one line and status 2, no traceback."""
+    from wrenlib.cli import main
+    from wrenlib.frontend import PAPER_FRONT_END
+    from wrenlib.model import DialectCNN, ModelConfig
+    from wrenlib.training import save_checkpoint
+
+    model_config = ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))
+    for data, fragment in (({}, "stores no front end"),
+                           ({"front_end": PAPER_FRONT_END.with_image_size(64, 128).to_dict()},
+                            "model and front end disagree")):
+        save_checkpoint(tmp_path / "model.pt", DialectCNN(model_config), {"model": model_config.to_dict(), "data": data})
+        code = main(["evaluate", str(tmp_path / "model.pt"), str(tmp_path)])
+        assert_one_line_error_text(code, capsys.readouterr().err, fragment)

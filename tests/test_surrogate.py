@@ -199,6 +199,8 @@ def test_design_song_uses_the_chosen_diagnostic_values():
 @pytest.mark.parametrize("changes, message", [
     ({"individuals_per_dialect": 0}, "individuals_per_dialect"),
     ({"separation": -1.0}, "separation"),
+    ({"separation": float("nan")}, "separation must be a finite number"),  # NaN is not below 0 either
+    ({"snr_db_range": (5.0, float("inf"))}, "must be finite"),
     ({"sample_rate_hz": 16_000}, "sample_rate_hz"),
     ({"sample_rate_hz": 44_100}, "sample_rate_hz must be 22050"),  # the masks' STFT is at 22.05 kHz
     ({"clip_seconds": 3.0}, "clip_seconds must be at least 4"),  # a 3.3 s song would not fit

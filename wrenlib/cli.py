@@ -330,15 +330,9 @@ def train(data: Path, profile: str, out: Path, background: str, seed: int) -> No
 
 def evaluate(model_path: Path, data: Path) -> None:
     """Accuracy of a saved model on the test split of a folder (all clips if it has no split)."""
-    from .frontend import front_end_from_dict
-    from .training import accuracy_with_interval, load_checkpoint, predict
+    from .training import accuracy_with_interval, predict
 
-    try:
-        model, config, _ = load_checkpoint(model_path)
-    except (FileNotFoundError, ValueError) as error:
-        raise CommandError(str(error)) from None
-    front_end = front_end_from_dict(config["data"]["front_end"])
-    labels = tuple(config["data"].get("label_names", ("Eastern", "Mexican")))
+    model, front_end, labels, config = _model_and_front_end(model_path)  # checked as `explain` checks it
     dataset, _ = _recordings_dataset(data, front_end, labels=labels, seed=config["data"].get("seed", 0))
     dataset = dataset.with_background(config["data"].get("background", "mixed"), config["data"].get("seed", 0))
     chosen = dataset.split_indices("test")

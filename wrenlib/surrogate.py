@@ -110,8 +110,8 @@ class SurrogateConfig:
             problems.append("song_types_per_dialect must be at least 1")
         if not 1 <= self.types_per_individual <= self.song_types_per_dialect:
             problems.append("types_per_individual must be between 1 and song_types_per_dialect")
-        if self.separation < 0:
-            problems.append("separation must be non-negative")
+        if not np.isfinite(self.separation) or self.separation < 0:
+            problems.append(f"separation must be a finite number >= 0, got {self.separation!r}")
         if self.sample_rate_hz != 22_050:
             problems.append(f"sample_rate_hz must be 22050, got {self.sample_rate_hz!r}: the masks and the "
                             "front end use the paper's STFT at that rate (resample recordings instead)")
@@ -119,7 +119,9 @@ class SurrogateConfig:
             problems.append(f"clip_seconds must be at least 4, got {self.clip_seconds!r} (a song lasts up to "
                             "3.3 s and starts at least 0.15 s in and ends 0.25 s before the clip's end)")
         low, high = self.snr_db_range
-        if low > high:
+        if not (np.isfinite(low) and np.isfinite(high)):
+            problems.append(f"snr_db_range {self.snr_db_range} must be finite")
+        elif low > high:
             problems.append(f"snr_db_range {self.snr_db_range} is empty")
         if abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
             problems.append("split_fractions must be non-negative and sum to 1")
