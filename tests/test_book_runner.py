@@ -125,6 +125,9 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     assert cut["interrupted"] and cut["parts"] == 1 and "bounds" not in cut
     assert {job for kind in ("chapters", "preparations") for job, entry in cut[kind].items()
             if entry["run"] == cut["run_id"]} == {"01_a", "cnn_toy"}
+    # the first part peaked high (as a training beside a chapter would): the run's peak stays its highest part's
+    cut["peak_memory_gib"] = 99.0
+    (isolated_artifacts / "quick" / "execution.json").write_text(json.dumps(cut))
     capsys.readouterr()
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy], resume=True) == 0
     out = capsys.readouterr().out
@@ -135,6 +138,8 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     assert log["preparations"]["cnn_toy"] == cut["preparations"]["cnn_toy"]  # not trained again
     assert log["run_jobs"] == ["01_a", "02_b", "03_c", "cnn_toy"] and log["bounds"]["chain"][0] in ("01_a", "cnn_toy")
     assert log["wall_seconds"] > cut["wall_seconds"]
+    assert log["peak_memory_gib"] == 99.0  # not this part's alone
+    assert "peak memory under 6 GiB (not met: 99.00 GiB)" in (root / "book" / "performance.md").read_text()
     assert "the run came in 2 parts" in (root / "book" / "status.md").read_text()
     assert "The run came in 2 parts" in (root / "book" / "performance.md").read_text()
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy], resume=True) == 0

@@ -789,11 +789,12 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             log.update(run_id=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), parts=1,
                        run_jobs=sorted(prerequisites))
             log.pop("backend", None)  # an earlier run's choice
-            earlier_wall = 0.0
+            earlier_wall, earlier_peak = 0.0, 0.0
         else:  # this part's jobs join the run's; its wall time adds to the parts' before it
             jobs_of_the_run = set(log.get("run_jobs", ())) | set(prerequisites)
             log.update(parts=log.get("parts", 1) + 1, run_jobs=sorted(jobs_of_the_run))
             earlier_wall = float(log.get("wall_seconds") or 0.0)
+            earlier_peak = float(log.get("peak_memory_gib") or 0.0)  # the run's peak is the parts' highest
         run_id = log["run_id"]
         priority = job_priorities(prerequisites, last_seconds)
         order = [p.name for p in preparations] + stems
@@ -937,8 +938,12 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                          "chain_seconds": round(chain_seconds, 1), "chain": chain}
     else:
         log.pop("bounds", None)
+    # the run's peak: the highest of its parts', and never below one of its jobs' own (sampled more
+    # often, a job's short spike can pass between the whole run's samples)
+    job_peaks = [entry["peak_memory_gib"] for kind in ("chapters", "preparations") for entry in log.get(kind, {}).values()
+                 if entry.get("run") == run_id and entry.get("ok") and "peak_memory_gib" in entry]
     log.update(
-        peak_memory_gib=round(whole_run.peak_gib if whole_run is not None else 0.0, 2),
+        peak_memory_gib=round(max([earlier_peak, whole_run.peak_gib if whole_run is not None else 0.0, *job_peaks]), 2),
         profile=profile,
         device=machine["device"],
         finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
