@@ -141,8 +141,9 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     Returns ``fractions`` (steps + 1,) from 0 to ``up_to`` and ``scores`` (N, steps + 1). Deletion starts
     at the probability on the original image and ends with the share ``up_to`` of the pixels set to
     the background (the all-background image when ``up_to=1``); insertion starts from the
-    all-background image and ends with that share of the pixels put back. A faithful map gives a *low* deletion area (:func:`curve_auc`: the
-    probability falls as soon as the top pixels go) and a *high* insertion area.
+    all-background image and ends with that share of the pixels put back. A faithful map gives a
+    *low* deletion area (:func:`curve_auc`: the probability falls as soon as the top pixels go)
+    and a *high* insertion area.
     """
     _check_mode(mode)
     if int(steps) != steps or steps < 1 or int(batch_size) != batch_size or batch_size < 1:

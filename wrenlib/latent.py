@@ -183,7 +183,8 @@ def embed(features: np.ndarray, method: str = "tsne", n_components: int = 2, per
     """A low-dimensional embedding (N, n_components) of the standardised features (chapter 09).
 
     ``tsne``: scikit-learn's ``TSNE`` with PCA initialisation, the automatic learning rate
-    (N / early exaggeration / 4, at least 50: 50 at the book's sizes) and ``random_state=seed``; ``perplexity`` must be below N.
+    (N / early exaggeration / 4, at least 50: 50 at the book's sizes) and ``random_state=seed``;
+    ``perplexity`` must be below N.
     ``pca``: scikit-learn's ``PCA``. Both give the same result for the same seed (with the PCA
     initialisation, t-SNE hardly depends on the seed at all); both run on one thread.
     """

@@ -187,7 +187,8 @@ def load_recordings(
         entries = _entries_from_manifest(source)
     else:
         raise ValueError(f"{source}: no such folder or manifest")
-    def blank(label) -> bool:
+
+    def blank(label) -> bool:  # an empty manifest cell: NaN, None or spaces
         return label is None or (not isinstance(label, str) and pd.isna(label)) or not str(label).strip()
 
     known = tuple(labels) if labels is not None else tuple(sorted({str(e["label"]) for e in entries

@@ -182,9 +182,9 @@ def predict_logits(model: nn.Module, dataset: SpectrogramDataset, indices: np.nd
     # batches() reads each batch's clips in sorted order (memory-mapped levels): put rows back
     order = np.concatenate([np.argsort(indices[first:first + batch_size], kind="stable") + first
                             for first in range(0, len(indices), batch_size)])
-    probabilities = np.empty((len(indices), out[0].shape[1]), dtype=out[0].dtype)
-    probabilities[order] = np.concatenate(out)
-    return probabilities
+    logits = np.empty((len(indices), out[0].shape[1]), dtype=out[0].dtype)
+    logits[order] = np.concatenate(out)
+    return logits
 
 
 MIN_IMPROVEMENT = 1e-4  # how much lower a validation loss must be to count as better (fit)
