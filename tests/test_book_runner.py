@@ -110,11 +110,16 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     root = _project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2", "03_c": "z = 3"})
     toy = _recording("cnn_toy", ("02",), key="made")
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy]) == 0
-    real_wait, calls = concurrent.futures.wait, []
+    real_wait, calls, ends = concurrent.futures.wait, [], []
 
     def wait_then_interrupt(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:  # after 01_a and the preparation: while 02_b runs
+            # what a part killed outright (no handler runs) leaves: its wall time up to its last job
+            written = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+            ends.append(max(entry["started"] + entry["seconds"] for entry in written["chapters"].values()
+                            if entry["run"] == written["run_id"]))
+            assert written["wall_seconds"] >= ends[0] - 0.1
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 
@@ -132,7 +137,10 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy], resume=True) == 0
     out = capsys.readouterr().out
     assert "1 chapter(s) it executed are left as they are (01_a)" in out and "cnn_toy ..." not in out
+    assert f"resuming the run started {cut['run_id'][:10]} " in out  # named by when it began: it never finished
     log = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    # the second part's jobs start after the first part's time: the timeline's parts do not overlap
+    assert min(log["chapters"][stem]["started"] for stem in ("02_b", "03_c")) >= cut["wall_seconds"]
     assert log["run_id"] == cut["run_id"] and log["parts"] == 2 and not log["interrupted"]
     assert log["chapters"]["01_a"] == cut["chapters"]["01_a"]  # not run again
     assert log["preparations"]["cnn_toy"] == cut["preparations"]["cnn_toy"]  # not trained again

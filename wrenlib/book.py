@@ -737,7 +737,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                           for kind in ("chapters", "preparations"))
         skipped = [c.stem for c in chapters if c.stem in done]
         chapters = [c for c in chapters if c.stem not in done]
-        print(f"wrenlib execute: resuming the run of {log.get('finished')}: {len(skipped)} chapter(s) it "
+        print(f"wrenlib execute: resuming the run started {str(resumed)[:19].replace('T', ' ')} UTC: "
+              f"{len(skipped)} chapter(s) it "
               f"executed are left as they are" + (f" ({', '.join(skipped)})" if skipped else "")
               if resumed else "wrenlib execute: no earlier run to resume: every chapter runs", flush=True)
         if not chapters:
@@ -810,7 +811,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         def finish(job: str, outcome: dict[str, Any]) -> None:
             nonlocal status, backend
             entry = {key: outcome[key] for key in ("seconds", "peak_memory_gib", "cores_busy")}
-            entry["started"] = round(started_at[job], 1)  # seconds into the run (into its part, when resumed)
+            # seconds into the run; a resumed run's parts lie end to end (the time between them not counted)
+            entry["started"] = round(earlier_wall + started_at[job], 1)
             entry["run"] = run_id
             if calibration is not None and job == calibration.name:
                 log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
@@ -895,7 +897,9 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 for future in done:
                     finish(running.pop(future), future.result())
                     # after every job, so that a run cut short (hours of the full profile on a CPU)
-                    # keeps what it measured (wrenlib bench --job-times --partial)
+                    # keeps what it measured (wrenlib bench --job-times --partial), its wall time
+                    # so far included: a part killed outright still counts towards the run's time
+                    log["wall_seconds"] = round(earlier_wall + time.perf_counter() - run_started, 1)
                     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
 
         interrupted, whole_run = False, None
