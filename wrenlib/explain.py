@@ -1063,13 +1063,12 @@ def explanation_folder(profile: str, model: nn.Module, dataset, method: str, set
     by the type it runs in on ``device`` (default: where the model is), which differs between
     machines: a cache made in bfloat16 is not taken for float32 maps."""
     from .cache import config_hash, profile_dir
-    from .training import autocast_dtype, precision_name
+    from .training import keyed_by_precision
 
     key: dict[str, Any] = {"model": model_fingerprint(model), "data": dataset_fingerprint(dataset),
                            "method": method, "settings": asdict(settings), "version": explainer_version()}
-    if getattr(settings, "mixed_precision", "off") != "off":
-        device = torch.device(device) if device is not None else next(model.parameters()).device
-        key["precision"] = precision_name(autocast_dtype(device, settings.mixed_precision))
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    key = keyed_by_precision(key, device, getattr(settings, "mixed_precision", "off"))
     return profile_dir(profile) / "explanations" / f"{method}-{config_hash(key)}"
 
 

@@ -96,6 +96,15 @@ def precision_name(half: torch.dtype | None) -> str:
     return str(half or torch.float32).replace("torch.", "")
 
 
+def keyed_by_precision(key: dict[str, Any], device: torch.device | str, mixed_precision: str) -> dict[str, Any]:
+    """``key`` (a cache's configuration) with the type that ``mixed_precision`` resolves to on
+    ``device`` under "precision", which differs between machines for "native"; ``key`` as it is
+    for "off", so that float32 caches keep their keys."""
+    if mixed_precision == "off":
+        return key
+    return {**key, "precision": precision_name(autocast_dtype(device, mixed_precision))}
+
+
 def gradient_scaler(half: torch.dtype | None, device: torch.device | str) -> "torch.amp.GradScaler | None":
     """The loss scaler a float16 step needs (float16's small range; bfloat16's needs none)."""
     return torch.amp.GradScaler(torch.device(device).type) if half == torch.float16 else None
@@ -411,8 +420,7 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
     from .runtime import choose_device
 
     device = device or choose_device()
-    if training_config.mixed_precision != "off":
-        config = {**config, "precision": precision_name(autocast_dtype(device, training_config.mixed_precision))}
+    config = keyed_by_precision(config, device, training_config.mixed_precision)
     path = profile_dir(profile) / "models" / f"{name}.pt"
     if path.is_file():
         try:
