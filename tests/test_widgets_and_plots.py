@@ -31,6 +31,23 @@ def test_song_designer_widget_updates_picture_and_sound():
     assert panel.image.value != picture and panel.player.value != sound
 
 
+def test_a_panel_without_sound_for_a_picture_hides_its_player_and_never_plays_the_last_sound():
+    import ipywidgets as widgets
+
+    from wrenlib.widgets import live_figure_panel
+
+    def render(with_sound: bool):
+        fig, _ = plt.subplots()
+        return fig, (np.sin(np.arange(2205) / 5.0).astype(np.float32) if with_sound else None)
+
+    panel = live_figure_panel(render, {"with_sound": widgets.Checkbox(value=True)})
+    assert panel.player.value[:4] == b"RIFF" and panel.player.layout.display is None
+    panel.controls["with_sound"].value = False
+    assert panel.player.value == b"" and panel.player.layout.display == "none"
+    panel.controls["with_sound"].value = True
+    assert panel.player.value[:4] == b"RIFF" and panel.player.layout.display is None
+
+
 def test_plot_helpers_draw_on_the_given_axes(small_dataset):
     fig, ax = plt.subplots()
     assert plot_spectrogram(small_dataset.waveforms[0], ax=ax) is ax

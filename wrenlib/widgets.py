@@ -59,8 +59,10 @@ def live_figure_panel(render: Callable[..., tuple[plt.Figure, np.ndarray | None]
     """A panel of ``controls`` that re-renders ``render(**values) -> (figure, waveform or None)``.
 
     The figure and the sound travel as widget values (an Image and an Audio widget), not as cell
-    output, so the panel also builds inside a non-interactive run (papermill). The returned box
-    has ``controls``, ``image``, ``player`` and ``update`` attributes for scripted use and tests.
+    output, so the panel also builds inside a non-interactive run (papermill). Where ``render``
+    has no sound (a reader's clip whose audio the dataset does not keep), the player empties and
+    hides: it never plays another picture's sound. The returned box has ``controls``, ``image``,
+    ``player`` and ``update`` attributes for scripted use and tests.
     """
     import ipywidgets as widgets
 
@@ -70,8 +72,8 @@ def live_figure_panel(render: Callable[..., tuple[plt.Figure, np.ndarray | None]
     def update(_change=None) -> None:
         fig, waveform = render(**{name: control.value for name, control in controls.items()})
         image.value = figure_png_bytes(fig)
-        if waveform is not None:
-            player.value = wav_bytes(waveform, sample_rate_hz)
+        player.value = b"" if waveform is None else wav_bytes(waveform, sample_rate_hz)
+        player.layout.display = "none" if waveform is None else None
 
     for control in controls.values():
         control.observe(update, names="value")
