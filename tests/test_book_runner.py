@@ -478,7 +478,11 @@ def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(
     text = page.read_text()
     assert "## Kept runs" in text and "**a partial record**: only the jobs below have run" in text
     assert f"| 01_first | {record['seconds']['01_first']:.0f} |" in text
-    assert f"the last run took {log['wall_seconds'] / 60:.1f} min of wall time" in text
+    assert f"the last run took {log['wall_seconds'] / 60:.1f} min of wall time." in text
+    assert record["parts"] == 1  # a resumed run's wall time is its parts' together, and the page says so
+    kept.write_text(json.dumps({**record, "parts": 2}))
+    write_performance_page(page, log, root / "book" / "benchmarks", tmp_path / "no-bench")
+    assert "min of wall time, its 2 parts together (resumed with `--resume`)." in page.read_text()
     kept.write_text(json.dumps({**record, "note": "Stopped at the device's time limit."}))  # a kept run's note shows
     write_performance_page(page, log, root / "book" / "benchmarks", tmp_path / "no-bench")
     assert "*Stopped at the device's time limit.*" in page.read_text()

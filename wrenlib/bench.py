@@ -785,6 +785,8 @@ def _kept_runs(benchmarks: Path) -> list[str]:
                          if partial else f"{len(seconds)} jobs, ")
                       + f"{sum(seconds.values()) / 60:.1f} min of their own time"
                       + (f"; the {'last ' if partial else ''}run took {record['wall_seconds'] / 60:.1f} min of wall time"
+                         + (f", its {record['parts']} parts together (resumed with `--resume`)"
+                            if record.get("parts", 1) > 1 else "")
                          if record.get("wall_seconds") else "") + ".", ""]
         if record.get("backend"):  # kept since runs could choose their mode (older records: deterministic)
             lines += [backend_sentence(record), "", *backend_rows(record)]

@@ -505,7 +505,7 @@ def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"profile": profile, "device": log.get("device"), "machine": log.get("machine"),
               "finished": log.get("finished"), "jobs": log.get("jobs"), "wall_seconds": log.get("wall_seconds"),
-              "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
+              "parts": log.get("parts", 1), "complete": not partial, "seconds": seconds, "peak_memory_gib": peaks}
     # the mode the run computed in, and its calibration where it had one (the Performance page shows it)
     calibrated = log.get("backend") if of_this_run(log, log.get("backend") or {}) else None
     record["backend"] = ({key: calibrated[key] for key in ("mode", "speedups", "margin", "rows") if key in calibrated}
@@ -1081,9 +1081,10 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         "# Status and provenance",
         "",
         "This page is written by `make execute` each time the chapters run; nothing on it is typed"
-        " by hand. Every number in the book comes from the runs listed here"
+        " by hand. Every number in the chapters comes from the runs listed here"
         + (f": this run, and an earlier one for {len(earlier)} chapter{'s' if len(earlier) > 1 else ''} it did not"
-           " run (marked below)." if earlier else ", all from the run described here."),
+           " run (marked below)." if earlier else ", all from the run described here.")
+        + " The Performance page also shows records of other runs and machines, each named there.",
         "",
         f"- **Profile:** `{log.get('profile')}`",
         f"- **Device:** {log.get('device')}",
