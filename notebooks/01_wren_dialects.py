@@ -217,8 +217,8 @@ display(figures_with_audio(figures, sounds, captions))
 
 # %% [markdown]
 # Listen for the trill: the Mexican one is faster, and its notes do not sweep as low. The buzz of
-# the Mexican bird is a narrower band. The peeps, breathy notes and whistles come from the same
-# template in both.
+# the Mexican bird is a narrower band. The other elements (peeps, breathy notes and, in some
+# templates, a whistle) come from the same template in both.
 #
 # ## The song types: sub-populations
 #
@@ -369,8 +369,8 @@ glue("ceiling_note", Markdown(
 # values {glue:text}`diagnostic_features_logreg_accuracy:.1%`; on the shared values the regression
 # gets {glue:text}`shared_features_logreg_accuracy:.1%`, {glue:md}`shared_verdict` chance ± 1.96 standard errors
 # (50 % ± {glue:text}`chance_band_half_width:.1%` for this test set: a band over clips, which
-# treats them as independent; a bird's clips are not, so a band over birds can be wider, as chapter 03
-# measures).
+# treats them as independent; a bird's clips are not, so a band over birds can be wider; chapter 03
+# sets the two side by side).
 # {glue:md}`ceiling_note`
 #
 # ## The masks: where the dialect evidence is

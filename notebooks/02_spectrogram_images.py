@@ -338,7 +338,7 @@ front_end_explorer(waveform)
 # are read, mixed to mono, resampled to 22,050 Hz, band-passed and cut into clips. A file that
 # cannot be used is reported with its reason and skipped; the rest loads. To show it without
 # downloading anything, we write a small folder of "field recordings" from surrogate birds —
-# in three formats, rates and channel counts — and spoil three files on purpose:
+# in three formats and three sample rates, mono and stereo — and spoil three files on purpose:
 
 # %%
 folder = write_demo_recordings(Path(mkdtemp()) / "my_recordings", surrogate.waveforms, surrogate.clips)

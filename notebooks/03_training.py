@@ -338,12 +338,12 @@ glue("difficulty_verdict", Markdown("inside" if in_window else "**outside**"), d
 # from the cached uint8 images, so the loader should cost far less than the 10 % of step time the
 # book allows it.
 #
-# One rearrangement can save a little of every training step without changing a single number. ReLU is
-# monotone, so it commutes with taking the maximum over a window: pooling first and applying the
-# ReLU to a quarter of the values gives the same outputs, and (with the same tie-break) the same
-# gradients, bit for bit. `fit` trains this *pool-first twin*, which shares the model's
-# parameters; DeepLIFT and SHAP, whose propagation rules do depend on the order of the layers,
-# explain the paper's order. The check, on this chapter's model:
+# One rearrangement may save a little of every training step without changing a single number
+# (whether it does on this machine is measured below). ReLU is monotone, so it commutes with
+# taking the maximum over a window: pooling first and applying the ReLU to a quarter of the values
+# gives the same outputs, and (with the same tie-break) the same gradients, bit for bit. `fit`
+# trains this *pool-first twin*, which shares the model's parameters; DeepLIFT and SHAP, whose
+# propagation rules do depend on the order of the layers, explain the paper's order. The check, on this chapter's model:
 
 # %%
 twin = model.pool_first()  # conv -> max-pool -> ReLU blocks, the same parameter tensors

@@ -334,7 +334,7 @@ settings_table = pd.DataFrame([
      "keeps summation to delta for the whole model"),
     ("rules", "rescale for ReLU, captum's max-pool rule", "captum.attr.DeepLift defaults; each ReLU and max-pool "
      "kept apart (wrenlib.explain.deeplift_network)"),
-    ("target", "the predicted class's logit", "as in the paper"),
+    ("target", "the predicted class's logit", "the book's choice: the paper does not say"),
     ("normalisation", "positive part / maximum per map", "wrenlib.explain.normalise_maps"),
 ], columns=["setting", "value", "note"])
 display(settings_table.style.hide(axis="index"))

@@ -15,7 +15,8 @@
 # # Ensembles, and measuring which explanation is right
 #
 # The paper combined Grad-CAM and DeepLIFT by a 0.5 / 0.5 average and by an element-wise maximum,
-# and judged all maps by eye {cite}`faruqui2025explainability`. The surrogate songs know where
+# measured how much of each map lies above a threshold, but judged whether a map was *right* by eye
+# {cite}`faruqui2025explainability`. The surrogate songs know where
 # the dialect evidence is — the diagnostic mask of chapter 01 — so here the maps are *scored*:
 # per method, per ensemble and per dialect, with confidence intervals and two reference rows
 # that any method must beat. The chapter ends with a verdict on the paper's claims 1 and 2.

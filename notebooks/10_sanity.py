@@ -388,7 +388,9 @@ wrenlib.record_result(PROFILE, "randomisation_methods_passed", passed, glue=Fals
 # The first panel is Adebayo et al.'s measure: the rank correlation of the raw maps' absolute
 # values, which ignores signs. The second ranks the positive parts that this book draws and
 # ensembles; its first step can fall *below* zero, because a re-initialised output layer reverses
-# which pixels speak for the class and the positive part then marks the others. With every layer
+# which pixels speak for the class and the positive part then marks the others. Grad-CAM's raw
+# map has been through its ReLU already, so its magnitudes are that positive part, and it (with
+# the ensembles built on it) can fall below zero in the first panel too. With every layer
 # re-initialised, DeepLIFT's map still correlates with its trained map at
 # {glue:text}`deeplift_all_pixels` over all pixels, where the empty page ties both to 0. On the
 # song's pixels its positive part correlates at {glue:text}`deeplift_song_pixels`, but its
@@ -483,7 +485,9 @@ for name, row in stable.iterrows():
 # %% [markdown]
 # Mean Spearman correlation on the song's pixels with 95 % Student-t intervals over the
 # {glue:text}`sanity_count` sanity clips (few enough that a bootstrap's interval would come out
-# too narrow; cut to [-1, 1]), where 1 is the same ranking. The second network, trained on the same clips from other initial
+# too narrow; cut to [-1, 1]), where 1 is the same ranking. A map that is constant on the
+# song's pixels has no ranking, so its clip is left out of that cell, which then says over how
+# many clips it was taken: over two, Student's interval spans nearly everything. The second network, trained on the same clips from other initial
 # weights, agrees with the first on {glue:text}`seed_agreement` of the test clips' predictions —
 # {glue:md}`deeplift_seed_sentence` on the song's pixels (most stable of the four methods:
 # {glue:text}`most_seed_stable`). The paper's maps, like ours, are one trained network's view; another seed of the same recipe

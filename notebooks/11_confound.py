@@ -14,11 +14,12 @@
 # %% [markdown]
 # # Does the model listen to the bird?
 #
-# Real regional recordings confound dialect with site. The Eastern birds were recorded in one
-# state and the Mexican birds in another, with other insects, other birds and other equipment
-# in the background. A CNN can then score well by listening to the background, and a saliency
-# map is the only warning a reader gets. The paper's recordings came from few sites per dialect
-# {cite}`faruqui2025explainability`; it could not test this.
+# Regional recordings can confound dialect with site. Where the Eastern birds were recorded in
+# one state and the Mexican birds in another, each set carries other insects, other birds and
+# other equipment in its background. A CNN can then score well by listening to the background,
+# and a saliency map is the only warning a reader gets. The paper does not say where its
+# recordings were made {cite}`faruqui2025explainability`, and without sources it knows it
+# could not have tested this.
 #
 # The surrogate can, because it knows every source in every clip. This chapter adds one
 # background source — a pulsed insect chorus in a narrow band, one "site species" — to a share

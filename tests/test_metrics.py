@@ -260,6 +260,11 @@ def test_interval_table_prints_mean_and_interval_per_group():
     printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
     assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
+    # a group with undefined values (a constant map's correlation) says how many clips its cell is over
+    table.loc[len(table)] = {"map": "a", "x": np.nan, "y": 1.0}
+    printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
+    assert printed.loc["a", "x"].endswith("] (2 of 3)") and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
+    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]"
 
 
 def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():

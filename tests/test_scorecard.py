@@ -80,7 +80,8 @@ def test_statuses_follow_the_rules():
     assert _status(unclear, "SHAP") == "undecided" and "an interval holding 0.9" in unclear.set_index("topic").loc["SHAP", "book"]
     # most of a spectrogram is silence: LIME marks empty regions only where its strongest features are empty
     # more often than features picked at random
-    assert _status(table, "LIME") == "differs" and "prefers song" in table.set_index("topic").loc["LIME", "book"]
+    # some empty marks, fewer than at random: the observation holds, the failing it implies does not
+    assert _status(table, "LIME") == "reproduced in part" and "prefers song" in table.set_index("topic").loc["LIME", "book"]
     assert "as the paper saw, but fewer than features picked at random" in table.set_index("topic").loc["LIME", "book"]
     more = {"lime_empty_feature_share_grid": 0.05, "lime_empty_top5_less_all_ci_grid": [0.02, 0.08]}
     assert _status(scorecard({**RESULTS, **more}), "LIME") == "reproduced"
@@ -89,6 +90,7 @@ def test_statuses_follow_the_rules():
     assert _status(close, "LIME") == "undecided" and "holding 0" in close.set_index("topic").loc["LIME", "book"]
     none_empty = scorecard({**RESULTS, "lime_empty_top5_share_grid": 0.0}).set_index("topic").loc["LIME", "book"]
     assert "marks no empty region" in none_empty
+    assert _status(scorecard({**RESULTS, "lime_empty_top5_share_grid": 0.0}), "LIME") == "differs"
     # a verdict no comparison decided is an absence of evidence, not a difference
     assert _status(scorecard({**RESULTS, "verdict_claim2": "undecided"}), "claim 2") == "undecided"
     worse = scorecard({**RESULTS, "max_ensemble_larger_share_at_every_threshold": False})

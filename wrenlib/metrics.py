@@ -580,7 +580,12 @@ def dialect_gap_text(values, dialects, birds, ratio: float = 1.5, alpha: float =
 def interval_table(summary: pd.DataFrame, index: str | list[str], columns: str | list[str] = "score",
                    digits: int = 2) -> pd.DataFrame:
     """A :func:`summarise_scores` table as the book prints it: "mean [low, high]" strings with
-    ``index`` down and ``columns`` across (chapters 08, 10 and chapter 12)."""
+    ``index`` down and ``columns`` across (chapters 08, 10-12). A cell whose group had undefined
+    values (NaN: an all-zero map's share, a constant map's correlation) says over how many of its
+    clips it was taken, "(n of N)": its interval is over fewer clips than its neighbours'."""
     text = (summary["mean"].map(f"{{:.{digits}f}}".format) + " [" + summary["ci_low"].map(f"{{:.{digits}f}}".format)
             + ", " + summary["ci_high"].map(f"{{:.{digits}f}}".format) + "]")
+    if "n_undefined" in summary:
+        counted = summary["n"].astype(int).astype(str) + " of " + (summary["n"] + summary["n_undefined"]).astype(int).astype(str)
+        text = text.where(summary["n_undefined"] == 0, text + " (" + counted + ")")
     return summary.assign(value=text).pivot(index=index, columns=columns, values="value")

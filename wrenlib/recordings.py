@@ -327,8 +327,8 @@ def write_demo_recordings(
     Each bird's clips are joined into one recording and written per dialect subfolder, in a mix of
     formats, sample rates and channel counts (WAV 16-bit 44.1 kHz, FLAC 48 kHz stereo, float WAV
     22.05 kHz); with ``include_bad_files`` a corrupt file, an empty file and a 1 s file are added
-    so the loader's report has something to say. Used by chapter 02 and chapter 12
-    chapter; nothing is downloaded.
+    so the loader's report has something to say. Used by chapters 02 and 12; nothing is
+    downloaded.
     """
     import soundfile
 
