@@ -22,11 +22,11 @@ help:
 	@sed -n '1,8p' Makefile
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON_BOOTSTRAP) >/dev/null 2>&1 || { echo "error: $(PYTHON_BOOTSTRAP) not found; set PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(PY) || command -v $(PYTHON_BOOTSTRAP) >/dev/null 2>&1 || { echo "error: $(PYTHON_BOOTSTRAP) not found; set PYTHON_BOOTSTRAP=/path/to/python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch comes in the same pip command as captum/shap, pinned by constraints.txt, so pip never
-	# swaps in another torch build behind our back
+	@# torch comes in the same pip command as captum/shap, pinned by constraints.txt, so pip never
+	@# swaps in another torch build behind our back
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (wrenbook)" >/dev/null
 	touch $(STAMP)

@@ -27,7 +27,7 @@
 # chapter 02) — in the cell below, or from the command line:
 #
 # ```bash
-# papermill -p RECORDINGS /path/to/my_recordings notebooks/12_your_recordings.ipynb my_run.ipynb
+# .venv/bin/papermill -k wrenbook -p RECORDINGS /path/to/my_recordings notebooks/12_your_recordings.ipynb my_run.ipynb
 # ```
 
 # %% tags=["remove-cell"]
@@ -366,7 +366,7 @@ else:
 #   `wrenlib fetch-xc` writes such a manifest from xeno-canto; the `labels.csv` of
 #   `wrenlib synth` is one too, its `individual` read as the recording (a bird's clips together).
 #   Audio sampled below 18 kHz cannot hold the 9 kHz band, and is reported and skipped.
-# - **The run.** `papermill -p RECORDINGS <folder> notebooks/12_your_recordings.ipynb out.ipynb`,
+# - **The run.** `.venv/bin/papermill -k wrenbook -p RECORDINGS <folder> notebooks/12_your_recordings.ipynb out.ipynb`,
 #   or similar steps on the command line:
 #   `wrenlib train <folder> --background black --out model.pt`, `wrenlib evaluate model.pt <folder>`,
 #   `wrenlib explain <files> --model model.pt --method deeplift --out maps/`. The command line

@@ -76,6 +76,12 @@ def test_synth_refuses_zero_clips(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_synth_refuses_bad_settings_before_it_makes_the_folder(tmp_path):
+    result = run_cli("synth", "--n", "8", "--snr-db", "30", "5", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "snr" in result.stderr.lower()
+    assert not (tmp_path / "x").exists()
+
+
 def test_synth_refuses_a_bad_option_value(tmp_path):
     assert_one_line_error(run_cli("synth", "--n", "3", "--seed", "abc", "--out", str(tmp_path / "x")),
                           "whole number")
@@ -317,6 +323,14 @@ def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path):
     assert_one_line_error(run_cli("bench", "--mixed-precision", "native", "--out", str(tmp_path)),
                           "--mixed-precision applies to --stages only")
     assert_one_line_error(run_cli("bench", "--partial", "--out", str(tmp_path)), "--partial applies to --job-times only")
+    # under bench's own usage line, not the top-level one
+    assert "usage: wrenlib bench" in run_cli("bench", "--partial", "--out", str(tmp_path)).stderr
+    # one kind of benchmark per call: a second was silently dropped, --clips silently ignored
+    refused = run_cli("bench", "--backend", "--stages", "full", "--out", str(tmp_path))
+    assert refused.returncode == 2 and "not allowed with argument" in refused.stderr
+    assert_one_line_error(run_cli("bench", "--backend", "--clips", "8", "--out", str(tmp_path)),
+                          "--clips applies to the default benchmarks only")
+    assert not any(tmp_path.iterdir())  # nothing ran
 
 
 def test_execute_refuses_zero_jobs(capsys):

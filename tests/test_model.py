@@ -247,9 +247,16 @@ def test_checkpoints_round_trip_and_refuse_another_configuration(tmp_path):
     with pytest.raises(CheckpointMismatch, match="training.learning_rate: checkpoint has 0.0003, expected 0.5"):
         load_checkpoint(path, other)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a wrenlib checkpoint"):
+    with pytest.raises(ValueError, match=r"not a wrenlib checkpoint \(empty, damaged") as refused:
         load_checkpoint(tmp_path / "junk.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt", "m.pt"]  # no temporary files left
+    assert "weights_only" not in str(refused.value)  # not torch's advice to run the file's code
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"not a wrenlib checkpoint \(empty, damaged"):
+        load_checkpoint(tmp_path / "empty.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")  # a torch file, not ours
+    with pytest.raises(ValueError, match="a torch file without the configuration"):
+        load_checkpoint(tmp_path / "other.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.pt", "junk.pt", "m.pt", "other.pt"]  # no temporary files left
 
 
 def test_accuracy_interval_is_wilsons():

@@ -68,12 +68,12 @@ def synth(n_clips: int, seed: int, out: Path, separation: float, snr_db: tuple[f
     from .dataset import generate_surrogate_dataset
     from .surrogate import SurrogateConfig
 
-    _prepare_output_folder(out)
-    try:
+    try:  # the settings first: a refused one leaves no folder behind
         config = SurrogateConfig.for_clip_count(n_clips, seed=seed, separation=separation,
                                                 snr_db_range=snr_db)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    _prepare_output_folder(out)
     dataset = generate_surrogate_dataset(config, n_jobs=n_jobs, progress=progress)
     audio = out / "audio"
     audio.mkdir()
@@ -471,23 +471,25 @@ def build_parser() -> argparse.ArgumentParser:
         "spectrogram", help="write the spectrogram image (PNG) of every clip of each recording")
     image_parser.add_argument("audio", nargs="+", type=Path, help="audio files (WAV, FLAC, OGG, MP3)")
     image_parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
-    image_parser.add_argument("--background", choices=("black", "white"), default="black")
+    image_parser.add_argument("--background", choices=("black", "white"), default="black",
+                              help="the image's background (default black)")
     image_parser.add_argument("--size", type=_size, default=(480, 960), metavar="HEIGHTxWIDTH",
                               help="image size in pixels (default: the paper's 480x960)")
 
     train_parser = commands.add_parser("train", help="train the paper's CNN on a folder of recordings")
     train_parser.add_argument("data", type=Path, help="a class-per-subfolder folder, a manifest CSV, "
                               "or a `wrenlib synth` folder")
-    train_parser.add_argument("--profile", default="quick", help="quick or full (image size, epochs)")
+    train_parser.add_argument("--profile", default="quick", help="quick or full (image size, epochs; default quick)")
     train_parser.add_argument("--out", type=Path, required=True, help="new checkpoint file (.pt)")
-    train_parser.add_argument("--background", choices=("black", "white", "mixed"), default="mixed")
+    train_parser.add_argument("--background", choices=("black", "white", "mixed"), default="mixed",
+                              help="the training images' backgrounds (default mixed, the paper's best)")
     train_parser.add_argument("--seed", type=_non_negative_int, default=0)
 
     evaluate_parser = commands.add_parser(
         "evaluate", help="test a saved model on the test split of a folder of recordings",
         description="Score a saved model on the folder's test split: the recordings that `wrenlib train` "
                     "holds out under the checkpoint's seed, split by individual (every clip where the folder "
-                    "has no test split). Prints the accuracy with a 95 %% interval over recordings.")
+                    "has no test split). Prints the accuracy with a 95 % interval over recordings.")
     evaluate_parser.add_argument("model", type=Path, help="checkpoint written by `wrenlib train`")
     evaluate_parser.add_argument("data", type=Path, help="folder, manifest, or `wrenlib synth` folder")
 
@@ -548,19 +550,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--out", type=Path, default=Path("artifacts/bench"),
                               help="folder the results go to (default artifacts/bench, which the Performance "
                                    "page shows; book/benchmarks/bench-cpu keeps a record a fresh clone shows)")
-    bench_parser.add_argument("--clips", type=_positive_int, default=96,
-                              help="surrogate clips the generation and front-end benchmarks time (default 96)")
-    bench_parser.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
+    bench_parser.add_argument("--clips", type=_positive_int, default=None,
+                              help="surrogate clips the generation and front-end benchmarks time (default 96; "
+                                   "not with --stages, --backend or --job-times)")
+    # one kind of benchmark per call: a second one named beside the first was silently left out
+    modes = bench_parser.add_mutually_exclusive_group()
+    modes.add_argument("--stages", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, time a whole profile's heavy stages from an empty cache "
                                    "(data, images, one CNN, every method's maps, t-SNE; see wrenlib.bench)")
     bench_parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                               help="with --stages: train the CNN in this precision instead of the profile's "
                                    "(wrenlib.training.TrainingConfig.mixed_precision)")
-    bench_parser.add_argument("--backend", action="store_true",
+    modes.add_argument("--backend", action="store_true",
                               help="only time a LIME batch and a training step under the book's backend "
                                    "settings and the others, in float32 and 16 bits, into OUT/backend.json "
                                    "(the full profile's image size on a GPU, the quick one's on a CPU)")
-    bench_parser.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
+    modes.add_argument("--job-times", metavar="PROFILE", choices=("quick", "full"),
                               help="instead, keep the last `make execute` run's seconds per job in "
                                    "book/benchmarks/, by which a run without a log of its own (a fresh clone, "
                                    "CI) orders its jobs; that run must have executed every chapter to the end "
@@ -569,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="with --job-times: keep the jobs that finished even if the run did not "
                                    "run every chapter (the page marks it partial)")
 
+    parser.bench_parser = bench_parser  # main reports bench's own option errors under bench's usage
     execute_parser = commands.add_parser("execute", help="execute the book's chapters with papermill")
     execute_parser.add_argument("--profile", default="auto",
                                 help="quick, full, or auto (full when a CUDA GPU is present)")
@@ -592,9 +598,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench" and args.mixed_precision and not args.stages:
-        parser.error("--mixed-precision applies to --stages only")
+        parser.bench_parser.error("--mixed-precision applies to --stages only")
     if args.command == "bench" and args.partial and not args.job_times:
-        parser.error("--partial applies to --job-times only")
+        parser.bench_parser.error("--partial applies to --job-times only")
+    if args.command == "bench" and args.clips is not None and (args.stages or args.backend or args.job_times):
+        parser.bench_parser.error("--clips applies to the default benchmarks only, not to --stages, --backend "
+                                  "or --job-times")
     try:
         if args.command == "synth":
             out = synth(args.n, args.seed, args.out, args.separation, tuple(args.snr_db), args.jobs,
@@ -641,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as error:
                 raise CommandError(str(error)) from None
         elif args.command == "bench":
-            bench(args.out, args.clips)
+            bench(args.out, 96 if args.clips is None else args.clips)
         elif args.command == "execute":
             from .book import execute_chapters
 

@@ -321,11 +321,17 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    # torch's own message would advise loading without weights_only, which runs the file's code
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception:
+        raise ValueError(f"{path}: not a wrenlib checkpoint (empty, damaged, or not a file of torch tensors "
+                         "that `wrenlib train` or the book wrote)") from None
+    try:
         config = json.loads(payload["config_json"])
-    except Exception as error:
-        raise ValueError(f"{path}: not a wrenlib checkpoint ({error})") from None
+    except Exception:
+        raise ValueError(f"{path}: not a wrenlib checkpoint (a torch file without the configuration that "
+                         "`wrenlib train` and the book write)") from None
     if expected is not None and payload["config_hash"] != config_hash(expected):
         expected_plain = json.loads(json.dumps(expected, default=str))
         details = "; ".join(_differences(expected_plain, config)) or "hash differs"
