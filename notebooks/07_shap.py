@@ -96,9 +96,10 @@ print(f"profile {profile.name!r}: {len(explained)} explained test clips, {len(re
 trial = explained[[0, len(explained) - 1]]
 trial_masks = images.stacked_masks(trial)
 budgets = {"deep": ShapSettings("deep", n_background=settings.n_background),
-           "gradient": ShapSettings("gradient", n_background=settings.n_background, n_samples=100),
+           # the default samples: the browser below shows the same maps
+           "gradient": ShapSettings("gradient", n_background=settings.n_background),
            "partition": ShapSettings("partition", max_evals=500)}
-budget_text = {"deep": f"{settings.n_background} references", "gradient": f"{settings.n_background} references, 100 samples",
+budget_text = {"deep": f"{settings.n_background} references", "gradient": f"{settings.n_background} references, {ShapSettings().n_samples} samples",
                "partition": "500 model calls"}
 rows, trial_maps = [], {}
 for name, chosen in budgets.items():
@@ -401,7 +402,9 @@ display(settings_table.style.hide(axis="index"))
 # %% [markdown]
 # ## Try it
 #
-# The explained clips with the deep and the gradient explainer (maps from the cache).
+# The explained clips with the deep and the gradient explainer (the deep explainer's maps from
+# the cache; the gradient explainer's are made the first time a clip is shown, seconds each on a
+# CPU, then cached).
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"]

@@ -78,6 +78,13 @@ def test_front_end_figure_reports_hop_and_frames_and_the_explorer_reacts(small_d
     before = panel.image.value
     panel.controls["background"].value = "white"
     assert panel.image.value != before
+    # the colour bar follows the background: on white the floor is drawn white (1), the ceiling black
+    for background, label in (("black", "-40 dB -> 0, 5 dB -> 1"), ("white", "-40 dB -> 1, 5 dB -> 0")):
+        fig, _ = front_end_figure(waveform, background=background, image_size=(60, 120))
+        assert label in fig.axes[1].get_ylabel()
+        image = np.ma.getdata(fig.axes[0].images[0].get_array())
+        assert float(np.median(image)) == (0.0 if background == "black" else 1.0)  # mostly silence at the floor
+        plt.close(fig)
 
 
 # ---------------------------------------------------------------- attribution plots and the browser

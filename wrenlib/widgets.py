@@ -158,8 +158,11 @@ def front_end_figure(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (kHz)")
     ax.grid(False)
-    fig.colorbar(shown, ax=ax, pad=0.01, label=f"level ({db_low:g} .. {db_high:g} dB -> 0 .. 1)")
-    ax.set_title(f"window {window_samples}, overlap {overlap:.0%} (hop {stft.hop_samples} samples = "
+    # a white background inverts the levels (wrenlib.frontend.apply_background): the floor is white
+    ends = (0, 1) if background == "black" else (1, 0)
+    fig.colorbar(shown, ax=ax, pad=0.01,
+                 label=f"pixel value ({db_low:g} dB -> {ends[0]}, {db_high:g} dB -> {ends[1]})")
+    ax.set_title(f"window {window_samples}, overlap {overlap:.1%} (hop {stft.hop_samples} samples = "
                  f"{facts['time_step_ms']:.1f} ms, {facts['frames']} frames), "
                  f"{background} background, {pixel_pooling} pooling", fontsize=9)
     return fig, facts
@@ -184,9 +187,14 @@ def front_end_explorer(waveform: np.ndarray):
     }
 
     def render(**values):
-        if values["db_high"] <= values["db_low"]:
+        asked = values["db_high"]
+        if asked <= values["db_low"]:  # the sliders overlap at -10 dB: the figure says what it drew
             values["db_high"] = values["db_low"] + 5
         fig, _ = front_end_figure(waveform, **values)
+        if values["db_high"] != asked:
+            ax = fig.axes[0]
+            ax.set_title(ax.get_title() + f"\nceiling {asked:g} dB is not above the floor: drawn at "
+                         f"{values['db_high']:g} dB", fontsize=9)
         return fig, waveform
 
     return live_figure_panel(render, controls)
