@@ -3,6 +3,8 @@ normalisation rule, the cache, and no hooks left behind."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -427,8 +429,13 @@ def test_explain_dataset_caches_one_file_per_clip(isolated_artifacts, small_cnn)
     assert again.extras["convergence_delta"].shape == (4,)
     folders = list((isolated_artifacts / "quick" / "explanations").iterdir())
     assert len(folders) == 1 and len(list(folders[0].glob("clip*.npz"))) == 4
+    described = folders[0] / "settings.json"
+    assert json.loads(described.read_text())["method"] == "deeplift"
+    written = described.stat().st_mtime_ns
     cached = explain_dataset(small_cnn, data, [0, 1], "deeplift", "quick", progress=False)
     assert cached.seconds == 0.0
+    assert described.stat().st_mtime_ns == written  # a read from the cache writes nothing
+    assert [p.name for p in folders[0].iterdir() if not p.name.startswith("clip")] == ["settings.json"]
     explain_dataset(small_cnn, data, [0], "deeplift", "quick", settings={"baseline": "blurred"}, progress=False)
     assert len(list((isolated_artifacts / "quick" / "explanations").iterdir())) == 2
 

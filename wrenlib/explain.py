@@ -1088,7 +1088,11 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
     indices = np.asarray(indices, dtype=np.int64)
     folder = explanation_folder(profile, model, dataset, method, settings, device)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps({"method": method, "settings": asdict(settings)}, indent=1))
+    described = folder / "settings.json"  # for a reader of the cache; the folder's name is their hash
+    if not described.is_file():  # written once, whole (chapters side by side may both get here)
+        staging = described.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps({"method": method, "settings": asdict(settings)}, indent=1))
+        staging.replace(described)
     files = [folder / f"clip{int(i)}-{dataset.backgrounds[i]}.npz" for i in indices]
     missing = [k for k, path in enumerate(files) if not path.is_file()]
     seconds = 0.0
