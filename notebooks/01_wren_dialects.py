@@ -379,8 +379,11 @@ glue("ceiling_note", Markdown(
 # only, once with all song elements. A cell of the STFT grid (512-sample Hann window, hop 26, the
 # paper's settings; chapter 02) belongs to the **diagnostic mask** when the diagnostic elements
 # alone come within 30 dB of the song's loudest cell, and to the **song mask** when the whole song
-# does. Because the masks come from the elements alone, they are exact wherever those elements
-# carry energy, whatever the noise does.
+# does — in both cases only where they also reach the image's −40 dB floor: below it the image
+# draws the cell at the floor, showing none of the song, so there is no evidence there to find
+# (the 30 dB rule alone takes in such cells around a quiet song's elements;
+# `tests/test_surrogate.py` checks that no mask does). Because the masks come from the elements
+# alone, they are exact wherever those elements carry energy, whatever the noise does.
 
 # %% tags=["hide-input"]
 grid_cells = dataset.mask_shape[0] * dataset.mask_shape[1]

@@ -77,7 +77,7 @@ glue("confound_strengths_text", f"strength{'s' if len(STRENGTHS) > 1 else ''} "
 # second, its peak {glue:text}`source_level` below the song's (`wrenlib.confound.Confound`). The
 # key step is one line: the source is **added** to the clean clip, from its own random stream,
 # so the clip with and without it differs by the source alone. Its time-frequency mask is kept
-# like the song's:
+# like the song's (within 30 dB of its peak and above the image's floor, chapter 01):
 
 # %%
 index = int(surrogate.split_indices("test")[surrogate.labels[surrogate.split_indices("test")] == 1][0])

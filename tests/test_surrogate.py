@@ -55,6 +55,31 @@ def test_diagnostic_mask_is_empty_where_no_diagnostic_element_plays(small_datase
         assert (columns & playing).any()
 
 
+def test_a_mask_holds_only_cells_that_the_image_can_show():
+    """Within 30 dB of the song's peak is not enough: a cell below the image's -40 dB floor is drawn
+    at the floor, showing none of the song (for a quiet song, a fifth of the 30 dB rule's cells)."""
+    from wrenlib.frontend import PAPER_FRONT_END
+    from wrenlib.spectrogram import decibels
+    from wrenlib.surrogate import build_population, element_masks, synthesise_clip
+
+    config = SurrogateConfig.for_clip_count(16, seed=3)
+    assert config.mask_visible_db == PAPER_FRONT_END.db_range[0]
+    population = build_population(config)
+    left_out = 0
+    for clip_id in range(4):
+        clip = synthesise_clip(population, clip_id)
+        levels = decibels(stft_magnitude(clip.song[None])[0])
+        floored = element_masks(np.zeros_like(clip.song), clip.song, config.mask_floor_db,
+                                visible_db=config.mask_visible_db)[1]
+        unfloored = element_masks(np.zeros_like(clip.song), clip.song, config.mask_floor_db)[1]
+        assert levels[floored].min() >= config.mask_visible_db - 1e-3
+        assert (floored <= unfloored).all() and levels[unfloored & ~floored].max(initial=-99) < config.mask_visible_db
+        # the clip's own mask is the floored one (up to float32 rounding of the song at the threshold)
+        assert (clip.song_mask != floored).sum() <= 0.001 * floored.sum()
+        left_out += int((unfloored & ~floored).sum())
+    assert left_out > 0
+
+
 def test_diagnostic_mask_lies_within_the_song_mask(small_dataset):
     for index in range(len(small_dataset)):
         diagnostic = small_dataset.diagnostic_mask(index)

@@ -16,7 +16,8 @@ stages this on purpose with one source, a pulsed insect chorus in a fixed narrow
 The source is *added* to the clean clip with its own random stream per clip (presence, level,
 pulse phase and noise), so the same clip with and without it differs by the source alone, and a
 clip that carries it at strength s carries it at every larger strength. Its time-frequency mask
-is recorded like the song masks: the STFT cells within ``mask_floor_db`` of the source's peak.
+is recorded like the song masks: the STFT cells within ``mask_floor_db`` of the source's peak
+that reach the image's floor (``mask_visible_db``; ``wrenlib.surrogate.mask_threshold``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .surrogate import DIALECTS, _band_noise, _raised_cosine_envelope
+from .surrogate import DIALECTS, _band_noise, _raised_cosine_envelope, mask_threshold
 
 SOURCE_NAME = "confound: insect chorus"
 
@@ -132,7 +133,6 @@ def add_confound(dataset, confound: Confound | None, clips=None):
         clip=lambda t: t["clip"].map(renumber)).reset_index(drop=True)
     table = table.assign(clip=np.arange(len(table)), source_clip=source_ids)
     config = dataset.config
-    floor = 10 ** (-config.mask_floor_db / 20)
     present, levels, cells, rows = [], [], [], []
     for position, (source_id, label, song_level_db) in enumerate(
             zip(source_ids, table["label"], table["song_level_db"])):
@@ -146,7 +146,8 @@ def add_confound(dataset, confound: Confound | None, clips=None):
         source *= 10 ** ((song_level_db + level_db) / 20)
         waveforms[position] += source
         magnitude = stft_magnitude(source, PAPER_STFT)
-        cells.append(np.flatnonzero(magnitude >= magnitude.max() * floor).astype(np.int32))
+        threshold = mask_threshold(float(magnitude.max()), config.mask_floor_db, config.mask_visible_db)
+        cells.append(np.flatnonzero(magnitude >= threshold).astype(np.int32))
         rows.append({"clip": position, "source": SOURCE_NAME, "start_s": 0.0, "end_s": config.clip_seconds,
                      "low_hz": confound.centre_hz - confound.width_hz / 2,
                      "high_hz": confound.centre_hz + confound.width_hz / 2,

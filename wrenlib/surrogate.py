@@ -95,6 +95,9 @@ class SurrogateConfig:
     song_level_db_range: tuple[float, float] = (-12.0, -3.0)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     mask_floor_db: float = 30.0  # mask = element energy within this many dB of the song's peak
+    # ... and at or above the image's floor (the paper's -40 dB, wrenlib.frontend.PAPER_FRONT_END):
+    # a cell the image draws at the floor shows none of the element, so it holds no evidence to find
+    mask_visible_db: float = -40.0
     sample_rate_hz: int = SAMPLE_RATE_HZ
     clip_seconds: float = 4.0
 
@@ -110,6 +113,10 @@ class SurrogateConfig:
             problems.append("song_types_per_dialect must be at least 1")
         if not 1 <= self.types_per_individual <= self.song_types_per_dialect:
             problems.append("types_per_individual must be between 1 and song_types_per_dialect")
+        if not self.mask_floor_db > 0 or not np.isfinite(self.mask_floor_db):
+            problems.append(f"mask_floor_db must be a finite number of dB > 0, got {self.mask_floor_db!r}")
+        if np.isnan(self.mask_visible_db):
+            problems.append("mask_visible_db must be a level in dB (-inf: no floor), got nan")
         if not np.isfinite(self.separation) or self.separation < 0:
             problems.append(f"separation must be a finite number >= 0, got {self.separation!r}")
         if self.sample_rate_hz != 22_050:
@@ -749,12 +756,20 @@ class SurrogateClip:
     background: list[dict[str, Any]]
 
 
+def mask_threshold(peak: float, floor_db: float, visible_db: float, settings: StftSettings = PAPER_STFT) -> float:
+    """The magnitude an STFT cell needs to belong to a mask: within ``floor_db`` of ``peak`` (the
+    source's loudest cell) and at or above ``visible_db`` (the image's floor, in dB against the
+    unit-sine reference): the surrogate's song and element masks, and chapter 11's confound mask."""
+    return max(peak * 10 ** (-floor_db / 20), settings.reference_magnitude * 10 ** (visible_db / 20))
+
+
 def element_masks(diagnostic: np.ndarray, song: np.ndarray, floor_db: float,
-                  settings: StftSettings = PAPER_STFT) -> tuple[np.ndarray, np.ndarray]:
+                  settings: StftSettings = PAPER_STFT, visible_db: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Masks on the STFT grid: cells where the diagnostic elements (or all song elements), alone,
-    come within ``floor_db`` of the song's loudest cell. Computed without the noise, so exact."""
+    come within ``floor_db`` of the song's loudest cell and reach ``visible_db`` (see
+    :func:`mask_threshold`). Computed without the noise, so exact."""
     magnitudes = stft_magnitude(np.stack([diagnostic, song]), settings)  # one batched STFT
-    threshold = magnitudes[1].max() * 10 ** (-floor_db / 20)  # compared in magnitude: no log
+    threshold = mask_threshold(float(magnitudes[1].max()), floor_db, visible_db, settings)  # in magnitude: no log
     return magnitudes[0] >= threshold, magnitudes[1] >= threshold
 
 
@@ -791,7 +806,7 @@ def _mix(song: np.ndarray, in_band: np.ndarray, low: np.ndarray, song_power: flo
 def render_clip(plan: SongPlan, config: SurrogateConfig, settings: StftSettings = PAPER_STFT) -> SurrogateClip:
     """Audio and masks of one planned clip: song with reverb, background at the planned in-band SNR."""
     diagnostic, song, in_band, low, background, song_power = _clip_parts(plan, config)
-    diagnostic_mask, song_mask = element_masks(diagnostic, song, config.mask_floor_db, settings)
+    diagnostic_mask, song_mask = element_masks(diagnostic, song, config.mask_floor_db, settings, config.mask_visible_db)
     return SurrogateClip(
         plan=plan,
         waveform=_mix(song, in_band, low, song_power, plan.snr_db, config.sample_rate_hz),
