@@ -46,6 +46,7 @@ from sklearn.preprocessing import StandardScaler
 
 import wrenlib
 from wrenlib.dataset import load_surrogate_dataset
+from wrenlib.frontend import front_end_for_profile, render_mask
 from wrenlib.plotting import annotate_elements, figures_with_audio, overlay_mask, plot_spectrogram
 from wrenlib.spectrogram import PAPER_STFT
 from wrenlib.surrogate import (
@@ -403,6 +404,12 @@ print(f"diagnostic cells inside the song mask: {inside_song.mean():.1%}; "
       f"diagnostic mask spans {frequencies[rows_used.min()]:.0f}–{frequencies[rows_used.max()]:.0f} Hz")
 wrenlib.record_result(PROFILE, "diagnostic_mask_area_median", float(np.median(diagnostic_area)))
 wrenlib.record_result(PROFILE, "song_mask_area_median", float(np.median(song_area)))
+# the same masks on this profile's pixels, as the later chapters score them (a sample of the clips)
+sampled = np.random.default_rng(SEED).choice(len(dataset), size=min(64, len(dataset)), replace=False)
+pixel_area = render_mask(np.stack([dataset.diagnostic_mask(int(i)) for i in sampled]),
+                         front_end_for_profile(PROFILE)).mean(axis=(1, 2))
+glue("diagnostic_pixel_area_median", float(np.median(pixel_area)), display=False)
+glue("diagnostic_pixel_to_grid_area", float(np.median(pixel_area / diagnostic_area[sampled])), display=False)
 
 # %% [markdown]
 # The diagnostic mask covers a median {glue:text}`diagnostic_mask_area_median:.1%` of the
@@ -410,7 +417,9 @@ wrenlib.record_result(PROFILE, "song_mask_area_median", float(np.median(song_are
 # spreads its relevance evenly would put only that share inside the mask. Chapter 08 scores the
 # explanation methods against these masks drawn on the image's pixels
 # (`wrenlib.frontend.render_mask`): a pixel belongs to the mask when any cell under it does, so
-# the areas come out somewhat larger there (chapter 04 gives them).
+# the areas come out larger there — the diagnostic mask a median
+# {glue:text}`diagnostic_pixel_area_median:.1%` of this profile's image, clip by clip
+# {glue:text}`diagnostic_pixel_to_grid_area:.1f` times its share of the grid.
 #
 # ## The field around the bird
 #

@@ -94,7 +94,7 @@ class SurrogateConfig:
     snr_db_range: tuple[float, float] = (5.0, 30.0)
     song_level_db_range: tuple[float, float] = (-12.0, -3.0)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    mask_floor_db: float = 30.0  # mask = element energy within this many dB of the song's peak
+    mask_floor_db: float = 30.0  # mask = element energy within this many dB of the song's peak,
     # ... and at or above the image's floor (the paper's -40 dB, wrenlib.frontend.PAPER_FRONT_END):
     # a cell the image draws at the floor shows none of the element, so it holds no evidence to find
     mask_visible_db: float = -40.0
