@@ -387,7 +387,7 @@ glue("lime_empty_clause", Markdown(
 # Of LIME's five strongest features, the share that is empty background is
 # {glue:text}`lime_empty_top5_share_grid:.0%` with the grid,
 # {glue:text}`lime_empty_top5_share_quickshift:.0%` with quickshift and
-# {glue:text}`lime_empty_top5_share_slic:.0%` with SLIC (the most:
+# {glue:text}`lime_empty_top5_share_slic:.0%` with SLIC (the most with
 # {glue:text}`lime_worst_segmentation`), against {glue:text}`lime_empty_feature_share_grid:.0%`,
 # {glue:text}`lime_empty_feature_share_quickshift:.0%` and {glue:text}`lime_empty_feature_share_slic:.0%`
 # of all their features. Each clip is set against its own features (the table's *top 5 less

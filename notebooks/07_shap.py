@@ -33,6 +33,8 @@ PROFILE = "quick"
 SEED = 0
 
 # %% tags=["hide-input"]
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -71,6 +73,10 @@ from wrenlib.training import predict
 from wrenlib.widgets import clip_label, explanation_browser, explanation_figure, method_gallery
 
 profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
+# the by-hand DeepLIFT below calls captum directly: its notes on hooks and gradients, and torch's on
+# max-unpooling, are not for the reader (wrenlib's own calls silence them the same way)
+warnings.filterwarnings("ignore", module="captum")
+warnings.filterwarnings("ignore", message=".*max_unpooling2d.*")
 explained = explained_clips(images, profile.explain_clips, seed=SEED)
 probabilities = predict(model, images, explained, device)
 masks = images.stacked_masks(explained)

@@ -503,7 +503,8 @@ for name, row in stable.iterrows():
 #
 # Every check in one table, for the methods and the ensembles (the reference in the last row, not
 # ranked). The first two columns are over the {glue:text}`explained_count` explained test clips,
-# the others over the {glue:text}`sanity_count` sanity clips. Arrows give the good direction;
+# the others over the {glue:text}`sanity_count` sanity clips (fewer where a map is constant on the
+# song's pixels: the stability table above says over how many). Arrows give the good direction;
 # the rank is 1 for the best of the eight on that column. The explainer's-seed column is shown
 # but left out of the mean rank: Grad-CAM, DeepLIFT and their ensembles draw no random numbers
 # and score 1 there by construction.
