@@ -110,6 +110,9 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     root = _project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2", "03_c": "z = 3"})
     toy = _recording("cnn_toy", ("02",), key="made")
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[toy]) == 0
+    first_log = isolated_artifacts / "quick" / "execution.json"
+    first_log.write_text(json.dumps({key: value for key, value in json.loads(first_log.read_text()).items()
+                                     if key not in ("device", "machine", "finished", "jobs", "wall_seconds")}))
     real_wait, calls, ends = concurrent.futures.wait, [], []
 
     def wait_then_interrupt(*args, **kwargs):
@@ -120,6 +123,9 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
             ends.append(max(entry["started"] + entry["seconds"] for entry in written["chapters"].values()
                             if entry["run"] == written["run_id"]))
             assert written["wall_seconds"] >= ends[0] - 0.1
+            # and where it ran, and when its last job finished: a partial record of it names both
+            assert written["device"].startswith("cpu") and written["machine"] and written["jobs"] == 1
+            assert written["finished"].endswith("UTC")
             raise KeyboardInterrupt
         return real_wait(*args, **kwargs)
 

@@ -797,6 +797,10 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             earlier_wall = float(log.get("wall_seconds") or 0.0)
             earlier_peak = float(log.get("peak_memory_gib") or 0.0)  # the run's peak is the parts' highest
         run_id = log["run_id"]
+        # where and how the run computes, in the log from its start: a run killed outright (no
+        # handler runs) still says so in a partial record of the jobs it finished
+        machine = machine_description()
+        log.update(profile=profile, device=machine["device"], machine=machine["machine"], jobs=jobs)
         priority = job_priorities(prerequisites, last_seconds)
         order = [p.name for p in preparations] + stems
         work = {**{p.name: p for p in preparations}, **{c.stem: c for c in chapters}}
@@ -900,6 +904,7 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                     # keeps what it measured (wrenlib bench --job-times --partial), its wall time
                     # so far included: a part killed outright still counts towards the run's time
                     log["wall_seconds"] = round(earlier_wall + time.perf_counter() - run_started, 1)
+                    log["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # so far
                     log_path.write_text(json.dumps(log, indent=2, sort_keys=True))
 
         interrupted, whole_run = False, None
@@ -925,7 +930,6 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
             _restore_sigterm(previous_handler)
         if interrupted:
             print("wrenlib execute: interrupted; the jobs that finished are kept in the log", file=sys.stderr)
-        machine = machine_description()
     if waiting and not interrupted:  # only after a failure: the jobs it stopped
         print(f"wrenlib execute: not run after the failure: {', '.join(sorted(waiting))}"
               + ("" if keep_going else " (--keep-going runs those that need nothing that failed)"),
