@@ -160,6 +160,26 @@ def test_resume_goes_on_with_the_last_run_only(tmp_path, isolated_artifacts, mon
     assert "nothing left to run" in capsys.readouterr().out
 
 
+def test_a_part_killed_outright_by_older_code_does_not_inherit_the_last_runs_wall_time(tmp_path, isolated_artifacts):
+    """Code before the log kept the wall time after each job left, for a part killed outright, the
+    earlier complete run's wall time beside the new run's id: resumed, the run goes on from the end
+    of its own last job, not from that."""
+    import json
+
+    root = _project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2"})
+    run = "2024-05-02T10:00:00.000000Z"
+    log = {"run_id": run, "parts": 1, "run_jobs": ["01_a", "02_b"], "profile": "quick",
+           "wall_seconds": 5000.0, "finished": "2024-05-01 09:00 UTC",  # the run before, complete
+           "chapters": {"01_a": {"ok": True, "run": run, "seconds": 3.0, "started": 0.0, "peak_memory_gib": 0.1,
+                                 "cores_busy": 1.0}}, "preparations": {}}
+    (isolated_artifacts / "quick").mkdir(parents=True, exist_ok=True)
+    (isolated_artifacts / "quick" / "execution.json").write_text(json.dumps(log))
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    after = json.loads((isolated_artifacts / "quick" / "execution.json").read_text())
+    assert 3.0 <= after["chapters"]["02_b"]["started"] < 100 and after["wall_seconds"] < 100
+    assert after["parts"] == 2 and after["chapters"]["01_a"] == log["chapters"]["01_a"]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")
 def test_chapters_kernels_talk_over_sockets_of_their_own_and_get_the_runs_threads(tmp_path, isolated_artifacts,
                                                                                  monkeypatch):

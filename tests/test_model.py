@@ -256,6 +256,9 @@ def test_checkpoints_round_trip_and_refuse_another_configuration(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")  # a torch file, not ours
     with pytest.raises(ValueError, match="a torch file without the configuration"):
         load_checkpoint(tmp_path / "other.pt")
+    if not torch.cuda.is_available():  # a good checkpoint that fails for another reason is not called damaged
+        with pytest.raises(ValueError, match=r"could not be loaded \(RuntimeError: .*CUDA"):
+            load_checkpoint(path, device="cuda")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.pt", "junk.pt", "m.pt", "other.pt"]  # no temporary files left
 
 

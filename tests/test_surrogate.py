@@ -64,6 +64,9 @@ def test_a_mask_holds_only_cells_that_the_image_can_show():
 
     config = SurrogateConfig.for_clip_count(16, seed=3)
     assert config.mask_visible_db == PAPER_FRONT_END.db_range[0]
+    for unreachable in (float("inf"), float("nan")):  # a floor no cell reaches would empty every mask
+        with pytest.raises(ValueError, match="mask_visible_db must be a level in dB"):
+            SurrogateConfig(mask_visible_db=unreachable)
     population = build_population(config)
     left_out = 0
     for clip_id in range(4):

@@ -480,6 +480,19 @@ def run_complete(log: dict[str, Any], root: Path) -> bool:
             and {chapter.stem for chapter in chapter_sources(root)} <= set(log.get("run_jobs", ())))
 
 
+def _wall_so_far(log: dict[str, Any]) -> float:
+    """The wall time of the log's run so far, which a resumed part adds its own to: the log's
+    ``wall_seconds`` where the run wrote it, else (a part killed outright by older code, which
+    wrote it only at the end, leaving an earlier run's value) the end of the run's last job."""
+    run_id = str(log.get("run_id") or "")
+    ends = [entry["started"] + entry["seconds"] for kind in ("chapters", "preparations")
+            for entry in log.get(kind, {}).values() if entry.get("run") == run_id and "started" in entry]
+    last_end = max(ends, default=0.0)
+    finished = str(log.get("finished") or "")
+    of_this_run = bool(finished) and finished[:16] >= run_id[:16].replace("T", " ")  # minutes, both in UTC
+    return max(float(log.get("wall_seconds") or 0.0), last_end) if of_this_run else last_end
+
+
 def save_job_times(root: Path, profile: str, partial: bool = False) -> Path:
     """Keep the last complete run's seconds per job (``artifacts/<profile>/execution.json``) in
     :func:`job_times_path`, for the runs that have no log of their own (a fresh clone, CI) to
@@ -789,12 +802,14 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
         if resumed is None:  # a new run: its id marks its jobs' entries (the log keeps earlier runs' too)
             log.update(run_id=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), parts=1,
                        run_jobs=sorted(prerequisites))
+            for earlier in ("wall_seconds", "finished"):  # the last run's: this one writes its own
+                log.pop(earlier, None)
             log.pop("backend", None)  # an earlier run's choice
             earlier_wall, earlier_peak = 0.0, 0.0
         else:  # this part's jobs join the run's; its wall time adds to the parts' before it
             jobs_of_the_run = set(log.get("run_jobs", ())) | set(prerequisites)
             log.update(parts=log.get("parts", 1) + 1, run_jobs=sorted(jobs_of_the_run))
-            earlier_wall = float(log.get("wall_seconds") or 0.0)
+            earlier_wall = _wall_so_far(log)
             earlier_peak = float(log.get("peak_memory_gib") or 0.0)  # the run's peak is the parts' highest
         run_id = log["run_id"]
         # where and how the run computes, in the log from its start: a run killed outright (no

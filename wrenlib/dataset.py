@@ -100,6 +100,8 @@ class SurrogateDataset:
     def load(cls, folder: Path) -> "SurrogateDataset":
         """Read a dataset written by :meth:`save`."""
         meta = json.loads((folder / "dataset.json").read_text())
+        # a folder written before masks stopped at the image's floor holds masks made without one
+        meta["config"].setdefault("mask_visible_db", float("-inf"))
         config_fields = {f.name for f in fields(SurrogateConfig)}
         config = SurrogateConfig(**{
             key: tuple(value) if isinstance(value, list) else value

@@ -115,8 +115,9 @@ class SurrogateConfig:
             problems.append("types_per_individual must be between 1 and song_types_per_dialect")
         if not self.mask_floor_db > 0 or not np.isfinite(self.mask_floor_db):
             problems.append(f"mask_floor_db must be a finite number of dB > 0, got {self.mask_floor_db!r}")
-        if np.isnan(self.mask_visible_db):
-            problems.append("mask_visible_db must be a level in dB (-inf: no floor), got nan")
+        if np.isnan(self.mask_visible_db) or self.mask_visible_db == np.inf:
+            problems.append(f"mask_visible_db must be a level in dB (-inf: no floor), got {self.mask_visible_db!r}: "
+                            "no cell would reach it")
         if not np.isfinite(self.separation) or self.separation < 0:
             problems.append(f"separation must be a finite number >= 0, got {self.separation!r}")
         if self.sample_rate_hz != 22_050:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -324,9 +325,12 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
     # torch's own message would advise loading without weights_only, which runs the file's code
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception:
+    except (pickle.UnpicklingError, EOFError):
         raise ValueError(f"{path}: not a wrenlib checkpoint (empty, damaged, or not a file of torch tensors "
                          "that `wrenlib train` or the book wrote)") from None
+    except Exception as error:  # a readable file that fails for another reason (a device, the disk): say which
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(f"{path}: the checkpoint could not be loaded ({type(error).__name__}: {first_line})") from None
     try:
         config = json.loads(payload["config_json"])
     except Exception:
