@@ -391,9 +391,11 @@ else:
 paper_size_speed_up = speeds.iloc[1]["training_images_per_second"] / speeds.iloc[1]["paper_order_images_per_second"]
 glue("pool_first_verdict", Markdown(
     (": a small gain, since most of a step is the convolutions' own arithmetic, which the two orders share"
-     if 1 <= speed_up < 1.2 else ": no gain on this machine" if speed_up < 1 else "")
+     if 1 <= speed_up < 1.2 else
+     ": no gain in this run (one run on a shared machine: other work on its cores can hide a gain, and "
+     "`make bench` times it again)" if speed_up < 1 else "")
     + f"; at 480 × 960, {paper_size_speed_up:.2f} times as many"
-    + (", no gain at that size on this machine (one batch of 8, so a noisy ratio)" if paper_size_speed_up < 1
+    + (", no gain at that size in this run (one batch of 8, so a noisy ratio)" if paper_size_speed_up < 1
        else " (one batch of 8, so a noisy ratio)")), display=False)
 
 # %% [markdown]
