@@ -256,7 +256,7 @@ glue("gradcam_zero_text", Markdown(zero_text), display=False)
 # the layer with the highest mean relevance mass over the birds, set against every other layer bird by bird
 # (an all-zero map has no relevance mass and is left out; Holm over the three comparisons)
 by_layer = pd.concat(layer_masses, ignore_index=True)
-bird_means = by_layer.groupby(["map", "bird"])["score"].mean().groupby("map").mean()
+bird_means = layers.set_index("map")["mean over the birds"]  # the table's column
 top = bird_means.idxmax()
 top_family = decide_family(paired_comparisons(by_layer, {top: [m for m in bird_means.index if m != top]}, unit="bird"))
 top_outcome = outcomes_per_map(top_family)[top]

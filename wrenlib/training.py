@@ -250,7 +250,6 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
         correct = int(torch.stack(correct_counts).sum())
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         logits = predict_logits(model, dataset, validation, device)
-        probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         validation_labels = dataset.labels[validation]
         # the cross-entropy of the training loss, uncapped (a confidently wrong clip counts in full),
         # from the logits in float64: log(sum(exp)) less the true class's logit
@@ -258,7 +257,7 @@ def fit(model: DialectCNN, dataset: SpectrogramDataset, config: TrainingConfig =
         validation_loss = float(np.mean(logsumexp(wide, axis=1) - wide[np.arange(len(wide)), validation_labels]))
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                         "validation_loss": validation_loss,
-                        "validation_accuracy": float(np.mean(probabilities.argmax(1) == validation_labels))})
+                        "validation_accuracy": float(np.mean(logits.argmax(1) == validation_labels))})
         if validation_loss < best_loss - MIN_IMPROVEMENT:
             best_loss, waited = validation_loss, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
