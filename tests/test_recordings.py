@@ -79,7 +79,7 @@ def test_manifest_with_missing_file_unknown_label_and_metadata(recordings_folder
         {"path": str(recordings_folder / "Eastern" / "a_16bit_44k.wav"), "label": "Eastern",
          "recording_id": "XC1", "latitude": 38.1, "longitude": -90.2, "licence": "CC-BY"},
         {"path": "nowhere.wav", "label": "Eastern", "recording_id": "XC2"},
-        {"path": str(recordings_folder / "Mexican" / "c_48k.flac"), "label": "Pacific", "recording_id": "XC3"},
+        {"path": str(recordings_folder / "Eastern" / "b_float_48k_stereo.wav"), "label": "Pacific", "recording_id": "XC3"},
         {"path": str(recordings_folder / "Mexican" / "c_48k.flac"), "label": "Mexican", "recording_id": "XC4"},
     ]).to_csv(manifest, index=False)
     recordings, report = load_recordings(manifest, labels=("Eastern", "Mexican"), progress=False)
@@ -213,3 +213,107 @@ def test_a_synth_folders_clips_of_one_bird_are_one_recording(tmp_path):
     ids = [by_file[Path(file).name] for file in recordings.clips["file"]]
     assert recordings.clips["recording_id"].tolist() == ids
     assert recordings.clips["recording_id"].nunique() < recordings.clips["file"].nunique()
+
+
+def test_hidden_and_system_folders_are_neither_classes_nor_report_lines(recordings_folder):
+    """Jupyter's .ipynb_checkpoints, a .Trash, macOS's __MACOSX with its ._ stubs and .DS_Store:
+    a folder copied from a laptop holds them, and none is a class (they became classes, one of
+    them with no clip at all)."""
+    for hidden in (".ipynb_checkpoints", ".Trash", "__MACOSX"):
+        (recordings_folder / hidden).mkdir()
+        soundfile.write(recordings_folder / hidden / "a.wav", song_like(5, 22_050), 22_050)
+    (recordings_folder / "__MACOSX" / "._a.wav").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
+    (recordings_folder / "Eastern" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (recordings_folder / "Eastern" / "._a_16bit_44k.wav").write_bytes(b"\x00\x05\x16\x07")
+    recordings, report = load_recordings(recordings_folder, progress=False)
+    assert recordings.label_names == ("Eastern", "Mexican")
+    assert not [file for file, _ in report.skipped if "/." in file or "MACOSX" in file]
+    assert len(report.skipped) == 5  # the fixture's five bad files, as before
+
+
+def test_manifest_labels_are_trimmed_repeats_used_once_and_two_labels_refused(recordings_folder, tmp_path):
+    a, b, c = (str(recordings_folder / name) for name in ("Eastern/a_16bit_44k.wav", "Eastern/b_float_48k_stereo.wav",
+                                                        "Mexican/c_48k.flac"))
+    manifest = tmp_path / "manifest.csv"
+    # header in capitals, a label with a trailing space, a file listed twice, one listed under two labels
+    manifest.write_text(f"Path,Label\n{a},Eastern \n{a},Eastern\n{b},Eastern\n{b},Mexican\n{c},Mexican\n")
+    recordings, report = load_recordings(manifest, progress=False)
+    assert recordings.label_names == ("Eastern", "Mexican")
+    assert recordings.clips.groupby("file").size().to_dict() == {a: 2, c: 3}  # a once, b not at all
+    assert report.notes == [(a, "listed on lines 2, 3 of the manifest: used once")]
+    assert report.skipped == [(b, "listed on lines 4, 5 of the manifest under different labels (Eastern, Mexican): "
+                                  "not used")]
+    assert "  note " in str(report)
+    manifest.write_text(f"path,label\n{a},Eastern\n{c},eastern\n")
+    with pytest.raises(ValueError, match=r"manifest.csv: the labels 'Eastern' and 'eastern' differ only in case"):
+        load_recordings(manifest, progress=False)
+
+
+def test_a_class_whose_files_all_fail_is_no_class(recordings_folder):
+    (recordings_folder / "Pacific").mkdir()
+    (recordings_folder / "Pacific" / "broken.wav").write_bytes(b"RIFF nonsense")
+    recordings, report = load_recordings(recordings_folder, progress=False)
+    assert recordings.label_names == ("Eastern", "Mexican")
+    assert set(recordings.clips["label"]) == {0, 1}  # numbered among the classes kept
+    assert ("class 'Pacific'", "none of its files gave a clip: it is not one of the classes") in report.notes
+
+
+def test_quiet_cancelling_and_cut_short_recordings_are_named_for_what_they_are(tmp_path):
+    """Silence, a level below the clips' -60 dB, one the image's fixed scale draws black, a sound
+    outside the band, stereo channels that cancel, and a WAV cut short of its header's length each
+    get their own words (four of them read "all-silent in the band" before); the images of what
+    loads show something."""
+    from wrenlib.recordings import recording_clips
+
+    front = PAPER_FRONT_END.with_image_size(32, 64)
+    cases = {"loud.wav": song_like(5, 22_050), "below_clips.wav": 0.001 * song_like(5, 22_050),
+             "below_image.wav": 0.05 * song_like(5, 22_050), "dc.wav": np.full(5 * 22_050, 0.3),
+             "zero.wav": np.zeros(5 * 22_050)}
+    for name, audio in cases.items():
+        soundfile.write(tmp_path / name, audio.astype(np.float32), 22_050, subtype="FLOAT")
+    antiphase = song_like(5, 22_050, 2)
+    antiphase[:, 1] *= -1
+    soundfile.write(tmp_path / "antiphase.wav", antiphase, 22_050, subtype="PCM_16")
+    reasons = {}
+    for name in [*cases, "antiphase.wav"]:
+        try:
+            pieces, levels = recording_clips(tmp_path / name, front)
+            assert levels.shape == (len(pieces.clips), 32, 64) and levels.reshape(len(levels), -1).max(1).min() > 0
+        except AudioError as error:
+            reasons[name] = error.reason
+    assert set(reasons) == set(cases) - {"loud.wav"} | {"antiphase.wav"}
+    assert reasons["zero.wav"] == "all-silent file (every sample is zero)"
+    assert reasons["below_clips.wav"].startswith("too quiet in the 1.5-9 kHz band: its loudest clip reaches -7")
+    assert reasons["below_image.wav"].startswith("too quiet for the images: every pixel of its 1 clip(s) lies below "
+                                                 "the image's -40 dB floor")
+    assert reasons["dc.wav"].startswith("no sound in the 1.5-9 kHz band")
+    assert "channels cancel out" in reasons["antiphase.wav"]
+    # a WAV whose header promises 12 s, cut after 5 s (a recorder's battery, a copy stopped): used, and said
+    soundfile.write(tmp_path / "long.wav", song_like(12, 22_050), 22_050, subtype="PCM_16")
+    whole = (tmp_path / "long.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:44 + 2 * 22_050 * 5])
+    notes = []
+    audio = read_audio(tmp_path / "cut.wav", 22_050, notes)
+    assert len(audio) == 5 * 22_050 and notes == ["cut short: its header declares 12.0 s, 5.0 s are in the file "
+                                                  "(those are used)"]
+    read_audio(tmp_path / "long.wav", 22_050, notes)
+    assert len(notes) == 1  # a whole file has nothing to note
+    with pytest.raises(AudioError, match="a folder, not an audio file"):
+        read_audio(tmp_path)
+
+
+def test_a_folder_that_cannot_train_a_classifier_is_refused_before_training(recordings_folder, small_dataset, tmp_path):
+    from wrenlib.recordings import recordings_dataset, write_demo_recordings
+
+    front = PAPER_FRONT_END.with_image_size(32, 64)
+    (recordings_folder / "Mexican").rename(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match=r"recordings: one class only \(Eastern\): a classifier needs"):
+        recordings_dataset(recordings_folder, front, progress=False, for_training=True)
+    recordings_dataset(recordings_folder, front, progress=False)  # to evaluate a model on, one class is fine
+    folder = write_demo_recordings(tmp_path / "demo", small_dataset.waveforms, small_dataset.clips,
+                                   birds_per_dialect=3, include_bad_files=False)
+    (folder / "Easten").mkdir()  # a misspelled class of one recording
+    next((folder / "Eastern").iterdir()).rename(folder / "Easten" / "bird.wav")
+    with pytest.raises(ValueError, match=r"demo: class 'Easten' has no clips in the validation split: it has 1 "
+                                         r"recording\(s\) \(bird.wav\).*misspelled label"):
+        recordings_dataset(folder, front, progress=False, for_training=True)

@@ -103,18 +103,6 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _recording_clips(path: Path, front_end):
-    """The clips of one recording under ``front_end`` (read, band-passed, cut: chapter 02);
-    raises :class:`~wrenlib.recordings.AudioError` when it is unusable or has no clip with song."""
-    from .frontend import segment
-    from .recordings import AudioError, read_audio
-
-    pieces = segment(read_audio(path, front_end.sample_rate_hz), front_end)
-    if len(pieces.clips) == 0:
-        raise AudioError(path, "no clip with song energy in the band (too short or silent)")
-    return pieces
-
-
 def _save_grey_png(image: np.ndarray, path: Path) -> None:
     """An image in [0, 1] as an 8-bit grey PNG."""
     from PIL import Image
@@ -125,24 +113,48 @@ def _save_grey_png(image: np.ndarray, path: Path) -> None:
 def spectrogram(audio: list[Path], out: Path, background: str, size: tuple[int, int]) -> int:
     """Write a PNG per clip of each recording; report and skip unusable files. Returns the number
     of files skipped."""
-    from .frontend import PAPER_FRONT_END, apply_background, render_levels
-    from .recordings import AudioError
+    from .frontend import PAPER_FRONT_END, apply_background
+    from .recordings import AudioError, recording_clips
 
     _prepare_output_folder(out)
     front_end = PAPER_FRONT_END.with_image_size(*size)
-    skipped = 0
+    skipped, used = 0, set()
     for path in audio:
+        notes: list[str] = []
         try:
-            pieces = _recording_clips(path, front_end)
+            pieces, levels = recording_clips(path, front_end, notes)
         except AudioError as error:
             print(f"wrenlib spectrogram: skipped {error.path}: {error.reason}", file=sys.stderr)
             skipped += 1
             continue
-        images = apply_background(render_levels(pieces.clips, front_end), background)
+        _print_notes("spectrogram", path, notes, pieces)
+        images = apply_background(levels.astype(np.float32) / 255, background)
+        stem = _unused_stem(path, used)
         for number, (image, start) in enumerate(zip(images, pieces.starts_s)):
-            _save_grey_png(image, out / f"{Path(path).stem}_clip{number:03d}_{start:07.1f}s.png")
-        print(f"{path}: {len(images)} image(s)")
+            _save_grey_png(image, out / f"{stem}_clip{number:03d}_{start:07.1f}s.png")
+        print(f"{path}: {len(images)} image(s)" + (f" -> {out / stem}_clip*" if stem != Path(path).stem else ""))
     return skipped
+
+
+def _unused_stem(path: Path, used: set[str]) -> str:
+    """The name a recording's output files start with: its own (``song`` for song.wav), or, where
+    another recording of this call had that name (song.flac beside song.wav, or two folders'
+    ZOOM0001.WAV), ``song-2``, ``song-3``...: never overwrite the first one's files."""
+    stem, number = Path(path).stem, 1
+    while stem in used:
+        number += 1
+        stem = f"{Path(path).stem}-{number}"
+    used.add(stem)
+    return stem
+
+
+def _print_notes(command: str, path: Path, notes: list[str], pieces) -> None:
+    """What was odd but usable about a recording (:func:`wrenlib.recordings.recording_clips`), on stderr."""
+    if pieces.dropped_invisible:
+        notes = [*notes, f"{pieces.dropped_invisible} clip(s) too quiet for the image (every pixel below its floor) "
+                         "left out"]
+    for text in notes:
+        print(f"wrenlib {command}: note {path}: {text}", file=sys.stderr)
 
 
 def _model_and_front_end(model_path: Path):
@@ -224,9 +236,8 @@ def explain_recordings(audio: list[Path], model_path: Path, method: str, out: Pa
     import torch
 
     from .explain import METHOD_TITLES, explain, normalise_maps
-    from .frontend import apply_background, render_levels
-    from .images import levels_to_uint8
-    from .recordings import AudioError
+    from .frontend import apply_background
+    from .recordings import AudioError, recording_clips
     from .runtime import choose_device
 
     settings = _explainer_settings(method, baseline, samples)
@@ -240,26 +251,23 @@ def explain_recordings(audio: list[Path], model_path: Path, method: str, out: Pa
     model = model.to(device)
     rows, used, skipped = [], set(), 0
     for path in audio:
+        notes: list[str] = []
         try:
-            pieces = _recording_clips(path, front_end)
+            pieces, levels = recording_clips(path, front_end, notes)
         except AudioError as error:
             print(f"wrenlib explain: skipped {error.path}: {error.reason}", file=sys.stderr)
             skipped += 1
             continue
+        _print_notes("explain", path, notes, pieces)
         # the first clip with song, on the uint8 grid the model was trained on (training.batches)
-        levels = levels_to_uint8(render_levels(pieces.clips[:1], front_end)).astype(np.float32) / 255
-        image = apply_background(levels, background)
+        image = apply_background(levels[:1].astype(np.float32) / 255, background)
         with torch.no_grad():
             probabilities = torch.softmax(model(torch.from_numpy(image)[:, None].to(device)), dim=1)[0].cpu().numpy()
         target = int(np.argmax(probabilities))
         with warnings.catch_warnings():  # captum's and shap's notes about hooks and versions
             warnings.simplefilter("ignore")
             result = explain(model, image, method, targets=[target], settings=settings, device=device)
-        stem, number = Path(path).stem, 1
-        while stem in used:  # two recordings with one name: never overwrite the first one's files
-            number += 1
-            stem = f"{Path(path).stem}-{number}"
-        used.add(stem)
+        stem = _unused_stem(path, used)
         dialect, probability = labels[target], float(probabilities[target])
         _save_grey_png(image[0], out / f"{stem}_image.png")
         np.save(out / f"{stem}_map.npy", result.maps[0].astype(np.float32))
@@ -278,19 +286,24 @@ def explain_recordings(audio: list[Path], model_path: Path, method: str, out: Pa
     return skipped
 
 
-def _recordings_dataset(data: Path, front_end, labels=None, seed: int = 0):
-    """:func:`~wrenlib.recordings.recordings_dataset` with skipped files reported on stderr."""
+def _recordings_dataset(data: Path, front_end, labels=None, seed: int = 0, for_training: bool = False):
+    """:func:`~wrenlib.recordings.recordings_dataset` with what it loaded on stdout (the report's
+    first line: files, clips, what was dropped) and the files it skipped or noted on stderr."""
     from .recordings import recordings_dataset
 
     try:
-        dataset, recordings, report = recordings_dataset(data, front_end, labels=labels, seed=seed)
+        dataset, recordings, report = recordings_dataset(data, front_end, labels=labels, seed=seed,
+                                                         progress=False, for_training=for_training)
     except ValueError as error:  # the first line names the problem, one line per skipped file follows
         first, *skipped = str(error).splitlines()
         for line in skipped:
             print(line.strip(), file=sys.stderr)
         raise CommandError(first) from None
+    print(str(report).splitlines()[0] + f"; classes: {', '.join(recordings.label_names)}")
     for file, reason in report.skipped:
         print(f"skipped {file}: {reason}", file=sys.stderr)
+    for file, text in report.notes:
+        print(f"note {file}: {text}", file=sys.stderr)
     return dataset, recordings.label_names
 
 
@@ -306,7 +319,7 @@ def train(data: Path, profile: str, out: Path, background: str, seed: int) -> No
         front_end = front_end_for_profile(profile)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    dataset, label_names = _recordings_dataset(data, front_end, seed=seed)
+    dataset, label_names = _recordings_dataset(data, front_end, seed=seed, for_training=True)
     dataset = dataset.with_background(background, seed)
     model_config = ModelConfig(*front_end.image_size, n_classes=len(label_names))
     training_config = training_config_for_profile(profile, seed)

@@ -99,6 +99,8 @@ class Segments:
     starts_s: np.ndarray
     dropped_quiet: int = 0
     dropped_tail_s: float = 0.0
+    loudest_db: float = float("-inf")  # the in-band level of its loudest piece, kept or dropped
+    dropped_invisible: int = 0  # clips whose images are black (set by wrenlib.recordings.recording_clips)
 
 
 def segment(waveform: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END,
@@ -116,7 +118,7 @@ def segment(waveform: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END,
     length = front_end.clip_samples
     hop = int(round(front_end.clip_hop_seconds * rate))
     min_tail = int(round(front_end.min_tail_seconds * rate))
-    clips, starts, quiet, dropped_tail = [], [], 0, 0.0
+    clips, starts, quiet, dropped_tail, loudest = [], [], 0, 0.0, float("-inf")
     for start in range(0, max(len(signal), 1), hop):
         piece = signal[start:start + length]
         if len(piece) < length:
@@ -124,7 +126,9 @@ def segment(waveform: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END,
                 dropped_tail = len(piece) / rate
                 break
             piece = np.pad(piece, (0, length - len(piece)))
-        if level_db(piece) < front_end.min_clip_level_db:
+        level = level_db(piece)
+        loudest = max(loudest, level)
+        if level < front_end.min_clip_level_db:
             quiet += 1
         else:
             clips.append(piece)
@@ -132,7 +136,7 @@ def segment(waveform: np.ndarray, front_end: FrontEnd = PAPER_FRONT_END,
         if start + length >= len(signal):
             break
     array = np.stack(clips) if clips else np.zeros((0, length), np.float32)
-    return Segments(array, np.array(starts), quiet, dropped_tail)
+    return Segments(array, np.array(starts), quiet, dropped_tail, loudest)
 
 
 # ------------------------------------------------------------------------------------------
