@@ -223,6 +223,16 @@ def test_status_page_lists_chapters_device_and_versions(tmp_path):
     text = (tmp_path / "status.md").read_text()
     assert "| `cnn_old` | a CNN | 5.0 | — | done in an earlier run |" in text
     assert "| `cnn_new` | a CNN | 6.0 | — | done |" in text
+    assert "loaded from the cache" not in text  # a log from before the made lists were kept claims nothing
+    # a preparation that found all its work in the cache says so, and the page says whose numbers they are
+    log["preparations"]["cnn_new"].update(made=[], trained=[])
+    log["preparations"]["maps"] = {"seconds": 9.0, "ok": True, "run": "b", "description": "maps",
+                                   "made": ["12 lime maps"], "trained": []}
+    write_status_page(tmp_path / "status.md", log)
+    text = (tmp_path / "status.md").read_text()
+    assert "| `cnn_new` | a CNN | 6.0 | — | loaded from the cache |" in text
+    assert "| `maps` | maps | 9.0 | — | done |" in text
+    assert 'The 1 preparation marked "loaded from the cache" found their work' in text
 
 
 def test_start_chapter_seeds_and_loads_the_asked_model(monkeypatch):
@@ -345,7 +355,9 @@ def test_preparations_finish_before_the_chapters_that_use_them(jobs, tmp_path, i
     assert results["execution_total_seconds"] == pytest.approx(
         sum(results["execution_seconds"].values()) + results["execution_preparation_seconds"]["cnn_toy"], abs=0.2)
     status_page = (root / "book" / "status.md").read_text()
-    assert "| `cnn_toy` | toy cnn_toy |" in status_page and "| done |" in status_page
+    # the toy computed nothing for the cache (wrenlib.cache.MADE): the page says its work was found there
+    assert "| `cnn_toy` | toy cnn_toy |" in status_page and "| loaded from the cache |" in status_page
+    assert entry["made"] == []
 
 
 def test_a_failing_preparation_stops_the_chapters_that_need_it(tmp_path, isolated_artifacts, capsys):
@@ -544,7 +556,7 @@ def test_a_preparation_reports_the_trainings_it_did(monkeypatch):
     monkeypatch.setattr(training, "TRAINED", [{"epochs": 99}])
     monkeypatch.setattr(book.Preparation, "run", lambda self: training.TRAINED.append({"epochs": 3}))
     outcome = book._run_preparation(_recording("cnn_toy", ("04",)))
-    assert outcome["error"] is None and outcome["trained"] == [{"epochs": 3}]
+    assert outcome["error"] is None and outcome["trained"] == [{"epochs": 3}] and outcome["made"] == []
     assert outcome["matmul_gflops_per_core"] > 0.1  # the arithmetic's yardstick, in the same process
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 
+from wrenlib import cache
 from wrenlib.cache import load_or_build, profile_dir, read_results, record_result
 from wrenlib.dataset import SurrogateDataset, load_surrogate_dataset
 
@@ -29,9 +31,11 @@ def _load(folder):
 def test_load_or_build_reuses_a_matching_build_and_rebuilds_on_a_new_config(tmp_path):
     calls = []
     folder = tmp_path / "thing"
+    made = len(cache.MADE)
     first = load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
     again = load_or_build(folder, {"a": 1}, _counting_build(calls), _save, _load)
     assert first == again and len(calls) == 1
+    assert cache.MADE[made:] == ["thing"]  # the build is noted (the status page), the load is not
     load_or_build(folder, {"a": 2}, _counting_build(calls), _save, _load)
     assert len(calls) == 2
 
@@ -133,6 +137,8 @@ def test_profile_dataset_is_cached(isolated_artifacts, monkeypatch):
     assert len(first) == len(second) == 8
     np.testing.assert_array_equal(first.waveforms, second.waveforms)
     assert first.processes == second.processes == 1  # how it was made travels with the cache
+    assert second.made == first.made  # and when (chapter 01)
+    assert abs(time.mktime(time.strptime(first.made, "%Y-%m-%d %H:%M UTC")) - time.mktime(time.gmtime())) < 300
 
 
 def test_mask_cells_survive_their_run_encoding_and_old_caches_still_load(small_dataset, tmp_path):

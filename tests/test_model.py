@@ -188,8 +188,9 @@ def test_predict_answers_in_the_order_it_was_asked():
 
 def test_a_checkpoint_trained_where_native_meant_bfloat16_is_not_taken_where_it_means_float32(
         isolated_artifacts, monkeypatch):
-    from wrenlib import runtime, training
+    from wrenlib import cache, runtime, training
 
+    made = len(cache.MADE)
     dataset = _toy_dataset()
     config = TrainingConfig(max_epochs=1, patience=1, batch_size=8, mixed_precision="native")
     described = {"model": ModelConfig(32, 64).to_dict(), "data": "toy"}
@@ -200,6 +201,7 @@ def test_a_checkpoint_trained_where_native_meant_bfloat16_is_not_taken_where_it_
         monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda native=native: native)
         training.load_or_train_on(dataset, "quick", "toy", described, config, "cpu", progress=False)
     assert len(runs) == 2  # trained, taken from the checkpoint, trained again for float32
+    assert cache.MADE[made:] == ["the CNN toy"] * 2  # each training noted (the status page), the load not
 
 
 def test_the_cpu_says_whether_it_computes_bfloat16_natively(tmp_path):

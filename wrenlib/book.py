@@ -283,15 +283,17 @@ def _run_preparation(preparation: Preparation, backend: str = "deterministic") -
     (deterministic algorithms, unless the run chose another) and share of a GPU hold for the maps
     a preparation makes from cached CNNs too."""
     from .bench import matmul_gflops
+    from .cache import MADE
     from .runtime import BACKEND_VARIABLE, choose_device, set_seed, stop_worker_processes
     from .training import TRAINED
 
     with _environment(BACKEND_VARIABLE, backend):  # for set_seed here and in what this job starts
         set_seed(int(dict(preparation.arguments).get("seed", PREPARATION_SEED)))
-        before = len(TRAINED)
+        before, made_before = len(TRAINED), len(MADE)
         outcome = _measured(preparation.run, ChildProcessUsage(include_self=True))
     stop_worker_processes()  # else this worker would outlive its job by joblib's idle 5 minutes
     outcome["trained"] = TRAINED[before:]
+    outcome["made"] = MADE[made_before:]  # empty: it found all its work in the cache
     if outcome["trained"] and choose_device().type == "cpu":
         # the yardstick of the trainings' arithmetic (Performance page), taken in the same conditions
         outcome["matmul_gflops_per_core"] = round(matmul_gflops(threads=1), 1)
@@ -857,7 +859,8 @@ def execute_chapters(profile: str = "auto", kernel: str = "wrenbook",
                 return
             if isinstance(work[job], Preparation):
                 log["preparations"][job] = {**entry, "ok": outcome["error"] is None,
-                                            "description": work[job].description, "trained": outcome["trained"]}
+                                            "description": work[job].description, "trained": outcome["trained"],
+                                            "made": outcome.get("made", [])}
                 if "matmul_gflops_per_core" in outcome:
                     log["preparations"][job]["matmul_gflops_per_core"] = outcome["matmul_gflops_per_core"]
                 if outcome["error"] is not None:
@@ -1090,19 +1093,37 @@ def of_this_run(log: dict[str, Any], entry: dict[str, Any]) -> bool:
     return log.get("run_id") is None or entry.get("run") == log["run_id"]
 
 
+def preparation_state(log: dict[str, Any], entry: dict[str, Any]) -> str:
+    """A preparation's line in the status page: whether it failed, computed its work in the logged
+    run or an earlier one, or found all of it in the artifact cache (made by an earlier run under the
+    same settings; its ``made`` list is empty, where a log from before it was kept has none)."""
+    if not entry["ok"]:
+        return "**failed**"
+    when = "" if of_this_run(log, entry) else " in an earlier run"
+    if entry.get("made") == [] and not entry.get("trained"):
+        return f"loaded from the cache{when}"
+    return f"done{when}"
+
+
 def write_status_page(path: Path, log: dict[str, Any]) -> None:
     """The book's status / provenance page, written from the execution log."""
     chapters = log.get("chapters", {})
     preparations = log.get("preparations", {})
     total = sum(entry["seconds"] for entry in [*chapters.values(), *preparations.values()] if of_this_run(log, entry))
     earlier = [name for name, entry in chapters.items() if not of_this_run(log, entry)]
+    cached = [name for name, entry in preparations.items() if preparation_state(log, entry).startswith("loaded")]
     lines = [
         "# Status and provenance",
         "",
         "This page is written by `make execute` each time the chapters run; nothing on it is typed"
         " by hand. Every number in the chapters comes from the runs listed here"
         + (f": this run, and an earlier one for {len(earlier)} chapter{'s' if len(earlier) > 1 else ''} it did not"
-           " run (marked below)." if earlier else ", all from the run described here.")
+           " run (marked below)." if earlier else ", all from the run described here"
+           + (" and the cached work it loaded." if cached else "."))
+        + (f" The {len(cached)} preparation{'s' if len(cached) > 1 else ''} marked \"loaded from the cache\" found"
+           " their work (clips, images, CNNs or maps) made by an earlier run under the same settings, and"
+           " what the chapters report of how that work went (a training's epochs, the clips' synthesis"
+           " speed) is that run's." if cached else "")
         + " The Performance page also shows records of other runs and machines, each named there.",
         "",
         f"- **Profile:** `{log.get('profile')}`",
@@ -1140,7 +1161,7 @@ def write_status_page(path: Path, log: dict[str, Any]) -> None:
         for name, entry in sorted(preparations.items()):
             memory = f"{entry['peak_memory_gib']:.2f}" if "peak_memory_gib" in entry else "—"
             lines.append(f"| `{name}` | {entry.get('description', '')} | {entry['seconds']:.1f} | {memory} | "
-                         f"{('done' if of_this_run(log, entry) else 'done in an earlier run') if entry['ok'] else '**failed**'} |")
+                         f"{preparation_state(log, entry)} |")
     lines += ["", "## Package versions", "", "| package | version |", "| --- | --- |"]
     for name, version in log.get("versions", {}).items():
         lines.append(f"| {name} | {version} |")

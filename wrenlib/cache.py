@@ -21,6 +21,16 @@ T = TypeVar("T")
 ARTIFACTS_ENV = "WRENBOOK_ARTIFACTS"
 RESULTS_FILE = "results.json"
 
+# What this process computed for the artifact cache rather than loaded from it: one line for each
+# artifact built, CNN trained or set of maps made (:func:`note_made`), so that a run's log can say
+# which jobs did their work and which found it cached (the status page)
+MADE: list[str] = []
+
+
+def note_made(what: str) -> None:
+    """Record that this process computed ``what`` (e.g. "surrogate", "12 lime maps") for the cache."""
+    MADE.append(what)
+
 
 def project_root(start: Path | None = None) -> Path | None:
     """The wrenbook checkout that contains ``start`` (default: the working folder), if any."""
@@ -126,6 +136,7 @@ def load_or_build(
         if _built_from(folder, key):  # another job built it while this one waited
             return load(folder)
         artifact = build()
+        note_made(folder.name)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             save(artifact, staging)

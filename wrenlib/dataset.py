@@ -45,6 +45,7 @@ class SurrogateDataset:
     song_cells: Sequence[np.ndarray]
     seconds_to_generate: float = float("nan")
     processes: int = 0  # the processes that synthesised it (0: not recorded, a cache from before)
+    made: str = ""  # when it was synthesised ("YYYY-MM-DD HH:MM UTC"; "": not recorded, a cache from before)
     confound_cells: list[np.ndarray] | None = None  # set by wrenlib.confound.add_confound (chapter 11)
     confound: Any = None  # the wrenlib.confound.Confound applied, if any
 
@@ -93,7 +94,7 @@ class SurrogateDataset:
         (folder / "dataset.json").write_text(
             json.dumps({"config": self.config.to_dict(),
                         "seconds_to_generate": self.seconds_to_generate,
-                        "processes": self.processes}, indent=2)
+                        "processes": self.processes, "made": self.made}, indent=2)
         )
 
     @classmethod
@@ -119,6 +120,7 @@ class SurrogateDataset:
             song_cells=_cells_from(masks, "song"),
             seconds_to_generate=float(meta.get("seconds_to_generate", float("nan"))),
             processes=int(meta.get("processes", 0)),
+            made=str(meta.get("made", "")),
         )
 
 
@@ -256,6 +258,7 @@ def generate_surrogate_dataset(
         song_cells=song,
         seconds_to_generate=seconds,
         processes=max(1, min(n_jobs, len(batches))),  # map_batches's workers with work to do
+        made=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
 
 

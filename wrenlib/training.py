@@ -425,7 +425,7 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
     configuration is trained again, never silently reused. A precision that depends on the
     machine ("native": bfloat16 on a GPU or a CPU that computes it, float32 elsewhere) is part of
     the configuration as the type it resolves to here."""
-    from .cache import profile_dir
+    from .cache import note_made, profile_dir
     from .runtime import choose_device
 
     device = device or choose_device()
@@ -439,6 +439,7 @@ def load_or_train_on(dataset: SpectrogramDataset, profile: str, name: str, confi
             pass  # trained under other settings: train again below
     model, history = train_model(dataset, training_config, config["model"]["n_classes"], device, progress)
     save_checkpoint(path, model, config, history)
+    note_made(f"the CNN {name}")
     return model, history
 
 
