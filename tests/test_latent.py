@@ -465,6 +465,26 @@ def test_label_agreement_intervals_hold_the_estimate_for_fine_labels():
         assert abs(row[measure]) < 0.05 and row[f"{measure}_low"] < 0 < row[f"{measure}_high"]
 
 
+def test_half_samples_of_birds_draw_whole_birds_and_widen_where_birds_differ():
+    """A bird's clips share its voice: drawn by bird, a half-sample holds every clip of half the
+    birds and none of the others, and where the clusters get some birds right and others wrong,
+    the interval over birds is wider than the one over clips, which treats each clip as news."""
+    from wrenlib.latent import _half_samples, label_agreement
+
+    birds = np.repeat(np.arange(12), 6)
+    for drawn in _half_samples(len(birds), 50, seed=0, groups=birds):
+        assert len(np.unique(birds[drawn])) == 6 and len(drawn) == 36  # 6 whole birds of 6 clips
+    rng = np.random.default_rng(5)
+    song_type = np.tile(np.repeat([0, 1, 2], 2), 12)  # each bird sings every type twice
+    clusters = np.where(birds < 6, song_type, rng.integers(0, 3, size=len(birds)))  # half the birds followed
+    by_clip = label_agreement(clusters, {"song type": song_type}, n_boot=300, seed=0).iloc[0]
+    by_bird = label_agreement(clusters, {"song type": song_type}, n_boot=300, seed=0, groups=birds).iloc[0]
+    assert by_bird["ari"] == by_clip["ari"]  # the estimate is the same; only its uncertainty is not
+    assert by_bird["ari_high"] - by_bird["ari_low"] > 1.3 * (by_clip["ari_high"] - by_clip["ari_low"])
+    with pytest.raises(ValueError, match="groups must name the group of each of the 72 clips"):
+        _half_samples(len(birds), 5, seed=0, groups=birds[:10])
+
+
 def test_cluster_consistency_leaves_out_pairs_of_one_birds_clips():
     """Each bird's two clips share a map pattern and a cluster, and the clusters have no pattern of
     their own: counted, a bird's own pairs make the clusters look consistent; left out, nothing is."""
@@ -504,5 +524,13 @@ def test_a_paired_difference_decides_where_two_intervals_overlap():
     assert swapped["low"] == pytest.approx(-paired["high"]) and swapped["high"] == pytest.approx(-paired["low"])
     same = agreement_difference(first, first.copy(), truth)
     assert same == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    # the interval is the draws' 2.5th and 97.5th percentiles (a 90 % one: the 5th and 95th), draw for draw
+    from wrenlib.latent import _half_samples, cluster_agreement
+
+    drawn = [cluster_agreement(truth[d], first[d])["ari"] - cluster_agreement(truth[d], second[d])["ari"]
+             for d in _half_samples(60, 200, 4)]
+    for level, tails in ((0.95, (2.5, 97.5)), (0.9, (5, 95))):
+        result = agreement_difference(first, second, truth, n_boot=200, seed=4, level=level)
+        assert (result["low"], result["high"]) == pytest.approx(tuple(np.percentile(drawn, tails)))
     with pytest.raises(ValueError, match="one value per clip"):
         agreement_difference(first, second[:-1], truth)

@@ -217,8 +217,8 @@ def test_a_t_interval_is_wider_than_a_bootstrap_on_a_handful_of_values_and_stays
     from scipy import stats
 
     four = np.array([0.2, 0.9, 0.5, 0.7])  # chapter 10's stability: a handful of sanity clips
-    _, boot_low, boot_high = mean_with_interval(four, n_boot=2000)
-    mean, low, high = mean_with_interval(four, method="t")
+    _, boot_low, boot_high = mean_with_interval(four, n_boot=2000, method="bootstrap")
+    mean, low, high = mean_with_interval(four)  # Student's t: the default
     expected = stats.ttest_1samp(four, 0).confidence_interval(0.95)
     assert (low, high) == pytest.approx((expected.low, expected.high))
     assert high - low > 1.5 * (boot_high - boot_low)  # the percentile bootstrap is too narrow with four
@@ -226,7 +226,7 @@ def test_a_t_interval_is_wider_than_a_bootstrap_on_a_handful_of_values_and_stays
     _, _, unbounded = mean_with_interval(near_one, method="t")
     _, low_b, high_b = mean_with_interval(near_one, method="t", bounds=(-1, 1))
     assert unbounded > 1 and high_b == 1.0 and low_b < near_one.mean()
-    assert mean_with_interval([1.0, 1.0, 1.0], method="t") == (1.0, 1.0, 1.0)
+    assert mean_with_interval([0.5, 0.5, 0.5], method="t") == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="method must be one of bootstrap, t"):
         mean_with_interval(four, method="wald")
     table = pd.DataFrame({"map": ["a"] * 4, "score": four})
@@ -257,13 +257,14 @@ def test_interval_table_prints_mean_and_interval_per_group():
     from wrenlib.metrics import interval_table, summarise_scores
 
     table = pd.DataFrame({"map": ["a", "a", "b", "b"], "x": [0.1, 0.3, 0.5, 0.5], "y": [1.0, 1.0, 0.0, 0.0]})
-    printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
-    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
+    printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200, method="bootstrap"), "map")
+    # a constant score has no spread to show; hits and misses (y) get Wilson's interval, 2 of 2 hits: [0.34, 1]
+    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [0.34, 1.00]"
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
     # a group with undefined values (a constant map's correlation) says how many clips its cell is over
     table.loc[len(table)] = {"map": "a", "x": np.nan, "y": 1.0}
     printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
-    assert printed.loc["a", "x"].endswith("] (2 of 3)") and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
+    assert printed.loc["a", "x"].endswith("] (2 of 3)") and printed.loc["a", "y"] == "1.00 [0.44, 1.00]"
     assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]"
 
 
@@ -279,10 +280,17 @@ def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
     assert result["result"] == "won" and result["n"] == 4
     assert result["low"] == pytest.approx(interval.low) and result["high"] == pytest.approx(interval.high)
     assert result["p_value"] == pytest.approx(ttest_rel(a, b).pvalue)
-    # the same difference on every clip has no spread to test: decided, unless it is 0
+    # the same difference on every clip has no spread for a t-test: the exact sign-flip test decides,
+    # which needs enough clips (all n on one side: 2 of the 2^n sign flips), and never a difference of 0
     shifted = table.assign(score=np.where(table["map"] == "A", np.tile(b, 2) + 0.1, table["score"]))
-    assert paired_comparison(shifted, "A", "B")["p_value"] == 0.0
-    assert paired_comparison(table.assign(score=np.tile(b, 2)), "A", "B")["p_value"] == 1.0
+    assert paired_comparison(shifted, "A", "B")["p_value"] == 0.125  # 4 clips: 2 / 16
+    assert paired_comparison(shifted, "A", "B")["result"] == "undecided"
+    seven = pd.DataFrame({"map": ["A"] * 7 + ["B"] * 7, "clip": list(range(7)) * 2,
+                          "score": [*(np.arange(7) / 10 - 0.2), *(np.arange(7) / 10)]})
+    assert paired_comparison(seven, "A", "B")["p_value"] == 2 / 128
+    assert paired_comparison(seven, "A", "B")["result"] == "lost"  # every clip 0.2 lower: 7 clips are evidence
+    same = paired_comparison(table.assign(score=np.tile(b, 2)), "A", "B")
+    assert same["p_value"] == 1.0 and same["result"] == "undecided"
     assert paired_comparison(table, "B", "A")["result"] == "lost"
     # the same means, but clips that disagree: two clips each way is no decision, where unpaired
     # bootstrap intervals of four values each could come out apart
@@ -292,6 +300,10 @@ def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
     # two rows of one clip (e.g. two seed pairs) count as that clip's mean
     doubled = pd.concat([table, table.assign(score=table["score"] + 0.01)])
     assert paired_comparison(doubled, "A", "B")["n"] == 4
+    # a bird's clips scored 0, 0 and 1 count as the bird's mean, 1/3 (its median, 0, would be another answer)
+    birds = pd.DataFrame({"map": ["A"] * 6 + ["B"] * 6, "bird": [1, 1, 1, 2, 2, 2] * 2,
+                          "score": [0, 0, 1, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0, 0]})
+    assert paired_comparison(birds, "A", "B", unit="bird")["difference"] == pytest.approx((1 / 3 + 0.5) / 2)
     with pytest.raises(ValueError, match="at least 2 clips"):
         paired_comparison(table[table["clip"] == 1], "A", "B")
 
@@ -399,7 +411,7 @@ def test_a_gap_between_the_dialects_is_named_only_where_there_is_one():
     # every Eastern bird far above every Mexican one: a gap, with evidence over the birds
     apart = np.where(birds < 6, 0.9, 0.3) + rng.normal(0, 0.02, 48)
     gap = dialect_gap_text(apart, dialects, birds)
-    assert gap.startswith("The median over all clips hides a gap") and "for clips predicted Eastern" in gap
+    assert gap.startswith("The median over all clips hides a gap") and "for the 24 clips predicted Eastern" in gap
     assert "Mann-Whitney p = 0.0022" in gap  # 6 against 6 birds, fully apart: the exact test's smallest p
     # half the Eastern birds far above the Mexican ones, half a shade below: the clips' medians lie 1.9
     # times apart, but over the birds the dialects are not told apart — not established
@@ -490,3 +502,79 @@ def test_an_interval_lies_above_below_or_around_a_value():
     assert interval_side(0.1, 0.3) == "above" and interval_side(-0.3, -0.1) == "below"
     assert interval_side(-0.1, 0.1) == "within" and interval_side(2.0, 3.0, 2.5) == "within"
     assert interval_side(2.6, 3.0, 2.5) == "above" and interval_side(float("nan"), float("nan")) == "within"
+
+
+def test_hits_and_misses_get_a_proportions_interval_even_when_every_clip_missed():
+    """The pointing game scores 0 or 1 per clip: 0 hits of 16 is no proof that the method never hits
+    (an interval of [0, 0] said so), and Wilson's interval reaches 19 %."""
+    from scipy.stats import binomtest
+
+    mean, low, high = mean_with_interval(np.zeros(16))
+    assert (mean, low) == (0.0, 0.0) and high == pytest.approx(binomtest(0, 16).proportion_ci(method="wilson").high)
+    assert 0.18 < high < 0.2
+    hits = np.array([1.0] * 5 + [0.0] * 11)
+    interval = binomtest(5, 16).proportion_ci(0.9, method="wilson")
+    assert mean_with_interval(hits, confidence=0.9, method="bootstrap")[1:] == pytest.approx((interval.low, interval.high))
+    assert mean_with_interval(np.full(5, 0.4)) == (0.4, 0.4, 0.4)  # a constant score that is no share of hits
+
+
+def test_an_interval_decides_only_when_it_clears_the_value():
+    from wrenlib.metrics import interval_side
+
+    assert interval_side(0.0, 0.1) == "within" and interval_side(-0.1, 0.0) == "within"
+    assert interval_side(0.0, 0.0) == "within"  # no difference on any clip is no win
+    assert interval_side(0.01, 0.1) == "above" and interval_side(-0.1, -0.01) == "below"
+    assert interval_side(float("nan"), float("nan")) == "within"
+
+
+def test_a_family_calls_a_comparison_lost_only_where_its_adjusted_p_is_small():
+    from wrenlib.metrics import decide_family
+
+    family = pd.DataFrame({"map": ["A", "B", "C"], "against": ["X"] * 3, "difference": [-0.2, 0.3, -0.4],
+                           "p_value": [0.1, 0.001, 0.002]})
+    decided = decide_family(family).set_index("map")
+    assert decided.loc["A", "result"] == "undecided"  # below 0, but p_holm = 0.1: no evidence
+    assert decided.loc["B", "result"] == "won" and decided.loc["C", "result"] == "lost"
+    assert decide_family(family.assign(p_value=0.05 / 3)).set_index("map")["result"].tolist() == ["undecided"] * 3
+
+
+def test_a_constant_map_has_no_correlation_whatever_its_size():
+    """A constant map's correlation is undefined (NaN, counted as such), not a rounding error near 0:
+    with 23 pixels of 0.1, the mean differs from 0.1 by ~1e-17, which a check of the spread alone misses."""
+    rng = np.random.default_rng(0)
+    constant, other = np.full((1, 1, 23), 0.1), rng.random((1, 1, 23))
+    assert np.isnan(map_correlation(constant, other)).all() and np.isnan(map_correlation(other, constant)).all()
+    assert np.isfinite(map_correlation(other, rng.random((1, 1, 23)))).all()
+
+
+def test_mask_auc_within_the_song_sets_the_evidence_against_the_other_song_only():
+    """Most of a spectrogram is empty page: a map that marks every song element equally tells
+    song from page (mask AUC near 1) and the diagnostic elements from the shared ones not at all
+    (0.5 within the song); the score within the song asks the second question."""
+    masks = np.zeros((1, 10, 10), dtype=bool)
+    masks[0, :2, :2] = True  # the diagnostic element
+    song = masks.copy()
+    song[0, 5:7, 5:7] = True  # a shared element
+    marks_all_song = song.astype(float)
+    assert mask_auc(marks_all_song, masks)[0] > 0.9
+    assert mask_auc(marks_all_song, masks, within=song)[0] == 0.5
+    assert mask_auc(masks.astype(float), masks, within=song)[0] == 1.0
+    assert np.isnan(mask_auc(marks_all_song, masks, within=masks)[0])  # no shared pixel to set against
+    with pytest.raises(ValueError, match="within must both be"):
+        mask_auc(marks_all_song, masks, within=song[:, :5])
+
+
+def test_maps_summed_to_one_weigh_the_same_in_an_average():
+    """Chapter 08's other scale: scaled to its maximum, a map high on many pixels outweighs one high
+    on a few in their average; summed to 1, each carries the same total."""
+    from wrenlib.ensembles import average_ensemble
+    from wrenlib.explain import normalise_maps
+
+    broad = np.ones((1, 4, 5))  # high everywhere
+    sharp = np.zeros((1, 4, 5))
+    sharp[0, 0, 0] = 3.0  # high on one pixel
+    summed = normalise_maps(np.concatenate([broad, sharp, -sharp]), scale="sum")
+    assert summed.reshape(3, -1).sum(axis=1).tolist() == pytest.approx([1.0, 1.0, 0.0])  # negative only: all zero
+    by_max = average_ensemble({"broad": normalise_maps(broad), "sharp": normalise_maps(sharp)})
+    by_sum = average_ensemble({"broad": summed[:1], "sharp": summed[1:2]})
+    assert by_max.sum() > 10 * by_max[0, 0, 0] and by_sum[0, 0, 0] > 0.5 * by_sum.sum()

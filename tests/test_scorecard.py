@@ -19,6 +19,7 @@ RESULTS = {
     "cost_forward_equivalents_gradcam": 2.0, "cost_forward_equivalents_deeplift": 19.0,
     "shap_four_references_agreement": 0.7, "shap_four_references_agreement_ci": [0.6, 0.8],
     "verdict_claim1": "qualified", "verdict_claim1_model": "confirmed", "verdict_claim2": "refuted",
+    "verdict_claim1_song_auc": "refuted", "verdict_claim2_song_auc": "undecided", "verdict_claim2_summed_maps": "undecided",
     "latent_tsne_clusters_per_dialect": {"Eastern": 3, "Mexican": 2}, "latent_clusters_follow": "song type",
     "latent_tsne_clustered_per_dialect": {"Eastern": True, "Mexican": True},
     "latent_tsne_cluster_p_values": {"Eastern": 0.024, "Mexican": 0.024}, "latent_tsne_cluster_null_draws": 40,
@@ -37,6 +38,10 @@ def test_statuses_follow_the_rules():
     # a qualified verdict holds in part: comparisons went both ways (08, 10), or one half of claim 3 holds (09)
     assert _status(table, "claim 1") == "reproduced in part" and "qualified" in table.set_index("topic").loc["claim 1", "book"]
     assert _status(table, "claim 2") == "differs"
+    # the other score and scale of chapter 08 are shown beside the verdict, not counted in the status
+    assert ("on the mask AUC within the song: undecided; with the members summed to 1: undecided"
+            in table.set_index("topic").loc["claim 2", "book"])
+    assert "within the song (chapter 08): refuted" in table.set_index("topic").loc["claim 1", "book"]
     assert _status(table, "claim 3") == "reproduced"
     assert "-4.1 points on white" in table.set_index("topic").loc["backgrounds", "book"]
     # chapter 03's "reproduced in part": the only model that works on both, but below a specialist
@@ -148,3 +153,17 @@ def test_the_counts_sentence_agrees_in_number_and_names_only_the_statuses_presen
     assert status_counts_text({"reproduced": 0, "differs": 3}) == "Of 3 results, 0 are reproduced and 3 differ."
     assert status_counts_text({"reproduced": 1, "reproduced in part": 2, "differs": 1}) == (
         "Of 4 results, 1 is reproduced, 2 are reproduced in part and 1 differs.")
+
+
+def test_an_unknown_verdict_is_never_read_as_reproduced():
+    """A chapter's verdict outside the known words (a typo, a new word) must not pass as the paper's
+    result: the row ``differs`` and quotes the verdict, so a reader sees what the chapter wrote.
+    The known verdicts map as VERDICT_STATUS says."""
+    from wrenlib.scorecard import VERDICT_STATUS
+
+    for verdict in ("confirmd", "yes", ""):
+        row = scorecard({**RESULTS, "verdict_claim3": verdict}).set_index("topic").loc["claim 3"]
+        assert row["status"] == "differs", verdict
+        assert row["book"].startswith(f"verdict: {verdict};")
+    for verdict, status in VERDICT_STATUS.items():
+        assert _status(scorecard({**RESULTS, "verdict_claim3": verdict}), "claim 3") == status

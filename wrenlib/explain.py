@@ -225,7 +225,9 @@ def normalise_maps(maps: np.ndarray, sign: str = "positive", scale: str = "max")
       Grad-CAM's ReLU does; ``absolute`` takes magnitudes; ``signed`` keeps the sign;
     - ``scale``: ``max`` divides each map by its largest value (magnitude for ``signed``);
       ``quantile`` divides by its 99th percentile of non-zero values and clips at 1, so a single
-      hot pixel cannot flatten the rest.
+      hot pixel cannot flatten the rest; ``sum`` divides by the sum of its magnitudes, so every
+      map carries the same total (chapter 08 weighs the ensembles' members that way too: a map
+      high on a few pixels is not outweighed by one high on many).
 
     A map with nothing left after the sign step stays all zero (see :func:`all_zero_maps`).
     """
@@ -245,8 +247,10 @@ def normalise_maps(maps: np.ndarray, sign: str = "positive", scale: str = "max")
         peak = magnitude.max(axis=1, initial=0.0)
     elif scale == "quantile":
         peak = np.array([np.quantile(row[row > 0], 0.99) if (row > 0).any() else 0.0 for row in magnitude])
+    elif scale == "sum":
+        peak = magnitude.sum(axis=1, dtype=np.float64)
     else:
-        raise ValueError(f"scale must be 'max' or 'quantile', got {scale!r}")
+        raise ValueError(f"scale must be 'max', 'quantile' or 'sum', got {scale!r}")
     safe = np.where(peak > 0, peak, 1.0).astype(np.float32)[:, None, None]
     out = out / safe
     return np.clip(out, -1.0, 1.0) if scale == "quantile" else out
@@ -1084,6 +1088,8 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
     file per clip (chapters 04-10)."""
     import json
 
+    from .cache import note_made
+
     settings = make_settings(method, settings)
     indices = np.asarray(indices, dtype=np.int64)
     folder = explanation_folder(profile, model, dataset, method, settings, device)
@@ -1110,6 +1116,8 @@ def explain_dataset(model: nn.Module, dataset, indices, method: str, profile: st
             staging = files[k].with_suffix(f".{os.getpid()}.tmp.npz")  # chapters may run side by side
             np.savez(staging, map=fresh.maps[j], target=fresh.targets[j], **extras)
             staging.replace(files[k])
+    if missing:
+        note_made(f"{len(missing)} {method} map{'s' if len(missing) > 1 else ''}")
     maps, targets, extras = [], [], {}
     for path in files:
         with np.load(path) as stored:

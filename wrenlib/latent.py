@@ -374,22 +374,33 @@ def cluster_agreement(true_labels, clusters) -> dict[str, float]:
             "n_clusters": int(len(np.unique(clusters))), "n_true": int(len(np.unique(true_labels)))}
 
 
-def _half_samples(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """``n_boot`` half-samples of ``n`` clips drawn without replacement, one per row: the same
-    draws for the same ``n`` and ``seed``, so two partitions of the same clips can be compared
-    draw by draw (:func:`agreement_difference`)."""
+def _half_samples(n: int, n_boot: int, seed: int, groups=None) -> list[np.ndarray]:
+    """``n_boot`` half-samples of ``n`` clips drawn without replacement: the same draws for the
+    same ``n``, ``groups`` and ``seed``, so two partitions of the same clips can be compared draw
+    by draw (:func:`agreement_difference`). With ``groups`` (one per clip: the bird), half of the
+    groups are drawn, each with all its clips: a bird's clips share its voice, so the birds, not
+    the clips, are the independent units, and an interval from drawn clips comes out too narrow."""
     if int(n_boot) != n_boot or n_boot < 1:
         raise ValueError(f"n_boot must be a whole number of at least 1, got {n_boot!r}")
     generator = np.random.default_rng(seed)
-    return np.argsort(generator.random((int(n_boot), n)), axis=1)[:, :max(n // 2, 1)]
+    if groups is None:
+        return list(np.argsort(generator.random((int(n_boot), n)), axis=1)[:, :max(n // 2, 1)])
+    groups = np.asarray(groups).ravel()
+    if len(groups) != n:
+        raise ValueError(f"groups must name the group of each of the {n} clips, got {len(groups)}")
+    _, group = np.unique(groups, return_inverse=True)
+    n_groups = int(group.max()) + 1
+    drawn = np.argsort(generator.random((int(n_boot), n_groups)), axis=1)[:, :max(n_groups // 2, 1)]
+    return [np.flatnonzero(np.isin(group, chosen)) for chosen in drawn]
 
 
 def agreement_difference(first, second, true_labels, n_boot: int = 500, seed: int = 0,
-                         measure: str = "ari", level: float = 0.95) -> dict[str, float]:
+                         measure: str = "ari", level: float = 0.95, groups=None) -> dict[str, float]:
     """How much better ``first`` clusters match ``true_labels`` than ``second`` clusters of the same
     clips do (chapter 09: t-SNE's clusters against PCA's, on the song types): the difference of
     :func:`cluster_agreement`'s ``measure`` with a percentile interval at ``level`` from ``n_boot``
-    half-samples, *the same* half-sample for both partitions in each draw.
+    half-samples, *the same* half-sample for both partitions in each draw; half of the ``groups``
+    (one per clip: the birds) with all their clips, where given (:func:`_half_samples`).
 
     Two partitions of the same clips are paired data: a draw that happens to hold clips both
     partitions get right lifts both, so each one's own interval is wide where their difference is
@@ -409,19 +420,20 @@ def agreement_difference(first, second, true_labels, n_boot: int = 500, seed: in
         return (cluster_agreement(true_labels[d], first[d])[measure]
                 - cluster_agreement(true_labels[d], second[d])[measure])
 
-    drawn = [difference(d) for d in _half_samples(len(first), n_boot, seed)]
+    drawn = [difference(d) for d in _half_samples(len(first), n_boot, seed, groups)]
     tail = 100 * (1 - level) / 2
     return {"difference": difference(slice(None)), "low": float(np.percentile(drawn, tail)),
             "high": float(np.percentile(drawn, 100 - tail))}
 
 
 def label_agreement(clusters, labels: "pd.DataFrame | dict[str, Any]", n_boot: int = 500,
-                    seed: int = 0) -> "pd.DataFrame":
+                    seed: int = 0, groups=None) -> "pd.DataFrame":
     """Which known property of the clips do the clusters follow (chapter 09, the paper's open
     question 2)? One row per column of ``labels`` (e.g. song type, individual, background; on
     real recordings: site, date, recordist): :func:`cluster_agreement`'s ARI and AMI, with 95 %
     percentile intervals from ``n_boot`` half-samples of the clips drawn without replacement (the
-    clusters are kept, only the clips are redrawn).
+    clusters are kept, only the clips are redrawn), or of the ``groups`` (one per clip: the
+    birds) with all their clips where given (:func:`_half_samples`).
 
     Half-samples, not the usual bootstrap: a resample drawn with replacement repeats clips, and a
     repeated clip agrees with itself under any two partitions, which lifts ARI and AMI the more
@@ -432,7 +444,7 @@ def label_agreement(clusters, labels: "pd.DataFrame | dict[str, Any]", n_boot: i
 
     clusters = np.asarray(clusters).ravel()
     columns = labels if isinstance(labels, dict) else {name: labels[name].to_numpy() for name in labels.columns}
-    draws = _half_samples(len(clusters), n_boot, seed)
+    draws = _half_samples(len(clusters), n_boot, seed, groups)
     rows = []
     for name, values in columns.items():
         values = np.asarray(values).ravel()

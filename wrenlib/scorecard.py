@@ -196,11 +196,15 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
     PaperResult("heat-map analysis", "the max ensemble activates a larger share of the map at every threshold",
                 "08_ensembles", ("max_ensemble_larger_share_at_every_threshold",), _max_ensemble),
     PaperResult("claim 1", "Grad-CAM and DeepLIFT give more consistent and meaningful explanations than LIME and SHAP",
-                "08_ensembles, 10_sanity", ("verdict_claim1", "verdict_claim1_model"),
+                "08_ensembles, 10_sanity", ("verdict_claim1", "verdict_claim1_model", "verdict_claim1_song_auc"),
                 _verdict("verdict_claim1", lambda r: f"from the model's side (chapter 10, shown, not counted in the status): "
-                                                     f"{r['verdict_claim1_model']}")),
+                                                     f"{r['verdict_claim1_model']}; on the mask AUC within the song "
+                                                     f"(chapter 08): {r['verdict_claim1_song_auc']}")),
     PaperResult("claim 2", "the average and max ensembles of Grad-CAM and DeepLIFT capture complementary regions",
-                "08_ensembles", ("verdict_claim2",), _verdict("verdict_claim2")),
+                "08_ensembles", ("verdict_claim2", "verdict_claim2_song_auc", "verdict_claim2_summed_maps"),
+                _verdict("verdict_claim2", lambda r: f"on the mask AUC within the song: {r['verdict_claim2_song_auc']}; "
+                                                     f"with the members summed to 1: {r['verdict_claim2_summed_maps']} "
+                                                     "(chapter 08; shown, not counted in the status)")),
     PaperResult("latent space", "several t-SNE clusters per class", "09_subpopulations",
                 ("latent_tsne_clusters_per_dialect", "latent_tsne_clustered_per_dialect", "latent_tsne_cluster_p_values",
                  "latent_tsne_cluster_null_draws", "latent_clusters_follow"), _clusters),
