@@ -226,3 +226,59 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
     monkeypatch.setattr(explain_module, "explain", counting)
     confound_maps("tiny", device="cpu")
     assert calls.count("lime") == 1  # the second strength only
+
+
+def test_the_source_peaks_at_its_level_against_the_songs_peak(small_dataset):
+    """``level_db_range`` is the source's peak against the song's peak: the song peaks at
+    ``song_level_db`` (dBFS), so what the confound adds to a clip peaks at
+    10 ** ((song_level_db + confound_level_db) / 20), a louder song bringing a louder source."""
+    mixed = add_confound(small_dataset, Confound(1.0))
+    carries = np.flatnonzero(mixed.clips["confound"].to_numpy())
+    assert len(carries) >= 3
+    levels = mixed.clips["confound_level_db"].to_numpy()
+    assert np.isnan(levels[~mixed.clips["confound"].to_numpy()]).all()
+    for index in carries:
+        added = np.asarray(mixed.waveforms[index], np.float64) - np.asarray(small_dataset.waveforms[index], np.float64)
+        song_level_db = mixed.clips["song_level_db"].iloc[index]
+        assert -14.0 <= levels[index] <= -6.0
+        assert np.abs(added).max() == pytest.approx(10 ** ((song_level_db + levels[index]) / 20), rel=1e-4)
+
+
+def test_the_experiment_counts_predictions_of_the_favoured_dialect(monkeypatch):
+    """The ``predicted <favoured>`` column is the share of test clips the model *predicts* as the
+    dialect the source is tied to (chapter 11: how far the model follows the source), whichever
+    dialect that is, not the share of clips that belong to it. The data, models and predictions
+    are stand-ins: 8 clips, half of each dialect, of which the model predicts 5 Mexican."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from wrenlib import confound as confound_module
+    from wrenlib import dataset, frontend, training
+    from wrenlib.confound import confound_experiment
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([1, 1, 1, 0, 0, 0, 1, 1])
+
+    class StandInImages:
+        """What the experiment reads of a test set: its labels, its clips table and its length."""
+
+        def __init__(self, *args, **kwargs):
+            self.labels = labels
+            self.clips = pd.DataFrame({"individual": np.arange(8) // 2, "confound": np.zeros(8, bool)})
+
+        def __len__(self):
+            return len(self.labels)
+
+    monkeypatch.setattr(dataset, "load_surrogate_dataset", lambda profile, seed=0: SimpleNamespace(
+        split_indices=lambda split: np.arange(8)))
+    monkeypatch.setattr(frontend, "front_end_for_profile", lambda profile: None)
+    monkeypatch.setattr(confound_module, "confounded_images", StandInImages)
+    monkeypatch.setattr(confound_module, "model_at_strength", lambda profile, strength, *args: ("model", None))
+    monkeypatch.setattr(training, "predict", lambda model, images, indices, device: np.eye(2)[predicted])
+    for favoured, share in (("Mexican", 5 / 8), ("Eastern", 3 / 8)):
+        _, _, table = confound_experiment("tiny", (1.0,), device="cpu", progress=False,
+                                          confound=Confound(favoured=favoured))
+        assert len(table) == 3
+        np.testing.assert_allclose(table[f"predicted {favoured}"], share)
+        np.testing.assert_allclose(table["accuracy"], np.mean(predicted == labels))

@@ -173,3 +173,19 @@ def test_the_chosen_temperature_scores_best_on_the_clips_it_was_chosen_on(two_ag
     assert best == temperatures[int(np.argmax(expected))]
     # the noisy method c agrees least, so the sharpest temperature trusts a and b most
     assert table["validation mask AUC"].iloc[0] >= table["validation mask AUC"].iloc[-1]
+
+
+def test_a_method_that_disagrees_with_the_rest_gets_no_weight_not_a_positive_one(two_agree_one_noisy):
+    """Negative agreement is clipped to 0, not turned into trust by its magnitude: beside three
+    methods that see the same blob, the inverted map ``1 - a`` (anti-correlated with all of them)
+    gets weight 0, and the adaptive ensemble is the weighted mean of the three alone."""
+    maps = two_agree_one_noisy
+    third = normalise_maps(maps["a"] + maps["b"] + 0.05 * np.random.default_rng(3).random(maps["a"].shape))
+    methods = {"a": maps["a"], "b": maps["b"], "third": third, "inverted": 1 - maps["a"]}
+    assert (map_correlation(methods["inverted"], methods["b"]) < -0.5).all()
+    weights = agreement_weights(methods)
+    np.testing.assert_allclose(weights[:, 3], 0.0)
+    assert (weights[:, :3] > 0.2).all()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    expected = sum(weights[:, m, None, None] * methods[name] for m, name in enumerate(["a", "b", "third"]))
+    np.testing.assert_allclose(adaptive_ensemble(methods), expected, atol=1e-6)

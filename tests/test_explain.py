@@ -421,10 +421,14 @@ def _random_dataset(n: int = 12):
 
 
 def test_explain_dataset_caches_one_file_per_clip(isolated_artifacts, small_cnn):
+    from wrenlib.cache import MADE
+
     data = _random_dataset()
+    made = len(MADE)
     first = explain_dataset(small_cnn, data, [0, 1, 2], "deeplift", "quick", progress=False)
     assert first.seconds > 0 and first.maps.shape == (3, 32, 64)
     again = explain_dataset(small_cnn, data, [2, 0, 1, 3], "deeplift", "quick", progress=False)
+    assert MADE[made:] == ["3 deeplift maps", "1 deeplift map"]  # only what was computed (the status page)
     np.testing.assert_array_equal(again.maps[:3], first.maps[[2, 0, 1]])  # read back, in the asked order
     assert again.extras["convergence_delta"].shape == (4,)
     folders = list((isolated_artifacts / "quick" / "explanations").iterdir())
@@ -806,7 +810,7 @@ def test_lime_counts_the_networks_share_of_its_time(small_cnn, monkeypatch):
 
     def slow(network):
         body, head = real(network)
-        return (lambda batch: (time_module.sleep(0.05), body(batch))[1]), head
+        return (lambda batch: (time_module.sleep(0.2), body(batch))[1]), head
 
     images = (np.random.default_rng(3).random((1, 32, 64)) ** 6).astype(np.float32)
     settings = LimeSettings(grid=(4, 8), n_samples=90, batch_size=32)
@@ -1103,3 +1107,132 @@ def test_lime_maps_made_in_bfloat16_are_cached_apart_from_float32_ones(small_cnn
     monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)
     assert explanation_folder("quick", small_cnn, data, "lime", native, "cpu") != in_bfloat16
     assert explanation_folder("quick", small_cnn, data, "lime", off, "cpu") == plain  # float32 either way
+
+
+# ---------------------------------------------------------------- references, baselines and targets
+
+
+def test_the_image_as_a_map_ranks_the_song_first_on_either_page():
+    """The reference map "the image" is the song's energy: the pixels on a black page and one minus
+    them on a white page, so the same song drawn on either page gives the same map (its loudest
+    pixels first), never the page's empty background."""
+    from wrenlib.explain import image_as_map
+
+    rng = np.random.default_rng(0)
+    black = np.zeros((2, 32, 64), np.float32)
+    black[:, 8:16, 24:40] = 0.2 + 0.8 * rng.random((2, 8, 16), dtype=np.float32)  # the song, bright on black
+    white = 1 - black
+    on_black, on_white = image_as_map(black), image_as_map(white)
+    np.testing.assert_allclose(on_white, on_black, atol=1e-6)
+    np.testing.assert_allclose(on_black, black / black.max(axis=(1, 2), keepdims=True), atol=1e-6)
+    assert on_white[:, 0, 0].max() == 0  # the white page itself carries nothing
+    mixed = image_as_map(np.stack([black[0], white[1]]))  # each image's own page decides
+    np.testing.assert_allclose(mixed, on_black, atol=1e-6)
+
+
+def test_the_untrained_reference_explains_the_class_the_trained_model_predicts(small_cnn, monkeypatch):
+    """The untrained network's DeepLIFT maps explain the trained model's predicted classes, the
+    targets of the methods they are read against, not whatever the untrained network predicts:
+    here the two models disagree on every image, so the targets tell them apart."""
+    import copy
+
+    import wrenlib.explain as explain_module
+    from wrenlib.explain import REFERENCE_MAPS, predicted_classes, reference_maps
+
+    trained = copy.deepcopy(small_cnn)
+    last = trained.classifier[-1]
+    with torch.no_grad():  # swap the two outputs: the opposite of the network drawn from seed 0
+        last.weight.copy_(last.weight.flip(0))
+        last.bias.copy_(last.bias.flip(0))
+    images = np.random.default_rng(4).random((4, 32, 64)).astype(np.float32) ** 3
+    x = torch.from_numpy(images)[:, None]
+    expected = predicted_classes(trained, x)
+    calls, real_explain = [], explain_module.explain
+
+    def recording(model, pictures, method, targets=None, **kwargs):
+        calls.append((predicted_classes(model, x), None if targets is None else np.asarray(targets).copy()))
+        return real_explain(model, pictures, method, targets=targets, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain", recording)
+    maps = reference_maps(trained, images, seed=0)
+    assert len(calls) == 1 and maps[REFERENCE_MAPS[1]].shape == (4, 32, 64)
+    untrained_predictions, targets = calls[0]
+    assert (untrained_predictions != expected).any()  # otherwise this test could not tell the targets apart
+    assert targets is not None
+    np.testing.assert_array_equal(np.broadcast_to(targets, expected.shape), expected)
+
+
+def test_deep_shap_explains_the_target_it_is_given_not_the_predicted_class(small_cnn):
+    """With targets other than the predicted class, deep SHAP's maps add up to that target's
+    f(x) - E[f(reference)] (the whole model's logits, standardisation included), and its reported
+    additivity gap is small: the shortcut that explains only the top output is for the predicted
+    class alone."""
+    from wrenlib.explain import ShapSettings, predicted_classes
+
+    rng = np.random.default_rng(5)
+    images = rng.random((3, 32, 64), dtype=np.float32) ** 3
+    references = rng.random((6, 32, 64), dtype=np.float32) ** 3
+    with torch.no_grad():
+        logits = small_cnn(torch.from_numpy(images)[:, None]).numpy()
+        expected_value = small_cnn(torch.from_numpy(references)[:, None]).numpy().mean(axis=0)
+    other = 1 - predicted_classes(small_cnn, torch.from_numpy(images)[:, None])
+    out = explain(small_cnn, images, "shap", targets=other, settings=ShapSettings(n_background=6),
+                  references=references)
+    np.testing.assert_array_equal(out.targets, other)
+    change = logits[np.arange(3), other] - expected_value[other]
+    np.testing.assert_allclose(out.maps.reshape(3, -1).sum(1), change, rtol=1e-4, atol=1e-6)
+    assert np.all(np.abs(out.extras["convergence_delta"]) < 1e-5)
+
+
+def test_the_blurred_baseline_takes_its_sigma_from_the_image_height():
+    """DeepLIFT's blurred reference is a Gaussian blur with sigma ``blur_sigma`` times the image
+    *height* (DeepLiftSettings): on a 40 x 120 image, sigma 2 pixels, not 6 (the width's share).
+    Compared away from the edges, where the blur's edge mode plays no part."""
+    from scipy.ndimage import gaussian_filter
+
+    from wrenlib.explain import deeplift_baselines
+
+    images = np.random.default_rng(2).random((2, 40, 120)).astype(np.float32)
+    settings = DeepLiftSettings(baseline="blurred", blur_sigma=0.05)
+    blurred = deeplift_baselines(torch.from_numpy(images)[:, None], settings)[:, 0].numpy()
+    assert blurred.shape == images.shape
+    inner = (slice(10, -10), slice(10, -10))  # more than 4 sigma (the filter's reach) from every edge
+    for image, baseline in zip(images, blurred):
+        np.testing.assert_allclose(baseline[inner], gaussian_filter(image.astype(np.float64), 2.0)[inner], atol=1e-5)
+
+
+def test_shaps_partition_explainer_switches_pixels_off_to_the_page_not_to_black(small_cnn, monkeypatch):
+    """The partition explainer's masker fills switched-off pixels with each image's background level
+    (ShapSettings): white (1) on a white page, black (0) on a black one. Filling with 0 everywhere
+    would paint ink onto a white page and credit every pixel with it. shap's masker and explainer
+    are replaced by recorders here: the real ones spend ~10 s in numba's start-up."""
+    from types import SimpleNamespace
+
+    import shap
+
+    from wrenlib.explain import ShapSettings
+
+    fills = []
+
+    def recording_masker(mask_value, shape):
+        fills.append(np.array(mask_value))
+        return SimpleNamespace(shape=shape)
+
+    class RecordingExplainer:
+        def __init__(self, model, masker, output_names=None):
+            self.masker = masker
+
+        def __call__(self, images, max_evals, batch_size, outputs, silent):
+            return SimpleNamespace(values=np.zeros((*images.shape, len(outputs))))
+
+    monkeypatch.setattr(shap.maskers, "Image", recording_masker)
+    monkeypatch.setattr(shap, "PartitionExplainer", RecordingExplainer)
+    rng = np.random.default_rng(0)
+    black = np.zeros((2, 32, 64), np.float32)
+    black[:, 8:16, 24:40] = rng.random((2, 8, 16), dtype=np.float32)
+    pages = np.stack([black[0], 1 - black[1]])  # a song on a black page, one on a white page
+    out = explain(small_cnn, pages, "shap", targets=[1, 1], settings=ShapSettings(explainer="partition"))
+    assert out.maps.shape == (2, 32, 64) and len(fills) == 2
+    assert fills[0].shape == fills[1].shape == (32, 64, 1)
+    np.testing.assert_array_equal(fills[0], 0.0)
+    np.testing.assert_array_equal(fills[1], 1.0)

@@ -511,3 +511,34 @@ def test_the_stability_maps_are_chapter_10s_three_checks_and_are_cached(isolated
     assert not list((isolated_artifacts / "tiny" / "sanity").glob("*.parts"))
     with pytest.raises(ValueError, match="both the model and its dataset"):
         stability_maps("tiny", device="cpu", model=model)
+
+
+def test_the_absolute_rank_measure_ignores_sign_flips_within_a_region_too():
+    """Within a region, ``spearman_abs`` ranks the magnitudes, as over the whole map: a map and its
+    negation agree perfectly (1), while the signed rank measure says they are opposite (-1)."""
+    rng = np.random.default_rng(4)
+    maps = rng.normal(size=(2, 8, 12))
+    region = np.zeros((2, 8, 12), dtype=bool)
+    region[:, 2:6, 3:9] = True
+    flipped = map_similarity(maps, -maps, within=region)
+    np.testing.assert_allclose(flipped["spearman_abs"], 1.0)
+    np.testing.assert_allclose(flipped["spearman"], -1.0)
+    np.testing.assert_allclose(flipped["pearson"], -1.0)
+
+
+def test_seed_stability_leaves_out_pairs_with_a_constant_map_instead_of_losing_the_image():
+    """A seed whose map of an image is constant (nothing to rank) makes that image's pairs with it
+    undefined; the image's stability is then the mean over its other pairs, not NaN. Image 0: seed
+    c's map is constant, so only the pair (a, b) counts; image 1 averages all three pairs."""
+    rng = np.random.default_rng(6)
+    a, b, c = rng.random((3, 2, 8, 12))
+    c[0] = 0.5
+    table = seed_stability([a, b, c])
+    assert table["n_pairs"].tolist() == [3, 3]
+    pair = {name: map_similarity(a[:1], b[:1])[name][0] for name in SIMILARITY_MEASURES}
+    everything = {name: np.mean([map_similarity(x[1:], y[1:])[name][0] for x, y in ((a, b), (a, c), (b, c))])
+                  for name in SIMILARITY_MEASURES}
+    for name in SIMILARITY_MEASURES:
+        assert np.isfinite(table[name][0]), name
+        assert table[name][0] == pytest.approx(pair[name]), name
+        assert table[name][1] == pytest.approx(everything[name]), name
