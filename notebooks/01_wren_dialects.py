@@ -158,7 +158,8 @@ dataset = load_surrogate_dataset(PROFILE, seed=SEED)
 clips = dataset.clips
 print(f"{len(dataset)} clips of {dataset.config.clip_seconds:g} s at {dataset.config.sample_rate_hz} Hz; "
       f"generated at {len(dataset) / dataset.seconds_to_generate:.1f} clips/s"
-      + (f" on {dataset.processes} process{'es' if dataset.processes > 1 else ''}" if dataset.processes else ""))
+      + (f" on {dataset.processes} process{'es' if dataset.processes > 1 else ''}" if dataset.processes else "")
+      + (f", {dataset.made}" if dataset.made else ""))
 
 # %% tags=["hide-input"]
 counts = pd.crosstab([clips["dialect"], clips["song_type"]], clips["split"], margins=True, margins_name="all")
@@ -179,11 +180,14 @@ wrenlib.record_result(PROFILE, "clips_per_dialect_and_split",
                       glue=False)
 wrenlib.record_result(PROFILE, "n_individuals", int(clips["individual"].nunique()))
 wrenlib.record_result(PROFILE, "synth_clips_per_second", round(len(dataset) / dataset.seconds_to_generate, 1))
+wrenlib.record_result(PROFILE, "synth_made", dataset.made or "at a time not recorded")
 
 # %% [markdown]
 # The {glue:text}`n_clips` clips come from {glue:text}`n_individuals` birds, half of them per
 # dialect ({glue:text}`n_clips_eastern` Eastern, {glue:text}`n_clips_mexican` Mexican clips). They
-# were synthesised at {glue:text}`synth_clips_per_second` clips per second on this machine.
+# were synthesised at {glue:text}`synth_clips_per_second` clips per second, {glue:text}`synth_made`,
+# by the run that made the cached copy (the status page's `surrogate` row says whether that was
+# this one).
 #
 # ## Listen and look
 #
@@ -226,7 +230,7 @@ display(figures_with_audio(figures, sounds, captions))
 # One clip of every song type. Types with the same number share their shared-element template
 # across the dialects; within a dialect, the types differ in template and in diagnostic values.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grid of song spectrograms, top row Eastern and bottom row Mexican, one column per shared template; time across, 1.5 to 9 kHz up, brighter is louder, so the two rows' trills and buzzes can be compared."}}
 n_types = dataset.config.song_types_per_dialect
 fig, axes = plt.subplots(2, n_types, figsize=(3.2 * n_types, 5.2), sharey=True)
 for row_axes, dialect in zip(axes, DIALECTS):
@@ -252,7 +256,7 @@ plt.show()
 # over its clips): a bird's clips share its voice, so the birds are the independent units, and a
 # test over clips would count each bird several times.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Six density histograms, Eastern in blue and Mexican in orange: top row the three diagnostic features (trill rate, trill bandwidth, buzz depth), bottom row three shared features."}}
 diagnostic_names = [f.name for f in DIAGNOSTIC_FEATURES]
 shown_shared = ["trill_top_hz", "buzz_carrier_hz", "song_duration_s"]
 fig, axes = plt.subplots(2, 3, figsize=(12, 6))
@@ -280,7 +284,7 @@ for name in diagnostic_names + list(SHARED_FEATURES):
     })
 tests = pd.DataFrame(tests)
 display(tests.style.format({"Eastern median": "{:.2f}", "Mexican median": "{:.2f}",
-                            "standardised difference": "{:+.2f}", "Mann-Whitney p (birds)": "{:.2g}"})
+                            "standardised difference": lambda v: f"{v:+.2f}" if round(v, 2) else "0.00", "Mann-Whitney p (birds)": "{:.2g}"})
         .hide(axis="index"))
 smallest_shared_p = tests.loc[tests["role"] == "shared", "Mann-Whitney p (birds)"].min()
 largest_diagnostic_p = tests.loc[tests["role"] == "diagnostic", "Mann-Whitney p (birds)"].max()
@@ -308,7 +312,7 @@ glue("long_songs_text", Markdown(
 # are the sub-populations that chapter 09 will look for in the network's latent space; in two of
 # the three diagnostic features some stand apart and others overlap:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Scatter plot of trill rate (notes/s, across) against trill note bandwidth (Hz, up), one point per clip, coloured by song type with marker shape by dialect, showing how the song types group."}}
 fig, ax = plt.subplots(figsize=(7, 4.6))
 sns.scatterplot(data=clips, x="trill_rate_per_s", y="trill_bandwidth_hz", hue="song_type",
                 style="dialect", ax=ax, s=22, palette="tab10", hue_order=sorted(clips["song_type"].unique()))
@@ -430,7 +434,7 @@ glue("diagnostic_pixel_to_grid_area", float(np.median(pixel_area / diagnostic_ar
 # **in-band**: the power of the band-passed song while it sings over the power of the band-passed
 # noise. The background's make-up is the same for both dialects.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Step histogram of the in-band signal-to-noise ratio per clip in dB, Eastern in blue and Mexican in orange overlaid, both spread over the same range."}}
 sources = dataset.background.merge(clips[["clip", "dialect"]], on="clip")
 share = (sources.groupby(["dialect", "source"])["clip"].nunique() / clips.groupby("dialect").size()).unstack(0)
 display(share.style.format("{:.0%}").set_caption("share of clips with each background source"))

@@ -103,7 +103,7 @@ display(settings.style.hide(axis="index"))
 # backwards (`scipy.signal.sosfiltfilt`), so it shifts nothing in time — a spectrogram must not
 # move the song — and its magnitude response is squared (order 8 in effect).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Line plot of gain in dB against frequency in kHz for four band-pass filters, the book's Butterworth order 4 drawn thick, band edges dotted; then the clip's waveform in grey with the band-passed one in red."}}
 fig, ax = plt.subplots(figsize=(8, 3))
 for filter_type, order in [("butter", 2), ("butter", 4), ("butter", 8), ("cheby2", 6)]:
     frequencies, response = signal.sosfreqz(bandpass_sos(rate, front_end.band_hz, order, filter_type),
@@ -179,7 +179,7 @@ wrenlib.record_result(PROFILE, "stft_frames_per_clip", int(library.shape[1]))
 # given grey means the same loudness in every clip. The paper shows −40 to +5 dB: anything quieter
 # than −40 dB takes the background colour, anything louder than +5 dB saturates.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Left: histogram, log count scale, of the clip's cell levels in dB with the -40 and +5 dB limits in red; right: the same clip as grey images with floors of -60, -40 (the paper's) and -20 dB."}}
 db = spectrogram_db(filtered)
 below = float(np.mean(db < front_end.db_range[0]))
 fig, axes = plt.subplots(1, 4, figsize=(14, 3), gridspec_kw={"width_ratios": [1.1, 1, 1, 1]})
@@ -217,7 +217,7 @@ wrenlib.record_result(PROFILE, "share_of_cells_below_floor", below)
 # go onto the same pixel grid, so a mask pixel and an image pixel cover the same cells; a mask
 # pixel is set when any cell under it is.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The same clip as three grey images (this profile with mean pooling, with max pooling, and at the paper's 480 x 960), the song mask outlined in yellow and the diagnostic mask in cyan."}}
 wrenlib.record_result(PROFILE, "image_height_px", front_end.image_height_px)
 wrenlib.record_result(PROFILE, "image_width_px", front_end.image_width_px)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
@@ -259,7 +259,7 @@ print(f"{len(images)} images of {tuple(image.shape)}; item {example}: label {lab
       f"masks {', '.join(sorted(masks))}")
 print("metadata:", ", ".join(f"{key} = {value}" for key, value in metadata.items()))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Six test spectrogram images of the mixed set in two rows, each titled with dialect, song type and background: on black the song is bright, on white it is dark."}}
 shown = images.split_indices("test")[:6]
 fig, axes = plt.subplots(2, 3, figsize=(13, 4.6))
 for ax, index in zip(axes.ravel(), shown):
@@ -322,7 +322,7 @@ wrenlib.record_result(PROFILE, "overlap_95_vs_50_cost_ratio", cost_ratio)
 # background and pooling you choose, and reports the hop and the number of frames. The static
 # book shows the paper's settings; open the chapter in Jupyter or Colab to move the controls.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grey spectrogram image of one clip through the front end at the paper's settings (window 512, 95 percent overlap, black background): time in s across, frequency in kHz up, with a colour bar."}}
 fig, facts = front_end_figure(waveform)
 plt.show()
 

@@ -105,7 +105,10 @@ print(f"total: {table['parameters'].sum():,} parameters at {profile.image_height
 # `artifacts/<profile>/models/`; the checkpoint carries its configuration and refuses to load
 # under another. `make execute` trains this chapter's three models, and those of chapters 10 and
 # 11, as jobs of their own beside other chapters before they are asked for (the Performance page
-# shows when), so the cell below loads what was trained; run on its own, it trains.
+# shows when), so the cell below loads what was trained; run on its own, it trains. A checkpoint
+# already in the cache under the same configuration is loaded instead of trained again, and its
+# history (the curves and epochs below) is that training's: the status page says which CNNs this
+# run trained.
 #
 # The quick profile trains in float32 everywhere. The full profile's training steps run in 16-bit
 # floats under `torch.autocast` (`mixed_precision="native"`; the weights stay in float32) wherever
@@ -116,7 +119,7 @@ print(f"total: {table['parameters'].sum():,} parameters at {profile.image_height
 # %%
 model, history, images = load_or_train_model(PROFILE, background="mixed", seed=SEED, device=device)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves against epoch in two panels, cross-entropy loss left and accuracy right, each with a training and a validation line and a dotted grey line at the epoch whose weights were kept."}}
 training = training_config_for_profile(PROFILE, SEED)
 glue("max_epochs", training.max_epochs, display=False)
 glue("patience", training.patience, display=False)
@@ -154,7 +157,7 @@ _, clip_low, clip_high = accuracy_with_interval(correct)
 print(f"test accuracy {accuracy:.1%} (95 % interval over birds {low:.1%} – {high:.1%}; over clips, Wilson's, "
       f"{clip_low:.1%} – {clip_high:.1%}) on {len(test)} clips of {len(set(birds))} birds")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Left: confusion matrix of true against predicted dialect on the test clips, in shades of blue; right: bars of test accuracy per song type, blue Eastern and orange Mexican, with 95 percent intervals over birds."}}
 bird_width, clip_width = high - low, clip_high - clip_low
 glue("interval_width_text", Markdown(
     f"On this split the interval over birds is {100 * bird_width:.1f} points wide and Wilson's over clips "
@@ -262,11 +265,12 @@ generalises = works_on_both and not clearly_worse
 if generalises:
     verdict = ("**reproduced**: the mixed-set model is the only one that works on both backgrounds "
                f"(worst {mixed_worst:.1%}), while a single-background model tested on the other background "
-               f"reaches at most {crossed:.1%}, and on neither background is it clearly below that background's own model")
+               f"reaches at most {crossed:.1%}, and on neither background does its 95 % interval over the birds lie below that background's own model")
 elif works_on_both:
     verdict = ("**reproduced in part**: the mixed-set model is the only one that works on both backgrounds "
                f"(worst {mixed_worst:.1%}, against at most {crossed:.1%} for a single-background model on the other "
-               f"background), but on {' and '.join(clearly_worse)} it is clearly below that background's own model")
+               f"background), but on {' and '.join(clearly_worse)} its 95 % interval over the birds lies below that "
+               "background's own model (one interval, one pair of trained models: a narrow call)")
 else:
     verdict = (f"**not reproduced** here: the mixed-set model's worse background gives {mixed_worst:.1%}, "
                f"not clearly above the {crossed:.1%} of a single-background model on the other background")
@@ -303,7 +307,7 @@ wrenlib.record_result(PROFILE, "background_mixed_generalises_best", generalises)
 # recording conditions matter, the test birds' songs are synthesised again — same birds, same
 # songs, same noise sources — at fixed SNRs, and the mixed-set model is tested on each:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Test accuracy of the mixed-set model against the in-band SNR of re-synthesised test songs, with 95 percent interval bars, a dotted chance line at 0.5 and the training SNR range shaded green."}}
 sweep = accuracy_against_snr(model, PROFILE, [0, 5, 10, 20, 30], seed=SEED, device=device)
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 ax.errorbar(sweep["snr_db"], sweep["accuracy"], yerr=[sweep["accuracy"] - sweep["ci_low"], sweep["ci_high"] - sweep["accuracy"]],

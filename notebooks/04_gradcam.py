@@ -106,7 +106,7 @@ library = explain(model, x, "gradcam", targets=[target]).maps[0]
 print(f"last block output: {tuple(A.shape[1:])} (channels x rows x columns); "
       f"largest difference to captum's LayerGradCam: {np.abs(by_hand - library).max():.1e}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four panels: one clip's spectrogram with its diagnostic mask outlined; the coarse Grad-CAM cell map as a heat map; that map upsampled over the spectrogram; the sorted channel weights, red for and blue against."}}
 hz_per_row = images.front_end.sample_rate_hz / 2 / height  # the image's rows span 0 Hz to Nyquist
 ms_per_column = 1000 * images.front_end.clip_seconds / width
 frequency_span_hz, time_span_ms = stride[0] * hz_per_row, stride[1] * ms_per_column
@@ -312,7 +312,7 @@ display(settings_table.style.hide(axis="index"))
 # once and cached.
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels for one explained clip: left its spectrogram image with the diagnostic mask outlined; right the Grad-CAM map over it, yellow (weak) to dark red (strong), with a colour bar."}}
 glue("explained_clip_count", len(explained), display=False)
 fig, _ = explanation_figure(model, images, int(explained[0]), "gradcam", PROFILE, device)
 plt.show()
@@ -332,7 +332,7 @@ explanation_browser(model, images, explained, "gradcam", PROFILE,
 #
 # Solutions (click to show):
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"image": {"alt": "Three Grad-CAM maps of one clip, yellow to dark red over its spectrogram with the diagnostic mask outlined: for the predicted dialect, for the other dialect, and at conv block 3."}}
 from wrenlib.explain import GradCamSettings, all_zero_maps, explain, normalise_maps
 from wrenlib.metrics import relevance_mass
 

@@ -150,7 +150,7 @@ print(f"sum over pixels {white.maps.sum():.4f}, f(x) - f(x0) = {change:.4f}, "
 # song smeared out, its energy kept). Here is each for one clip on a black and one on a white
 # background:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two rows, one clip on a black and one on a white background: its spectrogram with the diagnostic mask, then DeepLIFT maps, yellow to dark red, for the white, black, background and blurred references."}}
 shown = [int(explained[np.flatnonzero(images.backgrounds[explained] == colour)[0]]) for colour in ("black", "white")]
 fig, axes = plt.subplots(len(shown), 1 + len(BASELINES), figsize=(16, 2.9 * len(shown)), sharey=True,
                          layout="constrained")  # room for each row's titles and the colour bar
@@ -199,7 +199,7 @@ for name, result in [("re-centring network", centred), ("fixed-centre network", 
           f"{np.nanmedian(relevance_mass(result.maps, black_masks)):.1%}, "
           f"on empty pixels {np.median((positive * empty).sum((1, 2)) / positive.sum((1, 2))):.1%}")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two DeepLIFT maps with the white reference for one black-background clip, yellow to dark red over it with the diagnostic mask outlined: left the book's re-centring network, right a fixed centre at black."}}
 positive = np.clip(naive.maps, 0, None)
 wrenlib.record_result(PROFILE, "deeplift_white_fixed_centre_empty_share",
                       float(np.median((positive * empty).sum((1, 2)) / positive.sum((1, 2)))))
@@ -345,7 +345,7 @@ display(settings_table.style.hide(axis="index"))
 # The explained clips with each reference (maps from the cache).
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels for one explained clip: left its spectrogram image with the diagnostic mask outlined; right the DeepLIFT map (white reference) over it, yellow (weak) to dark red (strong), with a colour bar."}}
 fig, _ = explanation_figure(model, images, int(explained[0]), "deeplift", PROFILE, device, baseline="white")
 plt.show()
 

@@ -93,7 +93,7 @@ print(f"profile {profile.name!r}: {len(explained)} explained test clips, {settin
 # {glue:text}`lime_grid_cols` time slices — so that every feature means "this band at this time".
 # SLIC superpixels are the third option.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One clip's spectrogram three times, diagnostic mask outlined, each with the borders of one LIME segmentation's features drawn in yellow: a time-frequency grid, quickshift and SLIC."}}
 clip = int(explained[0])
 image = images.image(clip)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3), sharey=True)
@@ -161,7 +161,7 @@ rho = stats.spearmanr(*weights)[0]
 print(f"feature weights of two seeds: Spearman ρ = {rho:.2f}; top-5 features shared: "
       f"{len(set(np.argsort(-weights[0])[:5]) & set(np.argsort(-weights[1])[:5]))} of 5")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four panels of one clip: its spectrogram with the diagnostic mask, then signed LIME maps, red for and blue against the predicted dialect, computed by hand and by the library with two seeds."}}
 wrenlib.record_result(PROFILE, "lime_hand_vs_captum_max_difference", float(np.abs(by_hand - library).max()))
 wrenlib.record_result(PROFILE, "lime_seed_agreement_spearman", float(rho))
 glue("lime_samples_glued", settings.n_samples, display=False)
@@ -433,7 +433,7 @@ display(settings_table.style.hide(axis="index"))
 # a few seconds).
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels for one explained clip: left its spectrogram image with the diagnostic mask outlined; right the LIME map over it, yellow (weak) to dark red (strong), with a colour bar."}}
 fig, _ = explanation_figure(model, images, int(explained[0]), "lime", PROFILE, device,
                             n_samples=settings.n_samples, seed=SEED)
 plt.show()

@@ -98,7 +98,7 @@ print(f"profile {profile.name!r}: {len(explained)} explained test clips, {len(re
 # Each on the same two clips, at comparable budgets; relevance mass on the diagnostic elements
 # and agreement with the deep explainer's map (Pearson r, `wrenlib.metrics.map_correlation`):
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One clip's spectrogram with its diagnostic mask outlined, then its SHAP maps (positive part, yellow to dark red) from the deep, gradient and partition explainers, side by side."}}
 trial = explained[[0, len(explained) - 1]]
 trial_masks = images.stacked_masks(trial)
 budgets = {"deep": ShapSettings("deep", n_background=settings.n_background),
@@ -199,7 +199,7 @@ glue("shap_references_count", settings.n_background, display=False)
 # images), and against the image size (a freshly initialised network of the paper's shape, two
 # references, one image):
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two line plots of the SHAP deep explainer's seconds per image: left against the number of reference images, right against pixels per image for three labelled image sizes."}}
 growth_rows = []
 swept = images.images(explained[:4])
 for n in (2, 4, 8, 16):
@@ -325,10 +325,12 @@ mass = relevance_mass(shap_maps.maps, masks)
 
 # %% tags=["hide-input"]
 display(method_gallery(model, images, "shap", PROFILE, settings, "SHAP (deep)", device))
-per_dialect = pd.DataFrame({"dialect": np.array(DIALECTS)[probabilities.argmax(1)], "relevance mass": mass,
-                            "mask area": mask_area(masks)}).groupby("dialect").median()
+per_clip = pd.DataFrame({"dialect": np.array(DIALECTS)[probabilities.argmax(1)], "relevance mass": mass,
+                         "mask area": mask_area(masks)})
+per_dialect = per_clip.groupby("dialect").median().assign(clips=per_clip.groupby("dialect").size())
 per_dialect.index.name = "predicted dialect"
-display(per_dialect.style.format("{:.1%}"))
+display(per_dialect.style.format("{:.1%}", subset=["relevance mass", "mask area"]))
+glue("shap_explained_clips", len(explained), display=False)
 glue("shap_dialect_gap", Markdown(dialect_gap_text(mass, np.array(DIALECTS)[probabilities.argmax(1)],
                                                   images.clips["individual"].to_numpy()[explained])), display=False)
 wrenlib.record_result(PROFILE, "shap_relevance_mass_median", float(np.nanmedian(mass)))
@@ -337,7 +339,8 @@ wrenlib.record_result(PROFILE, "shap_relative_additivity_gap", float(np.median(n
 
 # %% [markdown]
 # A median {glue:text}`shap_relevance_mass_median:.1%` of each SHAP map's positive relevance lies
-# on the diagnostic elements. {glue:md}`shap_dialect_gap` Each map sums to the difference it
+# on the diagnostic elements, over the {glue:text}`shap_explained_clips` explained clips (chapters
+# 04 and 05 score every test clip, so their medians are over other clips). {glue:md}`shap_dialect_gap` Each map sums to the difference it
 # explains, f(x) minus the mean of f over the references, up to a median relative gap of
 # {glue:text}`shap_relative_additivity_gap:.1e` (SHAP's additivity, measured for every map).
 #
@@ -413,7 +416,7 @@ display(settings_table.style.hide(axis="index"))
 # CPU, then cached).
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels for one explained clip: left its spectrogram image with the diagnostic mask outlined; right the SHAP map over it, yellow (weak) to dark red (strong), with a colour bar."}}
 fig, _ = explanation_figure(model, images, int(explained[0]), "shap", PROFILE, device,
                             n_background=settings.n_background, seed=SEED)
 plt.show()

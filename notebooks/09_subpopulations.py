@@ -52,7 +52,7 @@ from myst_nb import glue
 
 import wrenlib
 from wrenlib.ensembles import average_ensemble
-from wrenlib.explain import explain_dataset, image_as_map, settings_for_profile
+from wrenlib.explain import REFERENCE_MAPS, explain_dataset, image_as_map, reference_maps, settings_for_profile
 from wrenlib.latent import (
     DEFAULT_LAYER,
     agreement_difference,
@@ -71,7 +71,8 @@ from wrenlib.latent import (
 )
 from wrenlib.metrics import comparison_verdict, permutation_p_text
 from wrenlib.surrogate import DIALECTS
-from wrenlib.widgets import cluster_browser, cluster_figure
+from wrenlib.plotting import figures_with_audio
+from wrenlib.widgets import cluster_browser, cluster_panel
 
 profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 test = images.split_indices("test")
@@ -113,7 +114,6 @@ perplexity = fitting_perplexity(len(test), PERPLEXITY)  # PERPLEXITY, or less wh
 tsne = embed(features, "tsne", perplexity=perplexity, seed=SEED)
 pca = embed(features, "pca", seed=SEED)
 active = float(np.mean(features.max(axis=0) > 0))
-glue("active_units", f"{active:.0%}", display=False)
 glue("tsne_trust", f"{embedding_quality(standardised, tsne):.2f}", display=False)
 glue("pca_trust", f"{embedding_quality(standardised, pca):.2f}", display=False)
 print(f"{features.shape[1]} units, {active:.0%} active on at least one test clip")
@@ -127,7 +127,7 @@ if perplexity < PERPLEXITY:
 # could not colour by; the background colour of the image is the one property of a clip that the
 # mixed set adds on purpose.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grid of scatter plots of the test clips' latent features, t-SNE left and PCA right; the rows colour the points by dialect, song type, bird and background, and marker shape shows the dialect."}}
 colourings = ["dialect", "song type", "bird", "background"]
 fig, axes = plt.subplots(len(colourings), 2, figsize=(11, 3.4 * len(colourings)))
 for row, column in enumerate(colourings):
@@ -151,14 +151,13 @@ plt.show()
 # Marker shape is the dialect throughout. t-SNE keeps each clip's nearest neighbours
 # (trustworthiness {glue:text}`tsne_trust` against {glue:text}`pca_trust` for the first two
 # principal components; 1 = every neighbour in the picture is a neighbour in the features).
-# {glue:text}`active_units` of the 1,024 units fire on at least one test clip.
 #
 # t-SNE's picture depends on its perplexity, roughly the number of neighbours each point
 # attends to. A small sweep: how well the clusters found in each embedding recover the song
 # types (adjusted Rand index, ARI: 1 = the same partition, 0 = chance), and how well the
 # embedding keeps neighbours.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "t-SNE scatter plots of the same latent features at several perplexities side by side, points coloured by song type and shaped by dialect; each title gives trustworthiness and ARI."}}
 perplexities = [p for p in (5, 15, 30, 50) if p < len(test) / 3] or [perplexity]
 sweep = sweep_perplexity(features, perplexities, known["song type"], seed=SEED, k_range=fitting_k_range(len(test)))
 fig, axes = plt.subplots(1, len(perplexities), figsize=(3.3 * len(perplexities), 3.2), squeeze=False)
@@ -173,8 +172,9 @@ for ax, row in zip(axes[0], sweep.itertuples()):
 fig.suptitle(f"t-SNE of the same features at {len(perplexities)} perplexities, coloured by song type", fontsize=10)
 fig.tight_layout()
 plt.show()
-display(sweep[["perplexity", "trustworthiness", "n_clusters", "ari", "ami"]].style.hide(axis="index")
-        .format({"perplexity": "{:g}", "trustworthiness": "{:.3f}", "ari": "{:.2f}", "ami": "{:.2f}"}))
+display(sweep[["perplexity", "trustworthiness", "n_clusters", "ari", "ami"]]
+        .rename(columns={"n_clusters": "clusters", "ari": "ARI", "ami": "AMI"}).style.hide(axis="index")
+        .format({"perplexity": "{:g}", "trustworthiness": "{:.3f}", "ARI": "{:.2f}", "AMI": "{:.2f}"}))
 
 # %% [markdown]
 # The sweep clusters each whole map, both dialects together, against all the song types; the
@@ -187,7 +187,8 @@ display(sweep[["perplexity", "trustworthiness", "n_clusters", "ari", "ami"]].sty
 # silhouette width — the true labels are never used to choose. The same rule runs on three
 # spaces: the 2-D t-SNE map, the first two principal components, and the standardised
 # 1,024-dimensional features themselves. Then the clusters are compared with the song types
-# (ARI with a 95 % interval from half-samples of the clips):
+# (ARI with a 95 % interval from half-samples of the birds, each drawn bird with all its clips:
+# a bird's clips share its voice, so the birds are the independent units):
 
 # %% tags=["hide-input"]
 spaces = {"t-SNE": tsne, "PCA (2 components)": pca, "features (1,024)": standardised}
@@ -202,7 +203,8 @@ for space, points in spaces.items():
         labels[members] = [f"{name[0]}-{chr(65 + c)}" for c in found]  # E-A, E-B, ... (not song types E1...)
         choices.append({"space": space, "dialect": name, "clusters chosen": int(table.loc[table["chosen"], "k"].iloc[0]),
                         "song types": int(known.loc[members, "song type"].nunique())})
-        agreement = label_agreement(found, {"song type": known.loc[members, "song type"].to_numpy()}, seed=SEED)
+        agreement = label_agreement(found, {"song type": known.loc[members, "song type"].to_numpy()}, seed=SEED,
+                                    groups=known.loc[members, "bird"].to_numpy())  # half of the birds per draw
         rows.append({"space": space, "dialect": name, **agreement.iloc[0].drop("label").to_dict()})
     cluster_labels[space] = labels
 recovery = pd.DataFrame(rows)
@@ -221,7 +223,8 @@ for space, key in zip(spaces, ("tsne", "pca", "features")):
 # t-SNE against PCA on the same clips: the difference of their ARIs over the same half-samples (paired)
 paired = pd.DataFrame([{"dialect": name, **agreement_difference(
     cluster_labels["t-SNE"][dialect == name], cluster_labels["PCA (2 components)"][dialect == name],
-    known.loc[dialect == name, "song type"].to_numpy(), seed=SEED)} for name in DIALECTS]).set_index("dialect")
+    known.loc[dialect == name, "song type"].to_numpy(), seed=SEED, groups=known.loc[dialect == name, "bird"].to_numpy())}
+    for name in DIALECTS]).set_index("dialect")
 # per dialect, won where its paired interval lies above 0, lost where below (each on its own, not Holm-adjusted);
 # the wins and losses read by chapter 08's comparison_verdict
 tsne_against_pca = comparison_verdict(int((paired["low"] > 0).sum()), int((paired["high"] < 0).sum()))
@@ -249,7 +252,7 @@ glue("pca_features_clause", Markdown(
 # Averaged over the two dialects, t-SNE's clusters match the song types at ARI
 # {glue:text}`tsne_ari`, PCA's at {glue:text}`pca_ari`, and clusters of the full features at
 # {glue:text}`features_ari`. Both partitions are of the same clips, so t-SNE is set against PCA
-# pair-wise, on the same half-samples, not by whether their intervals overlap: t-SNE's ARI less
+# pair-wise, on the same half-samples of the birds, not by whether their intervals overlap: t-SNE's ARI less
 # PCA's, {glue:text}`paired_text` (95 % intervals; `wrenlib.latent.agreement_difference`). The
 # full features' ARI is the fair yardstick: t-SNE can only show structure that is in the
 # features, and a 2-D picture that beats the features it was made from has found nothing new —
@@ -324,7 +327,7 @@ glue("structure_text", Markdown((
 # The paper's open question 2. The same t-SNE clusters, per dialect, against every property of
 # the clips the surrogate knows: ARI and AMI (the adjusted mutual information), both 1 when the
 # clusters and the property split the clips the same way and about 0 for a random split, with
-# 95 % intervals from half-samples of the clips (`wrenlib.latent.label_agreement` says why not
+# 95 % intervals from half-samples of the birds (`wrenlib.latent.label_agreement` says why not
 # the usual bootstrap):
 
 # %% tags=["hide-input"]
@@ -332,7 +335,8 @@ properties = ["song type", "shared template", "bird", "background"]
 rows = []
 for name in DIALECTS:
     members = dialect == name
-    table = label_agreement(cluster_labels["t-SNE"][members], known.loc[members, properties], seed=SEED)
+    table = label_agreement(cluster_labels["t-SNE"][members], known.loc[members, properties], seed=SEED,
+                            groups=known.loc[members, "bird"].to_numpy())
     rows.append(table.assign(dialect=name))
 follows = pd.concat(rows, ignore_index=True)
 display(follows.assign(ARI=follows.apply(lambda r: f"{r['ari']:.2f} [{r['ari_low']:.2f}, {r['ari_high']:.2f}]", axis=1),
@@ -398,13 +402,19 @@ for label, value in best.items():
 # (`given=` the images). The prediction is a least-squares parabola over the pairs compared, not
 # a line: were map likeness a convex function of image likeness, a line would leave positive
 # residuals exactly where the pairs of one cluster lie (alike in their images) and read the
-# curve as consistency.
+# curve as consistency. The image is a weak control for maps, though: a map is made by a
+# network, and a network's maps of two alike inputs are alike even when it has learnt nothing.
+# So the second control is DeepLIFT on an **untrained network** of the same shape (chapter 08's
+# reference row), and the last row asks what is left of the ensemble's correlations beyond what
+# the untrained network's maps of the same pair predict.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Paired bars per map (ensemble, Grad-CAM, DeepLIFT, two references, three residual controls): mean correlation of two clips' maps in the same cluster vs another cluster of the same dialect."}}
 raw = {m: explain_dataset(model, images, test, m, PROFILE, settings_for_profile(m, PROFILE, SEED), device=device,
                           progress=True).normalised() for m in ("gradcam", "deeplift")}
+UNTRAINED = REFERENCE_MAPS[1]  # DeepLIFT on a network of the same shape, never trained (chapter 08)
 maps = {"average (GC+DL)": average_ensemble({"Grad-CAM": raw["gradcam"], "DeepLIFT": raw["deeplift"]}),
-        "Grad-CAM": raw["gradcam"], "DeepLIFT": raw["deeplift"], "reference: the image": image_as_map(images.images(test))}
+        "Grad-CAM": raw["gradcam"], "DeepLIFT": raw["deeplift"],
+        **reference_maps(model, images.images(test), seed=SEED, device=device)}  # the image; DeepLIFT, untrained
 N_SHUFFLES = 1000  # of the cluster labels inside each dialect
 rows = []
 for name, values in maps.items():
@@ -413,9 +423,12 @@ for name, values in maps.items():
     rows.append({"map": name, **result})
 BEYOND = "average, beyond the image"  # the ensemble's correlations less what the images' predict
 BEYOND_DEEPLIFT = "DeepLIFT, beyond the image"  # without Grad-CAM's part, built in (see the verdict)
-for name, source in ((BEYOND, "average (GC+DL)"), (BEYOND_DEEPLIFT, "DeepLIFT")):
+BEYOND_UNTRAINED = "average, beyond an untrained network"  # less what an untrained network's maps of the pair predict
+for name, source, given in ((BEYOND, "average (GC+DL)", "reference: the image"),
+                            (BEYOND_DEEPLIFT, "DeepLIFT", "reference: the image"),
+                            (BEYOND_UNTRAINED, "average (GC+DL)", UNTRAINED)):
     rows.append({"map": name, **cluster_consistency(maps[source], cluster_labels["t-SNE"], dialect, n_permutations=N_SHUFFLES,
-                                                    seed=SEED, given=maps["reference: the image"], units=known["bird"])})
+                                                    seed=SEED, given=maps[given], units=known["bird"])})
 consistency = pd.DataFrame(rows).set_index("map")
 fig, ax = plt.subplots(figsize=(9, 3.6))
 positions = np.arange(len(consistency))
@@ -424,17 +437,18 @@ ax.bar(positions + 0.2, consistency["between"], 0.4, label="other cluster, same 
 for position, row in zip(positions, consistency.itertuples()):
     ax.text(position, max(row.within, row.between, 0) + 0.01, f"{row.difference:+.3f}\n{permutation_p_text(row.p_value, N_SHUFFLES)}",
             ha="center", va="bottom", fontsize=8)
-ax.set_xticks(positions, [textwrap.fill(name, 14) for name in consistency.index], fontsize=8)  # six long names
-ax.set_ylabel("mean correlation of two clips' maps\n(last two: residuals)")
+ax.set_xticks(positions, [textwrap.fill(name, 14) for name in consistency.index], fontsize=8)  # eight long names
+ax.set_ylabel("mean correlation of two clips' maps\n(last three: residuals)")
 ax.set_ylim(min(0, consistency[["within", "between"]].to_numpy().min() * 1.35),
             consistency[["within", "between"]].to_numpy().max() * 1.35 + 0.02)
 ax.axhline(0, color="0.4", linewidth=0.6)
 ax.legend(fontsize=8, loc="upper right")
 plt.show()
-display(consistency.style.format({"within": "{:.3f}", "between": "{:.3f}", "difference": "{:+.3f}",
-                                  "p_value": lambda p: permutation_p_text(p, N_SHUFFLES)}))
-ensemble, image, beyond, beyond_deeplift = (consistency.loc[name] for name in
-                                            ("average (GC+DL)", "reference: the image", BEYOND, BEYOND_DEEPLIFT))
+display(consistency.rename(columns={"p_value": "p", "n_within_pairs": "pairs within", "n_between_pairs": "pairs between"})
+        .style.format({"within": "{:.3f}", "between": "{:.3f}", "difference": "{:+.3f}",
+                       "p": lambda p: permutation_p_text(p, N_SHUFFLES)}))
+ensemble, image, beyond, beyond_deeplift, beyond_untrained = (
+    consistency.loc[name] for name in ("average (GC+DL)", "reference: the image", BEYOND, BEYOND_DEEPLIFT, BEYOND_UNTRAINED))
 for name, row in consistency.iterrows():
     wrenlib.record_result(PROFILE, wrenlib.result_key("cluster_consistency", name), float(row["difference"]), glue=False)
 
@@ -449,9 +463,10 @@ for name, row in consistency.iterrows():
 # both dialects (above; without that, a better match is *qualified*: song types ordered along one
 # cloud); (b)
 # explanations are consistent within a sub-population — the ensemble's within-minus-between
-# difference is significant (p < 0.05) *and* so is what is left of it beyond the image's own
-# (the "average, beyond the image" row above); significant only as far as the images are, (b) is *qualified*; not
-# significant, it is *undecided* (the test asks only whether maps are more alike within a
+# difference is significant (p < 0.05) *and* so is what is left of it beyond each control, the
+# image and the untrained network (the "average, beyond the image" and "average, beyond an
+# untrained network" rows above); significant only as far as a control is, (b) is *qualified*;
+# not significant, it is *undecided* (the test asks only whether maps are more alike within a
 # cluster, so it cannot refute). The claim needs both halves: it is confirmed only when both are,
 # refuted when one is refuted and neither confirmed, undecided when neither half decides, and
 # qualified otherwise — one half for it and the other not decided, or against it. (In chapters
@@ -464,7 +479,8 @@ part_a = ("qualified" if tsne_against_pca == "confirmed" and len(clustered_diale
           else tsne_against_pca)
 significant = ensemble["p_value"] < 0.05  # one-sided: within a cluster more alike than between
 beyond_image = beyond["p_value"] < 0.05  # the same test on what the images' correlations do not predict
-part_b = ("confirmed" if significant and beyond_image
+beyond_network = beyond_untrained["p_value"] < 0.05  # and on what an untrained network's maps do not predict
+part_b = ("confirmed" if significant and beyond_image and beyond_network
           else "qualified" if significant else "undecided")  # no significance is no evidence either way
 # the claim needs both halves: confirmed only when both are, refuted when one is and neither is confirmed,
 # undecided when neither half decides, qualified otherwise (one half for it, the other not)
@@ -482,6 +498,15 @@ glue("ensemble_p", permutation_p_text(ensemble["p_value"], N_SHUFFLES), display=
 glue("image_difference", f"{image['difference']:+.3f}", display=False)
 glue("beyond_difference", f"{beyond['difference']:+.3f}", display=False)
 glue("beyond_p", permutation_p_text(beyond["p_value"], N_SHUFFLES), display=False)
+untrained = consistency.loc[UNTRAINED]
+glue("untrained_sentence", f"DeepLIFT on the untrained network is "
+     + (f"consistent within clusters too ({untrained['difference']:+.3f}, "
+        f"{permutation_p_text(untrained['p_value'], N_SHUFFLES)}): alike inputs make alike maps in a network that "
+        "has learnt nothing." if untrained["p_value"] < 0.05 else
+        f"not measurably consistent within clusters ({untrained['difference']:+.3f}, "
+        f"{permutation_p_text(untrained['p_value'], N_SHUFFLES)})."), display=False)
+glue("beyond_untrained_difference", f"{beyond_untrained['difference']:+.3f}", display=False)
+glue("beyond_untrained_p", permutation_p_text(beyond_untrained["p_value"], N_SHUFFLES), display=False)
 parts = {name: consistency.loc[name, "difference"] for name in ("Grad-CAM", "DeepLIFT")}
 deeplift_beyond = (f"DeepLIFT's maps alone, beyond the image: {beyond_deeplift['difference']:+.3f} "
                    f"({permutation_p_text(beyond_deeplift['p_value'], N_SHUFFLES)})")
@@ -495,9 +520,11 @@ if part_b == "confirmed":
                      else ".") if beyond_deeplift["p_value"] < 0.05
                   else ", not significant: what is left beyond the image may be Grad-CAM's built-in part alone."))
 elif part_b == "qualified":
-    reading = ("The ensemble's maps are not measurably more alike within a cluster than their images' likeness "
-               f"predicts ({deeplift_beyond}). A consistency that the inputs already have is not evidence that "
-               "the explanations found a sub-population — it is evidence that the sub-population exists.")
+    short = listing([control for control, passed in (("the images' likeness", beyond_image),
+                                                      ("an untrained network's maps", beyond_network)) if not passed])
+    reading = (f"The ensemble's maps are not measurably more alike within a cluster than {short} predicts "
+               f"({deeplift_beyond}). A consistency that the inputs already give any map of this kind is not "
+               "evidence that the explanations found a sub-population — it is evidence that the sub-population exists.")
 else:
     reading = ("The ensemble's maps are not measurably more alike within a cluster than between clusters, so "
                "these clusters leave no mark on the explanations that this test can see.")
@@ -510,7 +537,9 @@ glue("consistency_reading", reading, display=False)
 # {glue:text}`ensemble_difference` more than those of two clusters of the same dialect
 # ({glue:text}`ensemble_p`); the images themselves, {glue:text}`image_difference`. Beyond what the
 # images' correlations predict, the ensemble's difference is {glue:text}`beyond_difference`
-# ({glue:text}`beyond_p`).
+# ({glue:text}`beyond_p`). {glue:text}`untrained_sentence` Beyond what the untrained network's
+# maps predict, the ensemble's difference is {glue:text}`beyond_untrained_difference`
+# ({glue:text}`beyond_untrained_p`).
 # {glue:text}`consistency_reading` One caution in reading (b): the clusters are cut from the
 # features of the network's dense layers, which are computed from its last convolutional block,
 # and Grad-CAM is made from that same block's activations. Clips close in those features are
@@ -525,8 +554,10 @@ glue("consistency_reading", reading, display=False)
 
 # %% tags=["hide-input"]
 first = sorted(set(cluster_labels["t-SNE"]))[0]
-fig = cluster_figure(images, test, cluster_labels["t-SNE"], maps["average (GC+DL)"], first)
-plt.show()
+fig, sound = cluster_panel(images, test, cluster_labels["t-SNE"], maps["average (GC+DL)"], first)
+display(figures_with_audio([fig], [sound], [f"cluster {first}: members with the ensemble's maps and the diagnostic "
+                                            "mask; the player plays the first one"]))
+plt.close(fig)
 
 # %% tags=["remove-output"]
 cluster_browser(images, test, cluster_labels["t-SNE"], maps["average (GC+DL)"])

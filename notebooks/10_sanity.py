@@ -83,10 +83,10 @@ from wrenlib.metrics import (
     paired_comparisons,
     summarise_scores,
 )
-from wrenlib.plotting import plot_attribution
+from wrenlib.plotting import figures_with_audio, plot_attribution
 from wrenlib.surrogate import DIALECTS
 from wrenlib.training import accuracy_with_interval, load_or_train_model, predict
-from wrenlib.widgets import clip_label, randomisation_browser, randomisation_figure
+from wrenlib.widgets import clip_label, clip_waveform, randomisation_browser, randomisation_figure
 
 profile, device, model, images = wrenlib.start_chapter(PROFILE, SEED)  # seeds, device, trained CNN
 TITLES = list(METHOD_TITLES.values())
@@ -162,7 +162,7 @@ print(f"pixels changed by hand {int((by_hand != picture).sum())}, by wrenlib {in
 # model's device, in batches: one forward pass per step and image. What the model sees along
 # the way, for the same clip under each method's map:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grid of one clip's image with its top-ranked pixels removed, one row per method (Grad-CAM, DeepLIFT, LIME, SHAP), columns removing more; each title gives the model's probability."}}
 shown = np.array([0.0, 0.01, 0.02, 0.05, 0.1])
 fig, axes = plt.subplots(len(TITLES), len(shown), figsize=(12, 1.3 * len(TITLES) + 0.6), sharex=True, sharey=True)
 for row, name in enumerate(TITLES):
@@ -187,7 +187,7 @@ plt.show()
 # noise, `wrenlib.faithfulness.random_maps`) is the floor a method must beat; **the image as a
 # map** removes the loudest pixels first, which needs no model at all.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels of mean probability of the explained class against the share of pixels removed (deletion, left) or restored (insertion, right); one line per method, dashed for the image and random maps."}}
 UP_TO, STEPS = 0.1, 10  # the first 10 % of the pixels, in steps of 1 %
 fractions, curves, faithfulness = faithfulness_scores(model, pictures, maps, targets, steps=STEPS, up_to=UP_TO,
                                                     device=device)
@@ -215,12 +215,12 @@ plt.show()
 # the song covers only a few per cent of a spectrogram (the diagnostic mask a median
 # {glue:text}`mask_share`), and past that point a map that ranks the song first has removed all
 # of it: its curve is flat from there on. The areas below are therefore the *mean probability over the first*
-# {glue:text}`curve_range` (`wrenlib.faithfulness.curve_auc`), with 95 % bootstrap intervals over
-# clips:
+# {glue:text}`curve_range` (`wrenlib.faithfulness.curve_auc`), with 95 % Student's t intervals
+# over clips:
 
 # %% tags=["hide-input"]
 faithful_summary = summarise_scores(faithfulness, ["map"], ["deletion AUC", "insertion AUC", "insertion - deletion"],
-                                    seed=SEED)
+                                    seed=SEED, bounds=(-1, 1))
 display(interval_table(faithful_summary, "map").loc[ORDER])
 faithful_means = faithful_summary.pivot(index="map", columns="score", values="mean")
 for name, row in faithful_means.iterrows():
@@ -341,14 +341,16 @@ print(f"{len(sanity_clips)} clips ({profile.sanity_clips // 2} per dialect), {le
 # been re-initialised):
 
 # %% tags=["hide-input"]
-display(randomisation_figure(images, sanity_clips, randomised, labels, 0, TITLES, depths=[0, 1, 3, 4, 6, len(labels)]))
+display(figures_with_audio([randomisation_figure(images, sanity_clips, randomised, labels, 0, TITLES, depths=[0, 1, 3, 4, 6, len(labels)])],
+                           [clip_waveform(images, sanity_clips[0])],
+                           [f"{clip_label(images, sanity_clips[0])}: the four methods' maps as the network's layers are randomised, from the top down"]))
 plt.close("all")
 
 # %% [markdown]
 # And measured, for every method and ensemble (median over the sanity clips, with the
 # interquartile range shaded). {glue:md}`cascade_depths_text`
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Four panels, one per similarity measure, of median similarity to the trained model's map as layers are re-initialised from the top down; methods solid with quartile bands, ensembles dashed."}}
 MEASURES = ["Spearman of magnitudes (song pixels)", "Spearman (song pixels)", "SSIM", "Spearman (all pixels)"]
 fig, axes = plt.subplots(1, len(MEASURES), figsize=(18, 3.9), sharey=True)
 for ax, measure in zip(axes, MEASURES):
@@ -453,7 +455,7 @@ predictions = [predict(m, images, test_split, device).argmax(1) for m in seed_mo
 for init_seed, predicted in zip(range(SEED, SEED + profile.stability_seeds), predictions):
     accuracy, low, high = accuracy_with_interval(predicted == images.labels[test_split],  # birds resampled
                                                  images.clips.iloc[test_split]["individual"].to_numpy(), seed=SEED)
-    seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.3f} [{low:.3f}, {high:.3f}]",
+    seed_accuracy.append({"initial weights (seed)": init_seed, "test accuracy": f"{accuracy:.1%} [{low:.1%}, {high:.1%}]",
                           "agrees with seed 0": f"{np.mean(predicted == predictions[0]):.1%}"})
 seed_maps = [trained_maps] + [with_ensembles(raw, sanity_pictures) for raw in checks["training seed"]]
 display(pd.DataFrame(seed_accuracy).style.hide(axis="index"))
@@ -628,7 +630,9 @@ glue("sanity_count", len(sanity_clips), display=False)
 # or Colab); here the ensembles on the first clip:
 
 # %% tags=["hide-input"]
-display(randomisation_figure(images, sanity_clips, randomised, labels, 0, ENSEMBLES))
+display(figures_with_audio([randomisation_figure(images, sanity_clips, randomised, labels, 0, ENSEMBLES)],
+                           [clip_waveform(images, sanity_clips[0])],
+                           [f"{clip_label(images, sanity_clips[0])}: the ensembles' maps as the network's layers are randomised, from the top down"]))
 plt.close("all")
 
 # %% tags=["remove-output"]

@@ -100,7 +100,8 @@ for waveform, title in ((clean, "the clean clip"), (mixed, "the same clip with t
     fig.tight_layout()
     figures.append(fig)
     plt.close(fig)
-display(figures_with_audio(figures, [clean, mixed], ["clean", "with the insect chorus"]))
+display(figures_with_audio(figures, [clean, mixed], ["The clean clip's spectrogram",
+                                                    "The same clip with the insect chorus added, its mask outlined"]))
 
 # %% [markdown]
 # ## 2. The experiment
@@ -122,7 +123,7 @@ display(figures_with_audio(figures, [clean, mixed], ["clean", "with the insect c
 models, images, accuracy = confound_experiment(PROFILE, STRENGTHS, seed=SEED, background=BACKGROUND, device=device,
                                                progress=False, confound=CONFOUND)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels against confound strength: left test accuracy with 95 percent intervals, right the share of test clips called Mexican; one line each for the confounded, clean and flipped test sets."}}
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for name, colour in zip(("confounded", "clean", "flipped"), sns.color_palette("deep", 3)):
     rows = accuracy[accuracy["test set"] == name]
@@ -225,7 +226,7 @@ for s in STRENGTHS:
                                   "on the diagnostic elements": region_share(values, diagnostic_masks)}))
 shares = pd.concat(rows, ignore_index=True)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels against confound strength: mean share of positive attribution on the source (left) and on the diagnostic elements (right), one line per method and ensemble, dashed for references."}}
 ORDER = list(maps_by_strength[strongest])
 summary = summarise_scores(shares, ["map", "strength"], ["on the source", "on the diagnostic elements"], seed=SEED,
                            method="t", bounds=(0, 1))  # a handful of clips: Student's t, not a bootstrap
@@ -248,7 +249,7 @@ display(interval_table(summary[summary["score"] == "on the source"], "map", "str
 # The table gives the share on the source with its 95 % Student-t interval over the explained
 # clips (a handful, where a bootstrap's interval comes out too narrow). The same clips, the maps of the clean model (s = 0) and of the fully confounded one:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two rows of attribution maps, yellow to dark red, for one Mexican test clip with the source's mask outlined: clean model on top, fully confounded model below; one column per method or ensemble."}}
 shown = [name for name in ORDER if not name.startswith("reference")][:6]
 clip = 0
 fig, axes = plt.subplots(2, len(shown), figsize=(2.7 * len(shown), 4.4), squeeze=False)
@@ -324,9 +325,9 @@ glue("never_maps", Markdown(f"never warned: {', '.join(never)}" if never else "e
 hidden = [r["map"] for r in warnings_table.to_dict("records")
           if r["warns from strength"] == "never" and r["rises above the clean model's from"] != "never"]
 glue("hidden_maps", Markdown(
-    f"{listing(hidden)} did follow the model onto the source — {'its' if len(hidden) == 1 else 'their'} share rose "
-    "above the clean model's, clip by clip — without standing out against the image: a change that a comparison "
-    "with a clean model shows and a reader of the maps alone would miss." if hidden else
+    f"{listing(hidden)} rose on the source — {'its' if len(hidden) == 1 else 'their'} share above the clean "
+    "model's, clip by clip — without standing out against the image: a change that a comparison with a clean model "
+    "shows and a reader of the maps alone would miss." if hidden else
     "No map followed the model onto the source without also standing out against the image."), display=False)
 wrenlib.record_result(PROFILE, "confound_rises_without_warning", listing(hidden) if hidden else "none", glue=False)
 glue("image_source_share", f"{image_share[strongest]:.0%}", display=False)
@@ -338,7 +339,10 @@ glue("image_source_share", f"{image_share[strongest]:.0%}", display=False)
 # map: a Grad-CAM cell is wider than the source's band, so a cell centred on the source spreads
 # most of its weight beside it, and its share may never reach the image's however much the
 # model relies on the source. The table's other column reads the model's side alone.
-# {glue:md}`hidden_maps`
+# {glue:md}`hidden_maps` One caution on that column: each strength is one trained CNN, set
+# against one clean CNN, and two CNNs trained alike from other initial weights differ by
+# themselves (chapter 10 measures how far the maps move between training seeds), so a rise of a
+# few hundredths may be the seed's, not the confound's; a large one is not.
 #
 # ## 5. Before believing a dialect classifier: a checklist
 #

@@ -97,7 +97,7 @@ if source.is_dir():
     files = describe_folder(source)
     display(files[files["problem"] == ""].groupby(["class", "format"]).agg(
         files=("file", "size"), seconds=("seconds", "sum"),
-        sample_rates=("sample_rate_hz", lambda r: ", ".join(f"{rate / 1000:g} kHz" for rate in sorted(set(r.dropna())))))
+        **{"sample rates": ("sample_rate_hz", lambda r: ", ".join(f"{rate / 1000:g} kHz" for rate in sorted(set(r.dropna()))))})
         .style.format({"seconds": "{:.0f}"}))
     unreadable = files[files["problem"] != ""]
     if len(unreadable):
@@ -112,11 +112,16 @@ if source.is_dir():
 # go to one of train, validation and test, never two. Clips of one recording share the bird,
 # the site, the microphone and the weather; split by clip, a model can score well by
 # recognising recordings. A file that cannot be used is reported with the reason and skipped;
-# the rest loads.
+# the rest loads. The images keep the book's fixed level scale (chapter 02), so a recording far
+# quieter than the book's clips draws black images: it is reported as "too quiet for the
+# images", with its level, rather than trained on. Before any training, the load checks that
+# there are two classes at least, each with recordings in the training and validation splits
+# (`for_training=True`): a misspelled label is often a class of one recording.
 
 # %% tags=["hide-input"]
 front_end = front_end_for_profile(PROFILE)
-dataset, recordings, report = recordings_dataset(source, front_end, seed=SEED, background="black", progress=False)
+dataset, recordings, report = recordings_dataset(source, front_end, seed=SEED, background="black", progress=False,
+                                                 for_training=True)
 labels = recordings.label_names
 print(report)
 overview = (dataset.clips.groupby(["dialect", "split"])
@@ -164,7 +169,7 @@ accuracy, low, high = accuracy_with_interval(correct, recordings_tested, seed=SE
 print(f"{len(history)} epochs; test accuracy {accuracy:.1%} (95 % interval over recordings {low:.1%}-{high:.1%}) "
       f"on {len(test)} clips of {len(set(recordings_tested))} recordings")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Learning curves of the model trained on the recordings, against epoch in two panels: loss left and accuracy right, each with a training and a validation line."}}
 wrenlib.record_result(PROFILE, "own_recordings_test_accuracy", float(accuracy))
 wrenlib.record_result(PROFILE, "own_recordings_test_accuracy_ci", f"{low:.0%}–{high:.0%}")
 book = wrenlib.read_results(PROFILE)  # chapter 03's model, on the surrogate (not loaded here)
@@ -204,17 +209,21 @@ plt.show()
 #
 # The four methods of chapters 04–07 with the profile's budgets
 # (`wrenlib.explain.explain_methods`), for the class the model predicts, and the paper's
-# ensemble, the average of Grad-CAM and DeepLIFT (chapter 08):
+# ensemble, the average of Grad-CAM and DeepLIFT (chapter 08), on {glue:text}`explained_text`
+# (LIME's and SHAP's budgets make every clip costly: the `EXPLAIN_CLIPS` parameter asks for more):
 
 # %%
 chosen = explained_clips(dataset, EXPLAIN_CLIPS, seed=SEED)
+recording_of = dataset.clips["recording_id"].to_numpy()
+glue("explained_text", f"{len(chosen)} test clips, as many of each dialect, from {len(set(recording_of[chosen]))} "
+     f"of the {len(set(recording_of[test]))} test recordings", display=False)
 pictures = dataset.images(chosen)
 raw = explain_methods(model, pictures, PROFILE, dataset, device=device, seed=SEED)
 maps = {METHOD_TITLES[method]: normalise_maps(values) for method, values in raw.items()}
 maps["average (GC+DL)"] = average_ensemble({name: maps[name] for name in ("Grad-CAM", "DeepLIFT")})
 probabilities = predict(model, dataset, chosen, device)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grid of test clips, two per dialect in rows labelled true and predicted dialect: the image, then Grad-CAM, DeepLIFT, LIME, SHAP and average-ensemble maps over it, yellow to dark red."}}
 dialect_of = dataset.clips["dialect"].to_numpy()[chosen]
 shown = [int(p) for name in labels for p in np.flatnonzero(dialect_of == name)[:2]]  # two clips of each dialect
 rows = len(shown)
@@ -253,9 +262,9 @@ references = {"reference: the image": image_as_map(pictures), "reference: random
 fractions, curves, faithfulness = faithfulness_scores(model, pictures, {**maps, **references},
                                                       targets=probabilities.argmax(1), device=device)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels of mean probability of the predicted class against the share of pixels removed (deletion, left) or restored (insertion, right); one line per map, dashed for the image and random maps."}}
 # the recordings are the independent units: each recording's clips averaged, then Student's t over the recordings
-faithfulness["recording"] = dataset.clips["recording_id"].to_numpy()[chosen][faithfulness["position"]]
+faithfulness["recording"] = recording_of[chosen][faithfulness["position"]]
 per_recording = faithfulness.groupby(["map", "recording"], as_index=False)[["deletion AUC", "insertion AUC"]].mean()
 summary = summarise_scores(per_recording, ["map"], ["deletion AUC", "insertion AUC"], method="t", bounds=(0, 1))
 n_recordings = per_recording["recording"].nunique()
@@ -304,7 +313,8 @@ glue("random_area", f"{areas['reference: random map']:.2f}", display=False)
 # %% [markdown]
 # Lower deletion areas mean the probability fell sooner (the image as a map: area
 # {glue:text}`image_area`; the random map: {glue:text}`random_area`; the table's intervals are
-# Student's t over the recordings, each recording's clips averaged). {glue:md}`faithful_text`
+# Student's t over the recordings of the explained clips, each recording's clips averaged).
+# {glue:md}`faithful_text`
 # Chapter 10 explains why the image can be the harder floor on a spectrogram: the loudest pixels are the song, and the song is what the model
 # uses. A map that loses to it adds nothing a reader could not see in the spectrogram.
 #
@@ -315,7 +325,7 @@ glue("random_area", f"{areas['reference: random map']:.2f}", display=False)
 # matters first is one the surrogate cannot pose: **do the clusters follow recordings** (the
 # site, the day, the microphone) rather than song? Chapter 09 could only ask it of the bird.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Three t-SNE scatter plots of the test clips' latent features, coloured by dialect, by cluster and by recording, with marker shape showing the dialect."}}
 features = latent_features(model, dataset.images(test), device=device)
 tsne = embed(features, "tsne", perplexity=fitting_perplexity(len(test)), seed=SEED)
 clusters = np.zeros(len(test), dtype=object)

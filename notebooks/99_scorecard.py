@@ -82,7 +82,7 @@ wrenlib.record_result(PROFILE, "scorecard_status_counts", counts.to_dict(), glue
 # The one number both sides report, the test accuracy, with the book's 95 % interval and the
 # accuracy an ideal observer of the surrogate's diagnostic features reaches (chapter 01):
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Left: test accuracy as points for the paper (real recordings), the book's CNN with its 95 percent interval, and the ideal observer; right: horizontal bars counting the paper's results per status, colour-coded."}}
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 2.8), gridspec_kw={"width_ratios": [3, 2]})
 rows = [("paper (real recordings)", 0.948, None, None)]
 if "test_accuracy" in results:

@@ -107,6 +107,7 @@ def test_the_performance_page_shows_this_run_the_gpu_record_and_the_bench(tmp_pa
     assert "**2.50 GiB**, in `03_training`" in text
     assert "no schedule" not in text  # a log without bounds (written before they were recorded)
     assert "Every CNN came from the cache" in text  # cnn_black trained nothing: its CNN was cached
+    assert "its training's precision is not recorded" in text  # a stage record from before precisions were kept
     log.update(jobs=2, wall_seconds=480.0, bounds={"work_seconds": 720.0, "chain_seconds": 400.0,
                                                    "chain": ["01_wren_dialects", "cnn_black", "03_training"]})
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")
@@ -199,6 +200,7 @@ def test_a_stage_record_in_another_precision_says_what_16_bits_changed_not_what_
     assert ("In bfloat16 one epoch took 1.2 s against 1.8 s in float32 (1.5 times as fast); the two CNNs reached "
             "89.6% and 90.3% on the test clips and predicted the same dialect for 95.1% of them.") in text
     assert "The quick book trains" not in text  # its CNNs train in float32: this record does not time them
+    assert "precision is not recorded" not in text
     record["mixed_precision"] = "off"
     (benchmarks / "stages-quick-cpu-bf16.json").write_text(json.dumps(record))
     write_performance_page(page, log, benchmarks, tmp_path / "no-bench")

@@ -60,6 +60,11 @@ def test_chapter_page_shows_figures_and_no_errors(chapter):
         else:
             file = (HTML / "book" / "chapters" / source).resolve()
             assert file.is_file() and file.stat().st_size > 1_000, source
+    # every figure says what it shows to a reader who cannot see it (a cell's mystnb.image.alt, or the
+    # caption of a figure with its player): never its own file name, which myst-nb writes where none is given
+    for tag in re.findall(r"<img[^>]*>", page):
+        alt = re.search(r'alt="([^"]*)"', tag)
+        assert alt and len(alt.group(1)) > 15 and "_images" not in alt.group(1), f"{chapter}: {tag[:160]}"
 
 
 def test_scorecard_has_every_paper_result_measured():

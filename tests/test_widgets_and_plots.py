@@ -64,6 +64,18 @@ def test_audio_player_embeds_a_wav():
     assert wav_bytes(np.zeros(100))[:4] == b"RIFF"  # silence does not divide by zero
 
 
+def test_a_figure_with_its_player_carries_its_caption_as_alt_text_safely():
+    """The caption is the figure's alt text (what a screen reader says); a quote or a < in it must
+    not end the attribute or open a tag."""
+    from wrenlib.plotting import figures_with_audio
+
+    fig, _ = plt.subplots()
+    html = figures_with_audio([fig], [np.zeros(2_205)], ['the "clean" clip <no source>']).data
+    plt.close(fig)
+    assert 'alt="the &quot;clean&quot; clip &lt;no source&gt;"' in html and "<no source>" not in html
+    assert html.count("<audio") == 1
+
+
 def test_front_end_figure_reports_hop_and_frames_and_the_explorer_reacts(small_dataset):
     from wrenlib.widgets import front_end_explorer, front_end_figure
 
@@ -195,6 +207,13 @@ def test_cluster_figure_shows_members_of_the_chosen_cluster_only(small_dataset):
     picture = panel.image.value
     panel.controls["cluster"].value = "b"
     assert panel.image.value != picture
+    # the page's picture of the first setting plays the first clip it shows, as the browser's player does
+    from wrenlib.widgets import cluster_panel, clip_waveform
+
+    fig, sound = cluster_panel(data, indices, clusters, maps, "b", n_members=2, seed=3)
+    first = int(fig.axes[0].get_title().split(":")[0].split()[-1])
+    np.testing.assert_array_equal(sound, clip_waveform(data, first))
+    plt.close(fig)
 
 
 def test_method_gallery_shows_test_clips_with_their_masks(small_dataset, isolated_artifacts):

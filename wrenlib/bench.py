@@ -686,7 +686,7 @@ def _backend_tables(paths: list[Path]) -> list[str]:
 
 
 def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
         lines.append("| " + " | ".join("—" if row.get(c) is None else str(row.get(c)) for c in columns) + " |")
     return lines
@@ -830,8 +830,8 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
     profile = log.get("profile", "quick")
     trainings = trainings_per_job(profile)
     lines = ["# Performance", "",
-             "Written by `make execute` after every run of the book, from measurements; nothing on this page is "
-             "typed by hand. The dominant cost is training the paper's CNN. On an empty cache (as in CI) the "
+             "Written by `make execute` after every run of the book, from measurements; no number on this page "
+             "is typed by hand (the notes beside kept records of other runs are their keepers' words). The dominant cost is training the paper's CNN. On an empty cache (as in CI) the "
              "run trains the CNNs the chapters load as *preparations*: jobs of their own that run beside the "
              "chapters that do not need them (`wrenlib.book.book_preparations`). The heaviest "
              "explanations of chapters 06-08, 10 and 11 are preparations too, since they need only those CNNs, "
@@ -983,6 +983,9 @@ def write_performance_page(path: Path, log: dict[str, Any], benchmarks: Path, be
         training = next((s for s in record["stages"] if s["stage"] == STAGES[2]), None)
         reference = next((s for s in record["stages"] if s["stage"] == f"{STAGES[2]}, float32"), None)
         compared = [training, reference] if training and reference else []
+        if training and training.get("precision") is None:
+            lines += ["", "This record comes from before the stages named their precision and trained a float32 "
+                          "twin beside a CNN trained in 16 bits: its training's precision is not recorded."]
         if compared and reference.get("agreement_with_16_bit") is not None and all(
                 stage.get("seconds_per_epoch") and stage.get("test_accuracy") is not None for stage in compared):
             lines += ["", f"In {training.get('precision')} one epoch took {training.get('seconds_per_epoch')} s "

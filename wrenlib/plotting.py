@@ -123,9 +123,12 @@ def figures_with_audio(
     """Spectrogram figures each with its audio player beside it, as one HTML block."""
     from IPython.display import HTML
 
+    from html import escape
+
     blocks = []
     for fig, waveform, caption in zip(figures, waveforms, captions):
         picture = base64.b64encode(figure_png_bytes(fig)).decode()
+        caption = escape(caption)  # the alt text and the caption: a quote or a < in it would break the HTML
         blocks.append(
             '<figure style="margin:0 0 1.2em 0">'
             f'<img style="max-width:100%" src="data:image/png;base64,{picture}" alt="{caption}"/>'

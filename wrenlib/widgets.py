@@ -442,6 +442,24 @@ def randomisation_browser(dataset, indices, maps_by_depth: dict[int, dict[str, n
     return live_figure_panel(render, controls)
 
 
+def cluster_members(clusters, cluster, n_members: int = 4, seed: int = 0) -> np.ndarray:
+    """The positions of up to ``n_members`` clips of ``cluster`` (in ``clusters``, one label per
+    clip), drawn by ``seed``, in order: the clips :func:`cluster_figure` shows."""
+    clusters = np.asarray(clusters)
+    members = np.flatnonzero(clusters == cluster)
+    if not len(members):
+        raise ValueError(f"cluster {cluster!r} has no clips; clusters are {sorted(set(clusters.tolist()))}")
+    return np.sort(np.random.default_rng(seed).choice(members, size=min(n_members, len(members)), replace=False))
+
+
+def cluster_panel(dataset, indices, clusters, maps: np.ndarray, cluster, n_members: int = 4,
+                  seed: int = 0) -> tuple[plt.Figure, np.ndarray | None]:
+    """:func:`cluster_figure` and the sound of the first clip it shows (chapter 09: the browser's
+    panel, and the page's picture of its first setting)."""
+    first = int(np.asarray(indices)[cluster_members(clusters, cluster, n_members, seed)[0]])
+    return cluster_figure(dataset, indices, clusters, maps, cluster, n_members, seed), clip_waveform(dataset, first)
+
+
 def cluster_figure(dataset, indices, clusters, maps: np.ndarray, cluster, n_members: int = 4, seed: int = 0) -> plt.Figure:
     """Up to ``n_members`` clips of one latent-space cluster (chapter 09), drawn by ``seed``: each
     spectrogram with its normalised map (N, H, W, aligned with ``indices``) on top and the
@@ -450,9 +468,7 @@ def cluster_figure(dataset, indices, clusters, maps: np.ndarray, cluster, n_memb
 
     indices, clusters = np.asarray(indices), np.asarray(clusters)
     members = np.flatnonzero(clusters == cluster)
-    if not len(members):
-        raise ValueError(f"cluster {cluster!r} has no clips; clusters are {sorted(set(clusters.tolist()))}")
-    chosen = np.sort(np.random.default_rng(seed).choice(members, size=min(n_members, len(members)), replace=False))
+    chosen = cluster_members(clusters, cluster, n_members, seed)
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.6 * len(chosen), 2.7), sharey=True, squeeze=False)
     for ax, position in zip(axes[0], chosen):
         index = int(indices[position])
@@ -479,9 +495,6 @@ def cluster_browser(dataset, indices, clusters, maps: np.ndarray, n_members: int
     }
 
     def render(cluster, seed: int):
-        members = np.flatnonzero(clusters == cluster)
-        first = int(indices[np.sort(np.random.default_rng(seed).choice(members, size=min(n_members, len(members)),
-                                                                       replace=False))[0]])
-        return cluster_figure(dataset, indices, clusters, maps, cluster, n_members, seed), clip_waveform(dataset, first)
+        return cluster_panel(dataset, indices, clusters, maps, cluster, n_members, seed)
 
     return live_figure_panel(render, controls)
