@@ -578,3 +578,32 @@ def test_maps_summed_to_one_weigh_the_same_in_an_average():
     by_max = average_ensemble({"broad": normalise_maps(broad), "sharp": normalise_maps(sharp)})
     by_sum = average_ensemble({"broad": summed[:1], "sharp": summed[1:2]})
     assert by_max.sum() > 10 * by_max[0, 0, 0] and by_sum[0, 0, 0] > 0.5 * by_sum.sum()
+
+
+def test_per_map_scores_taken_in_passes_are_the_scores_of_one_pass(monkeypatch):
+    """The full profile scores hundreds of 480 x 960 maps; the per-map scores take them a few at a
+    time so that their float64 copies stay small. Each map's value depends on that map alone, so the
+    passes must give exactly what one pass gives, and a shape error still names the full shapes."""
+    from wrenlib import metrics
+
+    rng = np.random.default_rng(2)
+    maps, other = rng.random((11, 6, 8)) ** 3, rng.random((11, 6, 8))
+    maps[3] = 0.0  # an all-zero map: NaN shares
+    masks = rng.random((11, 6, 8)) < 0.2
+    masks[5] = False  # an empty mask: NaN rank accuracy and pointing game
+    song = masks | (rng.random((11, 6, 8)) < 0.3)
+    scores = {"correlation": lambda: metrics.map_correlation(maps, other),
+              "share": lambda: metrics.region_share(maps, masks), "mass": lambda: metrics.relevance_mass(maps, masks),
+              "rank": lambda: metrics.relevance_rank_accuracy(maps, masks),
+              "pointing": lambda: metrics.pointing_game(maps, masks, 1),
+              "auc": lambda: metrics.mask_auc(maps, masks, within=song),
+              "background": lambda: metrics.background_share(maps, ~song)}
+    whole = {name: score() for name, score in scores.items()}
+    monkeypatch.setattr(metrics, "MAPS_PER_PASS", 4)  # 11 maps: passes of 4, 4 and 3
+    for name, score in scores.items():
+        np.testing.assert_array_equal(score(), whole[name], err_msg=name)
+        assert score().shape == (11,)
+    with pytest.raises(ValueError, match=r"got \(11, 6, 8\) and \(10, 6, 8\)"):
+        metrics.relevance_mass(maps, masks[:10])
+    with pytest.raises(ValueError, match="maps must have one shape"):
+        metrics.map_correlation(maps, other[:, :5])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -49,10 +49,45 @@ def share_text(value: float, decimals: int = 2) -> str:
 
 
 def _check(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
-    maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
-    if maps.ndim != 3 or maps.shape != masks.shape:
-        raise ValueError(f"maps and {name} must both be (N, H, W) of one shape, got {maps.shape} and {masks.shape}")
-    return maps, masks
+    if len(np.shape(maps)) != 3 or np.shape(maps) != np.shape(masks):
+        raise ValueError(f"maps and {name} must both be (N, H, W) of one shape, got {np.shape(maps)} and "
+                         f"{np.shape(masks)}")
+    return np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
+
+
+# the per-map scores below take this many maps at a time: each pass copies only its own maps to float64
+# (a 480 x 960 map is 3.7 MB so), where one pass over the full profile's 800 test clips held several
+# float64 copies of all of them at once (chapter 05's DeepLIFT comparisons peaked at 21 GiB on a CPU)
+MAPS_PER_PASS = 32
+
+
+def in_passes(score: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A score of one value per map (N, H, W), computed :data:`MAPS_PER_PASS` maps at a time: every
+    argument that is an array of N entries (the maps, their masks, a second set of maps) is cut the
+    same way, and the passes' values are joined. Each map's value is computed from that map alone,
+    so the values are the very ones a single pass gives; only the memory a pass holds is bounded."""
+    import functools
+
+    @functools.wraps(score)
+    def passes(maps, *args, **kwargs):
+        n = len(maps) if np.ndim(maps) == 3 else 0
+        if n <= MAPS_PER_PASS:
+            return score(maps, *args, **kwargs)
+
+        def cut(value, part: slice):
+            return np.asarray(value)[part] if value is not None and np.ndim(value) >= 1 and len(value) == n else value
+
+        for value in (*args, *kwargs.values()):  # a mismatched shape is named as a single pass names it
+            if value is not None and np.ndim(value) >= 1 and np.shape(value) != np.shape(maps):
+                return score(maps, *args, **kwargs)
+        maps = np.asarray(maps)
+        parts = [score(maps[first:first + MAPS_PER_PASS],
+                       *(cut(value, slice(first, first + MAPS_PER_PASS)) for value in args),
+                       **{key: cut(value, slice(first, first + MAPS_PER_PASS)) for key, value in kwargs.items()})
+                 for first in range(0, n, MAPS_PER_PASS)]
+        return np.concatenate(parts)
+
+    return passes
 
 
 def _check_finite(maps: np.ndarray, masks: np.ndarray, name: str = "masks") -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +113,7 @@ def check_normalised_maps(maps: np.ndarray, name: str = "maps") -> np.ndarray:
     return maps
 
 
+@in_passes
 def region_share(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Share of each map's positive attribution that lies inside a boolean region (N, H, W), such as
     the diagnostic mask, the shared elements or the empty background (chapter 08); NaN for a map
@@ -90,6 +126,7 @@ def region_share(maps: np.ndarray, region: np.ndarray) -> np.ndarray:
         return np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
 
 
+@in_passes
 def relevance_mass(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Share of each map's positive attribution that lies inside its mask (Arras et al. 2022's
     relevance mass accuracy); NaN for a map without positive attribution."""
@@ -103,6 +140,7 @@ def mask_area(masks: np.ndarray) -> np.ndarray:
     return masks.reshape(len(masks), -1).mean(axis=1)
 
 
+@in_passes
 def map_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Pearson correlation of two maps of the same clip, one value per pair of (N, H, W) maps.
 
@@ -128,6 +166,7 @@ def map_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 # Chapter 08: which explanation is right.
 
 
+@in_passes
 def relevance_rank_accuracy(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Share of each map's top-k pixels that lie inside its mask, k = the mask's size (Arras et al.
     2022's relevance rank accuracy, chapter 08); NaN for an empty mask.
@@ -166,6 +205,7 @@ def dilate_masks(masks: np.ndarray, radius_px: int) -> np.ndarray:
     return binary_dilation(masks, structure=disk[None])  # a (1, h, w) element never crosses images
 
 
+@in_passes
 def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance_px: int = 0) -> np.ndarray:
     """1 where a map's maximum lies inside its mask grown by ``tolerance_px`` pixels (a disk), 0
     where it lies outside (the pointing game, chapter 08); NaN for an empty mask.
@@ -181,6 +221,7 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance_px: int = 0) ->
     return np.where(inside.any(axis=1), hits, np.nan)
 
 
+@in_passes
 def mask_auc(maps: np.ndarray, masks: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
     """ROC AUC of each map's values as a score for "pixel is in the mask" (chapter 08): 1 when every
     mask pixel outranks every other pixel, 0.5 for a constant map, 0 for the inverted ranking;
@@ -207,6 +248,7 @@ def mask_auc(maps: np.ndarray, masks: np.ndarray, within: np.ndarray | None = No
     return scores
 
 
+@in_passes
 def background_share(maps: np.ndarray, empty: np.ndarray) -> np.ndarray:
     """Share of each map's positive attribution on empty background, the pixels without song
     energy (chapter 08; LIME's failure in the paper). ``empty`` (N, H, W) is decided by the
