@@ -223,8 +223,9 @@ scores["on shared elements"] = np.concatenate([region_share(m, shared) for m in 
 scores["all-zero map"] = np.concatenate([all_zero_maps(m) for m in maps.values()]).astype(float)
 metric_names = ["relevance mass", "rank accuracy", "pointing game", "mask AUC", "mask AUC (song)",
                 "on empty background", "on shared elements", "all-zero map"]
-overall = summarise_scores(scores, ["map"], metric_names, seed=SEED, bounds=(0, 1))  # every score is a share
-by_dialect = summarise_scores(scores, ["map", "dialect"], metric_names, seed=SEED, bounds=(0, 1))
+PROPORTIONS = ("pointing game", "all-zero map")  # shares of hits: Wilson's interval
+overall = summarise_scores(scores, ["map"], metric_names, seed=SEED, bounds=(0, 1), proportions=PROPORTIONS)
+by_dialect = summarise_scores(scores, ["map", "dialect"], metric_names, seed=SEED, bounds=(0, 1), proportions=PROPORTIONS)
 order = list(maps)
 table = interval_table(overall, "map")
 means = overall.pivot(index="map", columns="score", values="mean")
@@ -287,7 +288,8 @@ glue("image_verdict", Markdown("higher than" if image_beats else "below"), displ
 
 # %% [markdown]
 # Means over the test clips with 95 % Student's t intervals (`wrenlib.metrics.summarise_scores`;
-# Wilson's interval for the pointing game, a share of hits);
+# Wilson's interval for the pointing game and the all-zero maps, shares of hits; a score that is
+# the same on every clip has no spread, and its interval is that value);
 # the diagnostic mask covers a median {glue:text}`area_median` of the image, which is what an
 # evenly spread map would score on relevance mass, rank accuracy and pointing game. The last
 # column is the ratio of relevance on the diagnostic elements to relevance on the shared ones. A

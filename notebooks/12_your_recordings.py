@@ -215,8 +215,9 @@ plt.show()
 # %%
 chosen = explained_clips(dataset, EXPLAIN_CLIPS, seed=SEED)
 recording_of = dataset.clips["recording_id"].to_numpy()
-glue("explained_text", f"{len(chosen)} test clips, as many of each dialect, from {len(set(recording_of[chosen]))} "
-     f"of the {len(set(recording_of[test]))} test recordings", display=False)
+per_class = pd.Series(dataset.clips["dialect"].to_numpy()[chosen]).value_counts().reindex(labels, fill_value=0)
+glue("explained_text", f"{len(chosen)} test clips ({', '.join(f'{n} {name}' for name, n in per_class.items())}) from "
+     f"{len(set(recording_of[chosen]))} of the {len(set(recording_of[test]))} test recordings", display=False)
 pictures = dataset.images(chosen)
 raw = explain_methods(model, pictures, PROFILE, dataset, device=device, seed=SEED)
 maps = {METHOD_TITLES[method]: normalise_maps(values) for method, values in raw.items()}

@@ -227,7 +227,7 @@ def test_a_t_interval_is_wider_than_a_bootstrap_on_a_handful_of_values_and_stays
     _, low_b, high_b = mean_with_interval(near_one, method="t", bounds=(-1, 1))
     assert unbounded > 1 and high_b == 1.0 and low_b < near_one.mean()
     assert mean_with_interval([0.5, 0.5, 0.5], method="t") == (0.5, 0.5, 0.5)
-    with pytest.raises(ValueError, match="method must be one of bootstrap, t"):
+    with pytest.raises(ValueError, match="method must be one of t, bootstrap, proportion"):
         mean_with_interval(four, method="wald")
     table = pd.DataFrame({"map": ["a"] * 4, "score": four})
     summary = summarise_scores(table, ["map"], ["score"], method="t")
@@ -258,13 +258,15 @@ def test_interval_table_prints_mean_and_interval_per_group():
 
     table = pd.DataFrame({"map": ["a", "a", "b", "b"], "x": [0.1, 0.3, 0.5, 0.5], "y": [1.0, 1.0, 0.0, 0.0]})
     printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200, method="bootstrap"), "map")
-    # a constant score has no spread to show; hits and misses (y) get Wilson's interval, 2 of 2 hits: [0.34, 1]
-    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [0.34, 1.00]"
+    assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]" and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
     assert printed.loc["a", "x"].startswith("0.20 [0.10, ")
     # a group with undefined values (a constant map's correlation) says how many clips its cell is over
     table.loc[len(table)] = {"map": "a", "x": np.nan, "y": 1.0}
     printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], n_boot=200), "map")
-    assert printed.loc["a", "x"].endswith("] (2 of 3)") and printed.loc["a", "y"] == "1.00 [0.44, 1.00]"
+    assert printed.loc["a", "x"].endswith("] (2 of 3)") and printed.loc["a", "y"] == "1.00 [1.00, 1.00]"
+    # a column named a proportion (hits) gets Wilson's interval: 3 of 3 hits, [0.44, 1]
+    printed = interval_table(summarise_scores(table, ["map"], ["x", "y"], proportions=["y"]), "map")
+    assert printed.loc["a", "y"] == "1.00 [0.44, 1.00]" and printed.loc["a", "x"].endswith("] (2 of 3)")
     assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]"
 
 
@@ -504,27 +506,27 @@ def test_an_interval_lies_above_below_or_around_a_value():
     assert interval_side(2.6, 3.0, 2.5) == "above" and interval_side(float("nan"), float("nan")) == "within"
 
 
-def test_hits_and_misses_get_a_proportions_interval_even_when_every_clip_missed():
-    """The pointing game scores 0 or 1 per clip: 0 hits of 16 is no proof that the method never hits
-    (an interval of [0, 0] said so), and Wilson's interval reaches 19 %."""
+def test_a_share_of_hits_gets_a_proportions_interval_even_when_every_clip_missed():
+    """The pointing game scores hits: 0 hits of 16 is no proof that the method never hits (an
+    interval of [0, 0] said so), and Wilson's interval reaches 19 %. Only a score named a proportion
+    gets it: a correlation of 1 on every clip is no share of hits, and has no spread."""
     from scipy.stats import binomtest
 
-    mean, low, high = mean_with_interval(np.zeros(16))
+    from wrenlib.metrics import wilson_interval
+
+    mean, low, high = mean_with_interval(np.zeros(16), method="proportion")
     assert (mean, low) == (0.0, 0.0) and high == pytest.approx(binomtest(0, 16).proportion_ci(method="wilson").high)
     assert 0.18 < high < 0.2
     hits = np.array([1.0] * 5 + [0.0] * 11)
     interval = binomtest(5, 16).proportion_ci(0.9, method="wilson")
-    assert mean_with_interval(hits, confidence=0.9, method="bootstrap")[1:] == pytest.approx((interval.low, interval.high))
-    assert mean_with_interval(np.full(5, 0.4)) == (0.4, 0.4, 0.4)  # a constant score that is no share of hits
-
-
-def test_an_interval_decides_only_when_it_clears_the_value():
-    from wrenlib.metrics import interval_side
-
-    assert interval_side(0.0, 0.1) == "within" and interval_side(-0.1, 0.0) == "within"
-    assert interval_side(0.0, 0.0) == "within"  # no difference on any clip is no win
-    assert interval_side(0.01, 0.1) == "above" and interval_side(-0.1, -0.01) == "below"
-    assert interval_side(float("nan"), float("nan")) == "within"
+    assert mean_with_interval(hits, confidence=0.9, method="proportion")[1:] == pytest.approx((interval.low, interval.high))
+    assert wilson_interval(5 / 16, 16, 0.9) == pytest.approx((interval.low, interval.high))
+    tied = wilson_interval(5.5 / 16, 16)  # a tie shares a hit: between the intervals of 5 and 6 hits
+    assert wilson_interval(5 / 16, 16)[0] < tied[0] < wilson_interval(6 / 16, 16)[0]
+    assert mean_with_interval(np.ones(4), bounds=(-1, 1)) == (1.0, 1.0, 1.0)  # a constant correlation
+    assert mean_with_interval(np.zeros(5)) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"a proportion lies in \[0, 1\]"):
+        mean_with_interval([0.5, 1.5], method="proportion")
 
 
 def test_a_family_calls_a_comparison_lost_only_where_its_adjusted_p_is_small():

@@ -236,12 +236,15 @@ def test_manifest_labels_are_trimmed_repeats_used_once_and_two_labels_refused(re
                                                         "Mexican/c_48k.flac"))
     manifest = tmp_path / "manifest.csv"
     # header in capitals, a label with a trailing space, a file listed twice, one listed under two labels
-    manifest.write_text(f"Path,Label\n{a},Eastern \n{a},Eastern\n{b},Eastern\n{b},Mexican\n{c},Mexican\n")
+    # (a blank line does not shift the lines the report names; a path through a link is the same file)
+    (tmp_path / "link").symlink_to(recordings_folder / "Eastern")
+    manifest.write_text(f"Path,Label\n{a},Eastern \n\n{a},Eastern\n{b},Eastern\n{tmp_path / 'link' / Path(b).name},Mexican\n"
+                        f"{c},Mexican\n")
     recordings, report = load_recordings(manifest, progress=False)
     assert recordings.label_names == ("Eastern", "Mexican")
     assert recordings.clips.groupby("file").size().to_dict() == {a: 2, c: 3}  # a once, b not at all
-    assert report.notes == [(a, "listed on lines 2, 3 of the manifest: used once")]
-    assert report.skipped == [(b, "listed on lines 4, 5 of the manifest under different labels (Eastern, Mexican): "
+    assert report.notes == [(a, "listed on lines 2, 4 of the manifest: used once")]
+    assert report.skipped == [(b, "listed on lines 5, 6 of the manifest under different labels (Eastern, Mexican): "
                                   "not used")]
     assert "  note " in str(report)
     manifest.write_text(f"path,label\n{a},Eastern\n{c},eastern\n")
@@ -317,3 +320,16 @@ def test_a_folder_that_cannot_train_a_classifier_is_refused_before_training(reco
     with pytest.raises(ValueError, match=r"demo: class 'Easten' has no clips in the validation split: it has 1 "
                                          r"recording\(s\) \(bird.wav\).*misspelled label"):
         recordings_dataset(folder, front, progress=False, for_training=True)
+
+
+def test_a_manifests_own_splits_are_blamed_for_a_class_missing_from_training():
+    from wrenlib.recordings import training_problem
+
+    clips = pd.DataFrame({"dialect": ["Eastern"] * 3 + ["Mexican"] * 3, "recording_id": list("abcdef"),
+                          "split": ["train", "validation", "test", "train", "test", "test"]})
+    assert training_problem(clips, ("Eastern", "Mexican"), split_by_recording=False) == (
+        "class 'Mexican' has no clips in the validation split: it has 3 recording(s) (d, e, f), and the manifest's "
+        "split column puts none there")
+    assert "misspelled label" in training_problem(clips, ("Eastern", "Mexican"))
+    assert training_problem(clips.assign(split="train").iloc[[0, 1, 3, 4]].assign(
+        split=["train", "validation"] * 2), ("Eastern", "Mexican")) is None

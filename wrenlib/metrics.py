@@ -8,8 +8,8 @@ Chapter 08 ("Ensembles, and measuring which explanation is right") adds the scor
 methods and ensembles: where the top pixels lie (:func:`relevance_rank_accuracy`), where the
 peak lies (:func:`pointing_game`), how well the map ranks mask pixels (:func:`mask_auc`), how
 much attribution lands on empty background (:func:`background_share`), the share of the map
-above thresholds (:func:`threshold_shares`, the paper's Figure 6), and means with bootstrap
-confidence intervals per group (:func:`summarise_scores`). Ties and constant maps are scored
+above thresholds (:func:`threshold_shares`, the paper's Figure 6), and means with confidence
+intervals per group (:func:`summarise_scores`). Ties and constant maps are scored
 fractionally, so a constant (or all-zero) map scores chance, never a hit.
 """
 
@@ -284,10 +284,24 @@ def bootstrap_seeding(seed: int) -> dict[str, Any]:
     return {"rng": generator} if "rng" in inspect.signature(bootstrap).parameters else {"random_state": generator}
 
 
-#: How :func:`mean_with_interval` draws its interval: a percentile bootstrap (the default, for a
-#: score over many clips) or Student's t (for a handful of clips, where a bootstrap's comes out
-#: too narrow; chapter 10's stability checks).
-INTERVAL_METHODS = ("bootstrap", "t")
+#: How :func:`mean_with_interval` draws its interval: Student's t (the default: the chapters score
+#: 8 to 16 explained clips, where a bootstrap's comes out too narrow), a percentile bootstrap, or
+#: Wilson's interval of a proportion (a share of hits, such as the pointing game).
+INTERVAL_METHODS = ("t", "bootstrap", "proportion")
+
+
+def wilson_interval(share: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion ``share`` observed on ``n`` trials: scipy's
+    ``binomtest(k, n).proportion_ci(method="wilson")`` for a whole number of hits k = share x n,
+    written out so that a share of fractional hits (a pointing game's ties) has one too."""
+    from scipy import stats
+
+    if not 0 <= share <= 1:
+        raise ValueError(f"a proportion lies in [0, 1], got {share!r}")
+    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    spread = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    centre = share + z * z / (2 * n)
+    return float((centre - spread) / (1 + z * z / n)), float((centre + spread) / (1 + z * z / n))
 
 
 def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000,
@@ -302,12 +316,14 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     score's possible range (e.g. (-1, 1) for a correlation): the interval is cut to it, since
     the mean cannot lie outside.
 
-    Values that are all 0 or 1 (hits and misses: the pointing game) get Wilson's interval of a
-    proportion whatever ``method``, which is not empty where every clip missed (0 of 16: up to
-    19 %), as a t or bootstrap interval of no spread would be. NaN values (undefined scores, e.g.
-    all-zero maps) are left out; an infinite one is an error (no score the book computes can be).
-    No values: all NaN; one value: no interval (NaN); any other value on every clip: the interval
-    is the value itself.
+    ``method="proportion"`` is for a share of hits, values in [0, 1] (the pointing game, whose
+    ties score a fraction of a hit): Wilson's score interval of a proportion at the values' mean,
+    which is not empty where every clip missed (0 of 16: up to 19 %), as an interval of no spread
+    would be. The caller says which scores are proportions; a score is not one because its values
+    happen to be 0 or 1. NaN values (undefined scores, e.g. all-zero maps) are left out; an
+    infinite one is an error (no score the book computes can be). No values: all NaN; one value:
+    no interval (NaN); otherwise, with ``t`` or ``bootstrap``, the same value on every clip has
+    no spread, and the interval is the value itself.
     """
     from scipy import stats
 
@@ -327,9 +343,11 @@ def mean_with_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int
     mean = float(values.mean())
     if len(values) < 2:
         return mean, float("nan"), float("nan")
-    if np.isin(values, (0.0, 1.0)).all():  # hits and misses (the pointing game): a proportion's interval
-        interval = stats.binomtest(int(values.sum()), len(values)).proportion_ci(confidence, method="wilson")
-        low, high = interval.low, interval.high
+    if method == "proportion":
+        if (values < 0).any() or (values > 1).any():
+            raise ValueError(f"a proportion lies in [0, 1]: its values are hits (1), misses (0) or shares of a hit, "
+                             f"got values from {values.min():g} to {values.max():g}")
+        low, high = wilson_interval(mean, len(values), confidence)
     elif np.ptp(values) == 0:
         low = high = mean
     elif method == "t":
@@ -387,9 +405,10 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
 
 def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], confidence: float = 0.95,
                      n_boot: int = 2000, seed: int = 0, method: str = "t",
-                     bounds: tuple[float, float] | None = None) -> pd.DataFrame:
-    """Mean, interval (``ci_low``, ``ci_high``; bootstrap or Student's t, cut to ``bounds``: see
-    :func:`mean_with_interval`), ``n`` (finite values) and ``n_undefined`` (NaN values, such as
+                     bounds: tuple[float, float] | None = None, proportions: Iterable[str] = ()) -> pd.DataFrame:
+    """Mean, interval (``ci_low``, ``ci_high``; Student's t or a bootstrap by ``method``, Wilson's
+    for the columns named in ``proportions``; cut to ``bounds``: see :func:`mean_with_interval`),
+    ``n`` (finite values) and ``n_undefined`` (NaN values, such as
     scores of all-zero maps) of each score column per group of ``by``, e.g. per method and dialect
     (chapter 08). One row per group and score, named in column ``score``."""
     import pandas as pd
@@ -403,7 +422,8 @@ def summarise_scores(table: pd.DataFrame, by: list[str], columns: list[str], con
         keys = keys if isinstance(keys, tuple) else (keys,)
         for column in columns:
             values = pd.to_numeric(group[column], errors="raise").to_numpy(dtype=np.float64)
-            mean, low, high = mean_with_interval(values, confidence, n_boot, seed, method, bounds)
+            mean, low, high = mean_with_interval(values, confidence, n_boot, seed,
+                                                 "proportion" if column in proportions else method, bounds)
             n_undefined = int(np.isnan(values).sum())
             rows.append({**dict(zip(by, keys)), "score": column, "mean": mean, "ci_low": low, "ci_high": high,
                          "n": len(values) - n_undefined, "n_undefined": n_undefined})
@@ -423,10 +443,12 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
     10-12): each clip's mean score under each map (``table`` has columns ``by``, ``unit`` and
     ``score``), their differences, and the Student-t interval of the mean difference
     (``scipy.stats.ttest_rel``). ``result`` is "won" where the interval lies above 0, "lost"
-    where below, else "undecided": a single comparison's result (also its ``p_value``, the
-    two-sided t-test's); a claim's family of comparisons is decided again together by
-    :func:`decide_family`. With few clips the t-interval widens as it should, where a percentile
-    bootstrap's interval comes out too narrow and decides too often."""
+    where below, else "undecided", with ``p_value`` the two-sided t-test's; a difference that is
+    the same on every clip leaves a t-test no spread to work with, and is decided by the exact
+    sign-flip test instead (p = 2 / 2^n for n clips, 1 for no difference). That is a single
+    comparison's result; a claim's family of comparisons is decided again together by
+    :func:`decide_family`. With few clips the t-interval widens as it should,
+    where a percentile bootstrap's interval comes out too narrow and decides too often."""
     from scipy.stats import ttest_rel
 
     per_unit = table[table[by].isin([first, second])].groupby([by, unit])[score].mean().unstack(by).dropna()

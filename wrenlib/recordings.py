@@ -8,7 +8,6 @@ cut into clips. Bad input never stops the load: every file that cannot be used i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -206,8 +205,8 @@ def _entries_from_folder(folder: Path, report: LoadReport) -> list[dict]:
 
 
 def _entries_from_manifest(manifest: Path, report: LoadReport) -> list[dict]:
-    try:
-        table = pd.read_csv(manifest)
+    try:  # blank lines kept, then dropped, so that a row's number is its line in the file
+        table = pd.read_csv(manifest, skip_blank_lines=False)
     except Exception as error:
         raise ValueError(f"{manifest}: cannot read the manifest as CSV ({error})") from None
     table.columns = [str(column).strip().lower() for column in table.columns]  # "Path", " label"
@@ -217,8 +216,10 @@ def _entries_from_manifest(manifest: Path, report: LoadReport) -> list[dict]:
     if missing:
         raise ValueError(f"{manifest}: the manifest lacks column(s) {', '.join(missing)}; "
                          f"it needs {', '.join(MANIFEST_COLUMNS)} and may have {', '.join(OPTIONAL_COLUMNS)}")
-    entries = []
-    for row in table.to_dict("records"):
+    table = table.dropna(how="all")
+    entries, lines = [], []
+    for line, row in zip(table.index + 2, table.to_dict("records")):  # the header is line 1
+        lines.append(int(line))
         entry = {key: row.get(key) for key in (*MANIFEST_COLUMNS, *OPTIONAL_COLUMNS) if key in row}
         if isinstance(entry["label"], str):
             entry["label"] = entry["label"].strip()  # "Eastern " is Eastern
@@ -231,20 +232,21 @@ def _entries_from_manifest(manifest: Path, report: LoadReport) -> list[dict]:
         raise ValueError(f"{manifest}: unknown split(s) {', '.join(map(repr, unknown))} in column split; "
                          f"use {', '.join(SPLITS)}, or leave a cell empty to split by recording")
     # a file listed twice would be two recordings of one sound; under two labels, neither is trusted
+    # (one file however it is spelled: relative, absolute, or through a symbolic link)
     rows_of: dict[Path, list[int]] = {}
     for number, entry in enumerate(entries):
         if not _blank(entry["label"]):  # a blank label is skipped on its own (load_recordings)
-            rows_of.setdefault(Path(os.path.abspath(entry["path"])), []).append(number)
+            rows_of.setdefault(Path(entry["path"]).resolve(), []).append(number)
     dropped = set()
     for rows in (rows for rows in rows_of.values() if len(rows) > 1):
-        lines = ", ".join(str(number + 2) for number in rows)  # the manifest's lines, its header line 1
+        where = ", ".join(str(lines[number]) for number in rows)
         labels = sorted({str(entries[number]["label"]) for number in rows})
         if len(labels) > 1:
-            report.skip(entries[rows[0]]["path"], f"listed on lines {lines} of the manifest under different labels "
+            report.skip(entries[rows[0]]["path"], f"listed on lines {where} of the manifest under different labels "
                                                   f"({', '.join(labels)}): not used")
             dropped.update(rows)
         else:
-            report.note(entries[rows[0]]["path"], f"listed on lines {lines} of the manifest: used once")
+            report.note(entries[rows[0]]["path"], f"listed on lines {where} of the manifest: used once")
             dropped.update(rows[1:])
     return [entry for number, entry in enumerate(entries) if number not in dropped]
 
@@ -369,7 +371,7 @@ def load_recordings(
     return RecordingClips(array, pd.DataFrame(rows), known, front_end, images), report
 
 
-def training_problem(clips: pd.DataFrame, label_names: tuple[str, ...]) -> str | None:
+def training_problem(clips: pd.DataFrame, label_names: tuple[str, ...], split_by_recording: bool = True) -> str | None:
     """Why clips (a :class:`RecordingClips` table with its splits) cannot train a classifier, in
     words, or None: fewer than two classes, or a class missing from the training or validation
     split (split by recording, a class needs three recordings to reach training, validation and
@@ -385,8 +387,10 @@ def training_problem(clips: pd.DataFrame, label_names: tuple[str, ...]) -> str |
             recordings = mine["recording_id"].unique()
             return (f"class {name!r} has no clips in the {' or the '.join(missing)} split: it has {len(recordings)} "
                     f"recording(s) ({', '.join(Path(str(r)).name for r in recordings[:3])}"
-                    f"{', ...' if len(recordings) > 3 else ''}), and split by recording a class needs at least 3 "
-                    "(one each for training, validation and test); a misspelled label, or too few recordings?")
+                    f"{', ...' if len(recordings) > 3 else ''}), "
+                    + ("and split by recording a class needs at least 3 (one each for training, validation and "
+                       "test); a misspelled label, or too few recordings?" if split_by_recording else
+                       "and the manifest's split column puts none there"))
     return None
 
 
@@ -421,9 +425,10 @@ def recordings_dataset(
         skipped = "".join(f"\n  skipped {file}: {reason}" for file, reason in report.skipped)
         raise ValueError(f"{source}: no usable clips ({len(report.skipped)} file(s) skipped){skipped}")
     clips = recordings.clips
-    if "split" not in clips or clips["split"].isna().any():
+    by_recording = "split" not in clips or clips["split"].isna().any()
+    if by_recording:
         clips["split"] = split_by_recording(clips, seed=seed)
-    problem = training_problem(clips, recordings.label_names) if for_training else None
+    problem = training_problem(clips, recordings.label_names, by_recording) if for_training else None
     if problem:
         raise ValueError(f"{source}: {problem}")
     levels = (recordings.levels if recordings.levels is not None
