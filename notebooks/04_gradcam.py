@@ -308,8 +308,9 @@ display(settings_table.style.hide(axis="index"))
 # ## Try it
 #
 # Browse the explained clips — the same {glue:text}`explained_clip_count` test clips that every
-# method in chapters 04–07 explains — and the layer. Maps come from the cache or are computed
-# once and cached.
+# method in chapters 04–07 explains, half of each dialect, drawn round its song types and birds
+# in turn (`wrenlib.explain.explained_clips`) so that no one type makes most of them — and the
+# layer. Maps come from the cache or are computed once and cached.
 # (The controls run in Jupyter or Colab; this page shows their first setting.)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Two panels for one explained clip: left its spectrogram image with the diagnostic mask outlined; right the Grad-CAM map over it, yellow (weak) to dark red (strong), with a colour bar."}}

@@ -494,15 +494,16 @@ wrenlib.record_result(PROFILE, "verdict_claim2_summed_maps", robustness["claim 2
 wrenlib.record_result(PROFILE, "image_against_fixed_ensembles_song_auc",
                       robustness["the image as a map against the paper's ensembles"].iloc[1], glue=False)
 steady = [column for column in ("claim 1", "claim 2") if robustness[column].nunique() == 1]
-glue("robustness_text", Markdown(
-    (f"{listing([c.capitalize() for c in steady])} {'keeps its' if len(steady) == 1 else 'keep their'} verdict under "
-     f"all three. " if steady else "No claim keeps its verdict under all three. ")
-    + " ".join(f"{column.capitalize()} reads " + listing([f"**{verdict}** ({short[label]})"
-                                                          for label, verdict in robustness[column].items()]) + "."
-               for column in ("claim 1", "claim 2") if column not in steady)
-    + f" Within the song, the image as a map scores {song_auc[REFERENCE_MAPS[0]]:.2f} and the best method "
+kept = listing(steady)
+glue("robustness_text", Markdown(" ".join([
+    (f"{kept[0].upper() + kept[1:]} {'keeps its verdict' if len(steady) == 1 else 'keep their verdicts'} under all three."
+     if steady else "No claim keeps its verdict under all three."),
+    *(f"{column.capitalize()} reads " + listing([f"**{verdict}** ({short[label]})"
+                                                 for label, verdict in robustness[column].items()]) + "."
+      for column in ("claim 1", "claim 2") if column not in steady),
+    f"Within the song, the image as a map scores {song_auc[REFERENCE_MAPS[0]]:.2f} and the best method "
     f"{song_auc[list(METHOD_TITLES.values())].max():.2f} ({song_auc[list(METHOD_TITLES.values())].idxmax()}): "
-    "telling the diagnostic elements from the shared ones is the harder question, and the one a listener asks."),
+    "telling the diagnostic elements from the shared ones is the harder question, and the one a listener asks."])),
      display=False)
 
 # %% [markdown]

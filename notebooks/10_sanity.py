@@ -489,8 +489,9 @@ for name, row in stable.iterrows():
 # {glue:text}`sanity_count` sanity clips (few enough that a bootstrap's interval would come out
 # too narrow; cut to [-1, 1]), where 1 is the same ranking. A map that is constant on the
 # song's pixels has no ranking, so its clip is left out of that cell, which then says over how
-# many clips it was taken: over two, Student's interval spans nearly everything. The second network, trained on the same clips from other initial
-# weights, agrees with the first on {glue:text}`seed_agreement` of the test clips' predictions —
+# many clips it was taken: over two, Student's interval spans nearly everything. The second
+# network, trained on the same clips from other initial weights (one other seed: the training-seed
+# column compares one pair of networks, not a sample of seeds), agrees with the first on {glue:text}`seed_agreement` of the test clips' predictions —
 # {glue:md}`deeplift_seed_sentence` on the song's pixels (most stable of the four methods:
 # {glue:text}`most_seed_stable`). The paper's maps, like ours, are one trained network's view; another seed of the same recipe
 # would have drawn other details, and only what survives across seeds is a property of the data.

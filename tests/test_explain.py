@@ -563,6 +563,30 @@ def test_explained_clips_are_balanced_and_reproducible():
     assert np.array_equal(chosen, explained_clips(data, 4, split="train", seed=3))
 
 
+def test_explained_clips_go_round_the_song_types_and_birds():
+    """Most of a dialect's clips of one song type must not make it most of the explained clips: the
+    draw takes each type in turn, and a bird not yet drawn where the type has one."""
+    from wrenlib.frontend import PAPER_FRONT_END, assign_backgrounds
+    from wrenlib.images import SpectrogramDataset
+
+    kinds = ["A"] * 14 + ["B", "B", "C", "C", "D", "D"]  # per dialect: type A is 14 of its 20 clips
+    birds = [f"a{k % 2}" for k in range(14)] + ["b0", "b1", "c0", "c0", "d0", "d1"]  # type A: two birds
+    clips = pd.DataFrame({"clip": np.arange(40), "label": [0] * 20 + [1] * 20, "split": "test",
+                          "song_type": [f"E{k}" for k in kinds] + [f"M{k}" for k in kinds],
+                          "individual": [f"E{b}" for b in birds] + [f"M{b}" for b in birds]})
+    data = SpectrogramDataset(np.zeros((40, 8, 8), np.uint8), clips, assign_backgrounds(40, "black", 0),
+                              PAPER_FRONT_END.with_image_size(8, 8), None, with_masks=False)
+    for seed in range(5):
+        chosen = explained_clips(data, 16, seed=seed)
+        picked = clips.iloc[chosen]
+        assert len(chosen) == 16 and picked["label"].value_counts().tolist() == [8, 8]
+        assert sorted(picked["song_type"].value_counts().tolist()) == [2] * 8  # each type twice, not A six times
+        type_a = picked[picked["song_type"].str.endswith("A")]
+        assert type_a.groupby("label")["individual"].nunique().tolist() == [2, 2]  # one clip of each of its birds
+    assert np.array_equal(explained_clips(data, 16, seed=1), explained_clips(data, 16, seed=1))
+    assert len(explained_clips(data, 60)) == 40  # asked for more than there are: every clip, once
+
+
 # ---------------------------------------------------------------- first metrics
 
 

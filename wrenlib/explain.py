@@ -1195,14 +1195,34 @@ def reference_maps(model: nn.Module, images: np.ndarray, seed: int = 0,
 
 def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.ndarray:
     """``n`` clips of a split, half from each dialect, drawn once by ``seed``: the clips that every
-    method explains, so chapters 04-10 compare maps of the same clips."""
+    method explains, so chapters 04-10 compare maps of the same clips.
+
+    Within a dialect the draw goes round its song types in turn (``song_type``, where the clips
+    have one), each time taking a clip of a bird (``individual``, else ``recording_id``) not yet
+    drawn where the type has one: a handful of clips drawn at random can all be one song type (six
+    of eight Mexican clips once were), and every score over them would be a score of that type."""
     rng = np.random.default_rng(seed)
     pool = dataset.split_indices(split)
     labels = dataset.labels[pool]
+    clips = dataset.clips.iloc[pool]
+    types = clips["song_type"].astype(str).to_numpy() if "song_type" in clips else np.zeros(len(pool), dtype=str)
+    bird_column = next((c for c in ("individual", "recording_id") if c in clips), None)
+    birds = clips[bird_column].astype(str).to_numpy() if bird_column else np.arange(len(pool)).astype(str)
     chosen = []
     for label in np.unique(labels):
-        members = pool[labels == label]
-        chosen.append(rng.choice(members, size=min(n // 2, len(members)), replace=False))
+        members = np.flatnonzero(labels == label)
+        queues = {kind: list(rng.permutation(members[types[members] == kind])) for kind in np.unique(types[members])}
+        order, drawn, used = list(rng.permutation(list(queues))), [], set()
+        while len(drawn) < min(n // 2, len(members)):
+            for kind in order:
+                queue = queues[kind]
+                if not queue or len(drawn) == min(n // 2, len(members)):
+                    continue
+                fresh = next((k for k, member in enumerate(queue) if birds[member] not in used), 0)
+                member = queue.pop(fresh)
+                drawn.append(member)
+                used.add(birds[member])
+        chosen.append(pool[np.array(drawn, dtype=np.int64)])
     return np.sort(np.concatenate(chosen)) if chosen else pool[:0]
 
 
