@@ -139,6 +139,16 @@ def test_spectrogram_writes_pngs_and_skips_a_bad_file(tmp_path):
     assert image.shape == (60, 120) and image.max() == 255  # white background
     assert_one_line_error(run_cli("spectrogram", str(tmp_path / "song.wav"), "--out", str(out / "x"),
                                   "--size", "big"), "HEIGHTxWIDTH")
+    # two recorders' files of one name (ZOOM0001.WAV in two folders): the second's images never overwrite
+    # the first's; and a folder given as a file is named as a folder
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        soundfile.write(tmp_path / folder / "song.wav", 0.3 * np.sin(2 * np.pi * 4_000 * t), rate)
+    both = run_cli("spectrogram", str(tmp_path / "a" / "song.wav"), str(tmp_path / "b" / "song.wav"), str(tmp_path / "a"),
+                   "--out", str(tmp_path / "twice"), "--size", "60x120")
+    assert len(list((tmp_path / "twice").glob("song_clip*.png"))) == 2
+    assert len(list((tmp_path / "twice").glob("song-2_clip*.png"))) == 2
+    assert "a folder, not an audio file" in both.stderr and both.returncode == 1
 
 
 def test_train_and_evaluate_on_a_synth_folder(tmp_path, monkeypatch):

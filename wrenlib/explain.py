@@ -1213,10 +1213,11 @@ def explained_clips(dataset, n: int, split: str = "test", seed: int = 0) -> np.n
         members = np.flatnonzero(labels == label)
         queues = {kind: list(rng.permutation(members[types[members] == kind])) for kind in np.unique(types[members])}
         order, drawn, used = list(rng.permutation(list(queues))), [], set()
-        while len(drawn) < min(n // 2, len(members)):
+        wanted = min(n // 2, len(members))
+        while len(drawn) < wanted:
             for kind in order:
                 queue = queues[kind]
-                if not queue or len(drawn) == min(n // 2, len(members)):
+                if not queue or len(drawn) == wanted:
                     continue
                 fresh = next((k for k, member in enumerate(queue) if birds[member] not in used), 0)
                 member = queue.pop(fresh)
