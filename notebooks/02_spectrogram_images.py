@@ -358,11 +358,13 @@ wrenlib.record_result(PROFILE, "demo_recordings_skipped", len(report.skipped))
 #
 # ```python
 # recordings, report = load_recordings("path/to/folder_or_manifest.csv", labels=("Eastern", "Mexican"))
-# images = spectrogram_images(recordings.waveforms, front_end, background="mixed")
+# recordings.levels  # each clip's image as the model sees it (uint8 levels, rendered once by the load)
 # ```
 #
-# and from the shell, `wrenlib spectrogram my_recording.wav --out images/` writes the 480 × 960
-# image of every clip of each file.
+# `wrenlib.recordings.recordings_dataset` turns the same folder into a dataset split by
+# recording, ready to train on (chapter 12), and from the shell,
+# `wrenlib spectrogram my_recording.wav --out images/` writes the 480 × 960 image of every clip
+# of each file.
 #
 # ## 9. Speed
 #

@@ -172,7 +172,7 @@ class RecordingClips:
     clips: pd.DataFrame  # clip, file, recording_id, label, dialect, start_s, latitude, ...
     label_names: tuple[str, ...]
     front_end: FrontEnd
-    levels: np.ndarray | None = None  # (N, H, W) uint8 level images of the clips, as rendered by the load
+    levels: np.ndarray  # (N, H, W) uint8 level images of the clips (recording_clips), as the model sees them
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -414,8 +414,8 @@ def recordings_dataset(
     ``ValueError`` naming ``source`` when no usable clip is left, and with ``for_training`` when the
     clips cannot train a classifier (:func:`training_problem`), before any time is spent on it.
     """
-    from .frontend import assign_backgrounds, render_levels
-    from .images import SpectrogramDataset, levels_to_uint8
+    from .frontend import assign_backgrounds
+    from .images import SpectrogramDataset
 
     source = Path(source)
     if source.is_dir() and (source / "labels.csv").is_file():
@@ -431,8 +431,7 @@ def recordings_dataset(
     problem = training_problem(clips, recordings.label_names, by_recording) if for_training else None
     if problem:
         raise ValueError(f"{source}: {problem}")
-    levels = (recordings.levels if recordings.levels is not None
-              else levels_to_uint8(render_levels(recordings.waveforms, front_end)))
+    levels = recordings.levels  # rendered once, by the load (recording_clips)
     dataset = SpectrogramDataset(levels, clips, assign_backgrounds(len(levels), background, seed), front_end,
                                  None, with_masks=False)
     return dataset, recordings, report
