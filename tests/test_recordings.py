@@ -333,3 +333,49 @@ def test_a_manifests_own_splits_are_blamed_for_a_class_missing_from_training():
     assert "misspelled label" in training_problem(clips, ("Eastern", "Mexican"))
     assert training_problem(clips.assign(split="train").iloc[[0, 1, 3, 4]].assign(
         split=["train", "validation"] * 2), ("Eastern", "Mexican")) is None
+
+
+def test_nested_folders_and_upper_case_suffixes_load_hidden_folders_inside_a_class_do_not(tmp_path):
+    """A recorder's session folders (Eastern/day1/) and its upper-case BIRD.WAV are recordings of
+    the class; a notebook's checkpoint folder inside a class folder is not. A 16 kHz file lacks the
+    top of the 1.5-9 kHz band, a file with a NaN sample or none at all is named for what it is."""
+    root = tmp_path / "recordings"
+    for folder in ("Eastern/day1", "Eastern/.ipynb_checkpoints", "Mexican"):
+        (root / folder).mkdir(parents=True)
+    soundfile.write(root / "Eastern" / "day1" / "BIRD.WAV", song_like(5, 22_050), 22_050)
+    soundfile.write(root / "Eastern" / ".ipynb_checkpoints" / "copy.wav", song_like(5, 22_050), 22_050)
+    soundfile.write(root / "Mexican" / "m.wav", song_like(5, 22_050, seed=1), 22_050)
+    soundfile.write(root / "Mexican" / "at_16k.wav", song_like(5, 16_000), 16_000)
+    with_nan = song_like(5, 22_050, seed=2)
+    with_nan[1_000] = np.nan
+    soundfile.write(root / "Mexican" / "with_nan.wav", with_nan, 22_050, subtype="FLOAT")
+    soundfile.write(root / "Mexican" / "no_frames.wav", np.zeros(0), 22_050)
+    recordings, report = load_recordings(root, progress=False)
+    assert sorted(Path(f).name for f in set(recordings.clips["file"])) == ["BIRD.WAV", "m.wav"]
+    reasons = {Path(file).name: reason for file, reason in report.skipped}
+    assert set(reasons) == {"at_16k.wav", "with_nan.wav", "no_frames.wav"}  # the checkpoint copy: no line
+    assert "16000 Hz, too slow" in reasons["at_16k.wav"]
+    assert "NaN" in reasons["with_nan.wav"] and "zero-length" in reasons["no_frames.wav"]
+
+
+def test_a_manifest_may_leave_some_splits_and_recording_ids_empty(tmp_path):
+    """Empty split cells mean "split by recording" (the README): then every clip gets a split,
+    the given ones included, never none. Empty recording ids name each file as its own recording,
+    not one recording "nan"."""
+    from wrenlib.recordings import SPLITS, recordings_dataset
+
+    files = []
+    for k in range(8):
+        path = tmp_path / f"r{k}.wav"
+        soundfile.write(path, song_like(5, 22_050, seed=k), 22_050)
+        files.append(str(path))
+    manifest = tmp_path / "labels.csv"
+    pd.DataFrame({"path": files, "label": ["Eastern", "Mexican"] * 4,
+                  "split": ["train", "test", None, None, "validation", None, None, None],
+                  "recording_id": ["a", "b", None, None, "c", "d", "e", None]}).to_csv(manifest, index=False)
+    recordings, report = load_recordings(manifest, progress=False)
+    assert report.files_loaded == 8 and not report.skipped
+    ids = dict(zip(recordings.clips["file"], recordings.clips["recording_id"]))
+    assert ids[files[2]] != ids[files[3]] and "nan" not in set(ids.values())
+    dataset, _, _ = recordings_dataset(manifest, PAPER_FRONT_END.with_image_size(32, 64), progress=False)
+    assert set(dataset.clips["split"]) <= set(SPLITS) and dataset.clips["split"].notna().all()
