@@ -455,7 +455,7 @@ def test_maps_made_under_another_captum_or_shap_are_not_trusted(isolated_artifac
     folder = explanation_folder("quick", small_cnn, data, "shap", make_settings("shap"))
     assert explanation_folder("quick", small_cnn, data, "shap", make_settings("shap")) == folder
     installed = importlib.metadata.version
-    for library in ("captum", "shap", "torch"):
+    for library in ("captum", "shap", "torch", "scikit-image", "scikit-learn"):  # LIME's segmenters too
         monkeypatch.setattr(importlib.metadata, "version",
                             lambda name, library=library: "0.0.1" if name == library else installed(name))
         assert explanation_folder("quick", small_cnn, data, "shap", make_settings("shap")) != folder, library
@@ -464,6 +464,59 @@ def test_maps_made_under_another_captum_or_shap_are_not_trusted(isolated_artifac
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda name: "0.0.1" if name == "captum" else installed(name))
     assert explain_dataset(small_cnn, data, [0], "deeplift", "quick", progress=False).seconds > 0  # made again
+
+
+def test_a_maps_cache_folder_is_keyed_by_the_weights_the_pixels_and_the_explainers_version(
+        isolated_artifacts, small_cnn, monkeypatch):
+    """Another CNN of the same shape (chapter 10's other training seeds), a retrained one, the same
+    CNN on other recordings of as many clips, and a new version of wrenlib's explainers each get
+    their own folder: a shared one would hand back another model's or another image's maps."""
+    import copy
+    from dataclasses import replace
+
+    import wrenlib.explain as explain_module
+    from wrenlib.explain import explanation_folder, make_settings, model_fingerprint
+
+    data, settings = _random_dataset(), make_settings("deeplift")
+    folder = explanation_folder("quick", small_cnn, data, "deeplift", settings)
+    nudged = copy.deepcopy(small_cnn)
+    with torch.no_grad():
+        next(nudged.parameters()).view(-1)[0] += 1e-3  # one weight of the first layer
+    assert model_fingerprint(nudged) != model_fingerprint(small_cnn)
+    assert explanation_folder("quick", nudged, data, "deeplift", settings) != folder
+    levels = data.levels.copy()
+    levels[0, 0, 0] ^= 1  # one pixel of one recording's image
+    other_pixels = replace(data, levels=levels)
+    assert explanation_folder("quick", small_cnn, other_pixels, "deeplift", settings) != folder
+    monkeypatch.setattr(explain_module, "EXPLAINER_VERSION", explain_module.EXPLAINER_VERSION + 1)
+    assert explanation_folder("quick", small_cnn, data, "deeplift", settings) != folder
+    monkeypatch.undo()
+    # and through explain_dataset: the nudged CNN's maps are made, not read from the first one's folder
+    explain_dataset(small_cnn, data, [0, 1], "deeplift", "quick", progress=False)
+    assert explain_dataset(nudged, data, [0, 1], "deeplift", "quick", progress=False).seconds > 0
+
+
+def test_each_cached_map_keeps_its_own_clips_class(isolated_artifacts, small_cnn):
+    """explain_dataset explains each clip for the class the model predicts on it, and its cache
+    keeps that class clip by clip: made in one batch or read back, clips the model puts in
+    different classes keep different targets."""
+    from wrenlib.explain import predicted_classes
+
+    data = _random_dataset()
+    x = torch.from_numpy(data.images(np.arange(len(data))))[:, None]
+    with torch.no_grad():
+        logits = small_cnn(x)
+    split = logits[:, 1] - logits[:, 0]
+    with torch.no_grad():  # a bias half-way through the clips' logit differences: both classes predicted
+        list(small_cnn.modules())[-1].bias[1] -= float(split.median()) + 1e-4
+    predicted = predicted_classes(small_cnn, x)
+    assert 0 < predicted.sum() < len(predicted)
+    order = np.argsort(predicted, kind="stable")[::-1].copy()  # a class-1 clip first, class-0 clips after it
+    made = explain_dataset(small_cnn, data, order, "gradcam", "quick", progress=False)
+    read = explain_dataset(small_cnn, data, order, "gradcam", "quick", progress=False)
+    assert made.seconds > 0 and read.seconds == 0.0
+    np.testing.assert_array_equal(made.targets, predicted[order])
+    np.testing.assert_array_equal(read.targets, predicted[order])
 
 
 @pytest.mark.parametrize("explainer", ["deep", "gradient"])
@@ -1093,6 +1146,13 @@ def test_a_datasets_fingerprint_tells_apart_what_changes_its_images_clip_by_clip
     variants = {"confounded": images_of(add_confound(small_dataset, Confound(strength=1.0))),
                 "test split": clean.subset("test"), "white": clean.with_background("white"),
                 "weaker confound": images_of(add_confound(small_dataset, Confound(strength=0.5)))}
+    # as many clips in another order; another generator; another front end; the same backgrounds on other clips
+    reordered = replace(clean, clips=clean.clips.iloc[::-1].reset_index(drop=True))
+    regenerated = replace(small_dataset, config=replace(small_dataset.config, separation=small_dataset.config.separation + 0.1))
+    variants |= {"other order": reordered, "other generator": images_of(regenerated),
+                 "other front end": replace(clean, front_end=replace(clean.front_end, min_clip_level_db=-50.0)),
+                 "backgrounds moved": replace(clean, backgrounds=np.roll(clean.backgrounds, 1))}
+    assert sorted(variants["backgrounds moved"].backgrounds) == sorted(clean.backgrounds)
     prints = {name: dataset_fingerprint(data) for name, data in variants.items()}
     assert dataset_fingerprint(clean) not in prints.values() and len(set(prints.values())) == len(prints), prints
     # a confounded copy of some clips is named by the clips it started from: the same clips, the same key
