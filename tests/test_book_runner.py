@@ -367,6 +367,26 @@ def test_a_failing_preparation_stops_the_chapters_that_need_it(tmp_path, isolate
     error = capsys.readouterr().err
     assert "preparation cnn_broken (toy cnn_broken) failed" in error and "unknown profile" in error
     assert not (root / "book" / "chapters" / "04_user.ipynb").exists()
+    # --keep-going runs what needs nothing that failed, and still not the chapter that needs the CNN
+    root = _project(tmp_path, {"04_user": "x = 1", "12_apart": "y = 2"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[failing], keep_going=True) == 1
+    assert (root / "book" / "chapters" / "12_apart.ipynb").is_file()
+    assert not (root / "book" / "chapters" / "04_user.ipynb").exists()
+    assert "not run after the failure: 04_user" in capsys.readouterr().err
+
+
+def test_resume_runs_again_the_chapters_that_failed(tmp_path, isolated_artifacts):
+    """A chapter that failed is not finished: after it is fixed, --resume runs it (and only it)."""
+    import json
+
+    ran = tmp_path / "ran.txt"
+    cell = "open({path!r}, 'a').write('{name} ')"
+    root = _project(tmp_path, {"01_a": cell.format(path=str(ran), name="01_a"), "02_b": "raise ValueError('broken')"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], keep_going=True) == 1
+    _project(tmp_path, {"02_b": cell.format(path=str(ran), name="02_b")})  # fixed
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], resume=True) == 0
+    assert ran.read_text().split() == ["01_a", "02_b"]
+    assert json.loads((isolated_artifacts / "quick" / "execution.json").read_text())["chapters"]["02_b"]["ok"]
 
 
 def test_job_priorities_follow_the_longest_chain_of_waiting_work():
@@ -601,6 +621,7 @@ def test_jobs_whose_peaks_would_pass_the_memory_budget_run_one_after_the_other(t
     assert over_memory_budget("10_sanity", ["03_training"], peaks, 5.5)
     assert not over_memory_budget("cnn_mixed", ["03_training"], peaks, 5.5)
     assert not over_memory_budget("03_training", [], peaks, 5.5)  # alone, a job always starts
+    assert not over_memory_budget("03_training", [], {"03_training": 99.0}, 5.5)  # even one larger than the budget
     assert not over_memory_budget("unmeasured", ["03_training"], peaks, 5.5)
     assert not over_memory_budget("10_sanity", ["03_training"], peaks, None)  # no target, no budget
     stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep(2)\n"
