@@ -449,3 +449,25 @@ def test_the_validation_loss_is_the_uncapped_cross_entropy():
                   progress=False)
     wrong = float(np.mean(dataset.labels[validation] != favoured))
     assert wrong > 0 and history["validation_loss"].iloc[0] == pytest.approx(200 * wrong, rel=0.05)
+
+
+def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolated_artifacts, monkeypatch):
+    """The checkpoint's key holds the training settings: after a change of learning rate (or epochs,
+    or patience) the profile's CNN is trained again, not loaded from the old checkpoint."""
+    from dataclasses import replace
+
+    from wrenlib import profiles, training
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64,
+        max_epochs=1, patience=1))
+    trainings, real_train = [], training.train_model
+    monkeypatch.setattr(training, "train_model", lambda *args, **kwargs: trainings.append(1) or real_train(*args, **kwargs))
+    training.load_or_train_model("tiny", device="cpu", progress=False)
+    training.load_or_train_model("tiny", device="cpu", progress=False)
+    assert len(trainings) == 1  # the second call loads the checkpoint
+    real_config = training.training_config_for_profile
+    monkeypatch.setattr(training, "training_config_for_profile",
+                        lambda *args, **kwargs: replace(real_config(*args, **kwargs), learning_rate=5e-4))
+    training.load_or_train_model("tiny", device="cpu", progress=False)
+    assert len(trainings) == 2
