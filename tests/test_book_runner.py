@@ -553,6 +553,11 @@ def test_a_partial_run_is_kept_only_when_asked_and_the_page_says_it_was_partial(
                                                                                                   "02_second"]
     assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
     assert json.loads(save_job_times(root, "quick").read_text())["complete"] is True
+    # a job that failed has no time to keep: its seconds are those of a run that broke off
+    root = _project(tmp_path, {"03_bad": "raise ValueError('broken')"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[], only=["03_bad"]) == 1
+    assert sorted(json.loads(save_job_times(root, "quick", partial=True).read_text())["seconds"]) == [
+        "01_first", "02_second"]
 
 
 def test_the_log_is_written_after_every_job_so_a_run_cut_short_keeps_what_finished(tmp_path, isolated_artifacts):

@@ -379,3 +379,20 @@ def test_a_manifest_may_leave_some_splits_and_recording_ids_empty(tmp_path):
     assert ids[files[2]] != ids[files[3]] and "nan" not in set(ids.values())
     dataset, _, _ = recordings_dataset(manifest, PAPER_FRONT_END.with_image_size(32, 64), progress=False)
     assert set(dataset.clips["split"]) <= set(SPLITS) and dataset.clips["split"].notna().all()
+
+
+def test_a_streamed_wavs_open_length_is_no_cut_short_note_and_a_file_column_beside_path_is_left_alone(tmp_path):
+    """A recorder that streams its WAV writes 0xFFFFFFFF as the data size (length unknown): not a
+    file cut short. A manifest with both a path and a file column reads its paths from path."""
+    stream = tmp_path / "Eastern" / "streamed.wav"
+    stream.parent.mkdir()
+    soundfile.write(stream, song_like(5, 22_050), 22_050, subtype="PCM_16")
+    raw = bytearray(stream.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    stream.write_bytes(bytes(raw))
+    manifest = tmp_path / "labels.csv"
+    pd.DataFrame({"path": [str(stream)], "file": ["not/this/one.wav"], "label": ["Eastern"]}).to_csv(manifest, index=False)
+    recordings, report = load_recordings(manifest, progress=False)
+    assert report.files_loaded == 1 and not report.skipped and not report.notes
+    assert list(recordings.clips["file"]) == [str(stream)]
