@@ -52,6 +52,25 @@ def test_keep_going_runs_what_needs_nothing_that_failed(tmp_path, isolated_artif
     assert "02_bad failed" in error and "not run after the failure: 04_needs_02\n" in error
 
 
+def test_after_a_failure_no_new_job_starts_and_one_worker_runs_one_job_at_a_time(tmp_path, isolated_artifacts, capsys):
+    """Without --keep-going a failure ends the run: a chapter that needs nothing that failed is
+    not started after it. With one worker, independent chapters run one after the other."""
+    import json
+
+    root = _project(tmp_path, {"02_bad": "raise ValueError('broken chapter')", "12_apart": "y = 2"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 1
+    assert not (root / "book" / "chapters" / "12_apart.ipynb").exists()
+    assert "not run after the failure: 12_apart" in capsys.readouterr().err
+    stamp = ("import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep(1)\n"
+             "Path({path!r}).write_text(json.dumps([started, time.time()]))")
+    names = ["04_x", "06_y", "12_z"]  # none waits for another in the run
+    (tmp_path / "one").mkdir()
+    root = _project(tmp_path / "one", {name: stamp.format(path=str(tmp_path / f"{name}.json")) for name in names})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    spans = sorted(json.loads((tmp_path / f"{name}.json").read_text()) for name in names)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+
+
 def test_an_interrupted_run_keeps_what_finished_and_its_wall_time(tmp_path, isolated_artifacts, monkeypatch, capsys):
     """Ctrl-C (or a time limit's SIGINT) while a job runs: the log keeps the finished job, the
     run's wall time and that it was interrupted; the status is 130; the running job and its kernel
