@@ -210,3 +210,17 @@ def test_kept_maps_are_made_once_and_loaded_after_a_build_cut_short(tmp_path):
     assert again["gradcam"].dtype == np.float32
     kept_maps(folder, "net2", make)
     assert made == [1, 1]
+
+
+def test_only_a_folder_with_the_books_table_of_contents_and_wrenlib_is_the_project(tmp_path):
+    """Another Jupyter Book (a _toc.yml of its own) is not a wrenbook checkout: its folder must not
+    receive the artifacts; a checkout is found from any folder inside it."""
+    from wrenlib.cache import project_root
+
+    other = tmp_path / "their_book"
+    other.mkdir()
+    (other / "_toc.yml").write_text("root: intro\n")
+    assert project_root(other) is None
+    (other / "wrenlib").mkdir()
+    (other / "notebooks").mkdir()
+    assert project_root(other / "notebooks") == other.resolve()
