@@ -888,3 +888,24 @@ def _book_preparations(profile):
     from wrenlib.book import book_preparations
 
     return book_preparations(profile)
+
+
+def test_a_cut_off_bound_is_the_runs_longest_and_never_beats_a_measured_time(tmp_path):
+    """record_cut_off keeps this run's bounds only, each the longest of its parts; expected_from_runs
+    takes a job's time from this checkout's runs before a kept record, and a bound never replaces
+    a time the job was measured to take."""
+    import json
+
+    from wrenlib.book import expected_from_runs, job_times_path, record_cut_off
+
+    log = {"cut_off": {"07_old": {"seconds": 500.0, "run": "earlier"}, "06_lime": {"seconds": 300.0, "run": "now"}}}
+    record_cut_off(log, "now", {"06_lime": 120.0, "10_sanity": 40.0})  # a second part, cut off sooner
+    assert log["cut_off"] == {"06_lime": {"seconds": 300.0, "run": "now"}, "10_sanity": {"seconds": 40.0, "run": "now"}}
+    kept = job_times_path(tmp_path, "quick", "cpu")
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({"device": "cpu: kept", "seconds": {"03_training": 100.0, "04_gradcam": 10.0}}))
+    log = {"chapters": {"03_training": {"seconds": 50.0}},
+           "cut_off": {"03_training": {"seconds": 80.0, "run": "now"}, "04_gradcam": {"seconds": 30.0, "run": "now"}}}
+    expected, _ = expected_from_runs(tmp_path, "quick", "cpu", log)
+    assert expected["03_training"] == 50.0  # measured here: neither the kept 100 s nor the 80 s bound
+    assert expected["04_gradcam"] == 30.0  # kept 10 s, but a run had given it 30 s before it was cut off
