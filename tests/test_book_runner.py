@@ -909,3 +909,17 @@ def test_a_cut_off_bound_is_the_runs_longest_and_never_beats_a_measured_time(tmp
     expected, _ = expected_from_runs(tmp_path, "quick", "cpu", log)
     assert expected["03_training"] == 50.0  # measured here: neither the kept 100 s nor the 80 s bound
     assert expected["04_gradcam"] == 30.0  # kept 10 s, but a run had given it 30 s before it was cut off
+
+
+def test_a_complete_record_keeps_the_last_runs_jobs_only(tmp_path, isolated_artifacts):
+    """The record that orders fresh clones' runs holds the last complete run's jobs: a preparation
+    an earlier run made (of other code, perhaps) is not passed on as if this run had timed it."""
+    import json
+
+    from wrenlib.book import save_job_times
+
+    root = _project(tmp_path, {"01_a": "x = 1"})
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1,
+                            preparations=[_recording("cnn_toy", ("01",), key="made")]) == 0
+    assert execute_chapters("quick", kernel="python3", root=root, jobs=1, preparations=[]) == 0
+    assert sorted(json.loads(save_job_times(root, "quick").read_text())["seconds"]) == ["01_a"]
