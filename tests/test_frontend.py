@@ -134,3 +134,40 @@ def test_max_pooling_keeps_a_thin_stroke_at_its_level():
 def test_explicit_device_gives_the_same_levels():
     wave = bandpass(tone(4_000, 1.0, 2.0))
     np.testing.assert_array_equal(render_levels(wave, SMALL), render_levels(wave, SMALL, device="cpu", batch_size=8))
+
+
+def test_clips_keep_every_sample_a_tail_of_exactly_the_minimum_is_padded_and_overlap_drops_no_tail():
+    """A clip is the recording's samples, to the last; a tail of exactly min_tail_seconds is kept
+    (padded); with overlapping hops the tail the last clip covers is not counted as dropped."""
+    rng = np.random.default_rng(0)
+    length = PAPER_FRONT_END.clip_samples
+    x = (0.3 * rng.standard_normal(int(6.0 * RATE))).astype(np.float32)  # 4 s + a 2.0 s tail
+    pieces = segment(x, filtered=True)
+    np.testing.assert_array_equal(pieces.clips[0], x[:length])
+    assert len(pieces.clips) == 2 and pieces.dropped_tail_s == 0.0
+    overlapping = FrontEnd(clip_hop_seconds=2.0)
+    pieces = segment((0.3 * rng.standard_normal(int(10.5 * RATE))).astype(np.float32), overlapping, filtered=True)
+    assert pieces.starts_s.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0] and pieces.dropped_tail_s == 0.0
+
+
+def test_loud_sound_stays_within_the_level_range_and_pixel_centres_are_the_grids():
+    """Sound above the top of the dB range is drawn at level 1, never above (a white background
+    would go negative); at the STFT's own size a pixel's centre is its bin's and frame's."""
+    loud = 40 * tone(5_000, 0.0, 4.0)[None]  # +32 dB over a unit sine, above the range's top (+5 dB)
+    assert render_levels(loud, PAPER_FRONT_END.with_image_size(64, 128)).max() <= 1.0
+    stft = PAPER_FRONT_END.stft
+    n_frames = stft.n_frames(PAPER_FRONT_END.clip_samples)
+    native = PAPER_FRONT_END.with_image_size(stft.n_bins, n_frames)
+    np.testing.assert_allclose(pixel_frequencies_hz(native), stft.bin_frequencies_hz()[::-1], atol=1e-6)
+    np.testing.assert_allclose(pixel_times_s(native), stft.frame_times_s(n_frames), atol=1e-9)
+
+
+@pytest.mark.parametrize("settings", [{"db_range": (0.0, 0.0)}, {"image_height_px": 4}, {"clip_hop_seconds": -1.0}])
+def test_a_front_end_that_could_draw_nothing_is_refused(settings):
+    with pytest.raises(ValueError):
+        FrontEnd(**settings)
+
+
+def test_an_unknown_background_is_refused_by_name():
+    with pytest.raises(ValueError, match="grey"):
+        apply_background(np.zeros((2, 8, 8)), "grey")

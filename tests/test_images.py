@@ -118,3 +118,20 @@ def test_training_batches_cross_to_the_device_as_bytes_and_become_the_images_the
     assert crossings == [torch.uint8, torch.uint8]
     assert len(waits) == 6 and not any(waits)  # levels, backgrounds, labels per batch: none waits
     assert on_device[0][0].dtype == torch.float32 and on_device[0][0].shape == (4, 1, *dataset.image(0).shape)
+
+
+def test_a_split_keeps_its_clips_backgrounds_and_levels_map_onto_the_full_range(small_dataset):
+    """subset() keeps each clip's own background (a mixed set's test images are those of the whole
+    set); with_background's seed draws them; level 255 is 1.0 exactly, and storing rounds."""
+    from wrenlib.images import levels_to_uint8
+
+    data = _dataset(small_dataset)
+    test = data.split_indices("test")
+    part = data.subset("test")
+    np.testing.assert_array_equal(part.backgrounds, data.backgrounds[test])
+    np.testing.assert_array_equal(part.image(0), data.image(int(test[0])))
+    assert not np.array_equal(data.with_background("mixed", 1).backgrounds, data.with_background("mixed", 2).backgrounds)
+    bright = SpectrogramDataset(np.full((1, 8, 8), 255, np.uint8), small_dataset.clips.iloc[:1],
+                                np.array(["black"]), PAPER_FRONT_END.with_image_size(8, 8), None, with_masks=False)
+    assert bright.image(0).max() == 1.0
+    assert levels_to_uint8(np.array([0.5, 0.999])).tolist() == [128, 255]

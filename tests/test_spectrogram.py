@@ -59,3 +59,19 @@ def test_torch_stft_matches_librosa_golden_reference():
     from wrenlib.spectrogram import stft_magnitude
 
     np.testing.assert_allclose(stft_magnitude(signal), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_bin_frequencies_reach_nyquist_and_decibels_have_a_floor():
+    """The top row is Nyquist (11,025 Hz at 22,050 Hz), ten times the reference is +20 dB in
+    either array type, and silence sits at the floor (-160 dB), not at minus infinity."""
+    import torch
+
+    from wrenlib.spectrogram import StftSettings, decibels
+
+    assert PAPER_STFT.bin_frequencies_hz()[-1] == pytest.approx(11_025.0)
+    reference = PAPER_STFT.reference_magnitude
+    assert float(decibels(torch.tensor([10 * reference]))[0]) == pytest.approx(20.0, abs=1e-4)
+    assert float(decibels(np.array([10 * reference]))[0]) == pytest.approx(20.0, abs=1e-4)
+    np.testing.assert_allclose(decibels(np.zeros(3)), -160.0)
+    with pytest.raises(ValueError, match="overlap"):
+        StftSettings(overlap=1.0)
