@@ -135,19 +135,24 @@ def test_spectrogram_writes_pngs_and_skips_a_bad_file(tmp_path):
     assert "broken.wav" in result.stderr and "Traceback" not in result.stderr
     pictures = sorted(out.glob("song_clip*.png"))
     assert len(pictures) == 2  # 9 s: two 4 s clips, the 1 s tail dropped
+    assert [p.name for p in pictures] == ["song_clip000_00000.0s.png", "song_clip001_00004.0s.png"]  # number, start
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in pictures]  # none under the broken file's name
     image = np.asarray(Image.open(pictures[0]))
     assert image.shape == (60, 120) and image.max() == 255  # white background
     assert_one_line_error(run_cli("spectrogram", str(tmp_path / "song.wav"), "--out", str(out / "x"),
                                   "--size", "big"), "HEIGHTxWIDTH")
+    assert_one_line_error(run_cli("spectrogram", str(tmp_path / "song.wav"), "--out", str(out / "x"),
+                                  "--size", "4x960"), "8x8")
     # two recorders' files of one name (ZOOM0001.WAV in two folders): the second's images never overwrite
     # the first's; and a folder given as a file is named as a folder
-    for folder in ("a", "b"):
+    for folder in ("a", "b", "c"):
         (tmp_path / folder).mkdir()
         soundfile.write(tmp_path / folder / "song.wav", 0.3 * np.sin(2 * np.pi * 4_000 * t), rate)
-    both = run_cli("spectrogram", str(tmp_path / "a" / "song.wav"), str(tmp_path / "b" / "song.wav"), str(tmp_path / "a"),
+    both = run_cli("spectrogram", *(str(tmp_path / folder / "song.wav") for folder in "abc"), str(tmp_path / "a"),
                    "--out", str(tmp_path / "twice"), "--size", "60x120")
     assert len(list((tmp_path / "twice").glob("song_clip*.png"))) == 2
     assert len(list((tmp_path / "twice").glob("song-2_clip*.png"))) == 2
+    assert len(list((tmp_path / "twice").glob("song-3_clip*.png"))) == 2
     assert "a folder, not an audio file" in both.stderr and both.returncode == 1
 
 
