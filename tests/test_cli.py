@@ -387,3 +387,27 @@ def test_evaluate_reports_bad_checkpoints_in_one_line_as_explain_does(tmp_path, 
         save_checkpoint(tmp_path / "model.pt", DialectCNN(model_config), {"model": model_config.to_dict(), "data": data})
         code = main(["evaluate", str(tmp_path / "model.pt"), str(tmp_path)])
         assert_one_line_error_text(code, capsys.readouterr().err, fragment)
+
+
+def test_explain_explains_a_recordings_first_clip_and_notes_a_background_the_model_never_saw(explain_inputs, capsys):
+    """The image explained is the recording's first clip (the one its start and the table name),
+    as `wrenlib spectrogram` draws it; a model trained on white only is noted when asked for black."""
+    from PIL import Image
+
+    from wrenlib.cli import main
+    from wrenlib.training import load_checkpoint, save_checkpoint
+
+    inputs, rate = explain_inputs, 22_050
+    t = np.arange(9 * rate) / rate
+    soundfile.write(inputs / "two.wav", 0.3 * np.sin(2 * np.pi * np.where(t < 4, 3_000, 7_000) * t), rate)
+    code, _, err = explain_cli(capsys, inputs, "two.wav")
+    assert code == 0 and "trained on" not in err  # a mixed-background model: nothing to note
+    assert main(["spectrogram", str(inputs / "two.wav"), "--out", str(inputs / "images"), "--size", "32x64"]) == 0
+    explained = np.asarray(Image.open(inputs / "maps" / "two_image.png"))
+    first, second = (np.asarray(Image.open(inputs / "images" / name))
+                     for name in ("two_clip000_00000.0s.png", "two_clip001_00004.0s.png"))
+    assert np.array_equal(explained, first) and not np.array_equal(explained, second)
+    model, config, _ = load_checkpoint(inputs / "model.pt")
+    save_checkpoint(inputs / "model.pt", model, {**config, "data": {**config["data"], "background": "white"}})
+    code, _, err = explain_cli(capsys, inputs, "two.wav", out="white", extra=("--background", "black"))
+    assert code == 0 and "trained on white backgrounds only" in err
