@@ -313,3 +313,25 @@ def test_a_kernel_releases_freed_memory_after_every_cell():
         assert shell.events.callbacks["post_run_cell"].count(release_freed_memory) == 1
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_seeds_past_numpys_range_the_callers_device_and_progress_switches(monkeypatch):
+    """A seed past 2**32 still seeds (NumPy takes it modulo 2**32); `seeded(s)` draws what
+    `manual_seed(s)` would; a device the caller names beats WRENBOOK_DEVICE; TQDM_DISABLE=1 turns
+    the bars off and =0 leaves them on."""
+    from wrenlib.runtime import seeded, show_progress
+
+    set_seed(2**32 + 1)
+    first = np.random.random()
+    set_seed(1)
+    assert np.random.random() == first
+    with seeded(3):
+        inside = torch.rand(2)
+    torch.manual_seed(3)
+    assert torch.equal(inside, torch.rand(2))
+    monkeypatch.setenv("WRENBOOK_DEVICE", "cuda")
+    assert choose_device("cpu").type == "cpu"
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert not show_progress(True)
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert show_progress(True) and not show_progress(False)
