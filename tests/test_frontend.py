@@ -171,3 +171,12 @@ def test_a_front_end_that_could_draw_nothing_is_refused(settings):
 def test_an_unknown_background_is_refused_by_name():
     with pytest.raises(ValueError, match="grey"):
         apply_background(np.zeros((2, 8, 8)), "grey")
+
+
+def test_a_recordings_loudest_level_is_its_loudest_clips_however_quiet_the_clips_after_it():
+    """The level a quiet file's message quotes is its loudest clip's, not its last clip's."""
+    loud = tone(5_000, 0.0, 4.0)
+    x = np.concatenate([loud, 1e-3 * loud]).astype(np.float32)
+    pieces = segment(x, filtered=True)
+    assert pieces.loudest_db == pytest.approx(segment(loud.astype(np.float32), filtered=True).loudest_db)
+    assert pieces.loudest_db > segment((1e-3 * loud).astype(np.float32), filtered=True).loudest_db + 50

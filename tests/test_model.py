@@ -216,6 +216,8 @@ def test_the_cpu_says_whether_it_computes_bfloat16_natively(tmp_path):
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")  # ARMv8.6: not measured yet
     assert not cpu_has_native_bfloat16(cpuinfo)
     assert not cpu_has_native_bfloat16(tmp_path / "missing")  # no /proc/cpuinfo: assume not
+    cpuinfo.write_text("processor\t: 0\nflags\t\t:\nflags\t\t: fpu avx512_bf16\n")  # an empty flags line first
+    assert cpu_has_native_bfloat16(cpuinfo)
 
 
 @pytest.mark.parametrize("half", ["bfloat16", "float16"])
