@@ -315,6 +315,11 @@ def test_explain_reports_bad_models_and_options_in_one_line(explain_inputs, caps
                     {"model": model_config.to_dict(),
                      "data": {"front_end": PAPER_FRONT_END.with_image_size(64, 128).to_dict()}})
     assert_one_line_error_text(*error("b"), "model and front end disagree")
+    save_checkpoint(inputs / "model.pt", DialectCNN(model_config),  # three dialect names for two classes
+                    {"model": model_config.to_dict(),
+                     "data": {"front_end": PAPER_FRONT_END.with_image_size(32, 64).to_dict(),
+                              "label_names": ["Eastern", "Mexican", "Western"]}})
+    assert_one_line_error_text(*error("b2"), "model and labels disagree")
     (inputs / "model.pt").write_bytes(b"not a checkpoint")
     assert_one_line_error_text(*error("c"), "not a wrenlib checkpoint")
     (inputs / "kept.pt").replace(inputs / "model.pt")
@@ -411,3 +416,11 @@ def test_explain_explains_a_recordings_first_clip_and_notes_a_background_the_mod
     save_checkpoint(inputs / "model.pt", model, {**config, "data": {**config["data"], "background": "white"}})
     code, _, err = explain_cli(capsys, inputs, "two.wav", out="white", extra=("--background", "black"))
     assert code == 0 and "trained on white backgrounds only" in err
+
+
+def test_a_seed_of_zero_is_a_seed_and_a_negative_one_is_refused():
+    from wrenlib.cli import build_parser
+
+    assert build_parser().parse_args(["synth", "--n", "4", "--out", "x", "--seed", "0"]).seed == 0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["synth", "--n", "4", "--out", "x", "--seed", "-1"])
