@@ -172,6 +172,17 @@ def test_train_and_evaluate_on_a_synth_folder(tmp_path, monkeypatch):
     assert again.returncode == 2 and "never overwritten" in again.stderr
     missing = run_cli("evaluate", str(tmp_path / "nope.pt"), str(data))
     assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
+    # evaluate draws the images on the background the model was trained on (its checkpoint says which)
+    from wrenlib.images import SpectrogramDataset
+    from wrenlib.training import load_checkpoint, save_checkpoint
+
+    network, config, _ = load_checkpoint(model)
+    save_checkpoint(tmp_path / "white.pt", network, {**config, "data": {**config["data"], "background": "white"}})
+    drawn, real = [], SpectrogramDataset.with_background
+    monkeypatch.setattr(SpectrogramDataset, "with_background",
+                        lambda self, background, seed=0: drawn.append(background) or real(self, background, seed))
+    assert run_cli("evaluate", str(tmp_path / "white.pt"), str(data)).returncode == 0
+    assert drawn == ["white"]
 
 
 # ---------------------------------------------------------------- wrenlib explain
