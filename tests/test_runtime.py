@@ -335,3 +335,27 @@ def test_seeds_past_numpys_range_the_callers_device_and_progress_switches(monkey
     assert not show_progress(True)
     monkeypatch.setenv("TQDM_DISABLE", "0")
     assert show_progress(True) and not show_progress(False)
+
+
+def _threads_and_process(batch):
+    import os
+
+    import torch
+
+    return torch.get_num_threads(), os.getpid()
+
+
+def test_map_batches_workers_are_other_processes_on_one_thread_each():
+    """In parallel the batches go to worker processes that share the cores, one torch thread each
+    (two would oversubscribe them); with one job they stay here."""
+    import os
+
+    from wrenlib.runtime import map_batches, stop_worker_processes
+
+    try:
+        answers = list(map_batches(_threads_and_process, [0, 1, 2, 3], 2))
+    finally:
+        stop_worker_processes()
+    assert [threads for threads, _ in answers] == [1, 1, 1, 1]
+    assert os.getpid() not in {pid for _, pid in answers}
+    assert list(map_batches(_threads_and_process, [0], 1)) == [(torch.get_num_threads(), os.getpid())]
