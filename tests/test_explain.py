@@ -488,13 +488,11 @@ def test_a_maps_cache_folder_is_keyed_by_the_weights_the_pixels_and_the_explaine
     levels[0, 0, 0] ^= 1  # one pixel of one recording's image
     other_pixels = replace(data, levels=levels)
     assert explanation_folder("quick", small_cnn, other_pixels, "deeplift", settings) != folder
-    version = explain_module.EXPLAINER_VERSION
-    monkeypatch.setattr(explain_module, "EXPLAINER_VERSION", version + 1)
-    assert explanation_folder("quick", small_cnn, data, "deeplift", settings) != folder
-    monkeypatch.setattr(explain_module, "EXPLAINER_VERSION", version)  # (undo() would also drop the artifacts' folder)
     # and through explain_dataset: the nudged CNN's maps are made, not read from the first one's folder
     explain_dataset(small_cnn, data, [0, 1], "deeplift", "quick", progress=False)
     assert explain_dataset(nudged, data, [0, 1], "deeplift", "quick", progress=False).seconds > 0
+    monkeypatch.setattr(explain_module, "EXPLAINER_VERSION", explain_module.EXPLAINER_VERSION + 1)
+    assert explanation_folder("quick", small_cnn, data, "deeplift", settings) != folder
 
 
 def test_each_cached_map_keeps_its_own_clips_class(isolated_artifacts, small_cnn):

@@ -338,18 +338,12 @@ def test_seeds_past_numpys_range_the_callers_device_and_progress_switches(monkey
 
 
 def _threads_and_process(batch):
-    import os
-
-    import torch
-
     return torch.get_num_threads(), os.getpid()
 
 
 def test_map_batches_workers_are_other_processes_on_one_thread_each():
     """In parallel the batches go to worker processes that share the cores, one torch thread each
     (two would oversubscribe them); with one job they stay here."""
-    import os
-
     from wrenlib.runtime import map_batches, stop_worker_processes
 
     try:
