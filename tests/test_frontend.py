@@ -180,3 +180,30 @@ def test_a_recordings_loudest_level_is_its_loudest_clips_however_quiet_the_clips
     pieces = segment(x, filtered=True)
     assert pieces.loudest_db == pytest.approx(segment(loud.astype(np.float32), filtered=True).loudest_db)
     assert pieces.loudest_db > segment((1e-3 * loud).astype(np.float32), filtered=True).loudest_db + 50
+
+
+def test_rows_above_the_stfts_resolution_show_the_bin_under_their_centre():
+    """At 480 rows the paper's 257 bins are repeated: each row shows the bin whose span holds
+    the row's centre frequency (``pixel_frequencies_hz``), not the one under its top edge."""
+    front = PAPER_FRONT_END.with_image_size(480, 8)
+    n_bins = front.stft.n_bins
+    even_bins = np.zeros((n_bins, 16), dtype=bool)
+    even_bins[::2] = True
+    rows = render_mask(even_bins, front)[:, 0]
+    bin_hz = front.sample_rate_hz / front.stft.window_samples
+    nearest_bin = np.rint(pixel_frequencies_hz(front) / bin_hz).astype(int)
+    assert np.array_equal(rows, nearest_bin % 2 == 0)
+
+
+def test_a_majority_mask_takes_a_pixel_covered_exactly_half():
+    """Each 8 x 8 pixel pools 2 x 2 cells; a column pair covered 2/4 is in, 1/4 out, 3/4 in."""
+    front = PAPER_FRONT_END.with_image_size(8, 8)
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[:, 0] = True  # pixel column 0: half of every pixel
+    mask[::2, 2] = True  # pixel column 1: a quarter
+    mask[:, 4] = True  # pixel column 2: three quarters
+    mask[::2, 5] = True
+    strict = render_mask(mask, front, rule="majority")
+    assert strict[:, :3].tolist() == [[True, False, True]] * 8
+    assert not strict[:, 3:].any()
+    assert render_mask(mask, front)[:, :3].all()
