@@ -350,7 +350,21 @@ def test_explain_options_match_the_library(capsys):
     assert f"default {LimeSettings().n_samples}" in text and f"default {ShapSettings().max_evals}" in text
 
 
-def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path):
+@pytest.fixture
+def refusals_only(monkeypatch):
+    """A refusal test's command must stop before any real work: should a refusal break, the test
+    fails at once instead of running the benchmark or the whole book."""
+    from wrenlib import bench, book, cli
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the command was not refused and started real work")
+
+    for module, name in [(cli, "bench"), (bench, "time_stages"), (bench, "write_backend_benchmark"),
+                         (book, "save_job_times"), (book, "execute_chapters")]:
+        monkeypatch.setattr(module, name, reached)
+
+
+def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path, refusals_only):
     assert_one_line_error(run_cli("bench", "--mixed-precision", "native", "--out", str(tmp_path)),
                           "--mixed-precision applies to --stages only")
     assert_one_line_error(run_cli("bench", "--partial", "--out", str(tmp_path)), "--partial applies to --job-times only")
@@ -364,7 +378,7 @@ def test_bench_options_that_apply_to_another_mode_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing ran
 
 
-def test_execute_refuses_zero_jobs(capsys):
+def test_execute_refuses_zero_jobs(capsys, refusals_only):
     from wrenlib.cli import main
 
     with pytest.raises(SystemExit) as stopped:
