@@ -18,6 +18,32 @@ def default_torch_threads(monkeypatch):
         monkeypatch.delenv(name)
 
 
+def _files_under(folder):
+    """Every file under ``folder``: its size and modification time, by relative path."""
+    stats = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            stats[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
+    return stats
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_cache_untouched():
+    """No test writes into the artifact cache the book itself uses: a test that caches work must
+    take ``isolated_artifacts``. At the session's end an error names any file added, changed or
+    removed there (so do not run the tests beside a book execution in the same checkout)."""
+    from wrenlib.cache import artifacts_root
+
+    root = artifacts_root()
+    before = _files_under(root) if root.exists() else {}
+    yield
+    after = _files_under(root) if root.exists() else {}
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, (f"tests changed {len(changed)} file(s) in the book's own cache {root}: "
+                         f"{', '.join(changed[:5])}; use the isolated_artifacts fixture")
+
+
 @pytest.fixture(scope="session")
 def small_dataset():
     from wrenlib.dataset import generate_surrogate_dataset
