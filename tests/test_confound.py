@@ -148,6 +148,23 @@ def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_arti
     np.testing.assert_array_equal(np.asarray(repeated_images[(1.0, "train")].levels), images[(1.0, "train")].levels)
     assert list(repeated_images[(1.0, "train")].clips["confound"]) == list(images[(1.0, "train")].clips["confound"])
     assert confound.confound_model_name(confound.Confound(1.0), "black", 0) == "cnn_confound100M_black_seed0"
+    # masks drawn by another rule: the clips' masks are made again, no training image and no CNN
+    with_other_masks(monkeypatch)
+    rendered.clear()
+    _, remasked, _ = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
+    assert remasked[(1.0, "train")].surrogate.config.mask_floor_db == 20.0
+    assert every_clip not in rendered and len(rendered) == 5
+
+
+def with_other_masks(monkeypatch):
+    """The profile's clips with masks drawn by another rule (their MASK_ONLY_FIELDS changed)."""
+    from dataclasses import replace
+
+    from wrenlib import dataset
+
+    real = dataset.surrogate_config_for_profile
+    monkeypatch.setattr(dataset, "surrogate_config_for_profile", lambda *args, **kwargs: replace(
+        real(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
 
 
 def test_the_clean_strength_is_not_trained_as_a_confound_model():
@@ -198,6 +215,10 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
     _, _, again = confound_maps("tiny", device="cpu")
     _, given_chosen, given = confound_maps("tiny", device="cpu", experiment=(models, images))  # the chapter's way
     assert calls == [] and given_chosen.tolist() == chosen.tolist()  # both loaded
+    with monkeypatch.context() as remasking:  # masks drawn by another rule: the same maps, loaded
+        with_other_masks(remasking)
+        confound_maps("tiny", device="cpu")
+    assert calls == []
     for strength in (0.0, 1.0):
         for method in METHODS:
             np.testing.assert_array_equal(again[strength][method], maps[strength][method])

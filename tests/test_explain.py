@@ -1154,6 +1154,9 @@ def test_a_datasets_fingerprint_tells_apart_what_changes_its_images_clip_by_clip
     assert sorted(variants["backgrounds moved"].backgrounds) == sorted(clean.backgrounds)
     prints = {name: dataset_fingerprint(data) for name, data in variants.items()}
     assert dataset_fingerprint(clean) not in prints.values() and len(set(prints.values())) == len(prints), prints
+    # masks drawn by another rule: the same images, the same key (the maps stay cached)
+    remasked = replace(small_dataset, config=replace(small_dataset.config, mask_floor_db=20.0, mask_visible_db=-30.0))
+    assert dataset_fingerprint(images_of(remasked)) == dataset_fingerprint(clean)
     # a confounded copy of some clips is named by the clips it started from: the same clips, the same key
     chosen = clean.split_indices("test")
     split = variants["confounded"].subset("test")

@@ -473,3 +473,15 @@ def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolate
                         lambda *args, **kwargs: replace(real_config(*args, **kwargs), learning_rate=5e-4))
     training.load_or_train_model("tiny", device="cpu", progress=False)
     assert len(trainings) == 2
+    # masks drawn by another rule change no image: the clips' masks are made again, the images and CNN are not
+    from wrenlib import dataset as surrogate_data
+    from wrenlib import images as rendering
+
+    renderings, real_render = [], rendering.render_level_cache
+    monkeypatch.setattr(rendering, "render_level_cache",
+                        lambda *args, **kwargs: renderings.append(1) or real_render(*args, **kwargs))
+    real_surrogate = surrogate_data.surrogate_config_for_profile
+    monkeypatch.setattr(surrogate_data, "surrogate_config_for_profile", lambda *args, **kwargs: replace(
+        real_surrogate(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
+    _, _, images = training.load_or_train_model("tiny", device="cpu", progress=False)
+    assert images.surrogate.config.mask_floor_db == 20.0 and len(trainings) == 2 and not renderings

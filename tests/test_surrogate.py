@@ -83,6 +83,25 @@ def test_a_mask_holds_only_cells_that_the_image_can_show():
     assert left_out > 0
 
 
+def test_the_mask_only_fields_change_the_masks_and_not_one_sample():
+    """The caches of images, CNNs and maps leave MASK_ONLY_FIELDS out of their keys (image_key):
+    that is right only while those fields change which cells a mask holds and nothing else."""
+    from dataclasses import asdict, replace
+
+    from wrenlib.surrogate import MASK_ONLY_FIELDS
+
+    config = SurrogateConfig(seed=5, individuals_per_dialect=2, clips_per_individual=2)
+    remasked = replace(config, mask_floor_db=12.0, mask_visible_db=-20.0)
+    assert set(MASK_ONLY_FIELDS) <= set(asdict(config))
+    assert config.image_key() == remasked.image_key() != replace(config, seed=6).image_key()
+    changed = 0
+    for clip_id in range(3):
+        clip, again = synthesise_clip(build_population(config), clip_id), synthesise_clip(build_population(remasked), clip_id)
+        np.testing.assert_array_equal(clip.waveform, again.waveform)
+        changed += int((clip.song_mask != again.song_mask).sum() + (clip.diagnostic_mask != again.diagnostic_mask).sum())
+    assert changed > 0
+
+
 def test_diagnostic_mask_lies_within_the_song_mask(small_dataset):
     for index in range(len(small_dataset)):
         diagnostic = small_dataset.diagnostic_mask(index)

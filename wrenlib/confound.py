@@ -173,7 +173,7 @@ def confounded_images(surrogate, confound: Confound | None, front_end, clips=Non
     if cache is None:
         levels = render_level_cache(mixed.waveforms, front_end, device, progress=progress)
     else:
-        described = {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict(),
+        described = {"front_end": front_end.to_dict(), "surrogate": surrogate.config.image_key(),
                      "confound": None if confound is None else confound.to_dict(),
                      "clips": None if clips is None else [int(i) for i in clips]}
         levels = load_or_render_levels(cache, described, mixed.waveforms, front_end, device, progress)
@@ -214,7 +214,7 @@ def load_or_train_confounded(profile: str, strength: float, seed: int = 0, backg
                                      + confound_model_name(tied, background, seed).removeprefix("cnn_"))
     train = confounded_images(surrogate, tied, front_end, None, background, seed, device, progress, cache=folder)
     config = {"model": ModelConfig(*front_end.image_size).to_dict(), "training": training_config.to_dict(),
-              "data": {"surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(),
+              "data": {"surrogate": surrogate.config.image_key(), "front_end": front_end.to_dict(),
                        "background": background, "seed": seed, "confound": tied.to_dict()}}
     model, _ = load_or_train_on(train, profile, confound_model_name(tied, background, seed), config,
                                 training_config, device, progress)
@@ -280,7 +280,7 @@ def confound_maps(profile: str, seed: int = 0, background: str = "black", device
                    for s in strengths}
     chosen = confound_carriers(carriers, sizes.confound_clips)
     config = {"models": {str(s): model_fingerprint(model) for s, (model, _) in trained.items()},
-              "surrogate": surrogate.config.to_dict(), "front_end": front_end.to_dict(), "background": background,
+              "surrogate": surrogate.config.image_key(), "front_end": front_end.to_dict(), "background": background,
               "seed": seed, "confound": strongest.to_dict(), "clips": chosen.tolist(), "device": torch.device(device).type,
               "settings": {m: asdict(settings_for_profile(m, profile, seed)) for m in METHODS},
               "version": explainer_version()}

@@ -1043,15 +1043,16 @@ def dataset_fingerprint(dataset) -> str:
     """A short hash of what fixes a dataset's images, clip by clip: its front end; which clips it
     holds, in which order (the caches name a clip by its position, so a split's clip 0 is not the
     whole set's); a confound added to them (chapter 11); and their backgrounds (which also decide
-    SHAP's references). Surrogate clips are named by their generator's configuration and their
-    numbers; other clips (recordings) by their pixels."""
+    SHAP's references). Surrogate clips are named by their generator's configuration (less the
+    fields that only decide their masks: ``SurrogateConfig.image_key``) and their numbers; other
+    clips (recordings) by their pixels."""
     from .cache import config_hash
 
     if dataset.surrogate is not None:
         table = dataset.clips
         numbers = (table["source_clip"] if "source_clip" in table else table["clip"]).to_numpy(dtype=np.int64)
         confound = dataset.surrogate.confound
-        source: Any = {"surrogate": dataset.surrogate.config.to_dict(),
+        source: Any = {"surrogate": dataset.surrogate.config.image_key(),
                        "clips": hashlib.sha256(np.ascontiguousarray(numbers).tobytes()).hexdigest(),
                        "confound": confound.to_dict() if confound is not None else None}
     else:

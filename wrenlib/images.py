@@ -169,7 +169,7 @@ def load_spectrogram_dataset(profile: str, background: str = "mixed", seed: int 
     front_end = front_end_for_profile(profile)
     device = device or choose_device()  # the STFT runs on the GPU when there is one
     folder = profile_dir(profile) / f"images_{front_end.image_height_px}x{front_end.image_width_px}"
-    levels = load_or_render_levels(folder, {"front_end": front_end.to_dict(), "surrogate": surrogate.config.to_dict()},
+    levels = load_or_render_levels(folder, {"front_end": front_end.to_dict(), "surrogate": surrogate.config.image_key()},
                                    surrogate.waveforms, front_end, device)
     return SpectrogramDataset(levels, surrogate.clips, assign_backgrounds(len(levels), background, seed),
                               front_end, surrogate)

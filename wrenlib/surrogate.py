@@ -78,6 +78,11 @@ SHARED_FEATURES: tuple[str, ...] = (
 )
 
 
+#: SurrogateConfig fields that decide which STFT cells a clip's masks hold and never a sample of
+#: its waveform (the tests check): the caches of images, CNNs and maps leave them out of their keys
+MASK_ONLY_FIELDS = ("mask_floor_db", "mask_visible_db")
+
+
 @dataclass(frozen=True)
 class SurrogateConfig:
     """Everything that determines a surrogate dataset; equal configs give identical datasets."""
@@ -161,6 +166,11 @@ class SurrogateConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def image_key(self) -> dict[str, Any]:
+        """:meth:`to_dict` without :data:`MASK_ONLY_FIELDS`: what keys the caches of images, CNNs
+        and maps, so that redefining the masks rebuilds the clips' masks and nothing trained on them."""
+        return {name: value for name, value in self.to_dict().items() if name not in MASK_ONLY_FIELDS}
 
 
 # --------------------------------------------------------------------------------------------

@@ -395,7 +395,7 @@ def load_or_train_model(
     init_seed = seed if init_seed is None else int(init_seed)
     training_config = training_config_for_profile(profile, init_seed)
     config = {"model": model_config.to_dict(), "training": training_config.to_dict(),
-              "data": {"surrogate": dataset.surrogate.config.to_dict() if dataset.surrogate else None,
+              "data": {"surrogate": dataset.surrogate.config.image_key() if dataset.surrogate else None,
                        "front_end": dataset.front_end.to_dict(), "background": background, "seed": seed}}
     name = f"cnn_{background}_seed{seed}" + ("" if init_seed == seed else f"_init{init_seed}")
     model, history = load_or_train_on(dataset, profile, name, config, training_config, device, progress)
