@@ -36,6 +36,11 @@
 # the opposite), undecided → undecided. The book's data are surrogate songs whose dialect
 # evidence is known (chapter 01), so a "differs" is a finding about the method, never a claim
 # about the paper's birds.
+#
+# Where a claim rests on several comparisons, the chapter decides them together (Holm's method
+# keeps the chance of any false call within that claim at 5 %). The rows are not corrected
+# against one another: among this many rows, each decided by its own tests at the 5 % level, one
+# call may be chance, so read a row with the intervals and p-values its chapter gives.
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # noqa: E401
