@@ -167,3 +167,57 @@ def test_an_unknown_verdict_is_never_read_as_reproduced():
         assert row["book"].startswith(f"verdict: {verdict};")
     for verdict, status in VERDICT_STATUS.items():
         assert _status(scorecard({**RESULTS, "verdict_claim3": verdict}), "claim 3") == status
+
+
+def test_the_paper_accuracy_counts_as_inside_an_interval_that_ends_on_it():
+    """The 95 % interval is closed: the paper's 94.8 % at either end is compatible with the run, so a
+    boundary case is not reported as a difference."""
+    for low, high in ((0.948, 0.97), (0.91, 0.948)):
+        table = scorecard({**RESULTS, "test_accuracy_ci_low": low, "test_accuracy_ci_high": high})
+        assert _status(table, "accuracy") == "reproduced", (low, high)
+
+
+def test_the_accuracy_is_judged_against_the_papers_94_8_not_a_rounded_95():
+    """The paper reported 94.8 %: an interval that ends at 94.9 % holds it, one that starts at 94.85 %
+    does not; a threshold rounded to 95 % would turn both statuses round."""
+    holds = scorecard({**RESULTS, "test_accuracy": 0.93, "test_accuracy_ci_low": 0.90, "test_accuracy_ci_high": 0.949})
+    assert _status(holds, "accuracy") == "reproduced"
+    above = scorecard({**RESULTS, "test_accuracy": 0.97, "test_accuracy_ci_low": 0.9485, "test_accuracy_ci_high": 0.99})
+    assert _status(above, "accuracy") == "differs"
+
+
+def test_a_mixed_model_that_generalises_best_is_not_described_as_reproduced_in_part():
+    """Where the mixed-background model is best everywhere, the row must not carry chapter 03's
+    "best everywhere does not hold" sentence, which would contradict its own status."""
+    row = scorecard(RESULTS).set_index("topic").loc["backgrounds"]
+    assert row["status"] == "reproduced"
+    assert "does not hold" not in row["book"] and "reproduced in part" not in row["book"]
+
+
+def test_a_deeplift_white_reference_that_differs_from_the_others_is_reproduced():
+    """Only identical maps under every constant reference make the paper's white reference moot;
+    where the references give different maps, the paper's choice stands."""
+    row = scorecard({**RESULTS, "deeplift_constant_baselines_identical": False}).set_index("topic").loc[
+        "DeepLIFT reference"]
+    assert row["status"] == "reproduced" and "white reference used" in row["book"]
+
+
+def test_shap_costing_the_same_as_another_method_is_not_expensive():
+    """SHAP is "expensive" only where it costs more than every other gradient method: a cost equal to
+    DeepLIFT's is no dearer, so the row differs whatever the references show."""
+    tie = scorecard({**RESULTS, "cost_forward_equivalents_shap": 19.0, "cost_forward_equivalents_deeplift": 19.0})
+    assert _status(tie, "SHAP") == "differs"
+    assert _status(scorecard({**RESULTS, "cost_forward_equivalents_shap": 19.5,
+                              "cost_forward_equivalents_deeplift": 19.0}), "SHAP") == "reproduced"
+
+
+def test_a_rule_giving_an_unknown_status_is_an_error_not_a_row():
+    """A rule that returns a word outside STATUSES (a typo, a verdict passed straight through) must
+    stop the scorecard: the counts sentence and the table would otherwise silently miss the row."""
+    from wrenlib.scorecard import PaperResult
+
+    typo = PaperResult("typo", "a claim", "00_nowhere", (), lambda r: ("confirmed", "measured"))
+    with pytest.raises(ValueError, match="unknown status 'confirmed'"):
+        scorecard(RESULTS, rows=(typo,))
+    fine = PaperResult("fine", "a claim", "00_nowhere", (), lambda r: ("undecided", "measured"))
+    assert list(scorecard(RESULTS, rows=(fine,))["status"]) == ["undecided"]
