@@ -534,3 +534,192 @@ def test_a_paired_difference_decides_where_two_intervals_overlap():
         assert (result["low"], result["high"]) == pytest.approx(tuple(np.percentile(drawn, tails)))
     with pytest.raises(ValueError, match="one value per clip"):
         agreement_difference(first, second[:-1], truth)
+
+
+# ---------------------------------------------------------------- further properties (mutation review)
+
+
+def test_an_empty_layer_name_is_refused_not_read_as_the_whole_model(small_cnn):
+    """"" names the model itself in ``named_modules()``: its output is the two logits, which read
+    as latent features would give chapter 09 a two-unit "latent space" without a word."""
+    with pytest.raises(ValueError, match="no layer named ''"):
+        latent_features(small_cnn, np.zeros((2, 32, 64), np.float32), layer="")
+
+
+def test_pca_may_keep_every_dimension_of_the_features():
+    """n_components may go up to min(N, D): a PCA that keeps all D axes is a rotation of the
+    standardised features, so it keeps every distance."""
+    from scipy.spatial.distance import pdist
+
+    from wrenlib.latent import standardise_features
+
+    features = np.random.default_rng(0).normal(size=(30, 4))
+    full = embed(features, "pca", n_components=4)
+    assert full.shape == (30, 4)
+    np.testing.assert_allclose(pdist(full), pdist(standardise_features(features)), atol=1e-8)
+    with pytest.raises(ValueError, match="n_components"):
+        embed(features, "pca", n_components=5)
+
+
+def test_two_points_get_a_perplexity():
+    """The smallest set t-SNE takes, two points, gets (N - 1) / 3 rather than an error."""
+    assert fitting_perplexity(2) == pytest.approx(1 / 3)
+
+
+def test_choose_clusters_reads_k_range_in_any_order():
+    """The table runs over k in increasing order whatever order k_range is given in (so ties go to
+    the smaller k as documented), the same k is chosen, and the size check uses the largest k."""
+    points, _ = _blobs(n_per=10)
+    forward, table = choose_clusters(points, range(2, 6))
+    backward, reversed_table = choose_clusters(points, [5, 3, 4, 2, 3])
+    assert list(reversed_table["k"]) == [2, 3, 4, 5]
+    pd.testing.assert_frame_equal(reversed_table, table)
+    np.testing.assert_array_equal(backward, forward)
+    with pytest.raises(ValueError, match="too few for 8 clusters"):
+        choose_clusters(points[:8], [8, 2])
+
+
+def _fake_silhouettes(monkeypatch, first, references):
+    """choose_clusters stand-in: the points' table first, then one table per reference draw."""
+    import wrenlib.latent as latent
+
+    tables = iter([first] + [[value] for value in references])
+    monkeypatch.setattr(latent, "choose_clusters", lambda points, ks, method, seed: (
+        None, pd.DataFrame({"silhouette": next(tables)})))
+
+
+def test_cluster_structure_counts_references_that_tie_with_the_points(monkeypatch):
+    """A reference that reaches the points' silhouette exactly is "at least as extreme": evenly
+    spread points that do as well as the clips leave no evidence of clusters (p = 1, not 1 / 20)."""
+    _fake_silhouettes(monkeypatch, [0.5], [0.5] * 19)
+    found = cluster_structure(np.random.default_rng(0).random((30, 2)), range(2, 4), n_null=19)
+    assert found["p_value"] == pytest.approx(1.0) and not found["clustered"]
+
+
+def test_cluster_structure_compares_the_best_silhouette_over_k(monkeypatch):
+    """The points' statistic is their best silhouette over k_range, as the references' is: not the
+    first k's, which would compare different things."""
+    _fake_silhouettes(monkeypatch, [0.1, 0.9], [0.5] * 19)
+    found = cluster_structure(np.random.default_rng(0).random((30, 2)), range(2, 4), n_null=19)
+    assert found["silhouette"] == pytest.approx(0.9) and found["p_value"] == pytest.approx(1 / 20)
+
+
+def test_cluster_structure_calls_a_p_value_at_one_minus_level_clustered_at_any_level(monkeypatch):
+    """p at most 1 - level is clustered, also where 1 - level is not exact in floating point
+    (1 - 0.9 = 0.0999...): with 9 references and none reaching the points, p = 0.1 is clustered."""
+    for level, n_null in ((0.9, 9), (0.8, 4)):
+        _fake_silhouettes(monkeypatch, [0.9], [0.1] * n_null)
+        found = cluster_structure(np.random.default_rng(0).random((30, 2)), range(2, 4), n_null=n_null, level=level)
+        assert found["p_value"] == pytest.approx(1 / (1 + n_null)) and found["clustered"], level
+
+
+def test_cluster_structure_does_not_depend_on_where_the_points_lie():
+    """The reference is spread over the points' own extent along their principal axes: moving the
+    points elsewhere (here a diagonal continuum, moved off its axis) changes neither the
+    reference nor the verdict."""
+    rng = np.random.default_rng(0)
+    line = np.c_[np.linspace(0, 10, 40), rng.normal(0, 0.3, 40)] @ np.array([[1.0, 1.0], [-1.0, 1.0]]) / np.sqrt(2)
+    here = cluster_structure(line, range(2, 4), n_null=19)
+    there = cluster_structure(line + [50.0, 80.0], range(2, 4), n_null=19)
+    assert there["null_median"] == pytest.approx(here["null_median"], rel=1e-6)
+    assert there["null_high"] == pytest.approx(here["null_high"], rel=1e-6)
+    assert there["p_value"] == here["p_value"] and there["clustered"] == here["clustered"]
+
+
+def test_agreement_counts_name_the_labels_and_the_clusters_apart():
+    """n_true counts the known labels and n_clusters the clusters (label_agreement: n_values and
+    n_clusters); two song types cut into four clusters must not read as four types."""
+    truth, clusters = np.repeat([0, 1], 10), np.repeat([0, 1, 2, 3], 5)
+    agreement = cluster_agreement(truth, clusters)
+    assert agreement["n_true"] == 2 and agreement["n_clusters"] == 4
+    row = label_agreement(clusters, {"song type": truth}, n_boot=20).iloc[0]
+    assert row["n_values"] == 2 and row["n_clusters"] == 4
+
+
+def test_half_samples_of_birds_work_whatever_the_birds_are_called():
+    """Birds named by strings or by numbers other than 0..n-1 are drawn whole all the same: half of
+    them, each with all its clips."""
+    from wrenlib.latent import _half_samples
+
+    for birds in (np.repeat([f"bird {i}" for i in range(12)], 6), np.repeat(np.arange(100, 112), 6),
+                  np.repeat(np.arange(11, -1, -1) * 3, 6)):
+        for drawn in _half_samples(len(birds), 20, seed=0, groups=birds):
+            assert len(drawn) == 36 and len(np.unique(birds[drawn])) == 6
+            assert all(np.sum(birds[drawn] == bird) == 6 for bird in np.unique(birds[drawn]))
+
+
+def test_label_agreement_intervals_are_the_central_95_percent_of_the_half_samples():
+    """The reported interval is a 95 % one: the 2.5th and 97.5th percentiles of the half-sample
+    draws (a 90 % interval would understate the uncertainty of which property the clusters follow)."""
+    from wrenlib.latent import _half_samples
+
+    rng = np.random.default_rng(2)
+    truth = np.repeat([0, 1, 2], 12)
+    clusters = np.where(rng.random(36) < 0.7, truth, rng.integers(0, 3, 36))
+    drawn = [cluster_agreement(truth[d], clusters[d]) for d in _half_samples(36, 100, 3)]
+    row = label_agreement(clusters, {"song type": truth}, n_boot=100, seed=3).iloc[0]
+    for measure in ("ari", "ami"):
+        low, high = np.percentile([d[measure] for d in drawn], [2.5, 97.5])
+        assert (row[f"{measure}_low"], row[f"{measure}_high"]) == pytest.approx((low, high))
+
+
+def test_sweep_and_spaces_do_not_depend_on_the_units_scales():
+    """Chapter 09 standardises the latent features: a unit on a scale 1000 times the others' must
+    change neither the clusters found in the feature space nor any trustworthiness, which are
+    measured against the standardised features the embeddings were made from."""
+    points, truth = _blobs(n_per=12)
+    rng = np.random.default_rng(2)
+    features = points @ rng.normal(size=(2, 6)) + rng.normal(0, 0.3, size=(36, 6))
+    features[:, 5] = rng.normal(0, 1, 36)  # a unit that knows nothing of the groups
+    rescaled = features * np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1000.0])
+    sweep, sweep_rescaled = (sweep_perplexity(f, [8], truth, k_range=range(2, 5)) for f in (features, rescaled))
+    assert sweep_rescaled["trustworthiness"].iloc[0] == pytest.approx(sweep["trustworthiness"].iloc[0], abs=1e-3)
+    spaces, spaces_rescaled = (compare_spaces(f, truth, perplexity=8, k_range=range(2, 5)).set_index("space")
+                               for f in (features, rescaled))
+    for space in ("tsne", "pca"):
+        assert spaces_rescaled.loc[space, "trustworthiness"] == pytest.approx(spaces.loc[space, "trustworthiness"],
+                                                                             abs=1e-3)
+    assert spaces_rescaled.loc["features", "ari"] == pytest.approx(spaces.loc["features", "ari"])
+    assert spaces.loc["features", "ari"] > 0.9
+
+
+def test_cluster_consistency_leaves_out_the_pairs_of_an_all_zero_map():
+    """A clip whose map is all zero has no correlation with any other: its pairs are left out, and
+    the means and pair counts are those of the clips without it (not NaN)."""
+    maps, clusters, groups = _cluster_maps(noise=0.3)
+    blank = np.concatenate([maps, np.zeros((1, *maps.shape[1:]))])
+    with_blank = cluster_consistency(blank, np.r_[clusters, 0], np.r_[groups, 0], n_permutations=50)
+    without = cluster_consistency(maps, clusters, groups, n_permutations=50)
+    for key in ("within", "between", "difference", "n_within_pairs", "n_between_pairs"):
+        assert with_blank[key] == pytest.approx(without[key]), key
+    assert 0 < with_blank["p_value"] <= 1
+
+
+def test_cluster_consistency_beyond_the_images_leaves_out_pairs_of_a_blank_image():
+    """An all-zero image has no similarity to regress on: its pairs are left out of the fit and of
+    the test, which then answers as without that clip (not NaN)."""
+    rng = np.random.default_rng(3)
+    groups, clusters = np.repeat([0, 1], 8), np.tile(np.repeat([0, 1], 4), 2)
+    images = 0.5 * rng.random((4, 6, 8))[groups * 2 + clusters] + rng.random((16, 6, 8))
+    maps = rng.random((4, 6, 8))[groups * 2 + clusters] + 0.5 * rng.random((16, 6, 8))
+    extra_map = rng.random((1, 6, 8))
+    blank = cluster_consistency(np.concatenate([maps, extra_map]), np.r_[clusters, 0], np.r_[groups, 0],
+                                n_permutations=50, given=np.concatenate([images, np.zeros((1, 6, 8))]))
+    without = cluster_consistency(maps, clusters, groups, n_permutations=50, given=images)
+    for key in ("within", "between", "difference", "n_within_pairs", "n_between_pairs"):
+        assert blank[key] == pytest.approx(without[key]), key
+
+
+def test_a_shuffle_without_a_within_cluster_pair_has_no_statistic_and_is_not_counted():
+    """Where units leave some relabellings with no within-cluster pair, those relabellings have no
+    statistic. One dialect of four clips by two birds, two clusters: of the six relabellings two
+    leave no pair, two give the observed split and two the other, so the exact test over the four
+    defined ones gives p = 2 / 4. Counting the undefined ones as not exceeding gave 2 / 6, a p too
+    small that calls consistency too easily; counting them as exceeding would give 4 / 6."""
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 6, 8))[[0, 0, 1, 1]] + 0.05 * rng.random((4, 6, 8))
+    result = cluster_consistency(maps, [0, 0, 1, 1], [0, 0, 0, 0], n_permutations=3000, seed=0,
+                                 units=["a", "b", "a", "b"])
+    assert result["n_within_pairs"] == 2 and result["p_value"] == pytest.approx(0.5, abs=0.04)
+    assert result["n_shuffles"] == pytest.approx(2000, abs=120)
+    assert cluster_consistency(maps, [0, 0, 1, 1], [0, 0, 0, 0], n_permutations=600, seed=0)["n_shuffles"] == 600

@@ -528,9 +528,11 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     :func:`correlation_matrix` (Pearson). Pairs with an undefined (NaN) similarity, such as those
     of an all-zero map, are left out. The statistic is ``within - between``; its one-sided p-value
     comes from ``n_permutations`` shuffles of the cluster labels inside each group (group sizes
-    and cluster sizes per group kept), as (1 + shuffles at least as large) / (1 + n_permutations).
-    Returns ``within``, ``between``, ``difference``, ``p_value``, ``n_within_pairs`` and
-    ``n_between_pairs``.
+    and cluster sizes per group kept), as (1 + shuffles at least as large) / (1 + shuffles with a
+    statistic): a shuffle that leaves no within- or no between-cluster pair (possible only where
+    pairs are left out) has none and is not counted. Returns ``within``, ``between``,
+    ``difference``, ``p_value``, ``n_within_pairs``, ``n_between_pairs`` and ``n_shuffles`` (the
+    shuffles counted).
 
     ``units`` (one per clip, e.g. the bird that sang it) leaves out every pair of clips of one unit:
     a bird's clips are alike whatever the clusters and tend to share one, so their pairs would lift
@@ -603,16 +605,20 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
     observed = within_sum / within_count - between_sum / between_count
     generator = np.random.default_rng(seed)
     members = [np.flatnonzero(group_codes == g) for g in range(int(group_codes.max()) + 1)]
-    exceed = 0
+    exceed = defined = 0
     for _ in range(int(n_permutations)):
         shuffled = cluster_codes.copy()
         for member in members:
             shuffled[member] = generator.permutation(cluster_codes[member])
         s, c = within(shuffled)
         if c < 0.5 or total_count - c < 0.5:
-            continue  # only with pairs left out (undefined, or of one unit); such a shuffle counts as not exceeding
+            # only with pairs left out (undefined, or of one unit): this labelling has no statistic, and
+            # the test is the exact one among the labellings that have one, as the observed one has
+            continue
+        defined += 1
         statistic = s / c - (total_sum - s) / (total_count - c)
         exceed += statistic >= observed - 1e-12
     return {"within": float(within_sum / within_count), "between": float(between_sum / between_count),
-            "difference": float(observed), "p_value": float((1 + exceed) / (1 + int(n_permutations))),
-            "n_within_pairs": int(round(within_count)), "n_between_pairs": int(round(between_count))}
+            "difference": float(observed), "p_value": float((1 + exceed) / (1 + defined)),
+            "n_within_pairs": int(round(within_count)), "n_between_pairs": int(round(between_count)),
+            "n_shuffles": defined}
