@@ -444,7 +444,8 @@ ax.set_ylim(min(0, consistency[["within", "between"]].to_numpy().min() * 1.35),
 ax.axhline(0, color="0.4", linewidth=0.6)
 ax.legend(fontsize=8, loc="upper right")
 plt.show()
-display(consistency.rename(columns={"p_value": "p", "n_within_pairs": "pairs within", "n_between_pairs": "pairs between"})
+display(consistency.rename(columns={"p_value": "p", "n_within_pairs": "pairs within", "n_between_pairs": "pairs between",
+                                    "n_shuffles": "shuffles"})  # those with a pair of each kind left (of N_SHUFFLES)
         .style.format({"within": "{:.3f}", "between": "{:.3f}", "difference": "{:+.3f}",
                        "p": lambda p: permutation_p_text(p, N_SHUFFLES)}))
 ensemble, image, beyond, beyond_deeplift, beyond_untrained = (
