@@ -224,3 +224,60 @@ def test_only_a_folder_with_the_books_table_of_contents_and_wrenlib_is_the_proje
     (other / "wrenlib").mkdir()
     (other / "notebooks").mkdir()
     assert project_root(other / "notebooks") == other.resolve()
+
+
+def test_a_saved_dataset_loads_every_table_and_how_it_was_made(small_dataset, tmp_path):
+    """The element and background tables (empty details included: a wind gust has none) and the
+    record of the generation (seconds, processes, time) come back as they were saved: chapter 01
+    shows them, and chapters score maps against the element table."""
+    import pandas as pd
+
+    small_dataset.save(tmp_path / "ds")
+    loaded = SurrogateDataset.load(tmp_path / "ds")
+    assert (small_dataset.background["detail"] == "").any()
+    pd.testing.assert_frame_equal(loaded.elements, small_dataset.elements)
+    pd.testing.assert_frame_equal(loaded.background, small_dataset.background)
+    assert loaded.seconds_to_generate == small_dataset.seconds_to_generate
+    assert (loaded.processes, loaded.made) == (small_dataset.processes, small_dataset.made)
+    # a cache written before the generation was recorded says "not recorded", not one process
+    described = tmp_path / "ds" / "dataset.json"
+    meta = json.loads(described.read_text())
+    for key in ("seconds_to_generate", "processes", "made"):
+        del meta[key]
+    described.write_text(json.dumps(meta))
+    old = SurrogateDataset.load(tmp_path / "ds")
+    assert old.processes == 0 and old.made == "" and np.isnan(old.seconds_to_generate)
+
+
+def test_clip_cells_keep_clips_apart_where_one_ends_next_to_the_next_ones_start():
+    """Two clips whose cells touch (the first ends at cell 4, the next starts at 5) stay two clips,
+    and the last clip is reachable as ``cells[-1]`` like any sequence's."""
+    from wrenlib.dataset import _cells_from, _run_arrays
+
+    cells = [np.array([3, 4], np.int32), np.array([5, 6, 9], np.int32), np.array([10], np.int32)]
+    back = _cells_from(_run_arrays("song", cells), "song")
+    assert [b.tolist() for b in back] == [c.tolist() for c in cells]
+    assert back[-1].tolist() == [10] and back[-3].tolist() == [3, 4]
+
+
+def test_the_profiles_dataset_is_made_in_the_processes_asked_and_kept_per_seed(isolated_artifacts, monkeypatch):
+    """``n_jobs`` reaches the generator (None: one per usable core), and another seed is another
+    dataset, not the cached one of the first."""
+    from wrenlib import dataset, profiles, runtime
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.Profile(
+        "tiny", individuals_per_dialect=1, clips_per_individual=2, image_height_px=8, image_width_px=16))
+    asked = []
+    real = dataset.generate_surrogate_dataset
+
+    def generate(config, n_jobs=2, **kwargs):
+        asked.append(n_jobs)
+        return real(config, n_jobs=1, **kwargs)  # in this process, whatever was asked
+
+    monkeypatch.setattr(dataset, "generate_surrogate_dataset", generate)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 5)
+    first = load_surrogate_dataset("tiny", n_jobs=3)
+    other = load_surrogate_dataset("tiny", seed=1)
+    assert asked == [3, 5]
+    assert first.config.seed == 0 and other.config.seed == 1
+    assert not np.array_equal(np.asarray(first.waveforms), np.asarray(other.waveforms))

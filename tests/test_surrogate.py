@@ -395,3 +395,77 @@ def test_element_masks_measure_every_part_against_the_whole_songs_peak():
         diagnostic_mask, song_mask = element_masks(diagnostic, diagnostic + shared, floor_db=30.0)
         assert song_mask.any()
         assert diagnostic_mask.any() == expect_cells, f"diagnostic part {below_db} dB below the song's peak"
+
+
+def test_every_clips_row_agrees_with_its_dialect_and_its_song_type(small_dataset):
+    """The label the CNN learns is the dialect the tables show (0 Eastern, 1 Mexican), and a clip's
+    song type is named as the population names it (E1..E4, M1..M4): a label flipped against its
+    dialect, or a song type off by one, would change every figure that groups clips by them."""
+    from wrenlib.surrogate import DIALECTS
+
+    clips = small_dataset.clips
+    np.testing.assert_array_equal(small_dataset.labels, (clips["dialect"] == "Mexican").astype(int))
+    population = build_population(small_dataset.config)
+    for row in clips.itertuples():
+        assert row.dialect == DIALECTS[row.label]
+        assert row.song_type == population.song_type(row.label, row.song_template).name
+    assert set(clips["song_type"]) <= {f"{d[0]}{i}" for d in DIALECTS
+                                       for i in range(1, small_dataset.config.song_types_per_dialect + 1)}
+
+
+def test_a_clips_element_table_holds_its_own_elements_and_the_splits_part_the_clips(small_dataset):
+    """``elements_of`` and ``split_indices`` are how chapters read one clip's elements and one
+    split's clips: each must hold exactly its own, or maps would be scored against another clip's
+    elements and a model tested on its training clips."""
+    parts = [small_dataset.elements_of(index) for index in range(len(small_dataset))]
+    assert all(len(part) and (part["clip"] == index).all() for index, part in enumerate(parts))
+    assert sum(len(part) for part in parts) == len(small_dataset.elements)
+    splits = {name: small_dataset.split_indices(name) for name in ("train", "validation", "test")}
+    assert sorted(np.concatenate(list(splits.values())).tolist()) == list(range(len(small_dataset)))
+    for name, indices in splits.items():
+        assert len(indices) and (small_dataset.clips["split"].to_numpy()[indices] == name).all()
+
+
+def test_a_clip_count_that_leaves_one_clip_in_the_last_batch_is_generated_whole(monkeypatch):
+    """Every clip is made, however the clips fall into batches, and the record names the processes
+    that had work (one batch: one process, whatever was asked) and the time in UTC."""
+    import os
+    import time
+
+    from wrenlib import dataset
+    from wrenlib.surrogate import SurrogateConfig
+
+    # worker processes would take seconds to start: the batches run here, as map_batches does with 1
+    monkeypatch.setattr(dataset, "map_batches", lambda function, batches, n_jobs, *args:
+                        (function(*args, batch) for batch in batches))
+    config = SurrogateConfig.for_clip_count(5, seed=2)
+    made = dataset.generate_surrogate_dataset(config, n_jobs=1, progress=False, batch_size=2)
+    assert len(made) == len(made.diagnostic_cells) == 5 and made.clips["clip"].tolist() == list(range(5))
+    assert np.abs(made.waveforms).max(axis=1).min() > 0  # no clip left silent
+    zone = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kathmandu"  # 5:45 ahead of UTC: a local time would be far off
+    time.tzset()
+    try:
+        one_batch = dataset.generate_surrogate_dataset(SurrogateConfig.for_clip_count(2, seed=2), n_jobs=3,
+                                                       progress=False)
+        made_at = time.strptime(one_batch.made, "%Y-%m-%d %H:%M UTC")
+    finally:
+        os.environ.pop("TZ") if zone is None else os.environ.__setitem__("TZ", zone)
+        time.tzset()
+    assert one_batch.processes == 1
+    assert abs(time.mktime(made_at) - time.mktime(time.gmtime())) < 300
+
+
+def test_the_profiles_configuration_takes_its_sizes_seed_and_changes():
+    """Chapter 01's data for a profile: its individuals and clips per individual (not swapped), the
+    seed asked for, and any change on top."""
+    from wrenlib.dataset import surrogate_config_for_profile
+    from wrenlib.profiles import get_profile
+
+    sizes = get_profile("quick")
+    assert sizes.individuals_per_dialect != sizes.clips_per_individual
+    config = surrogate_config_for_profile("quick", seed=7, snr_db_range=(5.0, 10.0))
+    assert (config.individuals_per_dialect, config.clips_per_individual) == (sizes.individuals_per_dialect,
+                                                                             sizes.clips_per_individual)
+    assert config.seed == 7 and config.snr_db_range == (5.0, 10.0)
+    assert config.total_clips == 2 * sizes.individuals_per_dialect * sizes.clips_per_individual
