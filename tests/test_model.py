@@ -485,3 +485,119 @@ def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolate
         real_surrogate(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
     _, _, images = training.load_or_train_model("tiny", device="cpu", progress=False)
     assert images.surrogate.config.mask_floor_db == 20.0 and len(trainings) == 2 and not renderings
+
+
+def test_standardise_centres_each_image_on_its_median_or_all_on_the_fixed_mean():
+    """``per_image`` puts each image's own background level (its median) at 0, so a brighter or
+    darker background changes nothing; ``fixed`` subtracts one mean; both divide by the std."""
+    from wrenlib.model import Standardise
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 8, 8) + torch.tensor([0.0, 10.0, -3.0]).view(3, 1, 1, 1)
+    per_image = Standardise(mean=5.0, std=2.0, per_image=True)
+    out = per_image(x)
+    assert all(float(out[i].median()) == 0.0 for i in range(3))
+    torch.testing.assert_close(per_image(x + 7.0), out)  # the background level cancels
+    torch.testing.assert_close(out * 2.0, x - x.flatten(1).median(dim=1).values.view(3, 1, 1, 1))
+    fixed = Standardise(mean=5.0, std=2.0)
+    torch.testing.assert_close(fixed(x) * 2.0 + 5.0, x)  # undone by the same mean and std
+
+
+def test_set_standardisation_fixes_the_first_module_and_the_config_chooses_its_kind():
+    """The mean and std measured on the training images are the ones the network applies (a std of
+    0 is kept just above 0), and the config's ``standardisation`` says which kind: per image by
+    default, since with one fixed mean a mixed-background training stayed at chance (chapter 03)."""
+    assert ModelConfig().standardisation == "per_image"
+    assert DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,))).standardise.per_image
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), standardisation="fixed"))
+    assert not model.standardise.per_image
+    model.set_standardisation(3.0, 0.5)
+    x = torch.rand(2, 1, 32, 64)
+    torch.testing.assert_close(model.standardise(x) * 0.5 + 3.0, x)
+    model.set_standardisation(0.0, 0.0)
+    assert 0 < float(model.standardise.std) <= 1e-6 and torch.isfinite(model.standardise(x)).all()
+    with pytest.raises(ValueError, match="standardisation"):
+        ModelConfig(standardisation="none")
+
+
+def test_the_smallest_images_its_pooling_allows_are_accepted_and_one_side_too_small_is_not():
+    """Five poolings need 32 x 32 pixels (a 1 x 1 feature map): that size works, and an image
+    too small in either side alone is refused, not run into a shape error later."""
+    model = DialectCNN(ModelConfig(32, 32)).eval()
+    assert model.config.feature_map_size == (1, 1) and model(torch.zeros(1, 1, 32, 32)).shape == (1, 2)
+    for height, width in ((16, 64), (64, 16)):
+        with pytest.raises(ValueError, match="at least 32 x 32"):
+            ModelConfig(height, width)
+
+
+def test_the_dense_layers_take_the_configs_dropout_and_number_of_classes():
+    """A config's ``dropout`` is the one applied in training (0: a training pass is an evaluation
+    pass) and its ``n_classes`` the number of outputs."""
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16, 8), n_classes=3, dropout=0.0))
+    x = torch.rand(4, 1, 32, 64)
+    with torch.no_grad():
+        evaluated = model.eval()(x)
+        trained = model.train()(x)
+    assert evaluated.shape == (4, 3)
+    torch.testing.assert_close(trained, evaluated)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+
+
+def test_latent_features_are_the_rectified_inputs_of_the_last_layer():
+    """Chapter 09 embeds the penultimate layer's activations: after its ReLU (never negative), and
+    exactly what the output layer reads."""
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16, 8))).eval()
+    x = torch.randn(5, 1, 32, 64)
+    with torch.no_grad():
+        latent = model.latent_features(x)
+        assert latent.shape == (5, 8) and (latent >= 0).all()
+        torch.testing.assert_close(model.classifier[-1](latent), model(x))
+
+
+def test_the_last_conv_block_is_the_block_of_the_last_convolution():
+    """Grad-CAM explains the last block's output: the one that holds the last convolution, with
+    the last channel count at the final feature-map size."""
+    config = ModelConfig(32, 64, conv_channels=(4, 8, 6), hidden_units=(16,))
+    model = DialectCNN(config).eval()
+    assert any(m is model.last_conv_layer for m in model.last_conv_block.modules())
+    outputs = []
+    handle = model.last_conv_block.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    with torch.no_grad():
+        model(torch.rand(2, 1, 32, 64))
+    handle.remove()
+    assert outputs[0].shape == (2, 6, *config.feature_map_size)
+
+
+def test_body_then_head_is_the_whole_network_and_another_network_is_all_body(small_cnn):
+    """Explainers that split a network at its dense layers must get the same outputs from the
+    two halves, standardisation included; a network without those parts is not split."""
+    from wrenlib.model import body_and_head
+
+    small_cnn.set_standardisation(0.5, 0.2)
+    x = torch.rand(3, 1, 32, 64) + 2.0
+    with torch.no_grad():
+        for network in (small_cnn, small_cnn.pool_first()):
+            body, head = body_and_head(network)
+            torch.testing.assert_close(head(body(x)), network(x))
+    class Other(torch.nn.Module):  # a part of the same name is not enough
+        def __init__(self):
+            super().__init__()
+            self.classifier = torch.nn.Linear(32 * 64, 2)
+
+        def forward(self, x):
+            return self.classifier(x.flatten(1))
+
+    other = Other()
+    body, head = body_and_head(other)
+    assert body is other and isinstance(head, torch.nn.Identity)
+
+
+def test_the_layer_table_lists_each_computing_layer_once_with_its_parameters():
+    """One row per layer that computes (no containers), whose parameters add up to the network's."""
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,)))
+    table = layer_table(model)
+    assert not {"Sequential", "DialectCNN"} & set(table["type"])
+    assert table["parameters"].sum() == count_parameters(model)
+    assert table.loc[table["type"] == "Conv2d", "parameters"].tolist() == [4 * 9 + 4, 8 * 4 * 9 + 8]
