@@ -428,3 +428,212 @@ def test_a_calibration_times_the_modes_chooses_one_and_keeps_the_evidence(tmp_pa
     plain = [row for row in report["rows"] if row["memory format"] == "contiguous"]
     assert {row["mode"] for row in plain} == {report["mode"]} and {row["precision"] for row in plain} == {"bfloat16"}
     assert (report["mode"], report["speedups"]) == fastest_backend([row for row in timed if row["precision"] == "bfloat16"])
+
+
+def test_peak_memory_is_this_process_peak_in_gib():
+    """The stage records' peak RAM: at least what the process holds now, in GiB (not KiB or TiB)."""
+    import psutil
+
+    from wrenlib.bench import peak_rss_gib
+
+    now = psutil.Process().memory_info().rss / 2**30
+    assert now * 0.95 <= peak_rss_gib() < psutil.virtual_memory().total / 2**30 + 1
+
+
+def test_the_matmul_yardstick_counts_a_multiply_and_an_add_per_term_at_its_best_time(monkeypatch):
+    """A product of two n x n matrices is 2 n^3 floating-point operations; the yardstick divides
+    them by the fastest of its repeats (here a CPU clock that gives 0.5 s, then 0.25 s, then 1 s)."""
+    from wrenlib import bench
+
+    readings = iter([0.0, 0.5, 10.0, 10.25, 20.0, 21.0])
+    monkeypatch.setattr(bench.time, "process_time", lambda: next(readings))
+    assert bench.matmul_gflops(threads=1, size=64, repeats=3) == pytest.approx(2 * 64**3 / 0.25 / 1e9)
+
+
+def test_the_explainer_memory_is_the_difference_of_two_probes_per_unit(monkeypatch):
+    """One more unit costs the difference of the two probes' peaks (reported in KiB) divided by
+    the difference of their counts, so what both share (imports, network) cancels."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from wrenlib.bench import explainer_memory
+
+    if sys.platform != "linux":
+        pytest.skip("the probe reads /proc/self/status")
+    per_unit_kib = {"deeplift": 512 * 1024, "shap": 256 * 1024}  # 512 MiB, 256 MiB
+
+    def probe(command, **kwargs):
+        method, count = command[3], int(command[4])
+        return SimpleNamespace(stdout=f"{300_000 + count * per_unit_kib[method]}\n")
+
+    monkeypatch.setattr(subprocess, "run", probe)
+    rows = {row["method"]: row for row in explainer_memory((16, 32), (2, 6))}
+    assert rows["deeplift"]["GiB per unit"] == 0.5 and rows["shap"]["GiB per unit"] == 0.25
+    assert rows["deeplift"]["bytes per pixel"] == 2**29 // (16 * 32) and rows["deeplift"]["per"] == "explained image"
+
+
+def test_the_backend_benchmark_keeps_each_settings_best_round_and_compares_it_to_the_books(monkeypatch):
+    """Images per second from a combination's fastest round (a slow spell in a later round does
+    not count), and the speed-up of a faster setting above 1: here a clock on which deterministic
+    work takes twice as long."""
+    import torch
+
+    from wrenlib import bench, explain, training
+
+    clock = {"now": 0.0}
+    calls = {}
+
+    def work(kind):
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        key = (kind, deterministic)
+        calls[key] = calls.get(key, 0) + 1
+        seconds = 2.0 if deterministic else 1.0
+        clock["now"] += seconds * (5 if calls[key] > 2 else 1)  # the second round is slow
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(explain, "_timed_probabilities", lambda *args, **kwargs: work("lime"))
+    monkeypatch.setattr(training, "training_step", lambda *args, **kwargs: work("train"))
+    report = bench.benchmark_backend((32, 64), "cpu", lime_batch=8, train_batch=4, repeats=2,
+                                     modes=("deterministic", "nondeterministic"), precisions=("off",))
+    rows = {(row["workload"].split(" (")[0], row["mode"]): row for row in report["rows"]}
+    assert rows["LIME batch", "deterministic"]["images_per_second"] == 4.0
+    assert rows["training step", "nondeterministic"]["images_per_second"] == 4.0
+    assert rows["LIME batch", "nondeterministic"]["speed-up"] == 2.0
+    assert rows["training step", "deterministic"]["speed-up"] == 1.0
+
+
+def test_a_calibration_chooses_on_the_profiles_precision_and_compares_layouts_in_the_chosen_mode(
+        monkeypatch, tmp_path):
+    """Only the timings in the precision the run computes in choose the mode (float32's may say
+    otherwise), and the default layout's speed-up is its rate over channels-last's in that mode."""
+    from wrenlib import bench
+
+    def timed(size, device, repeats=2, modes=(), precisions=(), memory_format="channels_last", **sizes):
+        if memory_format == "contiguous":
+            return {"rows": [{"workload": "LIME batch", "precision": "float32", "mode": modes[0],
+                              "memory format": "contiguous", "images_per_second": 50.0, "speed-up": 1.0}]}
+        rates = {("float32", "deterministic"): 100.0, ("float32", "nondeterministic"): 200.0,
+                 ("bfloat16", "deterministic"): 100.0, ("bfloat16", "nondeterministic"): 50.0}
+        return {"rows": [{"workload": "LIME batch", "precision": precision, "mode": mode,
+                          "memory format": "channels_last", "images_per_second": rate,
+                          "speed-up": rate / rates[precision, "deterministic"]}
+                         for (precision, mode), rate in rates.items()]}
+
+    monkeypatch.setattr(bench, "benchmark_backend", timed)
+    report = bench.calibrate_backend("quick", folder=tmp_path, device="cpu")  # quick computes in float32
+    assert report["precision"] == "float32" and report["mode"] == "nondeterministic"
+    assert report["speedups"] == {"deterministic": 1.0, "nondeterministic": 2.0}
+    plain = [row for row in report["rows"] if row["memory format"] == "contiguous"]
+    assert [row["speed-up"] for row in plain] == [0.25]  # 50 against channels-last's 200
+
+
+def test_the_performance_page_judges_a_run_by_its_wall_time_and_its_whole_peak(tmp_path):
+    """Jobs side by side: the time target is judged on the wall time (not the jobs' times added),
+    the memory target on the higher of the run's peak and a job's, and a log that does not say the
+    run was complete (one written before that was kept) is judged on neither."""
+    from wrenlib.bench import write_performance_page
+
+    log = {"profile": "quick", "device": "cpu (2 threads, 2 cores)", "machine": "x86_64, 2 cores", "finished": "now",
+           "chapters": {"01_wren_dialects": {"seconds": 400.0, "ok": True, "peak_memory_gib": 2.0},
+                        "03_training": {"seconds": 400.0, "ok": True, "peak_memory_gib": 3.0}},
+           "preparations": {}, "complete": True, "jobs": 2, "wall_seconds": 540.0, "peak_memory_gib": 6.5}
+    page = tmp_path / "performance.md"
+    write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    text = page.read_text()
+    assert "**9.0 min** of wall time for 2 chapters and 0 preparations, up to 2 side by side" in text
+    assert "their own times add up to 13.3 min" in text
+    assert "under 10 min on a 2-core CPU (met here: 9.0 min)" in text
+    assert "peak memory under 6 GiB (not met: 6.50 GiB)" in text  # the run's, above every job's
+    log.update(jobs=1, wall_seconds=800.0)  # one at a time: the jobs' own times are the run's
+    del log["chapters"]["03_training"]
+    write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    assert "**6.7 min** for 1 chapter and 0 preparations." in page.read_text()
+    del log["complete"]
+    write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    assert "are not judged here" in page.read_text() and "met here" not in page.read_text()
+
+
+def test_the_performance_page_gives_the_trainings_rate_and_share_of_the_target(tmp_path, monkeypatch):
+    """On a GPU the trainings' TFLOP per second of their jobs' time; on a CPU the share of the
+    time target that the trainings' core-seconds, spread over the machine's cores, take."""
+    from wrenlib import bench
+    from wrenlib.model import ModelConfig, flops_per_image
+
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
+    config = ModelConfig(32, 64)
+    flops = 10 * 100 * flops_per_image(config)  # 10 epochs of 100 training images
+    trained = {"model": config.to_dict(), "epochs": 10, "train_images": 100, "validation_images": 0}
+    log = {"profile": "quick", "device": "cpu (4 threads, 4 cores)", "machine": "x86_64, 4 cores", "finished": "now",
+           "chapters": {}, "preparations": {"cnn": {"seconds": 600.0, "ok": True, "cores_busy": 2.0,
+                                                     "trained": [trained]}}}
+    page = tmp_path / "performance.md"
+    bench.write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    # 1,200 core-seconds over 4 cores: 5 min, half the 10-min target
+    assert "the trainings alone need 5.0 min, 50% of the 10-min target." in page.read_text()
+    log["device"] = "cuda: NVIDIA H200"
+    bench.write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    assert f"in 600 s of their jobs' time: {flops / 600 / 1e12:.1f} TFLOP/s." in page.read_text()
+    log["preparations"]["cnn"]["trained"] = [trained] * 1000  # enough arithmetic for a rate above 0.0
+    bench.write_performance_page(page, log, tmp_path / "none", tmp_path / "none")
+    assert f"in 600 s of their jobs' time: {1000 * flops / 600 / 1e12:.1f} TFLOP/s." in page.read_text()
+    assert f"{1000 * flops / 600 / 1e12:.1f}" != "0.0"
+
+
+def test_the_performance_page_describes_the_backend_mode_a_run_computed_in(tmp_path):
+    """A run that chose another mode than deterministic says its numbers are not reproducible bit
+    for bit, and lists the other modes' speed-ups; a deterministic run says one seed reproduces it."""
+    from wrenlib.bench import backend_sentence
+
+    assert backend_sentence({}) == "The jobs computed in torch's `deterministic` mode (one seed reproduces the run)."
+    chosen = backend_sentence({"backend": {"mode": "cudnn-benchmark", "margin": 1.1, "speedups": {
+        "deterministic": 1.0, "nondeterministic": 1.05, "cudnn-benchmark": 1.4}}})
+    assert "`cudnn-benchmark` mode" in chosen and "`nondeterministic` 1.05x, `cudnn-benchmark` 1.4x;" in chosen
+    assert "`deterministic` 1x" not in chosen and chosen.endswith("not reproducible bit for bit.")
+    kept = backend_sentence({"backend": {"mode": "deterministic", "speedups": {"deterministic": 1.0,
+                                                                                "nondeterministic": 1.02}}})
+    assert "not reproducible" not in kept and "at least 1.1x as fast)." in kept
+
+
+def test_a_kept_run_shows_its_jobs_longest_first_their_total_and_cut_off_jobs_as_lower_bounds(tmp_path):
+    """The Kept runs section: the jobs' own time added up, each job longest first, a job cut off
+    at 49.7 s shown as at least 49 s (never rounded up past what it ran), one job at a time not
+    called side by side."""
+    from wrenlib.bench import write_performance_page
+
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    (benchmarks / "jobs-quick-cpu-partial.json").write_text(json.dumps({
+        "profile": "quick", "device": "cpu (toy)", "machine": "x86_64", "finished": "yesterday", "complete": False,
+        "jobs": 1, "wall_seconds": 420.0, "seconds": {"01_a": 60.0, "03_b": 300.0, "02_c": 30.0},
+        "peak_memory_gib": {"03_b": 2.5}, "cut_off_seconds": {"04_d": 49.7, "05_e": 120.2}}))
+    page = tmp_path / "performance.md"
+    write_performance_page(page, {"profile": "quick", "chapters": {}}, benchmarks, tmp_path / "none")
+    text = page.read_text()
+    assert "**a partial record**: only the jobs below have run, in one or more runs, 6.5 min of their own time" in text
+    kept_line = next(line for line in text.splitlines() if line.startswith("Profile `quick` on cpu (toy)"))
+    assert "side by side" not in kept_line and "the last run took 7.0 min of wall time." in kept_line
+    order = [text.index(f"| {job} |") for job in ("03_b", "01_a", "02_c", "05_e", "04_d")]
+    assert order == sorted(order)
+    assert "| 03_b | 300 | 2.5 |" in text and "| 04_d | ≥ 49 (cut off) | — |" in text
+
+
+def test_the_performance_page_gives_the_stages_total_and_readable_column_names(tmp_path):
+    """The stage record's total in minutes to a tenth, and the bench's columns named in words
+    (``clips_per_second`` is a key, not a heading)."""
+    from wrenlib.bench import write_performance_page
+
+    benchmarks, bench = tmp_path / "benchmarks", tmp_path / "bench"
+    benchmarks.mkdir()
+    bench.mkdir()
+    (benchmarks / "stages-quick.json").write_text(json.dumps({
+        "profile": {"name": "quick"}, "machine": "x86_64", "device": "cpu", "python": "3.12", "torch": "2.11",
+        "stages": [{"stage": "training one CNN", "epochs": 4, "seconds_per_epoch": 10.0, "seconds": 40.0,
+                    "precision": "float32", "peak_rss_gib": 1.0}], "total_seconds": 149.7}))
+    (bench / "synth.json").write_text(json.dumps({"machine": "x86_64", "results": [
+        {"benchmark": "surrogate generation", "processes": 2, "clips": 96, "clips_per_second": 8.1, "speed-up": 1.8}]}))
+    page = tmp_path / "performance.md"
+    write_performance_page(page, {"profile": "quick", "chapters": {}}, benchmarks, bench)
+    text = page.read_text()
+    assert "the stages above total 2.5 min." in text
+    assert "| benchmark | processes | clips | clips per second | speed-up |" in text
