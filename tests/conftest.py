@@ -44,6 +44,24 @@ def checkout_cache_untouched():
                          f"{', '.join(changed[:5])}; use the isolated_artifacts fixture")
 
 
+@pytest.fixture()
+def other_masks():
+    """``other_masks(patch)``: through ``patch`` (a monkeypatch, or one of its contexts), the
+    profiles' clips draw their masks by another rule (their MASK_ONLY_FIELDS changed, mask_floor_db
+    20 dB), which changes no pixel."""
+    from dataclasses import replace
+
+    from wrenlib import dataset
+
+    real = dataset.surrogate_config_for_profile
+
+    def apply(patch):
+        patch.setattr(dataset, "surrogate_config_for_profile", lambda *args, **kwargs: replace(
+            real(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
+
+    return apply
+
+
 @pytest.fixture(scope="session")
 def small_dataset():
     from wrenlib.dataset import generate_surrogate_dataset

@@ -101,7 +101,7 @@ def test_images_carry_the_confound_mask_on_the_rows_of_its_band(small_dataset):
     assert "confound" not in clean.masks(0) or not clean.masks(0)["confound"].any()
 
 
-def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_artifacts, monkeypatch):
+def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_artifacts, monkeypatch, other_masks):
     from wrenlib import profiles, training
     from wrenlib.confound import confound_experiment
 
@@ -149,22 +149,12 @@ def test_the_experiment_tests_every_model_three_ways_and_caches_it(isolated_arti
     assert list(repeated_images[(1.0, "train")].clips["confound"]) == list(images[(1.0, "train")].clips["confound"])
     assert confound.confound_model_name(confound.Confound(1.0), "black", 0) == "cnn_confound100M_black_seed0"
     # masks drawn by another rule: the clips' masks are made again, no training image and no CNN
-    with_other_masks(monkeypatch)
+    other_masks(monkeypatch)
     rendered.clear()
     _, remasked, _ = confound_experiment("tiny", (0.0, 1.0), progress=False, device="cpu")
     assert remasked[(1.0, "train")].surrogate.config.mask_floor_db == 20.0
     assert every_clip not in rendered and len(rendered) == 5
 
-
-def with_other_masks(monkeypatch):
-    """The profile's clips with masks drawn by another rule (their MASK_ONLY_FIELDS changed)."""
-    from dataclasses import replace
-
-    from wrenlib import dataset
-
-    real = dataset.surrogate_config_for_profile
-    monkeypatch.setattr(dataset, "surrogate_config_for_profile", lambda *args, **kwargs: replace(
-        real(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
 
 
 def test_the_clean_strength_is_not_trained_as_a_confound_model():
@@ -178,7 +168,8 @@ def test_the_clean_strength_is_not_trained_as_a_confound_model():
         load_or_train_confounded("quick", 0.0)
 
 
-def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_cached(isolated_artifacts, monkeypatch):
+def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_cached(isolated_artifacts, monkeypatch,
+                                                                                     other_masks):
     """Chapter 11's explanations as a cached preparation: each strength's model explains the
     first carriers of the strongest strength's test clips, with SHAP's references from the clips
     it was trained on, as explain_methods does in the chapter; a second call loads them."""
@@ -216,7 +207,7 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
     _, given_chosen, given = confound_maps("tiny", device="cpu", experiment=(models, images))  # the chapter's way
     assert calls == [] and given_chosen.tolist() == chosen.tolist()  # both loaded
     with monkeypatch.context() as remasking:  # masks drawn by another rule: the same maps, loaded
-        with_other_masks(remasking)
+        other_masks(remasking)
         confound_maps("tiny", device="cpu")
     assert calls == []
     for strength in (0.0, 1.0):

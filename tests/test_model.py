@@ -453,7 +453,8 @@ def test_the_validation_loss_is_the_uncapped_cross_entropy():
     assert wrong > 0 and history["validation_loss"].iloc[0] == pytest.approx(200 * wrong, rel=0.05)
 
 
-def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolated_artifacts, monkeypatch):
+def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolated_artifacts, monkeypatch,
+                                                                          other_masks):
     """The checkpoint's key holds the training settings: after a change of learning rate (or epochs,
     or patience) the profile's CNN is trained again, not loaded from the old checkpoint."""
     from dataclasses import replace
@@ -474,15 +475,12 @@ def test_a_cached_cnn_is_trained_again_when_its_training_settings_change(isolate
     training.load_or_train_model("tiny", device="cpu", progress=False)
     assert len(trainings) == 2
     # masks drawn by another rule change no image: the clips' masks are made again, the images and CNN are not
-    from wrenlib import dataset as surrogate_data
     from wrenlib import images as rendering
 
     renderings, real_render = [], rendering.render_level_cache
     monkeypatch.setattr(rendering, "render_level_cache",
                         lambda *args, **kwargs: renderings.append(1) or real_render(*args, **kwargs))
-    real_surrogate = surrogate_data.surrogate_config_for_profile
-    monkeypatch.setattr(surrogate_data, "surrogate_config_for_profile", lambda *args, **kwargs: replace(
-        real_surrogate(*args, **kwargs), mask_floor_db=20.0, mask_visible_db=-30.0))
+    other_masks(monkeypatch)
     _, _, images = training.load_or_train_model("tiny", device="cpu", progress=False)
     assert images.surrogate.config.mask_floor_db == 20.0 and len(trainings) == 2 and not renderings
 
