@@ -60,6 +60,7 @@ from wrenlib.latent import (
     cluster_agreement,
     cluster_consistency,
     cluster_structure,
+    consistency_p_text,
     dataset_features,
     embed,
     embedding_quality,
@@ -430,12 +431,14 @@ for name, source, given in ((BEYOND, "average (GC+DL)", "reference: the image"),
     rows.append({"map": name, **cluster_consistency(maps[source], cluster_labels["t-SNE"], dialect, n_permutations=N_SHUFFLES,
                                                     seed=SEED, given=maps[given], units=known["bird"])})
 consistency = pd.DataFrame(rows).set_index("map")
+
+consistency["p"] = [consistency_p_text(row) for _, row in consistency.iterrows()]  # floor: shuffles with a statistic
 fig, ax = plt.subplots(figsize=(9, 3.6))
 positions = np.arange(len(consistency))
 ax.bar(positions - 0.2, consistency["within"], 0.4, label="same cluster")
 ax.bar(positions + 0.2, consistency["between"], 0.4, label="other cluster, same dialect")
 for position, row in zip(positions, consistency.itertuples()):
-    ax.text(position, max(row.within, row.between, 0) + 0.01, f"{row.difference:+.3f}\n{permutation_p_text(row.p_value, N_SHUFFLES)}",
+    ax.text(position, max(row.within, row.between, 0) + 0.01, f"{row.difference:+.3f}\n{row.p}",
             ha="center", va="bottom", fontsize=8)
 ax.set_xticks(positions, [textwrap.fill(name, 14) for name in consistency.index], fontsize=8)  # eight long names
 ax.set_ylabel("mean correlation of two clips' maps\n(last three: residuals)")
@@ -444,10 +447,10 @@ ax.set_ylim(min(0, consistency[["within", "between"]].to_numpy().min() * 1.35),
 ax.axhline(0, color="0.4", linewidth=0.6)
 ax.legend(fontsize=8, loc="upper right")
 plt.show()
-display(consistency.rename(columns={"p_value": "p", "n_within_pairs": "pairs within", "n_between_pairs": "pairs between",
-                                    "n_shuffles": "shuffles"})  # those with a pair of each kind left (of N_SHUFFLES)
-        .style.format({"within": "{:.3f}", "between": "{:.3f}", "difference": "{:+.3f}",
-                       "p": lambda p: permutation_p_text(p, N_SHUFFLES)}))
+display(consistency.drop(columns="p_value")
+        .rename(columns={"n_within_pairs": "pairs within", "n_between_pairs": "pairs between",
+                         "n_shuffles": "shuffles"})  # those with a pair of each kind left (of N_SHUFFLES)
+        .style.format({"within": "{:.3f}", "between": "{:.3f}", "difference": "{:+.3f}"}))
 ensemble, image, beyond, beyond_deeplift, beyond_untrained = (
     consistency.loc[name] for name in ("average (GC+DL)", "reference: the image", BEYOND, BEYOND_DEEPLIFT, BEYOND_UNTRAINED))
 for name, row in consistency.iterrows():
@@ -495,22 +498,22 @@ wrenlib.record_result(PROFILE, "verdict_claim3", claim3)
 wrenlib.record_result(PROFILE, "verdict_claim3_tsne_vs_pca", part_a)
 wrenlib.record_result(PROFILE, "verdict_claim3_consistency", part_b)
 glue("ensemble_difference", f"{ensemble['difference']:+.3f}", display=False)
-glue("ensemble_p", permutation_p_text(ensemble["p_value"], N_SHUFFLES), display=False)
+glue("ensemble_p", ensemble["p"], display=False)
 glue("image_difference", f"{image['difference']:+.3f}", display=False)
 glue("beyond_difference", f"{beyond['difference']:+.3f}", display=False)
-glue("beyond_p", permutation_p_text(beyond["p_value"], N_SHUFFLES), display=False)
+glue("beyond_p", beyond["p"], display=False)
 untrained = consistency.loc[UNTRAINED]
 glue("untrained_sentence", f"DeepLIFT on the untrained network is "
      + (f"consistent within clusters too ({untrained['difference']:+.3f}, "
-        f"{permutation_p_text(untrained['p_value'], N_SHUFFLES)}): alike inputs make alike maps in a network that "
+        f"{untrained['p']}): alike inputs make alike maps in a network that "
         "has learnt nothing." if untrained["p_value"] < 0.05 else
         f"not measurably consistent within clusters ({untrained['difference']:+.3f}, "
-        f"{permutation_p_text(untrained['p_value'], N_SHUFFLES)})."), display=False)
+        f"{untrained['p']})."), display=False)
 glue("beyond_untrained_difference", f"{beyond_untrained['difference']:+.3f}", display=False)
-glue("beyond_untrained_p", permutation_p_text(beyond_untrained["p_value"], N_SHUFFLES), display=False)
+glue("beyond_untrained_p", beyond_untrained["p"], display=False)
 parts = {name: consistency.loc[name, "difference"] for name in ("Grad-CAM", "DeepLIFT")}
 deeplift_beyond = (f"DeepLIFT's maps alone, beyond the image: {beyond_deeplift['difference']:+.3f} "
-                   f"({permutation_p_text(beyond_deeplift['p_value'], N_SHUFFLES)})")
+                   f"({beyond_deeplift['p']})")
 if part_b == "confirmed":
     reading = ("The ensemble's maps stay more alike within a cluster than their images' likeness predicts, so "
                "part of this consistency is the explanations' own; of its two parts, Grad-CAM's maps differ by "

@@ -20,6 +20,7 @@ from wrenlib.latent import (
     cluster_consistency,
     cluster_structure,
     compare_spaces,
+    consistency_p_text,
     correlation_matrix,
     dataset_features,
     embed,
@@ -723,3 +724,18 @@ def test_a_shuffle_without_a_within_cluster_pair_has_no_statistic_and_is_not_cou
     assert result["n_within_pairs"] == 2 and result["p_value"] == pytest.approx(0.5, abs=0.04)
     assert result["n_shuffles"] == pytest.approx(2000, abs=120)
     assert cluster_consistency(maps, [0, 0, 1, 1], [0, 0, 0, 0], n_permutations=600, seed=0)["n_shuffles"] == 600
+
+
+def test_consistency_p_text_takes_its_floor_from_the_shuffles_with_a_statistic():
+    """Of 1000 shuffles drawn only 40 had a statistic: the smallest p they can show is 1 / 41, so the
+    text says "p ≤ 0.025" where the floor of all 1000 draws would claim "p ≤ 0.001"; with none, p
+    has no meaning and the text says so rather than quote p = 1."""
+    assert consistency_p_text({"p_value": 1 / 41, "n_shuffles": 40}) == "p ≤ 0.025"
+    assert consistency_p_text({"p_value": 1 / 1001, "n_shuffles": 1000}) == "p ≤ 0.001"
+    assert consistency_p_text({"p_value": 0.5, "n_shuffles": 40}) == "p = 0.50"
+    assert consistency_p_text({"p_value": 1.0, "n_shuffles": 0}).startswith("p undefined")
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 6, 8))[[0, 0, 1, 1]] + 0.05 * rng.random((4, 6, 8))
+    result = cluster_consistency(maps, [0, 0, 1, 1], [0, 0, 0, 0], n_permutations=300, seed=0,
+                                 units=["a", "b", "a", "b"])  # about 200 of the 300 shuffles have a statistic
+    assert consistency_p_text(result) == f"p = {result['p_value']:.3f}" and result["n_shuffles"] < 300

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .metrics import permutation_p_text
+
 if TYPE_CHECKING:  # pandas is imported where it is used, as in wrenlib.explain
     import pandas as pd
 
@@ -622,3 +624,12 @@ def cluster_consistency(maps: np.ndarray, clusters, groups,
             "difference": float(observed), "p_value": float((1 + exceed) / (1 + defined)),
             "n_within_pairs": int(round(within_count)), "n_between_pairs": int(round(between_count)),
             "n_shuffles": defined}
+
+
+def consistency_p_text(result: dict[str, Any]) -> str:
+    """:func:`cluster_consistency`'s p-value as text (chapter 09), its floor set by the shuffles that
+    had a statistic (``n_shuffles``), not by those drawn: with pairs left out, fewer may count."""
+    shuffles = int(result["n_shuffles"])
+    if shuffles == 0:
+        return "p undefined (no shuffle left a pair of each kind)"
+    return permutation_p_text(float(result["p_value"]), shuffles)
