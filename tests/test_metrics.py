@@ -270,6 +270,28 @@ def test_interval_table_prints_mean_and_interval_per_group():
     assert printed.loc["b", "x"] == "0.50 [0.50, 0.50]"
 
 
+def test_a_paired_difference_the_same_on_every_clip_up_to_rounding_is_not_a_t_test():
+    """Clip means of discrete scores: 2/3 - 1/3 and 1/3 - 0 differ in their last bit. A t-test
+    reads that bit as a spread near 1e-17 and called three clips a win at p ~ 1e-33; the exact
+    sign-flip test gives 2 / 2^3 = 0.25, undecided. A difference of 0 up to rounding is no
+    difference (p = 1), while a spread that is real, however small next to 1, still gets the t-test."""
+    from wrenlib.metrics import paired_comparison
+
+    def table(first: list[list[float]], second: list[list[float]]) -> pd.DataFrame:
+        rows = [{"map": name, "clip": clip, "score": value} for name, scores in (("A", first), ("B", second))
+                for clip, values in enumerate(scores) for value in values]
+        return pd.DataFrame(rows)
+
+    thirds = table([[1, 1, 0], [1, 1, 1], [1, 0, 0]], [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    result = paired_comparison(thirds, "A", "B")
+    assert result["p_value"] == 0.25 and result["result"] == "undecided"
+    assert result["low"] == result["high"] == pytest.approx(1 / 3)
+    none = paired_comparison(table([[0.1 + 0.2]] * 6, [[0.3]] * 6), "A", "B")  # 0.30000000000000004 - 0.3
+    assert none["p_value"] == 1.0 and none["result"] == "undecided" and none["low"] == 0.0
+    real = paired_comparison(table([[0.1 + 1e-6], [0.1 - 1e-6], [0.1 + 2e-6], [0.1]], [[0.0]] * 4), "A", "B")
+    assert real["p_value"] < 1e-6 and real["result"] == "won" and real["low"] < 0.1 < real["high"]
+
+
 def test_a_paired_comparison_is_scipys_t_interval_of_the_per_clip_differences():
     from scipy.stats import ttest_rel
 

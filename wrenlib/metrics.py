@@ -437,6 +437,9 @@ def listing(names: list[str], bold: bool = False) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+ROUNDING = 1e-12  # spreads below this share of the scores' size are rounding (paired_comparison)
+
+
 def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str = "score",
                       by: str = "map", unit: str = "clip", confidence: float = 0.95) -> dict[str, Any]:
     """Whether map ``first`` beats map ``second`` on ``score`` over the same clips (chapters 08,
@@ -444,9 +447,9 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
     ``score``), their differences, and the Student-t interval of the mean difference
     (``scipy.stats.ttest_rel``). ``result`` is "won" where the interval lies above 0, "lost"
     where below, else "undecided", with ``p_value`` the two-sided t-test's; a difference that is
-    the same on every clip leaves a t-test no spread to work with, and is decided by the exact
-    sign-flip test instead (p = 2 / 2^n for n clips, 1 for no difference). That is a single
-    comparison's result; a claim's family of comparisons is decided again together by
+    the same on every clip (up to :data:`ROUNDING`) leaves a t-test no spread to work with, and is
+    decided by the exact sign-flip test instead (p = 2 / 2^n for n clips, 1 for no difference).
+    That is a single comparison's result; a claim's family of comparisons is decided again together by
     :func:`decide_family`. With few clips the t-interval widens as it should,
     where a percentile bootstrap's interval comes out too narrow and decides too often."""
     from scipy.stats import ttest_rel
@@ -456,8 +459,12 @@ def paired_comparison(table: "pd.DataFrame", first: str, second: str, score: str
         raise ValueError(f"a paired comparison needs at least 2 {unit}s scored under both {first!r} and {second!r}, "
                          f"got {len(per_unit)}")
     difference = per_unit[first] - per_unit[second]
-    if np.ptp(difference.to_numpy()) == 0:  # the same difference on every clip: no spread for a t-test
-        low = high = float(difference.iloc[0])
+    # the same difference on every clip leaves no spread for a t-test; "the same" up to rounding, since
+    # clip means of discrete scores (1/3 - 0 and 2/3 - 1/3) differ in their last bit, and a t-test
+    # reads that bit as a spread so small that three clips come out at p ~ 1e-33
+    rounding = ROUNDING * np.abs(per_unit.to_numpy()).max()
+    if np.ptp(difference.to_numpy()) <= rounding:
+        low = high = float(difference.mean()) if abs(difference.mean()) > rounding else 0.0
         # the exact sign-flip test: of the 2^n ways to flip the n differences' signs, 2 put every one on
         # one side, so n clips that all moved the same way are evidence only when 2 / 2^n is small
         p_value = 1.0 if low == 0 else min(1.0, 2.0 * 0.5 ** len(difference))
