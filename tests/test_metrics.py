@@ -631,3 +631,366 @@ def test_per_map_scores_taken_in_passes_are_the_scores_of_one_pass(monkeypatch):
         metrics.relevance_mass(maps, masks[:10])
     with pytest.raises(ValueError, match="maps must have one shape"):
         metrics.map_correlation(maps, other[:, :5])
+
+
+# ---------------------------------------------------------------- guards a mutation review found missing
+
+
+def test_a_last_pass_of_one_map_is_scored_too(monkeypatch):
+    """Nine maps in passes of four leave one map for a third pass: it must be scored, not dropped
+    (a pass loop that stopped a map early lost it without changing the shape of a 4-4-3 split)."""
+    from wrenlib import metrics
+
+    rng = np.random.default_rng(5)
+    maps, masks = rng.random((9, 5, 6)), rng.random((9, 5, 6)) < 0.3
+    whole = metrics.relevance_mass(maps, masks)
+    monkeypatch.setattr(metrics, "MAPS_PER_PASS", 4)
+    np.testing.assert_array_equal(metrics.relevance_mass(maps, masks), whole)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_rank_scores_refuse_maps_with_nan_or_infinite_values(bad):
+    """A rank, a maximum or a Mann-Whitney U of a map holding NaN or +-inf means nothing: every rank
+    score raises, naming the map, for infinite values as for NaN."""
+    masks = _corner_mask(2)
+    maps = np.random.default_rng(0).random(masks.shape)
+    maps[1, 3, 3] = bad
+    for score in (relevance_rank_accuracy, pointing_game, mask_auc):
+        with pytest.raises(ValueError, match=r"must be finite; maps \[1\]"):
+            score(maps, masks)
+
+
+def test_normalised_maps_lie_in_zero_to_one_and_are_finite():
+    """Threshold shares (Figure 6) are only comparable on maps normalised to [0, 1]: a map above 1
+    or holding NaN is refused; one a float32 rounding above 1 is accepted."""
+    from wrenlib.metrics import check_normalised_maps
+
+    with pytest.raises(ValueError, match=r"normalised to \[0, 1\].*0 to 1\.5"):
+        threshold_shares(np.linspace(0, 1.5, 8).reshape(1, 2, 4))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        threshold_shares(np.array([[[0.5, np.nan]]]))
+    assert check_normalised_maps(np.array([[[0.0, 1.0 + 1e-7]]])).dtype == np.float32
+
+
+def test_rank_accuracy_of_a_mask_covering_the_whole_image_is_one():
+    """k = every pixel: all of the map's top k lie in the mask (the k-th largest value is the
+    smallest, not one past the end)."""
+    maps = np.random.default_rng(1).random((2, 3, 4))
+    assert relevance_rank_accuracy(maps, np.ones(maps.shape, dtype=bool)).tolist() == [1.0, 1.0]
+
+
+def test_dilation_takes_whole_radii_and_image_stacks_and_returns_new_masks():
+    """dilate_masks: a radius of 1.5 px is an error (not silently 1), masks must be (N, H, W), and
+    radius 0 returns a copy, so that changing the result leaves the caller's masks alone."""
+    masks = _corner_mask()
+    with pytest.raises(ValueError, match="whole number of pixels"):
+        dilate_masks(masks, 1.5)
+    with pytest.raises(ValueError, match=r"\(N, H, W\), got shape \(4, 4\)"):
+        dilate_masks(masks[0], 1)
+    same = dilate_masks(masks, 0)
+    assert (same == masks).all() and not np.shares_memory(same, masks)
+
+
+def test_threshold_shares_count_strictly_above_and_want_real_thresholds():
+    """Pixels exactly at a threshold are not above it; thresholds must be a non-empty sequence of
+    finite numbers."""
+    maps = np.array([[[0.5, 0.5, 0.75, 0.25]]])  # values exact in float32
+    assert threshold_shares(maps, thresholds=(0.5, 0.25)).tolist() == [[0.25, 0.75]]
+    for bad in [(), (0.5, np.nan)]:
+        with pytest.raises(ValueError, match="non-empty sequence of finite numbers"):
+            threshold_shares(maps, thresholds=bad)
+
+
+def test_bootstraps_are_seeded_with_rng_where_scipy_takes_it(monkeypatch):
+    """SciPy 1.15 and later take ``rng`` (``random_state`` is deprecated there), seeded from ``seed``."""
+    import scipy.stats
+
+    from wrenlib.metrics import bootstrap_seeding
+
+    monkeypatch.setattr(scipy.stats, "bootstrap", lambda data, statistic, rng=None: None)
+    seeding = bootstrap_seeding(3)
+    assert set(seeding) == {"rng"}
+    assert seeding["rng"].random() == np.random.default_rng(3).random()
+
+
+def test_a_bootstrap_interval_is_scipys_percentile_bootstrap_at_the_level_resamples_and_seed_given():
+    """mean_with_interval(method="bootstrap") and summarise_scores pass confidence, n_boot and seed
+    on to ``scipy.stats.bootstrap``'s percentile interval (none of them fixed, no BCa)."""
+    from scipy import stats
+
+    from wrenlib.metrics import bootstrap_seeding
+
+    values = np.random.default_rng(6).beta(0.5, 3, 12)
+    for confidence, n_boot, seed in [(0.8, 300, 5), (0.95, 150, 9)]:
+        expected = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence,
+                                   method="percentile", **bootstrap_seeding(seed)).confidence_interval
+        got = mean_with_interval(values, confidence=confidence, n_boot=n_boot, seed=seed, method="bootstrap")
+        assert got[1:] == pytest.approx((expected.low, expected.high), rel=1e-12)
+        summary = summarise_scores(pd.DataFrame({"x": values}), [], ["x"], confidence=confidence, n_boot=n_boot,
+                                   seed=seed, method="bootstrap")
+        assert (summary.loc[0, "ci_low"], summary.loc[0, "ci_high"]) == pytest.approx(got[1:], rel=1e-12)
+
+
+def test_mean_with_interval_checks_its_arguments_and_cuts_both_ends_to_the_bounds():
+    """n_boot must be >= 1 whatever the method; a proportion below 0 is no share of hits; the low end
+    is cut to the bounds as the high one is (correlations near -1)."""
+    from wrenlib.metrics import wilson_interval
+
+    with pytest.raises(ValueError, match="n_boot must be at least 1"):
+        mean_with_interval([0.1, 0.2, 0.4], n_boot=0)
+    with pytest.raises(ValueError, match=r"a proportion lies in \[0, 1\]"):
+        mean_with_interval([-0.5, 1.0], method="proportion")
+    for share in (-0.1, 1.2):
+        with pytest.raises(ValueError, match=r"a proportion lies in \[0, 1\]"):
+            wilson_interval(share, 10)
+    near_minus_one = np.array([-0.99, -0.6, -1.0, -0.98])
+    _, low, high = mean_with_interval(near_minus_one, bounds=(-1, 1))
+    assert low == -1.0 and near_minus_one.mean() < high < 0
+
+
+def test_a_ratio_of_means_is_scipys_paired_bootstrap_and_handles_its_edge_cases():
+    """ratio_of_means_with_interval: the paired percentile bootstrap of ``scipy.stats.bootstrap`` at
+    the confidence, resamples and seed given; mismatched lengths are an error; a NaN in either score
+    leaves its clip out; one clip has no interval; a constant numerator over a varying denominator
+    still has one; two constant scores have none (the ratio itself)."""
+    from scipy import stats
+
+    from wrenlib.metrics import bootstrap_seeding, ratio_of_means_with_interval
+
+    rng = np.random.default_rng(7)
+    top, bottom = rng.uniform(0.2, 0.6, 15), rng.uniform(0.1, 0.3, 15)
+    result = stats.bootstrap((top, bottom), lambda a, b, axis=-1: a.mean(axis=axis) / b.mean(axis=axis),
+                             paired=True, vectorized=True, n_resamples=400, confidence_level=0.8, method="percentile",
+                             **bootstrap_seeding(4)).confidence_interval
+    ratio, low, high = ratio_of_means_with_interval(top, bottom, confidence=0.8, n_boot=400, seed=4)
+    assert ratio == pytest.approx(top.mean() / bottom.mean())
+    assert (low, high) == pytest.approx((result.low, result.high), rel=1e-12)
+    with pytest.raises(ValueError, match="same clips, got 1 and 3"):
+        ratio_of_means_with_interval([0.5], [0.1, 0.2, 0.3])
+    assert ratio_of_means_with_interval(np.append(top, 5.0), np.append(bottom, np.nan)) == \
+        ratio_of_means_with_interval(top, bottom)
+    assert np.isnan(ratio_of_means_with_interval([0.5], [0.2])).all()
+    ratio, low, high = ratio_of_means_with_interval(np.full(15, 0.3), bottom)
+    assert low < ratio < high
+    assert ratio_of_means_with_interval(np.full(5, 0.3), np.full(5, 0.1)) == (ratio_of_means_with_interval(
+        [0.3, 0.3], [0.1, 0.1])[0],) * 3
+
+
+def test_an_unbounded_ratio_interval_is_the_resamples_own_quantiles_without_the_undefined_ones():
+    """Where resamples divide by 0 the interval is read off the resamples themselves (the
+    ``inverted_cdf`` quantiles at (1 - confidence) / 2 and its complement): each end is a resample's
+    ratio, the smallest one with at least that share of the defined resamples at or below it, and
+    resamples of 0 / 0 (NaN) are left out rather than making the interval NaN."""
+    import warnings
+
+    from scipy import stats
+
+    from wrenlib.metrics import bootstrap_seeding, ratio_of_means_with_interval
+
+    rng = np.random.default_rng(8)
+    bottom = np.zeros(12)
+    bottom[:3] = rng.uniform(0.5, 1.5, 3)
+    for top in (rng.random(12), np.where(bottom > 0, rng.random(12), 0.0)):  # x / 0 = inf; then 0 / 0 = NaN
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SciPy warns of the resamples without a finite ratio
+            draws = stats.bootstrap((top, bottom), lambda a, b, axis=-1: a.mean(axis=axis) / b.mean(axis=axis),
+                                    paired=True, vectorized=True, n_resamples=2000, method="percentile",
+                                    **bootstrap_seeding(0)).bootstrap_distribution
+        assert not np.isfinite(draws).all()  # the case in hand: some resamples have no finite ratio
+        defined = draws[~np.isnan(draws)]
+        _, low, high = ratio_of_means_with_interval(top, bottom)
+        assert low in defined and high in defined
+        tail = (1 - 0.95) / 2
+        assert np.mean(defined < low) < tail <= np.mean(defined <= low)
+        assert np.mean(defined < high) < 1 - tail <= np.mean(defined <= high)
+
+
+def test_summarise_scores_keeps_every_group_in_order_and_refuses_text():
+    """Groups come out sorted, a group whose key is missing (NaN) is kept, the confidence and bounds
+    reach each group's interval, and a score column of text is an error, not NaN scores."""
+    table = pd.DataFrame({"map": ["b", "b", "a", "a", None, None], "x": [0.9, 0.99, 0.4, 0.6, 0.5, 0.7]})
+    summary = summarise_scores(table, ["map"], ["x"], confidence=0.8, bounds=(0, 1))
+    assert summary["map"].iloc[:2].tolist() == ["a", "b"] and summary["map"].isna().iloc[2]
+    assert (summary["ci_low"].iloc[0], summary["ci_high"].iloc[0]) == pytest.approx(
+        mean_with_interval([0.4, 0.6], confidence=0.8)[1:])
+    assert summary["ci_high"].iloc[1] == 1.0  # the t-interval of 0.9 and 0.99 passes 1
+    with pytest.raises(ValueError):
+        summarise_scores(table.assign(x=["0.1", "high", "0.3", "0.2", "0.4", "0.5"]), ["map"], ["x"])
+
+
+def test_a_paired_comparison_decides_at_its_confidence_on_the_mean_difference_of_matched_clips():
+    """The interval is ttest_rel's at the confidence given; a same-difference comparison is decided
+    by the sign-flip p strictly below 1 - confidence (p = 0.125 at 87.5 % is not enough, 2/128 at
+    99 % neither); ``difference`` is the mean of the clips' differences; a clip scored under only one
+    map is left out."""
+    from scipy.stats import ttest_rel
+
+    from wrenlib.metrics import paired_comparison, paired_comparisons
+
+    a, b = np.array([0.9, 0.8, 0.85, 0.95]), np.array([0.5, 0.6, 0.4, 0.55])
+    table = pd.DataFrame({"map": ["A"] * 4 + ["B"] * 4, "clip": [1, 2, 3, 4] * 2, "score": [*a, *b]})
+    result = paired_comparison(table, "A", "B", confidence=0.8)
+    interval = ttest_rel(a, b).confidence_interval(0.8)
+    assert (result["low"], result["high"]) == pytest.approx((interval.low, interval.high))
+    family = paired_comparisons(table, {"A": ["B"]}, confidence=0.8)
+    assert (family.loc[0, "low"], family.loc[0, "high"]) == pytest.approx((interval.low, interval.high))
+    assert result["difference"] == pytest.approx(np.mean(a - b))  # 0.3625; the median would be 0.4
+    shifted = table.assign(score=np.where(table["map"] == "A", np.tile(b, 2) + 0.1, table["score"]))
+    assert paired_comparison(shifted, "A", "B", confidence=0.875)["result"] == "undecided"  # p = 0.125
+    assert paired_comparison(shifted, "A", "B", confidence=0.8)["result"] == "won"
+    seven = pd.DataFrame({"map": ["A"] * 7 + ["B"] * 7, "clip": list(range(7)) * 2,
+                          "score": [*(np.arange(7) / 10 - 0.2), *(np.arange(7) / 10)]})
+    assert paired_comparison(seven, "A", "B")["result"] == "lost"
+    assert paired_comparison(seven, "A", "B", confidence=0.99)["result"] == "undecided"  # 2/128 > 1 %
+    extra = pd.concat([table, pd.DataFrame({"map": ["A"], "clip": [5], "score": [0.0]})])
+    assert paired_comparison(extra, "A", "B") == paired_comparison(table, "A", "B")
+
+
+def test_holm_caps_at_one_and_refuses_p_values_outside_zero_to_one():
+    """An adjusted p above 1 (0.6 x 2) reads 1; a p-value below 0 or above 1 is an error."""
+    from wrenlib.metrics import holm_adjusted
+
+    np.testing.assert_allclose(holm_adjusted([0.6, 0.9]), [1.0, 1.0])
+    for bad in ([0.1, 1.5], [-0.1, 0.2]):
+        with pytest.raises(ValueError, match="p-values must lie in"):
+            holm_adjusted(bad)
+
+
+def test_a_family_needs_a_real_alpha_a_direction_and_leaves_its_input_alone():
+    """decide_family: alpha must lie in (0, 1); a difference of exactly 0 is neither won nor lost,
+    whatever its p; the comparisons passed in are not changed (no p_holm added to them)."""
+    from wrenlib.metrics import decide_family
+
+    family = pd.DataFrame({"map": ["A", "B"], "against": ["X", "X"], "difference": [0.0, 0.3],
+                           "p_value": [0.001, 0.001], "result": ["won", "won"]})
+    before = family.copy()
+    decided = decide_family(family)
+    assert decided["result"].tolist() == ["undecided", "won"]
+    pd.testing.assert_frame_equal(family, before)
+    for alpha in (0, 1, 5):
+        with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
+            decide_family(family, alpha)
+
+
+def test_a_comparison_table_reads_signed_differences_intervals_and_words():
+    """The quoted cells: the signed difference and its interval at ``decimals`` (3 by default), the
+    result in words ("beats", "is beaten"), and the index levels named (``name``, map, against)."""
+    from wrenlib.metrics import comparison_table
+
+    decided = pd.DataFrame({"map": ["A", "A"], "against": ["B", "C"], "difference": [0.1234, -0.2],
+                            "low": [0.05, -0.3], "high": [0.2, -0.1], "n": [8, 8], "p_value": [0.01, 0.02],
+                            "p_holm": [0.02, 0.02], "result": ["won", "lost"]})
+    shown = comparison_table({"claim 1": decided})
+    assert shown.index.names == ["claim", "map", "against"]
+    column = "difference [95 % t-interval, unadjusted]"
+    assert shown.loc[("claim 1", "A", "B"), column] == "+0.123 [+0.050, +0.200]"
+    assert shown.loc[("claim 1", "A", "C"), column] == "-0.200 [-0.300, -0.100]"
+    assert shown["comparison"].tolist() == ["beats", "is beaten"]
+
+
+def test_outcomes_keep_the_maps_order_and_against_each_uses_its_alpha():
+    """outcomes_per_map lists maps as the comparisons name them (not sorted); against_each decides
+    at the ``alpha`` it is given."""
+    from wrenlib.metrics import against_each, outcomes_per_map
+
+    decided = pd.DataFrame({"map": ["Z", "A"], "result": ["won", "lost"]})
+    assert outcomes_per_map(decided).index.tolist() == ["Z", "A"]
+    clips = [1, 2, 3, 4]
+    scores = {"A": [0.9, 0.8, 0.85, 0.95], "B": [0.5, 0.6, 0.4, 0.55]}  # p = 0.0097
+    table = pd.DataFrame([{"map": name, "clip": clip, "score": value}
+                          for name, values in scores.items() for clip, value in zip(clips, values)])
+    assert against_each(table, "A", ["B"]) == "won"
+    assert against_each(table, "A", ["B"], alpha=0.005) == "undecided"
+
+
+def test_a_correlations_interval_is_at_the_confidence_given():
+    """correlation_with_interval(confidence=0.8) is the 80 % t-interval on Fisher's z scale."""
+    from scipy import stats
+
+    from wrenlib.metrics import correlation_with_interval
+
+    values = np.array([0.99, 0.7, 0.95, 0.85])
+    expected = stats.ttest_1samp(np.arctanh(values), 0).confidence_interval(0.8)
+    _, low, high = correlation_with_interval(values, confidence=0.8)
+    assert (low, high) == pytest.approx((np.tanh(expected.low), np.tanh(expected.high)))
+
+
+def test_permutation_p_text_at_its_edges():
+    """Whole draws only; a p a rounding above its floor still reads as the bound; a floor that is a
+    round number is not rounded up a step (5e-05 with 19,999 draws, 0.01 with 99); three decimals
+    from exactly 100 draws."""
+    from wrenlib.metrics import permutation_p_text
+
+    with pytest.raises(ValueError, match="whole number"):
+        permutation_p_text(0.5, 10.5)
+    assert permutation_p_text(1 / 1001 * (1 + 1e-12), 1000) == "p ≤ 0.001"
+    assert permutation_p_text(1 / 20000, 19999) == "p ≤ 5e-05"
+    assert permutation_p_text(1 / 100, 99) == "p ≤ 0.01"
+    assert permutation_p_text(0.0123, 100) == "p = 0.012" and permutation_p_text(0.0123, 99) == "p = 0.01"
+
+
+def test_an_interval_ending_on_the_value_holds_it():
+    """"above" needs the low end strictly above the value, "below" the high end strictly below:
+    an interval that touches the value is "within"."""
+    from wrenlib.metrics import interval_side
+
+    assert interval_side(0.0, 0.3) == "within" and interval_side(-0.3, 0.0) == "within"
+    assert interval_side(2.5, 3.0, 2.5) == "within" and interval_side(2.0, 2.5, 2.5) == "within"
+
+
+def test_a_verdict_refuses_negative_losses():
+    from wrenlib.metrics import comparison_verdict
+
+    with pytest.raises(ValueError, match="counts"):
+        comparison_verdict(0, -1)
+
+
+def test_a_dialect_gap_sentence_in_full():
+    """The sentence quotes each dialect's clip median to one decimal of a percent and the birds'
+    Mann-Whitney p; p = 0.026 is a gap at the default alpha 0.05 and not established at 0.01."""
+    from wrenlib.metrics import dialect_gap_text
+
+    values = [0.20, 0.35, 0.45, 0.50, 0.55, 0.60, 0.05, 0.10, 0.15, 0.25, 0.30, 0.40]  # one clip per bird
+    dialects, birds = ["Eastern"] * 6 + ["Mexican"] * 6, list(range(12))
+    each = "47.5% for the 6 clips predicted Eastern and 20.0% for the 6 clips predicted Mexican"
+    assert dialect_gap_text(values, dialects, birds) == (
+        f"The median over all clips hides a gap between the dialects: {each} (the birds' means, "
+        "Mann-Whitney p = 0.026).")
+    assert dialect_gap_text(values, dialects, birds, alpha=0.01) == (
+        f"The dialects' medians differ, {each}, but over the birds the gap is not established "
+        "(Mann-Whitney p = 0.026).")
+
+
+def test_a_dialect_gap_is_tested_on_each_birds_mean_at_its_ratio_and_for_two_dialects_only():
+    """A bird's clips 0, 0 and 0.9 count as its mean, 0.3 (its median, 0, would put it below the
+    other dialect's birds); medians exactly ``ratio`` apart are a gap to test, not "within"; three
+    dialects get no two-group test."""
+    from scipy import stats
+
+    from wrenlib.metrics import dialect_gap_text
+
+    east = [[0.0, 0.0, 0.9 + 0.003 * i] for i in range(3)] + [[0.2 + 0.001 * i] * 3 for i in range(3)]
+    mexican = [[0.1 + 0.001 * i] * 3 for i in range(6)]
+    values = np.concatenate(east + mexican)
+    birds, dialects = np.repeat(np.arange(12), 3), np.repeat(["Eastern", "Mexican"], 18)
+    p_value = stats.mannwhitneyu([np.mean(clips) for clips in east], [np.mean(clips) for clips in mexican]).pvalue
+    text = dialect_gap_text(values, dialects, birds)
+    assert p_value < 0.05 and text.startswith("The median over all clips hides a gap")
+    assert f"Mann-Whitney p = {p_value:.2g}" in text
+    at_ratio = dialect_gap_text(np.where(birds < 6, 0.75, 0.5), dialects, birds)  # 0.75 / 0.5 = 1.5
+    assert "within a factor" not in at_ratio and "Mann-Whitney" in at_ratio
+    three = dialect_gap_text(np.repeat([0.9, 0.5, 0.1], 12), np.repeat(["Eastern", "Mexican", "Western"], 12),
+                             np.repeat(np.arange(12), 3))
+    assert "Mann-Whitney" not in three and "Eastern" in three and "Western" in three
+
+
+def test_an_undefined_auc_is_nan_without_a_warning():
+    """A mask covering the whole image (or none of it) leaves no pair to rank: NaN, and no test is
+    run on an empty sample (SciPy's warnings would clutter every chapter that scores such a clip)."""
+    import warnings
+
+    some_map = np.random.default_rng(1).random((2, 4, 4))
+    masks = np.stack([np.ones((4, 4), dtype=bool), np.zeros((4, 4), dtype=bool)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(mask_auc(some_map, masks)).all()
