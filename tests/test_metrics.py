@@ -982,6 +982,10 @@ def test_a_dialect_gap_is_tested_on_each_birds_mean_at_its_ratio_and_for_two_dia
     three = dialect_gap_text(np.repeat([0.9, 0.5, 0.1], 12), np.repeat(["Eastern", "Mexican", "Western"], 12),
                              np.repeat(np.arange(12), 3))
     assert "Mann-Whitney" not in three and "Eastern" in three and "Western" in three
+    assert three.endswith("(the test compares two dialects, not 3).")  # not "too few birds": 12 each
+    alike = dialect_gap_text(np.repeat([0.5, 0.6, 0.55], 12), np.repeat(["Eastern", "Mexican", "Western"], 12),
+                             np.repeat(np.arange(12), 3))
+    assert alike.startswith("The dialects' medians lie within a factor of 1.5")  # not "the two dialects'"
 
 
 def test_an_undefined_auc_is_nan_without_a_warning():

@@ -655,11 +655,13 @@ def dialect_gap_text(values, dialects, birds, ratio: float = 1.5, alpha: float =
     each = listing([f"{value:.1%} for the {counts[dialect]} clips predicted {dialect}"
                     for dialect, value in medians.items()])
     if medians.min() > 0 and medians.max() / medians.min() < ratio:
-        return f"The two dialects' medians lie within a factor of {ratio:g} of each other: {each}."
+        return (f"The {'two ' if len(medians) == 2 else ''}dialects' medians lie within a factor of {ratio:g} "
+                f"of each other: {each}.")
     by_bird = table.groupby(["dialect", "bird"])["value"].mean()
     groups = [by_bird.loc[dialect].to_numpy() for dialect in medians.index]
-    if min(len(group) for group in groups) < 2 or len(groups) != 2:
-        return f"The median over all clips may hide a gap between the dialects: {each} (too few birds to test it)."
+    if len(groups) != 2 or min(len(group) for group in groups) < 2:
+        reason = "too few birds to test it" if len(groups) == 2 else f"the test compares two dialects, not {len(groups)}"
+        return f"The median over all clips may hide a gap between the dialects: {each} ({reason})."
     p_value = float(stats.mannwhitneyu(*groups).pvalue)
     if p_value < alpha:
         return (f"The median over all clips hides a gap between the dialects: {each} (the birds' means, "
