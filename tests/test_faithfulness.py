@@ -542,3 +542,412 @@ def test_seed_stability_leaves_out_pairs_with_a_constant_map_instead_of_losing_t
         assert np.isfinite(table[name][0]), name
         assert table[name][0] == pytest.approx(pair[name]), name
         assert table[name][1] == pytest.approx(everything[name]), name
+
+
+# ---------------------------------------------------------------- found unguarded by a mutation review
+
+
+def test_the_model_device_comes_from_its_weights_or_else_its_buffers():
+    """``_model_device``: an explicit device wins; else the device of the model's parameters or,
+    for a model without any (a fixed preprocessing), of its buffers; else the CPU."""
+    only_buffer = nn.Module()
+    only_buffer.register_buffer("level", torch.zeros(1, device="meta"))
+    assert faithfulness._model_device(only_buffer, None) == torch.device("meta")
+    assert faithfulness._model_device(only_buffer, "cpu") == torch.device("cpu")
+    assert faithfulness._model_device(BoxEvidence(), None) == torch.device("cpu")
+
+
+def test_ties_follow_the_shuffle_of_tie_seed_within_every_map():
+    """Pixels of equal map value go in the order of ``torch.randperm`` under :data:`TIE_SEED`
+    (the documented shuffle), the same order in every map and within every group of tied values:
+    a constant map removes pixel ``shuffle[k]`` at step k, and a two-level map removes its high
+    pixels first, each group in the shuffle's order."""
+    n = 6 * 10
+    shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(faithfulness.TIE_SEED))
+    ranks = faithfulness._pixel_ranks(torch.zeros(3, 6, 10))
+    assert torch.equal(ranks[:, shuffle], torch.arange(n).expand(3, n))
+    levels = torch.zeros(1, 6, 10)
+    levels.view(-1)[::3] = 1.0  # every third pixel high
+    ranks = faithfulness._pixel_ranks(levels)[0]
+    high = levels.view(-1)[shuffle] == 1
+    assert torch.equal(ranks[shuffle[high]], torch.arange(int(high.sum())))
+    assert torch.equal(ranks[shuffle[~high]], torch.arange(int(high.sum()), n))
+
+
+def test_perturbed_images_reject_bad_fractions_and_modes():
+    """``perturbed_images`` takes only a 1-d sequence of shares in [0, 1] (no share below 0 or
+    above 1, no NaN, no table of them) and only the two curve modes; an empty sequence gives
+    (N, 0, H, W) frames."""
+    image = np.random.default_rng(0).random((2, 4, 8)).astype(np.float32)
+    for fractions in ([-0.1, 0.5], [0.5, 1.5], [0.0, np.nan], [[0.0, 0.5]]):
+        with pytest.raises(ValueError, match=r"shares in \[0, 1\]"):
+            perturbed_images(image, image, fractions)
+    with pytest.raises(ValueError, match="mode must be"):
+        perturbed_images(image, image, [0.5], mode="erase")
+    empty = perturbed_images(image, image, [])
+    assert empty.shape == (2, 0, 4, 8) and empty.dtype == np.float32
+
+
+def test_shares_of_pixels_round_to_the_nearest_whole_pixel():
+    """A share of the pixels is rounded to the nearest whole number of pixels, neither down nor
+    up: of 32 pixels, 0.1 is 3.2 pixels (3 go) and 0.11 is 3.52 (4 go)."""
+    ranking = np.random.default_rng(2).permutation(32).reshape(1, 4, 8).astype(np.float32)
+    image = (ranking >= 16).astype(np.float32)  # the 16 top-ranked pixels lit, the background 0
+    inserted = perturbed_images(image, ranking, [0.1, 0.11, 0.5], mode="insertion")[0]
+    deleted = perturbed_images(image, ranking, [0.1, 0.11, 0.5])[0]
+    assert inserted.reshape(3, -1).sum(axis=1).tolist() == [3, 4, 16]
+    assert deleted.reshape(3, -1).sum(axis=1).tolist() == [13, 12, 0]
+
+
+def test_curve_settings_must_be_whole_steps_and_a_share_of_the_pixels():
+    """``steps`` and ``batch_size`` must be whole numbers (2.5 steps is not rounded to 2), and
+    ``up_to`` a share in (0, 1]: a curve cannot run past all the pixels."""
+    images = _box_images(2)
+    for options in ({"steps": 2.5}, {"batch_size": 2.5}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="whole numbers >= 1"):
+            deletion_curve(BoxEvidence(), images, images, **options)
+    with pytest.raises(ValueError, match="up_to"):
+        deletion_curve(BoxEvidence(), images, images, up_to=1.5)
+    assert deletion_curve(BoxEvidence(), images, images, steps=2.0)[1].shape == (2, 3)  # a whole float is fine
+
+
+class _DroppedBox(BoxEvidence):
+    """BoxEvidence whose logits pass a dropout layer: random in training mode, the identity in
+    eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(super().forward(x))
+
+
+def test_curves_evaluate_the_model_in_eval_mode():
+    """A model left in training mode is scored in eval mode: dropout does not make the curve
+    random, and it equals the curve of the box model without dropout."""
+    images = _box_images(2)
+    maps = random_maps(images.shape, seed=4)
+    model = _DroppedBox().train()
+    torch.manual_seed(0)
+    first = deletion_curve(model, images, maps, steps=5, targets=1)[1]
+    np.testing.assert_allclose(first, deletion_curve(BoxEvidence(), images, maps, steps=5, targets=1)[1], rtol=1e-6)
+    np.testing.assert_array_equal(first, deletion_curve(model.train(), images, maps, steps=5, targets=1)[1])
+
+
+def test_each_image_is_scored_for_its_own_target():
+    """``targets`` (N,) gives each image its own class: images asked for class 0 follow 1 minus
+    their class-1 curve, the others their class-1 curve (with two classes), in one call."""
+    images = _box_images(4)
+    maps = random_maps(images.shape, seed=5)
+    for mode in ("deletion", "insertion"):
+        _, class_one = deletion_curve(BoxEvidence(), images, maps, targets=1, steps=4, mode=mode)
+        _, mixed = deletion_curve(BoxEvidence(), images, maps, targets=np.array([0, 1, 0, 1]), steps=4,
+                                  batch_size=7, mode=mode)
+        np.testing.assert_allclose(mixed[[1, 3]], class_one[[1, 3]], atol=1e-6)
+        np.testing.assert_allclose(mixed[[0, 2]], 1 - class_one[[0, 2]], atol=1e-6)
+
+
+def test_a_curve_area_needs_distinct_fractions_and_one_score_per_fraction():
+    """``curve_auc`` refuses a repeated fraction (a step of zero width) and scores whose columns do
+    not match the fractions, with a message naming the shapes."""
+    with pytest.raises(ValueError, match="increase strictly"):
+        curve_auc([0.0, 0.5, 0.5, 1.0], np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"scores must be \(N, 3\) for 3 fractions, got shape \(2, 4\)"):
+        curve_auc([0.0, 0.5, 1.0], np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"scores must be \(N, 3\)"):
+        curve_auc([0.0, 0.5, 1.0], np.zeros(3))
+
+
+def test_faithfulness_scores_default_to_ten_steps_over_the_top_tenth_and_pass_the_targets_on():
+    """Chapters 10 and 12 call ``faithfulness_scores`` with its defaults: 10 steps over the top 10 %
+    of the pixels (the song is a few per cent of a spectrogram). Its ``targets`` reach both
+    curves: asked for class 0, the curves are those of class 0, not of the predicted class 1."""
+    from wrenlib.faithfulness import faithfulness_scores
+
+    model, images = BoxEvidence(), _box_images(2)
+    maps = {"random": random_maps(images.shape, seed=6)}
+    fractions, curves, _ = faithfulness_scores(model, images, maps)
+    np.testing.assert_allclose(fractions, np.linspace(0, 0.1, 11))
+    _, other, table = faithfulness_scores(model, images, maps, targets=0, steps=4, up_to=0.5)
+    for mode in ("deletion", "insertion"):
+        _, expected = deletion_curve(model, images, maps["random"], targets=0, steps=4, up_to=0.5, mode=mode)
+        np.testing.assert_allclose(other[("random", mode)], expected)
+    np.testing.assert_allclose(table["insertion AUC"],
+                               curve_auc(np.linspace(0, 0.5, 5), other[("random", "insertion")]))
+
+
+def test_random_maps_are_float32_noise_in_the_unit_interval_that_follows_the_seed():
+    """``random_maps``: float32 maps in [0, 1) of the asked (N, H, W) shape, the same for one seed
+    and different for another; a shape that is not (N, H, W) is refused."""
+    maps = random_maps((2, 4, 8), seed=3)
+    assert maps.shape == (2, 4, 8) and maps.dtype == np.float32 and maps.min() >= 0 and maps.max() < 1
+    np.testing.assert_array_equal(maps, random_maps((2, 4, 8), seed=3))
+    assert not np.array_equal(maps, random_maps((2, 4, 8), seed=4))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        random_maps((4, 8))
+
+
+def _odd_layers_model() -> nn.Module:
+    """A conv, a batch norm without weights (it has reset_parameters but nothing to re-initialise),
+    one with weights, and a linear layer: 0, 1, 2, 4 in named_modules."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2, affine=False), nn.BatchNorm2d(2),
+                         nn.Flatten(), nn.Linear(2 * 4 * 8, 2))
+
+
+def test_only_layers_with_weights_of_their_own_are_randomised_and_others_keep_their_names():
+    """A layer with ``reset_parameters`` but no weights of its own (a batch norm without affine
+    weights) is not a layer of the cascade; a layer that is neither dense nor conv keeps its
+    module name as its label."""
+    model = _odd_layers_model()
+    assert randomisable_layers(model) == ["4", "2", "0"]
+    assert randomisable_layer_labels(model) == ["dense 1 (output)", "2", "conv 1"]
+
+
+def test_each_layer_is_reset_under_the_seed_plus_its_place_and_the_callers_random_state_is_kept(small_cnn):
+    """The k-th layer of the cascade is re-initialised by its own ``reset_parameters()`` under
+    torch seed ``seed + k``, inside ``seeded``: the caller's next random numbers are those it
+    would have drawn without the cascade."""
+    import copy
+
+    names = randomisable_layers(small_cnn)
+    torch.manual_seed(11)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(11)
+    cascade = list(randomised_models(small_cnn, seed=5))
+    assert torch.equal(torch.rand(3), expected_draw)
+    last = cascade[-1][1]
+    for place, name in enumerate(names):
+        fresh = copy.deepcopy(small_cnn.get_submodule(name))
+        torch.manual_seed(5 + place)
+        fresh.reset_parameters()
+        for weight in ("weight", "bias"):
+            assert torch.equal(last.get_submodule(name).get_parameter(weight), fresh.get_parameter(weight)), name
+
+
+def test_the_copies_of_a_model_in_training_mode_are_in_eval_mode_and_the_model_stays_as_it_was(small_cnn):
+    """Every randomised copy is in eval mode even when the caller's model is in training mode,
+    which itself stays in training mode."""
+    small_cnn.train()
+    copies = [network for _, network in randomised_models(small_cnn)]
+    assert not any(network.training or any(m.training for m in network.modules()) for network in copies)
+    assert small_cnn.training
+
+
+class _ArmedLinear(nn.Linear):
+    """A linear layer whose re-initialisation fails once armed: a layer the cascade must not reach."""
+
+    armed = False
+
+    def reset_parameters(self):
+        if self.armed:
+            raise AssertionError("the cascade went deeper than asked")
+        super().reset_parameters()
+
+
+def test_randomisation_maps_stops_the_cascade_at_the_deepest_depth_asked():
+    """The cascade is not run past the deepest depth wanted: with depths (1,) only the top layer is
+    re-initialised, never the bottom one; and the copies follow ``seed``, as
+    :func:`randomised_models` with that seed makes them."""
+    bottom = _ArmedLinear(4, 4)
+    model = nn.Sequential(bottom, nn.ReLU(), nn.Linear(4, 2))
+    bottom.armed = True
+    rows = randomisation_maps(model, lambda network: {"w": network[2].weight.detach().clone()}, depths=[1], seed=7)
+    assert [depth for depth, _, _ in rows] == [0, 1]
+    bottom.armed = False
+    copy_at_one = next(iter(randomised_models(model, seed=7)))[1]
+    assert torch.equal(rows[1][2]["w"], copy_at_one[2].weight)
+    other_seed = randomisation_maps(model, lambda network: {"w": network[2].weight.detach().clone()}, depths=[1])
+    assert not torch.equal(other_seed[1][2]["w"], rows[1][2]["w"])
+
+
+def _recording_explain(calls):
+    """A stand-in for wrenlib.explain.explain that records its options and maps each image by itself."""
+
+    def explain(model, images, method, targets=None, settings=None, batch_size=16, references=None, **_):
+        x = np.asarray(images, dtype=np.float32)
+        calls.append({"targets": None if targets is None else np.asarray(targets).tolist(), "settings": settings,
+                      "references": references, "n": len(x)})
+        chosen = np.zeros(len(x), np.int64) if targets is None else np.asarray(targets)
+        return Explanation(method, x + 0.01 * np.arange(x[0].size).reshape(x.shape[1:]), chosen, {})
+
+    return explain
+
+
+def test_randomisation_test_passes_its_settings_references_and_depths_on(small_cnn, monkeypatch):
+    """``randomisation_test`` explains every network with the caller's ``settings`` and
+    ``references`` and the original model's classes, at the ``depths`` asked only."""
+    calls = []
+    monkeypatch.setattr(faithfulness, "explain", _recording_explain(calls))
+    images = _box_images(2)
+    references, settings = np.zeros((1, 32, 64), np.float32), object()
+    table = randomisation_test(small_cnn, images, "deeplift", settings=settings, references=references,
+                               targets=[1, 0], depths=[2])
+    assert table["n_randomised"].tolist() == [2, 2] and table["target"].tolist() == [1, 0]
+    assert len(calls) == 2
+    for call in calls:
+        assert call["settings"] is settings and call["references"] is references and call["targets"] == [1, 0]
+
+
+def test_noise_stability_explains_the_noisy_copies_for_the_clean_images_classes(small_cnn, monkeypatch):
+    """The noisy copies are explained for the classes of their clean image (not their own
+    predictions), with the caller's settings and references, like the clean images."""
+    calls = []
+    monkeypatch.setattr(faithfulness, "explain", _recording_explain(calls))
+    images = _box_images(2)
+    references, settings = np.zeros((1, 32, 64), np.float32), object()
+    noise_stability(small_cnn, images, "deeplift", n_repeats=3, targets=[1, 0], settings=settings,
+                    references=references)
+    assert [call["n"] for call in calls] == [2, 6]
+    assert calls[1]["targets"] == [1, 0] * 3
+    for call in calls:
+        assert call["settings"] is settings and call["references"] is references
+
+
+def test_ssim_scales_each_map_to_the_unit_range_and_ignores_the_region():
+    """``ssim`` is skimage's SSIM of the two maps, each scaled to [0, 1] by its own minimum and
+    maximum, with ``data_range=1``; a region restricts the other measures only, never SSIM."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(7)
+    first = rng.normal(size=(2, 16, 24))
+    second = first + rng.normal(scale=0.8, size=first.shape)
+    unit = lambda m: (m - m.min()) / (m.max() - m.min())
+    expected = [structural_similarity(unit(a), unit(b), data_range=1.0) for a, b in zip(first, second)]
+    found = map_similarity(first, 5 * second - 3)["ssim"]
+    np.testing.assert_allclose(found, expected, rtol=1e-9)
+    assert 0.1 < found.min() and found.max() < 0.9
+    region = np.zeros(first.shape, bool)
+    region[:, 4:10, 5:15] = True
+    np.testing.assert_allclose(map_similarity(first, second, within=region)["ssim"], expected, rtol=1e-9)
+
+
+def test_within_a_region_pearson_and_spearman_look_only_inside_and_spearman_ranks():
+    """Within a region, Pearson is computed on the region's pixels alone (maps that agree inside
+    and disagree outside score 1), and Spearman ranks them: a monotone but non-linear change
+    inside keeps Spearman at 1 while Pearson falls below it."""
+    rng = np.random.default_rng(8)
+    first = rng.random((2, 8, 12))
+    region = np.zeros(first.shape, bool)
+    region[:, 2:6, 3:9] = True
+    second = rng.random(first.shape)
+    second[region] = 4 * first[region] + 1
+    linear = map_similarity(first, second, within=region)
+    np.testing.assert_allclose(linear["pearson"], 1.0)
+    assert (map_similarity(first, second)["pearson"] < 0.9).all()
+    second[region] = np.exp(8 * first[region])
+    curved = map_similarity(first, second, within=region)
+    np.testing.assert_allclose(curved["spearman"], 1.0)
+    np.testing.assert_allclose(curved["spearman_abs"], 1.0)
+    assert (curved["pearson"] < 0.95).all()
+
+
+def test_spearman_averages_tied_ranks_as_scipy_does():
+    """Ties (a map's many zeros) get their average rank, as in ``scipy.stats.spearmanr``, over the
+    whole map and within a region."""
+    rng = np.random.default_rng(9)
+    first = np.where(rng.random((2, 8, 12)) < 0.6, 0.0, rng.random((2, 8, 12)))
+    second = np.where(rng.random((2, 8, 12)) < 0.6, 0.0, first + rng.random((2, 8, 12)))
+    found = map_similarity(first, second)
+    region = np.ones(first.shape, bool)
+    region[:, :2] = False
+    inside = map_similarity(first, second, within=region)
+    for i in range(2):
+        assert found["spearman"][i] == pytest.approx(scipy.stats.spearmanr(first[i].ravel(), second[i].ravel())[0])
+        expected = scipy.stats.spearmanr(first[i][region[i]], second[i][region[i]])[0]
+        assert inside["spearman"][i] == pytest.approx(expected)
+
+
+def test_map_similarity_refuses_nan_and_maps_that_are_not_stacks():
+    """Maps with NaN or infinite values, and maps that are not (N, H, W), are refused."""
+    maps = np.random.default_rng(0).random((2, 4, 5))
+    broken = maps.copy()
+    broken[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        map_similarity(maps, broken)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        map_similarity(maps[0], maps[1])
+
+
+def test_seed_stability_takes_each_images_own_region():
+    """``within`` holds one region per image, repeated for every pair of seeds: image 0's maps
+    agree only inside its region, image 1's only inside another one, and each scores 1."""
+    rng = np.random.default_rng(10)
+    first, second, third = rng.random((3, 2, 8, 12))
+    region = np.zeros((2, 8, 12), dtype=bool)
+    region[0, :4] = True
+    region[1, 4:] = True
+    second[region] = 2 * first[region]
+    third[region] = 3 * first[region] + 1
+    table = seed_stability([first, second, third], within=region)
+    np.testing.assert_allclose(table["spearman"], 1.0)
+    np.testing.assert_allclose(table["pearson"], 1.0)
+
+
+def test_noisy_copies_check_their_settings_and_follow_the_seed():
+    """``noisy_copies`` refuses a NaN sigma and a number of copies that is not a whole number
+    >= 1, and its noise is repeatable with its seed and differs for another seed."""
+    images = _box_images(2)
+    for options in ({"sigma": np.nan}, {"sigma": 0.1, "n_repeats": 0}, {"sigma": 0.1, "n_repeats": 1.5}):
+        with pytest.raises(ValueError, match="sigma must be"):
+            noisy_copies(images, **options)
+    np.testing.assert_array_equal(noisy_copies(images, 0.1, seed=3), noisy_copies(images, 0.1, seed=3))
+    assert not np.array_equal(noisy_copies(images, 0.1, seed=3), noisy_copies(images, 0.1, seed=4))
+
+
+def test_seed_stability_names_maps_of_different_shapes_before_pairing_them():
+    """Models' maps of different shapes are refused with a message naming every shape, even where
+    the pairs' stacks would happen to line up (1 + 1 + 3 images against 3 + 1 + 1)."""
+    maps = np.random.default_rng(5).random((3, 4, 5))
+    with pytest.raises(ValueError, match=r"every model's maps must be \(N, H, W\) of one shape"):
+        seed_stability([maps[:1], maps, maps[:1]])
+    with pytest.raises(ValueError, match=r"every model's maps"):
+        seed_stability([maps, maps[:, :2]])
+
+
+class _StubClips:
+    """Two clips of 32 x 64, one on black and one on white: what chapter 10's preparations read of
+    a dataset once its fingerprint, its clips and the explainers are stubbed."""
+
+    backgrounds = np.array(["black", "white"])
+    labels = np.array([0, 1])
+
+    def images(self, indices):
+        return _box_images(2, seed=7)[np.asarray(indices)]
+
+
+def test_the_chapter_10_caches_are_keyed_by_the_depths_and_the_noise(isolated_artifacts, monkeypatch, small_cnn):
+    """The cascade's cache is keyed by the profile's randomisation depths (other depths make the
+    cascade again, not load the rows of the old ones) and the stability maps' by the input noise's
+    sigma (another STABILITY_NOISE_SIGMA explains the new noisy copies). The explainers are
+    stand-ins that map each image by itself."""
+    from types import SimpleNamespace
+
+    from wrenlib import explain as explain_module
+    from wrenlib import profiles
+    from wrenlib.faithfulness import sanity_cascade, stability_maps
+
+    tiny = profiles.PROFILES["quick"].with_overrides(name="tiny", image_height_px=32, image_width_px=64,
+                                                     explain_clips=2, sanity_clips=2, randomisation_depths=(1, 3),
+                                                     stability_seeds=1)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    monkeypatch.setattr(faithfulness, "sanity_clips", lambda dataset, profile, seed=0: np.array([0, 1]))
+    monkeypatch.setattr(explain_module, "dataset_fingerprint", lambda dataset: "two stub clips")
+    monkeypatch.setattr(explain_module, "explain_dataset", lambda model, dataset, clips, method, *args, **kwargs:
+                        SimpleNamespace(targets=np.array([1, 1]), maps=dataset.images(clips)))
+    monkeypatch.setattr(explain_module, "explain_methods", lambda network, images, profile, dataset, methods=(
+        "gradcam", "deeplift", "lime", "shap"), **kwargs: {m: np.asarray(images, np.float32) for m in methods})
+    stub = _StubClips()
+    _, rows = sanity_cascade("tiny", device="cpu", model=small_cnn, dataset=stub)
+    assert [depth for depth, _, _ in rows] == [0, 1, 3]
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny.with_overrides(randomisation_depths=(1, 2)))
+    _, rows = sanity_cascade("tiny", device="cpu", model=small_cnn, dataset=stub)
+    assert [depth for depth, _, _ in rows] == [0, 1, 2]
+
+    first = stability_maps("tiny", device="cpu", model=small_cnn, dataset=stub)
+    np.testing.assert_array_equal(first["input noise"]["gradcam"], first["noisy"])
+    monkeypatch.setattr(faithfulness, "STABILITY_NOISE_SIGMA", 0.2)
+    second = stability_maps("tiny", device="cpu", model=small_cnn, dataset=stub)
+    assert not np.array_equal(second["noisy"], first["noisy"])
+    np.testing.assert_array_equal(second["input noise"]["gradcam"], second["noisy"])
