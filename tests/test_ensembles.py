@@ -189,3 +189,99 @@ def test_a_method_that_disagrees_with_the_rest_gets_no_weight_not_a_positive_one
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
     expected = sum(weights[:, m, None, None] * methods[name] for m, name in enumerate(["a", "b", "third"]))
     np.testing.assert_allclose(adaptive_ensemble(methods), expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------- found unguarded by a mutation review
+
+
+def test_maps_by_method_must_be_a_dict():
+    """The methods' maps come as a dict from name to maps; a list of arrays is refused with the
+    same message, not taken apart array by array."""
+    with pytest.raises(ValueError, match="non-empty dict"):
+        average_ensemble([_constant(0.2), _constant(0.6)])
+
+
+def test_an_average_never_leaves_the_unit_range():
+    """The ensembles are clipped to [0, 1]: maps a rounding error above 1 (which the range check
+    lets through, up to 1 + 1e-6) average to 1 at most, for the mask scores that read them as
+    shares."""
+    above = np.full((2, 3, 4), 1 + 5e-7, dtype=np.float32)
+    assert above.max() > 1
+    maps = {"a": above, "b": above, "c": above}
+    for weights in (None, {"a": 1, "b": 1, "c": 1}, {"a": 0.1, "b": 0.7, "c": 0.2}):
+        assert average_ensemble(maps, weights).max() <= 1.0
+    assert adaptive_ensemble(maps, rule="faithfulness", scores=np.zeros((2, 3))).max() <= 1.0
+
+
+def test_weights_must_name_no_other_method_and_be_finite():
+    """Weights naming a method that has no maps, or an infinite or NaN weight, are refused (an
+    infinite weight would otherwise normalise to NaN)."""
+    good = {"gradcam": _constant(0.2), "deeplift": _constant(0.6)}
+    with pytest.raises(ValueError, match="exactly the methods"):
+        average_ensemble(good, {"gradcam": 1, "deeplift": 1, "lime": 1})
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="finite and non-negative"):
+            average_ensemble(good, {"gradcam": 1, "deeplift": bad})
+
+
+def test_agreement_weights_are_uniform_when_no_method_agrees_with_any_other():
+    """Where every method's agreement is 0 (their correlations are all 0 or below), the weights
+    are uniform, 1/M each, not 0: the ensemble is then the plain average."""
+    rows = np.zeros((1, 4, 4))
+    a, b, c = rows.copy(), rows.copy(), rows.copy()
+    a[0, 0] = 1.0  # three maps on disjoint pixels: every pair anti-correlated
+    b[0, 1] = 1.0
+    c[0, 2] = 1.0
+    maps = {"a": a, "b": b, "c": c}
+    assert (map_correlation(a, b) < 0).all()
+    np.testing.assert_allclose(agreement_weights(maps), 1 / 3)
+    np.testing.assert_allclose(adaptive_ensemble(maps, temperature=0.25), average_ensemble(maps), atol=1e-7)
+
+
+def test_a_method_without_agreement_keeps_weight_zero_at_an_infinite_temperature():
+    """A method whose agreement is 0 keeps weight 0 at every temperature, infinity included, where
+    the rest share the weight equally; and a method the faithfulness rule leaves out (-inf) stays
+    out at an infinite temperature too."""
+    rng = np.random.default_rng(1)
+    a = normalise_maps(rng.random((3, 5, 5)))
+    related = normalise_maps(a + 0.2 * rng.random(a.shape))
+    maps = {"a": a, "related": related, "silent": np.zeros_like(a)}
+    np.testing.assert_allclose(adaptive_weights(maps, temperature=np.inf), [[0.5, 0.5, 0.0]] * 3)
+    scores = np.array([[0.0, 1.0, -np.inf]] * 3)
+    np.testing.assert_allclose(adaptive_weights(maps, rule="faithfulness", scores=scores, temperature=np.inf),
+                               [[0.5, 0.5, 0.0]] * 3)
+
+
+def test_a_nan_temperature_and_infinite_scores_are_refused():
+    """A NaN temperature is not positive and is refused; a score of +inf (only -inf has a meaning:
+    leave the method out) is refused too."""
+    good = {"gradcam": _constant(0.2), "deeplift": _constant(0.6)}
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        adaptive_ensemble(good, temperature=np.nan)
+    with pytest.raises(ValueError, match=r"NaN or \+inf"):
+        adaptive_ensemble(good, rule="faithfulness", scores=np.array([[0.0, np.inf], [0.0, 0.0]]))
+
+
+def test_the_temperature_is_chosen_on_the_clips_that_have_a_mask_score():
+    """A validation clip whose mask is empty has no mask AUC (NaN); the choice averages over the
+    other clips instead of losing every candidate to NaN."""
+    rng = np.random.default_rng(2)
+    rows, cols = np.mgrid[:12, :16]
+    blob = np.exp(-((rows - 6.0) ** 2 + (cols - 8.0) ** 2) / 8.0)[None].repeat(3, axis=0)
+    maps = {"a": normalise_maps(blob + 0.05 * rng.random(blob.shape)),
+            "b": normalise_maps(blob + 0.05 * rng.random(blob.shape)),
+            "c": normalise_maps(0.2 * blob + rng.random(blob.shape))}
+    masks = blob > 0.5
+    masks[2] = False  # nothing to find on clip 2
+    best, table = choose_temperature(maps, masks, (0.25, 1.0, float("inf")))
+    assert np.isfinite(table["validation mask AUC"]).all()
+    assert best == 0.25  # the sharpest trusts a and b, which see the blob
+
+
+def test_the_book_names_its_ensembles_of_all_four_methods_in_words():
+    """With the book's four methods the ensembles of all of them are named "average (all four)" and
+    "adaptive (all four)", the names chapters 08-11 look them up by."""
+    rng = np.random.default_rng(3)
+    maps = {name: normalise_maps(rng.random((2, 4, 5))) for name in ("Grad-CAM", "DeepLIFT", "LIME", "SHAP")}
+    assert list(book_ensembles(maps, temperature=1.0)) == ["average (GC+DL)", "max (GC+DL)", "average (all four)",
+                                                           "adaptive (all four)"]
