@@ -201,7 +201,7 @@ def test_maps_by_method_must_be_a_dict():
         average_ensemble([_constant(0.2), _constant(0.6)])
 
 
-def test_an_average_never_leaves_the_unit_range():
+def test_an_ensemble_never_leaves_the_unit_range():
     """The ensembles are clipped to [0, 1]: maps a rounding error above 1 (which the range check
     lets through, up to 1 + 1e-6) average to 1 at most, for the mask scores that read them as
     shares."""
@@ -211,6 +211,9 @@ def test_an_average_never_leaves_the_unit_range():
     for weights in (None, {"a": 1, "b": 1, "c": 1}, {"a": 0.1, "b": 0.7, "c": 0.2}):
         assert average_ensemble(maps, weights).max() <= 1.0
     assert adaptive_ensemble(maps, rule="faithfulness", scores=np.zeros((2, 3))).max() <= 1.0
+    assert max_ensemble(maps).max() <= 1.0
+    single = max_ensemble({"a": above})  # one method: the maximum is a new array, not the caller's maps
+    assert single is not above and above.max() > 1
 
 
 def test_weights_must_name_no_other_method_and_be_finite():

@@ -65,8 +65,10 @@ def average_ensemble(maps_by_method: dict[str, np.ndarray], weights: dict[str, f
 
 
 def max_ensemble(maps_by_method: dict[str, np.ndarray]) -> np.ndarray:
-    """Element-wise maximum of the methods' maps (the paper's max ensemble, chapter 08)."""
-    return functools.reduce(np.maximum, _checked(maps_by_method)[1])  # pairwise: no (M, N, H, W) copy
+    """Element-wise maximum of the methods' maps (the paper's max ensemble, chapter 08), clipped to
+    [0, 1] like the averages (maps a rounding error above 1 pass the range check)."""
+    maps = _checked(maps_by_method)[1]
+    return np.clip(functools.reduce(np.maximum, maps), 0, 1)  # pairwise: no (M, N, H, W) copy; a new array
 
 
 def agreement_weights(maps_by_method: dict[str, np.ndarray]) -> np.ndarray:
