@@ -696,6 +696,10 @@ def test_threshold_shares_count_strictly_above_and_want_real_thresholds():
     finite numbers."""
     maps = np.array([[[0.5, 0.5, 0.75, 0.25]]])  # values exact in float32
     assert threshold_shares(maps, thresholds=(0.5, 0.25)).tolist() == [[0.25, 0.75]]
+    # values not exact in float32: a pixel stored as 0.4 is not above 0.4, as one stored as 0.7 is not
+    # above 0.7 (float32's 0.4 is 0.4000000060 and its 0.7 is 0.6999999881: in float64 only 0.4 counted)
+    stored = np.array([[[0.4, 0.7, 0.9, 0.1]]], dtype=np.float32)
+    assert threshold_shares(stored, thresholds=(0.4, 0.7, 0.9)).tolist() == [[0.5, 0.25, 0.0]]
     for bad in [(), (0.5, np.nan)]:
         with pytest.raises(ValueError, match="non-empty sequence of finite numbers"):
             threshold_shares(maps, thresholds=bad)

@@ -259,7 +259,9 @@ def background_share(maps: np.ndarray, empty: np.ndarray) -> np.ndarray:
 
 def threshold_shares(maps: np.ndarray, thresholds: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> np.ndarray:
     """Share of each normalised map's pixels strictly above each threshold, (N, len(thresholds))
-    (the paper's Figure 6 heat-map analysis, chapter 08). Maps must be in [0, 1]."""
+    (the paper's Figure 6 heat-map analysis, chapter 08). Maps must be in [0, 1]. A threshold is
+    compared in the maps' float32, so a pixel stored as 0.4 is not above 0.4 (float32's 0.4 lies a
+    hair above the decimal one, and 0.7's a hair below: in float64 the first counted and the second not)."""
     maps = check_normalised_maps(maps)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if thresholds.ndim != 1 or not len(thresholds) or not np.isfinite(thresholds).all():
@@ -267,7 +269,7 @@ def threshold_shares(maps: np.ndarray, thresholds: tuple[float, ...] = (0.4, 0.5
     flat = maps.reshape(len(maps), -1)
     shares = np.empty((len(maps), len(thresholds)))
     for j, threshold in enumerate(thresholds):  # one (N, H*W) comparison at a time keeps memory flat
-        shares[:, j] = (flat > threshold).mean(axis=1) if flat.shape[1] else np.nan
+        shares[:, j] = (flat > flat.dtype.type(threshold)).mean(axis=1) if flat.shape[1] else np.nan
     return shares
 
 
