@@ -431,7 +431,6 @@ for name, source, given in ((BEYOND, "average (GC+DL)", "reference: the image"),
     rows.append({"map": name, **cluster_consistency(maps[source], cluster_labels["t-SNE"], dialect, n_permutations=N_SHUFFLES,
                                                     seed=SEED, given=maps[given], units=known["bird"])})
 consistency = pd.DataFrame(rows).set_index("map")
-
 consistency["p"] = [consistency_p_text(row) for _, row in consistency.iterrows()]  # floor: shuffles with a statistic
 fig, ax = plt.subplots(figsize=(9, 3.6))
 positions = np.arange(len(consistency))

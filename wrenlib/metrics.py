@@ -400,7 +400,7 @@ def ratio_of_means_with_interval(numerator: np.ndarray, denominator: np.ndarray,
         return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
     # the percentile interval interpolates between neighbouring resamples, which is undefined next
     # to an infinite one; the resamples' own quantiles are not (NaN resamples, 0 / 0, left out)
-    tail = (1 - confidence) / 2
+    tail = round((1 - confidence) / 2, 12)  # 0.025, not 0.025000000000000022: the 50th of 2000, not the 51st
     low, high = np.quantile(distribution[~np.isnan(distribution)], [tail, 1 - tail], method="inverted_cdf")
     return ratio, float(low), float(high)
 
