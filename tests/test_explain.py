@@ -1322,3 +1322,407 @@ def test_shaps_partition_explainer_switches_pixels_off_to_the_page_not_to_black(
     assert fills[0].shape == fills[1].shape == (32, 64, 1)
     np.testing.assert_array_equal(fills[0], 0.0)
     np.testing.assert_array_equal(fills[1], 1.0)
+
+
+# ---------------------------------------------------------------- settings, batches, layers and references
+# (properties a mutation review of wrenlib/explain.py found no test guarding)
+
+
+def test_settings_outside_their_choices_are_refused_naming_the_setting():
+    from wrenlib.explain import GradCamSettings, ShapSettings, make_settings
+
+    with pytest.raises(ValueError, match="unknown LIME segmentation 'watershed'"):
+        LimeSettings(segmentation="watershed")
+    with pytest.raises(ValueError, match="unknown SHAP explainer 'kernel'"):
+        ShapSettings(explainer="kernel")
+    with pytest.raises(TypeError, match="settings for 'shap' must be a ShapSettings"):
+        make_settings("shap", LimeSettings())
+    with pytest.raises(TypeError, match="settings for 'gradcam' must be a GradCamSettings"):
+        make_settings("gradcam", DeepLiftSettings())
+    with pytest.raises(ValueError, match="scale must be"):
+        normalise_maps(np.ones((1, 4, 4)), scale="median")
+    # a dict's grid, as JSON gives it back, is the same settings as the tuple's
+    assert make_settings("lime", {"grid": [2, 4], "seed": 3}) == LimeSettings(grid=(2, 4), seed=3)
+    # changes apply on top of the settings given, which keep the rest
+    changed = make_settings("lime", LimeSettings(seed=1, n_samples=50), n_samples=10)
+    assert (changed.seed, changed.n_samples) == (1, 10)
+    assert make_settings("gradcam", None, relu=False) == GradCamSettings(relu=False)
+
+
+def test_explain_records_how_many_shap_references_it_was_given(small_cnn):
+    from wrenlib.explain import ShapSettings
+
+    rng = np.random.default_rng(0)
+    images, references = rng.random((1, 32, 64), dtype=np.float32), rng.random((3, 32, 64), dtype=np.float32)
+    out = explain(small_cnn, images, "shap", targets=[0], settings=ShapSettings(n_background=16), references=references)
+    assert out.settings["n_background"] == 3 and out.settings["explainer"] == "deep"
+
+
+def test_quantile_scale_takes_the_99th_percentile_of_the_non_zero_values_and_clips_at_one():
+    """An empty page of zeros must not lower the scale: the map below has 100 graded pixels on a
+    40 x 40 page of zeros; scaled by the 99th percentile of those 100 values, only the top one
+    reaches 1 (clipped there), and the middle one sits near a half."""
+    maps = np.zeros((1, 40, 40))
+    maps[0, 0, :40], maps[0, 1, :40], maps[0, 2, :20] = np.arange(1, 41), np.arange(41, 81), np.arange(81, 101)
+    out = normalise_maps(maps, scale="quantile")
+    assert out.max() == 1.0 and (out == 1.0).sum() == 1
+    assert out[0, 1, 9] == pytest.approx(50 / np.quantile(np.arange(1, 101), 0.99), rel=1e-6)  # the value 50
+    assert np.all(out[0, 3:] == 0)
+    signed = normalise_maps(-maps, sign="signed", scale="quantile")  # magnitudes decide, the sign stays
+    assert signed.min() == -1.0 and signed.max() == 0.0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "deeplift"])
+def test_a_batch_of_one_gives_the_maps_of_a_batch_of_many(small_cnn, method):
+    """Each image is explained for its own target in whatever batch it falls: batches of 1, 2
+    and all five give the same maps, and a batch after the first reads its own targets."""
+    from wrenlib.explain import predicted_classes
+
+    images = np.random.default_rng(3).random((5, 32, 64)).astype(np.float32) ** 4
+    targets = [0, 1, 1, 0, 1]
+    maps = {size: explain(small_cnn, images, method, targets=targets, batch_size=size).maps for size in (1, 2, 16)}
+    assert maps[16].shape == (5, 32, 64)
+    for size in (1, 2):
+        np.testing.assert_allclose(maps[size], maps[16], rtol=1e-5, atol=1e-6, err_msg=f"batches of {size}")
+    flipped = explain(small_cnn, images, method, targets=[1 - t for t in targets], batch_size=2).maps
+    assert not np.allclose(flipped[4], maps[16][4])  # the target matters, in the last batch too
+    x = torch.from_numpy(images)[:, None]
+    assert predicted_classes(small_cnn, x, batch_size=2).tolist() == predicted_classes(small_cnn, x).tolist()
+
+
+def test_one_target_is_every_images_target(small_cnn):
+    images = np.random.default_rng(3).random((3, 32, 64)).astype(np.float32)
+    out = explain(small_cnn, images, "gradcam", targets=1)
+    assert out.targets.tolist() == [1, 1, 1]
+    np.testing.assert_allclose(out.maps, explain(small_cnn, images, "gradcam", targets=[1, 1, 1]).maps)
+
+
+def test_explain_runs_the_model_in_eval_mode():
+    """A model handed over in training mode (dropout on) is explained as in eval mode: the maps
+    are the eval-mode maps, not a draw of dropout's."""
+    torch.manual_seed(0)
+    model = DialectCNN(ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), dropout=0.5))
+    model.set_standardisation(0.0, 0.2)
+    images = np.random.default_rng(1).random((2, 32, 64)).astype(np.float32) ** 4
+    expected = explain(model.eval(), images, "deeplift", targets=[0, 1]).maps
+    model.train()
+    torch.manual_seed(1)
+    np.testing.assert_allclose(explain(model, images, "deeplift", targets=[0, 1]).maps, expected, rtol=1e-5, atol=1e-7)
+    assert not model.training
+
+
+def test_layer_strides_count_average_pools_and_each_axis_apart():
+    """An average pool strides like a max-pool, and rows and columns are counted apart."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AvgPool2d((2, 4)), nn.Conv2d(2, 2, 1), nn.MaxPool2d((1, 2)))
+    assert layer_stride(model, model[1]) == (2, 4)
+    assert layer_stride(model, model[3]) == (2, 8)
+    assert layer_stride(model, model[0]) == (1, 1)
+
+
+def test_a_grid_with_room_for_another_whole_cell_is_stretched_over_the_image():
+    """Pooling rounds down by less than one cell: where the image has room for a whole further
+    cell the stride cannot be the grid's, and the cells are stretched over the image (as captum),
+    in either direction."""
+    cells = torch.ones(1, 1, 2, 2)
+    for size in ((12, 8), (8, 12), (12, 12)):
+        assert float(cells_to_pixels(cells, size, (4, 4)).min()) == pytest.approx(1.0), size
+    padded = cells_to_pixels(cells, (9, 11), (4, 4))  # 1 row and 3 columns left over: in no cell
+    assert padded.shape == (1, 1, 9, 11)
+    assert float(padded[0, 0, :8, :8].min()) == pytest.approx(1.0) and padded[0, 0, 8:].max() == 0 and padded[0, 0, :, 8:].max() == 0
+
+
+class TwoBlockCam(nn.Module):
+    """Two blocks of conv 1x1 -> ReLU -> max-pool 2 and a global-mean linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.block1 = nn.Sequential(nn.Conv2d(1, 3, 1), nn.ReLU(), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+        self.last_conv_block = self.block2
+
+    def forward(self, x):
+        return self.head(self.block2(self.block1(x)))
+
+
+def test_gradcam_explains_the_layer_it_is_told_with_its_interpolation_and_relu():
+    """GradCamSettings' layer, interpolation and relu each take effect: with nearest-neighbour
+    upsampling the map is constant over each cell of the layer named (2 x 2 pixels after the first
+    block, 4 x 4 after the last); its values are the named layer's, as if that layer were the
+    model's last block; relu=False keeps the negative evidence that relu=True cuts to 0."""
+    from wrenlib.explain import GradCamSettings
+
+    model = TwoBlockCam()
+    x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def cam(**settings):
+        return explain(model, x, "gradcam", targets=[0, 1], settings=GradCamSettings(**settings)).maps
+
+    def constant_over(maps, size):
+        blocks = maps.reshape(2, 16 // size, size, 16 // size, size)
+        return np.allclose(blocks, blocks[:, :, :1, :, :1])
+
+    first = cam(layer="block1", interpolation="nearest", relu=False)
+    last = cam(interpolation="nearest", relu=False)
+    assert constant_over(first, 2) and not constant_over(first, 4)
+    assert constant_over(last, 4)
+    model.last_conv_block = model.block1
+    np.testing.assert_allclose(cam(interpolation="nearest", relu=False), first, rtol=1e-6)
+    model.last_conv_block = model.block2
+    assert not constant_over(cam(layer="block1"), 2)  # bilinear by default
+    assert (first < 0).any() and (last < 0).any()
+    np.testing.assert_allclose(cam(layer="block1", interpolation="nearest"), np.clip(first, 0, None), rtol=1e-6)
+
+
+@pytest.mark.parametrize("baseline", ["white", "black", "background"])
+def test_deeplift_compares_with_white_black_or_the_images_own_background(baseline):
+    """On a network without a standardisation of its own the constant baselines differ: the maps
+    sum to f(x) - f(1) for white, f(x) - f(0) for black and f(x) - f(the image's median level)
+    for background."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.rand(4, 1, 3, 4, generator=torch.Generator().manual_seed(2)) + 0.5
+    with torch.no_grad():
+        targets = model(x).argmax(1).numpy()
+        level = x.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
+        reference = {"white": torch.ones_like(x), "black": torch.zeros_like(x), "background": level.expand_as(x)}[baseline]
+        change = (model(x) - model(reference))[np.arange(4), targets].numpy()
+    out = explain(model, x, "deeplift", targets=targets, settings={"baseline": baseline})
+    np.testing.assert_allclose(out.maps.reshape(4, -1).sum(1), change, rtol=1e-4, atol=1e-6)
+
+
+def test_a_grid_must_have_a_row_and_a_column_and_fit_both_ways():
+    for rows, cols in ((1, 5), (0, 2), (2, 0), (5, 1)):
+        with pytest.raises(ValueError, match="does not fit"):
+            grid_segments(4, 4, rows, cols)
+    assert grid_segments(4, 4, 4, 4).max() == 15
+
+
+def test_superpixels_follow_the_images_shape_and_the_number_asked_and_the_cache_keeps_its_bound(monkeypatch):
+    from wrenlib import explain as explain_module
+
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    image = np.random.default_rng(8).random((24, 48)).astype(np.float32)
+    settings = LimeSettings(segmentation="slic", n_segments=16)
+    assert lime_segments(image, settings).shape == (24, 48)
+    assert lime_segments(image.reshape(48, 24), settings).shape == (48, 24)  # the same pixels, another image
+    blocks = np.kron(np.random.default_rng(8).random((6, 12)), np.ones((4, 4))).astype(np.float32)  # 72 patches
+    few = lime_segments(blocks, LimeSettings(segmentation="slic", n_segments=16)).max() + 1
+    many = lime_segments(blocks, LimeSettings(segmentation="slic", n_segments=64)).max() + 1
+    assert few < 20 < 40 < many
+    monkeypatch.setattr(explain_module, "_segment_cache", {})
+    monkeypatch.setattr(explain_module, "SEGMENT_CACHE_BYTES", 1000)  # less than one image's superpixels
+    segments = lime_segments(image, settings)
+    assert segments.shape == (24, 48) and explain_module._segment_cache == {}
+
+
+def test_limes_kernel_width_and_ridge_penalty_reach_its_surrogate(small_cnn):
+    """explain's LIME equals captum's own Lime on the same samples at other kernel widths and ridge
+    penalties too, and both settings move the map."""
+    from wrenlib.explain import captum_lime
+
+    image = (np.random.default_rng(2).random((1, 32, 64)) ** 6).astype(np.float32)
+    base = dict(grid=(4, 8), n_samples=60, batch_size=32)
+    maps = {}
+    for name, changes in {"default": {}, "wide": {"kernel_width": 1.0}, "ridge": {"ridge_alpha": 100.0}}.items():
+        settings = LimeSettings(**base, **changes)
+        maps[name] = explain(small_cnn, image, "lime", targets=[1], settings=settings).maps
+        np.testing.assert_array_equal(maps[name], captum_lime(small_cnn, image[0], 1, settings).maps, err_msg=name)
+    assert not np.allclose(maps["wide"], maps["default"]) and not np.allclose(maps["ridge"], maps["default"])
+
+
+def test_lime_explains_the_class_probability_so_two_classes_maps_are_opposite(small_cnn):
+    """LIME fits the model's probabilities (the lime package's classifier_fn): with two classes they
+    sum to 1, so on the same samples the two classes' maps are each other's negatives (a fit to the
+    logits would not be)."""
+    images = (np.random.default_rng(4).random((1, 32, 64)) ** 6).astype(np.float32)
+    settings = LimeSettings(grid=(4, 8), n_samples=60, batch_size=32)
+    zero, one = (explain(small_cnn, images, "lime", targets=[t], settings=settings).maps for t in (0, 1))
+    assert np.abs(one).max() > 0
+    np.testing.assert_allclose(zero, -one, atol=1e-5 * np.abs(one).max())
+
+
+def test_shap_references_follow_their_seed_and_the_profiles_seed_reaches_them():
+    from wrenlib.explain import ShapSettings, disjoint_shap_references, method_references, shap_references
+
+    data = _random_dataset(40)
+    draws = [shap_references(data, 4, seed=seed) for seed in range(4)]
+    assert any(not np.array_equal(draws[0], other) for other in draws[1:])
+    np.testing.assert_array_equal(method_references(data, "shap", ShapSettings(n_background=4, seed=3)), draws[3])
+    assert method_references(data, "shap", ShapSettings(explainer="partition")) is None
+    assert method_references(data, "lime", None) is None
+    with pytest.raises(ValueError, match="sets must be a whole number of at least 1"):
+        disjoint_shap_references(data, 2, sets=0)
+    train = len(data.split_indices("train"))
+    assert len(disjoint_shap_references(data, train, sets=1)[0]) == train  # every train image, once
+    with pytest.raises(ValueError, match="too few images"):
+        disjoint_shap_references(data, train + 1, sets=1)  # one short is too few
+
+
+def test_more_expected_gradients_samples_bring_two_seeds_maps_closer(small_cnn):
+    """ShapSettings.n_samples reaches the gradient explainer: the seed-to-seed spread of its
+    maps shrinks as the samples grow."""
+    from wrenlib.explain import ShapSettings
+
+    rng = np.random.default_rng(1)
+    images, references = rng.random((1, 32, 64), dtype=np.float32) ** 3, rng.random((8, 32, 64), dtype=np.float32) ** 3
+
+    def spread(n_samples):
+        maps = [explain(small_cnn, images, "shap", targets=[1], references=references,
+                        settings=ShapSettings(explainer="gradient", n_samples=n_samples, seed=seed)).maps
+                for seed in (0, 1)]
+        return np.abs(maps[0] - maps[1]).mean() / np.abs(maps[0]).mean()
+
+    assert spread(400) < 0.5 * spread(4)
+
+
+def test_shaps_partition_explainer_gets_its_budget_each_images_target_and_probabilities(small_cnn, monkeypatch):
+    """The partition explainer runs with ShapSettings' max_evals and batch_size, explains each
+    image's own target and reads the model's class probabilities (rows summing to 1). shap's
+    explainer is a recorder here (the real one spends ~10 s in numba's start-up)."""
+    from types import SimpleNamespace
+
+    import shap
+
+    from wrenlib.explain import ShapSettings
+
+    calls = []
+
+    class RecordingExplainer:
+        def __init__(self, model, masker, output_names=None):
+            self.model = model
+
+        def __call__(self, images, max_evals, batch_size, outputs, silent):
+            calls.append((max_evals, batch_size, list(outputs), self.model(np.repeat(images, 3, axis=0))))
+            return SimpleNamespace(values=np.zeros((*images.shape, len(outputs))))
+
+    monkeypatch.setattr(shap, "PartitionExplainer", RecordingExplainer)
+    images = np.random.default_rng(0).random((2, 32, 64)).astype(np.float32)
+    explain(small_cnn, images, "shap", targets=[0, 1], settings=ShapSettings(explainer="partition", max_evals=40,
+                                                                              batch_size=8))
+    assert [call[:3] for call in calls] == [(40, 8, [0]), (40, 8, [1])]
+    for *_, probabilities in calls:
+        assert probabilities.shape == (3, 2) and np.all(probabilities >= 0)
+        np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+
+
+def test_explain_methods_uses_the_seed_it_is_given(small_cnn):
+    """explain_methods(seed=...) explains with the chapter's seed, as the cache's settings do."""
+    from wrenlib.explain import method_references
+
+    data = _random_dataset()
+    images = data.images([0, 3])
+    seeded_maps = explain_methods(small_cnn, images, "quick", data, methods=("lime", "shap"), seed=3)
+    for method in ("lime", "shap"):
+        settings = settings_for_profile(method, "quick", 3)
+        expected = explain(small_cnn, images, method, settings=settings,
+                           references=method_references(data, method, settings)).maps
+        np.testing.assert_allclose(seeded_maps[method], expected, rtol=1e-5, atol=1e-7, err_msg=method)
+    assert not np.allclose(seeded_maps["lime"], explain_methods(small_cnn, images, "quick", data, methods=("lime",))["lime"])
+
+
+def test_deeplift_keeps_a_relu_apart_from_a_max_pool_across_nested_blocks():
+    """A block that ends in a ReLU, followed by one that begins with a max-pool, hides the same
+    ReLU -> max-pool pair as the paper's blocks (captum issue 1104): it is kept apart too, and
+    DeepLIFT's maps sum to f(x) - f(baseline)."""
+    from wrenlib.explain import Handover, separate_nonlinearities
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()),
+                          nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 8, 2)).eval()
+    separated = separate_nonlinearities(model)
+    assert [type(m) for m in separated] == [nn.Sequential, Handover, nn.Sequential, Handover, nn.MaxPool2d,
+                                             nn.Flatten, nn.Linear]
+    x = torch.rand(3, 1, 16, 32, generator=torch.Generator().manual_seed(5)) ** 4
+    with torch.no_grad():
+        targets = model(x).argmax(1).numpy()
+        change = (model(x) - model(torch.ones_like(x)))[np.arange(3), targets].numpy()
+    out = explain(model, x, "deeplift", targets=targets, settings={"baseline": "white"})
+    np.testing.assert_allclose(out.maps.reshape(3, -1).sum(1), change, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_profile_settings_carry_the_profiles_budget(profile):
+    """settings_for_profile gives LIME the profile's samples and precision and SHAP its number of
+    references (the budgets the profiles promise), not the settings' defaults."""
+    from wrenlib.profiles import get_profile
+
+    budget = get_profile(profile)
+    lime, shap_settings = settings_for_profile("lime", profile, 2), settings_for_profile("shap", profile, 2)
+    assert (lime.n_samples, lime.mixed_precision, lime.seed) == (budget.lime_samples, budget.mixed_precision, 2)
+    assert (shap_settings.n_background, shap_settings.seed) == (budget.shap_background, 2)
+
+
+def test_explain_methods_hands_the_seed_images_to_lime(small_cnn):
+    """explain_methods' seed_images reach LIME: a copy with noise far below what the model feels,
+    explained on the clean images' samples, gets the clean images' maps."""
+    data = _random_dataset()
+    clean = data.images([0, 3])
+    noisy = clean + np.float32(1e-7) * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    first = explain_methods(small_cnn, clean, "quick", data, methods=("lime",))["lime"]
+    paired = explain_methods(small_cnn, noisy, "quick", data, methods=("lime",), seed_images=clean)["lime"]
+    np.testing.assert_allclose(paired, first, atol=1e-4 * np.abs(first).max())
+
+
+def test_without_targets_each_image_is_explained_for_the_class_the_model_predicts(small_cnn):
+    from wrenlib.explain import predicted_classes
+
+    images = np.random.default_rng(4).random((6, 32, 64)).astype(np.float32) ** 3
+    x = torch.from_numpy(images)[:, None]
+    with torch.no_grad():
+        logits = small_cnn(x)
+    last = small_cnn.classifier[-1]
+    with torch.no_grad():  # a bias half-way through the logit differences: both classes predicted
+        last.bias[1] -= float((logits[:, 1] - logits[:, 0]).median()) + 1e-4
+        predicted = small_cnn(x).argmax(1).numpy()
+    assert 0 < predicted.sum() < len(predicted)
+    assert predicted_classes(small_cnn, x).tolist() == predicted.tolist()
+    out = explain(small_cnn, images, "gradcam")
+    assert out.targets.tolist() == predicted.tolist()
+
+
+def test_the_reference_rows_first_is_the_image_as_a_map(small_cnn):
+    """reference_maps' first row is image_as_map's: on a white page the song, not the page."""
+    from wrenlib.explain import REFERENCE_MAPS, image_as_map, reference_maps
+
+    pages = np.ones((2, 32, 64), np.float32)
+    pages[:, 8:16, 24:40] = 0.2  # a dark song on a white page
+    maps = reference_maps(small_cnn, pages, seed=0)
+    np.testing.assert_array_equal(maps[REFERENCE_MAPS[0]], image_as_map(pages))
+    assert maps[REFERENCE_MAPS[0]][:, 0, 0].max() == 0 and maps[REFERENCE_MAPS[0]][:, 10, 30].min() == 1
+
+
+def test_lime_weighs_a_sample_with_every_feature_off_too(small_cnn):
+    """On a grid of two cells a quarter of LIME's samples switch every feature off (cosine distance
+    to "all on" undefined: taken as 1, the farthest); the map still gives each cell a finite weight
+    of its own."""
+    from wrenlib.explain import lime_similarity
+
+    assert lime_similarity(0.25)(None, None, torch.zeros(1, 2)) == pytest.approx(np.exp(-1 / (2 * 0.25**2)))
+    images = (np.random.default_rng(0).random((1, 32, 64)) ** 4).astype(np.float32)
+    out = explain(small_cnn, images, "lime", targets=[1], settings=LimeSettings(grid=(1, 2), n_samples=40))
+    assert np.isfinite(out.maps).all() and len(np.unique(out.maps)) == 2
+
+
+def test_deeplift_runs_no_more_images_at_once_than_the_memory_rule_allows(small_cnn, monkeypatch):
+    """Where images_per_call allows 2 images per call (a machine short of memory), DeepLIFT's
+    network never sees more than 2 images and their 2 baselines at once, whatever batch_size the
+    caller asks for; a larger allowance keeps the caller's batches."""
+    import wrenlib.explain as explain_module
+
+    seen = []
+    first_conv = small_cnn.features[0][0]  # a module DeepLIFT's network shares with the model
+    handle = first_conv.register_forward_pre_hook(lambda _module, args: seen.append(len(args[0])))
+    images = np.random.default_rng(0).random((5, 32, 64)).astype(np.float32)
+    try:
+        monkeypatch.setattr(explain_module, "images_per_call", lambda pixels, bytes_per_pixel, device="cpu": 2)
+        explain(small_cnn, images, "deeplift", targets=[0] * 5, batch_size=16)
+        assert seen and max(seen) <= 2 * 2
+        seen.clear()
+        monkeypatch.setattr(explain_module, "images_per_call", lambda pixels, bytes_per_pixel, device="cpu": 64)
+        explain(small_cnn, images, "deeplift", targets=[0] * 5, batch_size=3)
+        assert max(seen) == 2 * 3
+    finally:
+        handle.remove()
