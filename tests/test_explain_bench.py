@@ -24,3 +24,15 @@ def test_benchmark_explainers_reports_every_method_against_a_forward_pass():
     assert np.isfinite(by_method.loc["shap", "overhead_share"]) and by_method.loc["shap", "overhead_share"] < 1
     assert by_method.loc["lime", "budget"] == "16 samples" and by_method.loc["shap", "budget"] == "2 references"
     assert (table["image_height_px"] == 32).all() and (table["image_width_px"] == 64).all()
+
+
+def test_benchmark_explainers_refuses_counts_below_one_and_unknown_methods():
+    """Each count must be at least 1 (repeats included: no run, no best time), and an unknown
+    method is named, before any model is built or timed."""
+    import pytest
+
+    for setting in ("n_images", "batch_size", "lime_samples", "shap_background", "repeats"):
+        with pytest.raises(ValueError, match="must be at least 1"):
+            benchmark_explainers((32, 64), **{setting: 0})
+    with pytest.raises(ValueError, match="unknown explanation method 'occlusion'"):
+        benchmark_explainers((32, 64), methods=("gradcam", "occlusion"))
