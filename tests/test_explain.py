@@ -1726,3 +1726,64 @@ def test_deeplift_runs_no_more_images_at_once_than_the_memory_rule_allows(small_
         assert max(seen) == 2 * 3
     finally:
         handle.remove()
+
+
+def test_batch_sizes_below_one_are_refused_not_left_to_drop_images(small_cnn):
+    """A batch size of 0 explained no image and one of -1 all but the last, silently (a mutation
+    review's finding): both are refused by name, as is 2.5, before any work."""
+    from wrenlib.explain import predicted_classes
+
+    images = np.random.default_rng(0).random((3, 32, 64)).astype(np.float32)
+    x = torch.from_numpy(images)[:, None]
+    for size in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=f"batch_size must be a whole number of at least 1, got {size!r}"):
+            predicted_classes(small_cnn, x, batch_size=size)
+        with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1"):
+            explain(small_cnn, images, "gradcam", targets=[0, 1, 1], batch_size=size)
+    assert len(predicted_classes(small_cnn, x, batch_size=2)) == 3
+
+
+def test_settings_numbers_out_of_range_are_refused_naming_each_one():
+    """Counts must be whole numbers >= 1, widths above 0, penalties >= 0: LIME with no samples
+    failed deep in torch.cat, a kernel width of 0 with a bare ZeroDivisionError. One error names
+    every setting that is wrong, with its method."""
+    from wrenlib.explain import GradCamSettings, ShapSettings
+    from wrenlib.runtime import settings_errors
+
+    cases = [(LimeSettings, {"n_samples": 0}, "LIME settings: n_samples must be a whole number >= 1, got 0"),
+             (LimeSettings, {"kernel_width": 0.0}, "kernel_width must be a finite number above 0, got 0.0"),
+             (LimeSettings, {"ridge_alpha": -1.0}, "ridge_alpha must be a finite number >= 0, got -1.0"),
+             (LimeSettings, {"grid": (0, 4)}, "grid rows must be a whole number >= 1, got 0"),
+             (LimeSettings, {"grid": (4,)}, r"grid must be \(rows, columns\), got \(4,\)"),
+             (LimeSettings, {"n_segments": 1.5}, "n_segments must be a whole number >= 1, got 1.5"),
+             (ShapSettings, {"n_background": 0}, "SHAP settings: n_background must be a whole number >= 1"),
+             (ShapSettings, {"max_evals": float("nan")}, "max_evals must be a whole number >= 1, got nan"),
+             (DeepLiftSettings, {"blur_sigma": 0.0}, "DeepLIFT settings: blur_sigma must be a finite number above 0"),
+             (GradCamSettings, {"interpolation": "cubic"}, "unknown Grad-CAM interpolation 'cubic'")]
+    for cls, values, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cls(**values)
+    with pytest.raises(ValueError, match="n_samples must .*; batch_size must .*; kernel_width must"):
+        LimeSettings(n_samples=0, batch_size=-2, kernel_width=float("inf"))
+    assert LimeSettings(n_samples=np.int64(10), grid=[2, 4], ridge_alpha=0.0).n_samples == 10  # numpy and lists
+    assert settings_errors(whole={"n": 2.0}, positive={"w": 1e-9}, non_negative={"a": 0}) == []
+    assert settings_errors(whole={"n": True, "m": "3"}) == ["n must be a whole number >= 1, got True",
+                                                            "m must be a whole number >= 1, got '3'"]
+
+
+def test_targets_of_the_wrong_length_or_kind_are_refused_by_name(small_cnn):
+    """One class for all images, or one per image: two targets for three images failed with
+    numpy's broadcasting message, and 0.5 was read as class 0."""
+    from wrenlib.faithfulness import deletion_curve
+
+    images = np.random.default_rng(0).random((3, 32, 64)).astype(np.float32)
+    for targets in ([0, 1], [[0, 1, 1]]):
+        with pytest.raises(ValueError, match=r"targets must be one class, or one per image \(3\)"):
+            explain(small_cnn, images, "gradcam", targets=targets)
+    for targets in ([0.5, 1, 1], -1, ["a"]):
+        with pytest.raises(ValueError, match=r"targets must be class indices \(whole numbers >= 0\)"):
+            explain(small_cnn, images, "gradcam", targets=targets)
+    with pytest.raises(ValueError, match="targets must be one class, or one per image"):
+        deletion_curve(small_cnn, images, np.random.default_rng(1).random((3, 32, 64)), targets=[0, 1])
+    assert explain(small_cnn, images, "gradcam", targets=[1]).targets.tolist() == [1, 1, 1]
+    assert explain(small_cnn, images, "gradcam", targets=np.array([1.0, 0.0, 1.0])).targets.tolist() == [1, 0, 1]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .model import fast_forward
-from .runtime import seeded
+from .runtime import seeded, settings_errors
 
 #: The four attribution methods, by the names :func:`explain` takes (chapters 04-07).
 METHODS = ("gradcam", "deeplift", "lime", "shap")
@@ -39,7 +39,10 @@ METHOD_TITLES = {"gradcam": "Grad-CAM", "deeplift": "DeepLIFT", "lime": "LIME", 
 BASELINES = ("white", "black", "background", "blurred")
 #: LIME's interpretable features (:class:`LimeSettings`, chapter 06).
 SEGMENTATIONS = ("grid", "quickshift", "slic")
+#: SHAP's explainers (:class:`ShapSettings`, chapter 07).
 SHAP_EXPLAINERS = ("deep", "gradient", "partition")
+#: How Grad-CAM's cells become pixels (:class:`GradCamSettings`; torch's ``interpolate`` modes).
+INTERPOLATIONS = ("bilinear", "nearest", "nearest-exact", "bicubic", "area")
 # Part of every cached map's key: raise it whenever a change here changes the maps themselves.
 # 3: Grad-CAM's cells placed on the pixels they cover (layer_stride); LIME's kernel the lime package's
 # 4: DeepLIFT's ReLUs and max-pools kept apart for captum (deeplift_network); the untrained
@@ -76,7 +79,12 @@ class GradCamSettings:
 
     layer: str | None = None
     relu: bool = True
-    interpolation: str = "bilinear"
+    interpolation: str = "bilinear"  # how the layer's cells become pixels: one of INTERPOLATIONS
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown Grad-CAM interpolation {self.interpolation!r}; choose one of "
+                             f"{', '.join(INTERPOLATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class DeepLiftSettings:
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
             raise ValueError(f"unknown DeepLIFT baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
+        _refuse(settings_errors(positive={"blur_sigma": self.blur_sigma}), "DeepLIFT")
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,12 @@ class LimeSettings:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"LIME's mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
                              f"got {self.mixed_precision!r}")
+        grid = tuple(self.grid) if isinstance(self.grid, (tuple, list)) else ()
+        _refuse(settings_errors(
+            whole={"n_samples": self.n_samples, "batch_size": self.batch_size, "n_segments": self.n_segments,
+                   **({"grid rows": grid[0], "grid columns": grid[1]} if len(grid) == 2 else {})},
+            positive={"kernel_width": self.kernel_width}, non_negative={"ridge_alpha": self.ridge_alpha})
+            + ([] if len(grid) == 2 else [f"grid must be (rows, columns), got {self.grid!r}"]), "LIME")
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,14 @@ class ShapSettings:
     def __post_init__(self) -> None:
         if self.explainer not in SHAP_EXPLAINERS:
             raise ValueError(f"unknown SHAP explainer {self.explainer!r}; choose one of {', '.join(SHAP_EXPLAINERS)}")
+        _refuse(settings_errors(whole={"n_background": self.n_background, "n_samples": self.n_samples,
+                                       "max_evals": self.max_evals, "batch_size": self.batch_size}), "SHAP")
+
+
+def _refuse(wrong: list[str], method: str) -> None:
+    """Raise one error naming every setting of ``method`` that is out of range."""
+    if wrong:
+        raise ValueError(f"{method} settings: " + "; ".join(wrong))
 
 
 SETTINGS_CLASSES = {"gradcam": GradCamSettings, "deeplift": DeepLiftSettings, "lime": LimeSettings,
@@ -444,8 +467,32 @@ def feature_means(values: np.ndarray, features: np.ndarray) -> np.ndarray:
 
 
 def _batches(n: int, size: int):
-    for first in range(0, n, max(size, 1)):
+    """Slices of ``size`` consecutive images of ``n`` (the last may be shorter). A batch size below
+    1 (or not whole) is refused: it would silently leave images out."""
+    _refuse_batch_size(size)
+    for first in range(0, n, size):
         yield slice(first, min(first + size, n))
+
+
+def _refuse_batch_size(size: Any) -> None:
+    if settings_errors(whole={"batch_size": size}):
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {size!r}")
+
+
+def image_targets(model: nn.Module, x: torch.Tensor, targets: Any = None, batch_size: int = 64) -> np.ndarray:
+    """The class explained for each image of ``x`` (N, 1, H, W), a writable int64 array (N,): the
+    model's prediction where ``targets`` is None, else one class for every image or one per image.
+    Other lengths, and classes that are not whole numbers >= 0, are refused by name."""
+    if targets is None:
+        return predicted_classes(model, x, batch_size)
+    given = np.asarray(targets)
+    if given.ndim > 1 or (given.ndim == 1 and len(given) not in (1, len(x))):
+        raise ValueError(f"targets must be one class, or one per image ({len(x)}), got {given.size} in shape "
+                         f"{given.shape}")
+    if given.size and (given.dtype.kind not in "iuf" or not np.all(np.isfinite(given))
+                       or np.any(given != np.round(given)) or np.any(given < 0)):
+        raise ValueError(f"targets must be class indices (whole numbers >= 0), got {given.ravel()[:8].tolist()}")
+    return np.broadcast_to(given.astype(np.int64), (len(x),)).copy()
 
 
 def predicted_classes(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
@@ -1005,8 +1052,8 @@ def explain(model: nn.Module, images: np.ndarray | torch.Tensor, method: str, ta
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()  # note: moves the caller's model, as torch's .to() does
     x = _as_batch(images).to(device)
-    targets = predicted_classes(model, x) if targets is None else np.broadcast_to(
-        np.asarray(targets, dtype=np.int64), (len(x),)).copy()
+    _refuse_batch_size(batch_size)
+    targets = image_targets(model, x, targets)
     started = time.perf_counter()
     with tqdm(total=len(x), desc=METHOD_TITLES[method], unit="image", disable=not show_progress(progress)) as bar, \
             warnings.catch_warnings():

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explain import _as_batch, _batches, background_levels, explain, predicted_classes
+from .explain import _as_batch, _batches, background_levels, explain, image_targets
 from .metrics import map_correlation
 from .model import fast_forward
 from .runtime import seeded
@@ -156,8 +156,7 @@ def deletion_curve(model: nn.Module, images: np.ndarray | torch.Tensor, maps: np
     x = _as_batch(images).to(device)
     n, _, height, width = x.shape
     maps = _checked_maps(maps, (n, height, width)).to(device)
-    targets = predicted_classes(model, x, batch_size) if targets is None else np.broadcast_to(
-        np.asarray(targets, dtype=np.int64), (n,)).copy()  # a writable copy for torch
+    targets = image_targets(model, x, targets, batch_size)
     fractions = np.linspace(0.0, float(up_to), steps + 1)
     counts = torch.from_numpy(_pixel_counts(fractions, height * width)).to(device)
     levels = background_levels(x)
@@ -578,9 +577,7 @@ def randomisation_test(model: nn.Module, images: np.ndarray | torch.Tensor, meth
     import pandas as pd
 
     x = _as_batch(images)
-    if targets is None:
-        targets = predicted_classes(model.eval(), x.to(_model_device(model, None)))
-    targets = np.broadcast_to(np.asarray(targets, dtype=np.int64), (len(x),)).copy()
+    targets = image_targets(model.eval(), x.to(_model_device(model, None)), targets)
 
     def explainer(network: nn.Module) -> dict[str, np.ndarray]:
         return {method: explain(network, images, method, targets=targets, settings=settings, batch_size=batch_size,

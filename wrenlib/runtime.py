@@ -31,6 +31,25 @@ BACKEND_MODES: dict[str, tuple[bool, bool, bool]] = {
 BACKEND_VARIABLE = "WRENBOOK_BACKEND"
 
 
+def settings_errors(whole: dict[str, Any] | None = None, positive: dict[str, Any] | None = None,
+                    non_negative: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with a settings object's numbers, one message per setting naming it: those in
+    ``whole`` must be whole numbers of at least 1 (counts, batch sizes; not True, not 2.5, not
+    NaN), those in ``positive`` finite numbers above 0 (widths, rates), those in ``non_negative``
+    finite numbers of at least 0 (penalties). Empty when all are fine; the settings classes of
+    training and of the explainers raise them together."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+    wrong = [f"{name} must be a whole number >= 1, got {value!r}" for name, value in (whole or {}).items()
+             if not number(value) or not np.isfinite(value) or int(value) != value or value < 1]
+    wrong += [f"{name} must be a finite number above 0, got {value!r}" for name, value in (positive or {}).items()
+              if not number(value) or not np.isfinite(value) or value <= 0]
+    wrong += [f"{name} must be a finite number >= 0, got {value!r}" for name, value in (non_negative or {}).items()
+              if not number(value) or not np.isfinite(value) or value < 0]
+    return wrong
+
+
 def torch_threads_for_run() -> int:
     """The CPU threads :func:`set_seed` gives torch unless told otherwise: ``WRENBOOK_TORCH_THREADS``
     where it is set, else ``DEFAULT_TORCH_THREADS``."""

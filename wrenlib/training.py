@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from torch import nn
 from tqdm.auto import tqdm
 
-from .runtime import map_batches, show_progress, torch_threads_for_run
+from .runtime import map_batches, settings_errors, show_progress, torch_threads_for_run
 
 from .cache import config_hash
 from .images import SpectrogramDataset
@@ -53,12 +53,8 @@ class TrainingConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
                              f"got {self.mixed_precision!r}")
-        wrong = [f"{name} must be a whole number >= 1, got {value!r}"
-                 for name, value in (("batch_size", self.batch_size), ("max_epochs", self.max_epochs),
-                                     ("patience", self.patience))
-                 if isinstance(value, bool) or int(value) != value or value < 1]
-        if not self.learning_rate > 0:
-            wrong.append(f"learning_rate must be above 0, got {self.learning_rate!r}")
+        wrong = settings_errors(whole={"batch_size": self.batch_size, "max_epochs": self.max_epochs,
+                                       "patience": self.patience}, positive={"learning_rate": self.learning_rate})
         if wrong:
             raise ValueError("; ".join(wrong))
 
