@@ -599,3 +599,392 @@ def test_the_layer_table_lists_each_computing_layer_once_with_its_parameters():
     assert not {"Sequential", "DialectCNN"} & set(table["type"])
     assert table["parameters"].sum() == count_parameters(model)
     assert table.loc[table["type"] == "Conv2d", "parameters"].tolist() == [4 * 9 + 4, 8 * 4 * 9 + 8]
+
+
+# ------------------------------------------------------------------------------------------
+# Properties of training.py a mutation review found unguarded
+# ------------------------------------------------------------------------------------------
+
+
+def _small(**settings) -> ModelConfig:
+    """A small network for the toy images: trains in a fraction of the paper layout's time."""
+    return ModelConfig(32, 64, conv_channels=(4, 8), hidden_units=(16,), **settings)
+
+
+@pytest.mark.parametrize("standardisation", ["per_image", "fixed"])
+def test_fit_measures_the_standardisation_on_the_train_splits_pixels(standardisation):
+    """The mean and std fit gives the model are those of the train split's pixels (less each
+    image's median, the model's background level, for ``per_image``), over all their pixels: the
+    validation and test clips play no part."""
+    dataset = _toy_dataset()
+    set_seed(0)
+    model = DialectCNN(_small(standardisation=standardisation))
+    fit(model, dataset, TrainingConfig(learning_rate=1e-12, max_epochs=1, patience=1, batch_size=8), progress=False)
+    pixels = torch.from_numpy(dataset.images(dataset.split_indices("train"))).double()
+    if standardisation == "per_image":
+        pixels = pixels - pixels.flatten(1).median(dim=1).values.view(-1, 1, 1)  # as Standardise centres
+    assert float(model.standardise.mean) == pytest.approx(float(pixels.mean()), rel=1e-5, abs=1e-7)
+    assert float(model.standardise.std) == pytest.approx(float(pixels.std(unbiased=False)), rel=1e-5)
+    other = torch.from_numpy(dataset.images(dataset.split_indices("validation"))).double()
+    assert float(model.standardise.std) != pytest.approx(float(other.std(unbiased=False)), rel=1e-5)
+
+
+def _validation_loss(model, dataset, indices) -> float:
+    from scipy.special import logsumexp
+
+    from wrenlib.training import predict_logits
+
+    logits = predict_logits(model, dataset, indices).astype(np.float64)
+    return float(np.mean(logsumexp(logits, axis=1) - logits[np.arange(len(indices)), dataset.labels[indices]]))
+
+
+def test_the_learning_curves_are_each_splits_mean_loss_and_accuracy_over_its_clips():
+    """An epoch's row holds the mean cross-entropy and the accuracy over the clips of each split,
+    every clip counting once (a last, smaller batch weighs by its clips, not as a whole batch).
+    With a learning rate of 1e-12 and no dropout, the epoch's training passes are the final model's."""
+    from wrenlib.training import predict_logits
+
+    dataset = _toy_dataset()
+    set_seed(0)
+    model = DialectCNN(_small(dropout=0.0))
+    fit(model, dataset, TrainingConfig(learning_rate=1e-2, max_epochs=2, patience=2, batch_size=8), progress=False)
+    history = fit(model, dataset, TrainingConfig(learning_rate=1e-12, max_epochs=1, patience=1, batch_size=7),
+                  progress=False)  # 24 training clips: batches of 7, 7, 7 and 3
+    for split in ("train", "validation"):
+        indices = dataset.split_indices(split)
+        right = predict_logits(model, dataset, indices).argmax(1) == dataset.labels[indices]
+        assert right.mean() > 0.6 and history[f"{split}_accuracy"].iloc[0] == pytest.approx(right.mean())
+        assert history[f"{split}_loss"].iloc[0] == pytest.approx(_validation_loss(model, dataset, indices), rel=1e-4)
+
+
+def test_fit_keeps_the_best_epochs_weights_and_stops_patience_epochs_after_it():
+    """With validation labels that contradict the training rule, the validation loss rises as the
+    network learns: fit stops ``patience`` epochs after the best epoch and hands back that epoch's
+    weights, not the last epoch's."""
+    from dataclasses import replace
+
+    from wrenlib.training import kept_epoch
+
+    dataset = _toy_dataset()
+    validation = dataset.split_indices("validation")
+    labels = dataset.labels.copy()
+    labels[validation] = 1 - labels[validation]
+    contrary = replace(dataset, clips=dataset.clips.assign(label=labels))
+    set_seed(0)
+    model = DialectCNN(_small())
+    config = TrainingConfig(learning_rate=1e-3, max_epochs=10, patience=2, batch_size=8)
+    history = fit(model, contrary, config, progress=False)
+    kept = kept_epoch(history)
+    assert len(history) == kept + config.patience < config.max_epochs
+    losses = history.set_index("epoch")["validation_loss"]
+    assert _validation_loss(model, contrary, validation) == pytest.approx(losses[kept], rel=1e-5)
+    assert losses[len(history)] > 1.02 * losses[kept]  # the last epoch's weights would tell
+
+
+def test_fit_refuses_a_dataset_without_validation_clips():
+    dataset = _toy_dataset()
+    no_validation = SpectrogramDataset(dataset.levels, dataset.clips.assign(split=np.where(
+        dataset.clips["split"] == "validation", "test", dataset.clips["split"])), dataset.backgrounds,
+        dataset.front_end, None, with_masks=False)
+    with pytest.raises(ValueError, match="both the train and the validation split"):
+        fit(DialectCNN(_small()), no_validation, TrainingConfig(max_epochs=1), progress=False)
+
+
+def test_fit_follows_its_configs_seed_learning_rate_and_weight_decay():
+    """From the same initial weights, the batch order follows ``seed`` (shuffled anew by it), and
+    the optimiser takes ``learning_rate`` and ``weight_decay``: each changes the trained weights."""
+    dataset = _toy_dataset()
+
+    def trained(**settings):
+        set_seed(0)
+        model = DialectCNN(_small(dropout=0.0))
+        config = TrainingConfig(**{"learning_rate": 1e-3, "max_epochs": 1, "patience": 1, "batch_size": 8, **settings})
+        fit(model, dataset, config, progress=False)
+        return model.classifier[-1].weight.detach().clone()
+
+    first = trained()
+    assert torch.equal(trained(), first)
+    for other in ({"seed": 1}, {"learning_rate": 1e-4}, {"weight_decay": 0.5}):
+        assert not torch.equal(trained(**other), first), other
+
+
+def test_every_training_epoch_runs_with_dropout_on():
+    """fit's validation pass puts the model in eval mode; the next epoch's steps must train with
+    dropout again."""
+    modes = []
+    set_seed(0)
+    model = DialectCNN(_small())
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts
+    for module in dropouts:
+        module.register_forward_pre_hook(lambda m, _: modes.append(m.training) if torch.is_grad_enabled() else None)
+    fit(model, _toy_dataset(), TrainingConfig(max_epochs=3, patience=3, batch_size=8), progress=False)
+    assert len(modes) == 3 * 3 * len(dropouts) and all(modes)  # 3 epochs of 3 steps
+
+
+def test_a_training_step_takes_its_own_batchs_gradient_and_its_loss_in_float32():
+    """Gradients left from an earlier pass do not add to a step's own; under a 16-bit autocast the
+    logits are 16-bit and the loss float32; a float32 step warns of nothing."""
+    import warnings
+
+    from wrenlib.training import training_step
+
+    torch.manual_seed(0)
+    model = DialectCNN(_small(dropout=0.0))
+    images, labels = torch.rand(4, 1, 32, 64), torch.tensor([0, 1, 1, 0])
+    torch.nn.functional.cross_entropy(model(images), labels).backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 5.0)  # left over
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the weights: the gradients stay to be read
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, logits = training_step(model, optimiser, torch.nn.CrossEntropyLoss(), images, labels)
+    assert loss.dtype == logits.dtype == torch.float32
+    for got, want in zip((p.grad for p in model.parameters()), expected):
+        torch.testing.assert_close(got, want)
+    loss, logits = training_step(model, optimiser, torch.nn.CrossEntropyLoss(), images, labels, half=torch.bfloat16)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+
+
+def test_predict_answers_in_eval_mode_in_float32_with_a_column_per_class():
+    """Whatever mode the model was left in (fit leaves it training), predictions are the eval
+    pass's: repeatable, without dropout; float32 logits, one column per class, also for no clips."""
+    from wrenlib.training import predict_logits
+
+    dataset = _toy_dataset()
+    set_seed(0)
+    model = DialectCNN(_small(n_classes=3)).train()
+    asked = dataset.split_indices("test")
+    logits = predict_logits(model, dataset, asked)
+    assert logits.dtype == np.float32 and logits.shape == (len(asked), 3)
+    np.testing.assert_array_equal(predict_logits(model.train(), dataset, asked), logits)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(dataset.images(asked))[:, None]).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    assert predict_logits(model, dataset, []).shape == (0, 3) and predict(model, dataset, []).shape == (0, 3)
+    assert predict_logits(model, dataset, []).dtype == np.float32
+
+
+def test_training_settings_refuse_a_true_count_and_a_nan_learning_rate_and_key_precision_only_when_on(monkeypatch):
+    """``True`` is no batch size, and a NaN learning rate is not above 0; a CUDA device under "off"
+    trains in float32 and a device that is neither CPU nor CUDA under "native" too; a float32
+    configuration keeps its cache key as it was, a 16-bit one names its type."""
+    import contextlib
+
+    from wrenlib import runtime
+    from wrenlib.training import autocast_dtype, keyed_by_precision
+
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig(batch_size=True)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainingConfig(learning_rate=float("nan"))
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype("cuda", "off") is None and autocast_dtype("cuda", "gpu") == torch.bfloat16
+    assert autocast_dtype("mps", "native") is None and autocast_dtype("cpu", "native") == torch.bfloat16
+    key = {"model": {"n_classes": 2}}
+    assert keyed_by_precision(key, "cpu", "off") == key
+    assert keyed_by_precision(key, "cpu", "always") == {**key, "precision": "bfloat16"}
+
+
+def test_early_stopping_counts_the_epochs_since_the_last_better_validation_loss(monkeypatch):
+    """With the validation losses scripted epoch by epoch: a loss counts as better only when it
+    is lower than the best by more than MIN_IMPROVEMENT (the same loss again, or one a little
+    lower, is no better); a better one restarts the count; fit stops once ``patience`` epochs in a
+    row were no better, and keeps the weights the best epoch ended with."""
+    from wrenlib import training
+    from wrenlib.training import MIN_IMPROVEMENT, kept_epoch
+
+    dataset = _toy_dataset()
+    truth = dataset.labels[dataset.split_indices("validation")]
+
+    def run(losses, patience):
+        weights = []
+
+        def scripted(model, data, indices, device="cpu", batch_size=64):
+            """Logits whose mean cross-entropy is this epoch's scripted loss."""
+            weights.append(model.classifier[-1].weight.detach().clone())
+            logits = np.zeros((len(indices), 2), np.float32)
+            logits[np.arange(len(indices)), 1 - truth] = np.log(np.expm1(losses[len(weights) - 1]))
+            return logits
+
+        monkeypatch.setattr(training, "predict_logits", scripted)
+        set_seed(0)
+        model = DialectCNN(_small())
+        config = TrainingConfig(max_epochs=len(losses), patience=patience, batch_size=8)
+        history = fit(model, dataset, config, progress=False)
+        np.testing.assert_allclose(history["validation_loss"], losses[:len(history)], rtol=1e-5)
+        return history, model, weights
+
+    history, model, weights = run([1.0, 0.9, 0.95, 0.8, 0.85, 0.9, 0.7, 0.6], patience=2)
+    assert len(history) == 6 and kept_epoch(history) == 4
+    assert torch.equal(model.classifier[-1].weight, weights[3]) and not torch.equal(weights[3], weights[5])
+    history, _, _ = run([1.0, 1.0, 1.0, 0.5], patience=2)  # the same loss is no better
+    assert len(history) == 3 and kept_epoch(history) == 1
+    history, _, _ = run([1.0, 1.0 - MIN_IMPROVEMENT / 2, 1.0 - 0.9 * MIN_IMPROVEMENT, 0.5], patience=2)
+    assert len(history) == 3 and kept_epoch(history) == 1
+
+
+_RAN: list[str] = []
+
+
+def _ran(note: str) -> str:
+    _RAN.append(note)
+    return note
+
+
+class _RunsCodeWhenLoaded:
+    """What a booby-trapped checkpoint may hold: unpickling it calls a function of its choice."""
+
+    def __reduce__(self):
+        return (_ran, ("code ran",))
+
+
+def test_checkpoints_run_no_code_name_a_setting_only_they_have_and_a_failed_save_keeps_the_old_one(
+        tmp_path, monkeypatch):
+    """A checkpoint holding anything but tensors and plain data is refused without running it
+    (weights_only); a setting the checkpoint has but the caller's configuration lacks is named;
+    a save that fails midway leaves the checkpoint that was there and no temporary file."""
+    from pathlib import Path
+
+    config = {"model": _small().to_dict(), "data": {"seed": 0}}
+    path = save_checkpoint(tmp_path / "m.pt", DialectCNN(_small()), config)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "extra": _RunsCodeWhenLoaded()}, tmp_path / "trap.pt")
+    with pytest.raises(ValueError, match="not a wrenlib checkpoint"):
+        load_checkpoint(tmp_path / "trap.pt")
+    assert _RAN == []
+    (tmp_path / "trap.pt").unlink()
+
+    with pytest.raises(CheckpointMismatch, match="data.extra: checkpoint has 1, expected '<missing>'"):
+        load_checkpoint(save_checkpoint(tmp_path / "more.pt", DialectCNN(_small()),
+                                        {**config, "data": {"seed": 0, "extra": 1}}), config)
+    (tmp_path / "more.pt").unlink()
+
+    before = path.read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(path, DialectCNN(_small()), {**config, "data": {"seed": 1}})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_a_damaged_cached_checkpoint_is_trained_again_with_the_configs_number_of_classes(isolated_artifacts):
+    """load_or_train_on takes a checkpoint it cannot read for one to make again (as one trained
+    under other settings), and trains the number of classes its configuration names."""
+    from wrenlib.cache import profile_dir
+    from wrenlib.training import load_or_train_on
+
+    dataset = _toy_dataset()
+    path = profile_dir("quick") / "models" / "toy.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")  # a write cut short
+    described = {"model": ModelConfig(32, 64, n_classes=3).to_dict(), "data": "toy"}
+    config = TrainingConfig(max_epochs=1, patience=1, batch_size=8)
+    model, history = load_or_train_on(dataset, "quick", "toy", described, config, "cpu", progress=False)
+    assert model.config.n_classes == 3 and model(torch.zeros(1, 1, 32, 64)).shape == (1, 3) and len(history) == 1
+    loaded, _, _ = load_checkpoint(path, described)
+    assert torch.equal(loaded.classifier[-1].weight, model.classifier[-1].weight)
+
+
+def test_train_model_draws_the_initial_weights_from_the_config_seed_and_the_profile_sets_the_epochs(monkeypatch):
+    """The weights fit starts from follow ``config.seed`` (not only the batch order); a profile's
+    training runs its own epochs and patience, with the seed it is given."""
+    from wrenlib import training
+    from wrenlib.profiles import get_profile
+
+    monkeypatch.setattr(training, "fit", lambda *args, **kwargs: pd.DataFrame())  # the weights as drawn
+    dataset = _toy_dataset()
+
+    def initial(seed):
+        model, _ = training.train_model(dataset, TrainingConfig(seed=seed), device="cpu", progress=False)
+        return model.classifier[-1].weight.detach().clone()
+
+    assert torch.equal(initial(5), initial(5)) and not torch.equal(initial(5), initial(6))
+    for profile in ("quick", "full"):
+        sizes, config = get_profile(profile), training.training_config_for_profile(profile, seed=7)
+        assert (config.max_epochs, config.patience, config.seed) == (sizes.max_epochs, sizes.patience, 7)
+
+
+def test_accuracy_intervals_follow_their_confidence_and_seed_and_refuse_what_is_not_comparable():
+    """A 50 % interval lies inside the 95 % one, with or without groups; the bootstrap follows its
+    seed; every clip wrong is an accuracy of 0 with Wilson's interval over the groups; no clips,
+    or a second model's answers on other clips, are refused; one group gives no interval."""
+    from wrenlib.training import accuracy_difference_with_interval, accuracy_with_interval
+
+    rng = np.random.default_rng(0)
+    birds = np.repeat(np.arange(24), 6)
+    right = rng.random(144) < np.repeat(rng.random(24), 6)
+    for groups in (None, birds):
+        accuracy, low, high = accuracy_with_interval(right, groups)
+        _, narrow_low, narrow_high = accuracy_with_interval(right, groups, confidence=0.5)
+        assert low < narrow_low <= accuracy <= narrow_high < high, groups
+    assert accuracy_with_interval(right, birds, seed=1) != accuracy_with_interval(right, birds, seed=0)
+    assert accuracy_with_interval(np.zeros(144, bool), birds) == (0.0, 0.0, accuracy_with_interval(np.zeros(24, bool))[2])
+    with pytest.raises(ValueError, match="no clips"):
+        accuracy_with_interval(np.array([], bool))
+
+    other = right & (rng.random(144) < 0.8)
+    difference, low, high = accuracy_difference_with_interval(right, other, birds)
+    _, narrow_low, narrow_high = accuracy_difference_with_interval(right, other, birds, confidence=0.5)
+    assert low < narrow_low <= difference <= narrow_high < high
+    for second in (other, right):  # one bird: no interval, also where the two models agree on it
+        assert np.isnan(accuracy_difference_with_interval(right[:6], second[:6], birds[:6])[1])
+    for first, second, groups in ((right[:0], other[:0], birds[:0]), (right, other, birds[:10])):
+        with pytest.raises(ValueError, match="the same clips"):
+            accuracy_difference_with_interval(first, second, groups)
+
+
+def test_the_snr_sweep_scores_the_test_birds_on_the_background_asked_for(monkeypatch, isolated_artifacts):
+    """The sweep scores the test split's clips (not the training birds'), drawn on ``background``,
+    with an interval over birds (not Wilson's over the clips)."""
+    from wrenlib import profiles, training
+    from wrenlib.dataset import surrogate_config_for_profile
+    from wrenlib.surrogate import build_population
+
+    tiny = profiles.PROFILES["quick"].with_overrides(name="tiny", individuals_per_dialect=6, clips_per_individual=2,
+                                                     image_height_px=32, image_width_px=64)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    backgrounds, real_predict = [], training.predict
+    monkeypatch.setattr(training, "predict", lambda model, data, *args: (
+        backgrounds.append(set(data.backgrounds)), real_predict(model, data, *args))[1])
+    set_seed(0)
+    sweep = training.accuracy_against_snr(DialectCNN(ModelConfig(32, 64)).eval(), "tiny", [0.0], n_jobs=1,
+                                          background="white")
+    row = sweep.iloc[0]
+    test_birds = sum(bird.split == "test" for bird in build_population(surrogate_config_for_profile("tiny", 0)).individuals)
+    assert row["birds"] == test_birds and row["clips"] == 2 * test_birds and backgrounds == [{"white"}]
+    clips_alone = training.accuracy_with_interval(np.arange(row["clips"]) < round(row["accuracy"] * row["clips"]))
+    assert (row["ci_low"], row["ci_high"]) != pytest.approx(clips_alone[1:])
+
+
+def test_a_model_from_other_initial_weights_is_kept_beside_the_seeds_own(isolated_artifacts, monkeypatch):
+    """``init_seed`` trains on the same data from other weights into a checkpoint of its own: asking
+    for the two models in turn trains each once, neither replacing the other."""
+    from wrenlib import profiles, training
+
+    monkeypatch.setitem(profiles.PROFILES, "tiny", profiles.PROFILES["quick"].with_overrides(
+        name="tiny", individuals_per_dialect=5, clips_per_individual=4, image_height_px=32, image_width_px=64))
+    seeds = []
+    monkeypatch.setattr(training, "train_model", lambda dataset, config, *args, **kwargs: (
+        seeds.append(config.seed), (DialectCNN(ModelConfig(32, 64)).eval(), pd.DataFrame({"epoch": [1]})))[1])
+    for init_seed in (None, 1, None, 1):
+        training.load_or_train_model("tiny", device="cpu", progress=False, init_seed=init_seed)
+    assert seeds == [0, 1]
+
+
+def test_model_and_data_takes_both_or_neither(isolated_artifacts, monkeypatch):
+    """A model without its dataset, or a dataset without its model, is an error naming the caller,
+    not a silent swap for the profile's CNN."""
+    from wrenlib import training
+
+    monkeypatch.setattr(training, "load_or_train_model", lambda *args, **kwargs: pytest.fail("the profile's CNN"))
+    for given in ({"model": DialectCNN(_small())}, {"dataset": _toy_dataset()}):
+        with pytest.raises(ValueError, match="chapter 99: give both the model and its dataset"):
+            training.model_and_data("quick", caller="chapter 99", **given)
