@@ -238,6 +238,10 @@ def test_the_confound_maps_are_every_models_maps_of_the_same_carriers_and_are_ca
     monkeypatch.setattr(explain_module, "explain", counting)
     confound_maps("tiny", device="cpu")
     assert calls.count("lime") == 1  # the second strength only
+    # fewer clips asked for: maps of those clips, not the cached maps of the three
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny.with_overrides(lime_samples=12, confound_clips=2))
+    _, two, maps_of_two = confound_maps("tiny", device="cpu")
+    assert two.tolist() == chosen[:2].tolist() and all(maps_of_two[s]["lime"].shape[0] == 2 for s in (0.0, 1.0))
 
 
 def test_the_source_peaks_at_its_level_against_the_songs_peak(small_dataset):
@@ -294,3 +298,127 @@ def test_the_experiment_counts_predictions_of_the_favoured_dialect(monkeypatch):
         assert len(table) == 3
         np.testing.assert_allclose(table[f"predicted {favoured}"], share)
         np.testing.assert_allclose(table["accuracy"], np.mean(predicted == labels))
+        # the interval is over the test birds (two clips each here), not over clips
+        over_birds = training.accuracy_with_interval(predicted == labels, groups=np.arange(8) // 2)
+        np.testing.assert_allclose(table[["ci_low", "ci_high"]].to_numpy(), [over_birds[1:]] * 3)
+        assert not np.allclose(over_birds[1:], training.accuracy_with_interval(predicted == labels)[1:])
+
+
+# ------------------------------------------------------------------------------------------
+# Properties of confound.py a mutation review found unguarded
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_confound_is_refused_outside_its_ranges_and_taken_at_their_edges():
+    """A base rate above 1 and a source below the kept band are refused; a source whose band just
+    fits the 1.5-9 kHz band at either end, and a fixed level (both ends of the range equal), are not."""
+    for bad in (dict(base_rate=1.5), dict(centre_hz=1_000.0), dict(centre_hz=1_600.0), dict(centre_hz=8_900.0)):
+        with pytest.raises(ValueError, match="invalid confound"):
+            Confound(**bad)
+    for edge in (1_650.0, 8_850.0):  # 300 Hz wide: 1.5-1.8 kHz, 8.7-9 kHz
+        assert Confound(1.0, centre_hz=edge).centre_hz == edge
+    assert Confound(1.0, base_rate=1.0).rates().tolist() == [0.0, 1.0]
+    fixed = Confound(1.0, level_db_range=(-10.0, -10.0))
+    assert confound_draw(fixed, 7, 1) == (True, -10.0)
+
+
+def test_the_confounds_seed_draws_which_clips_carry_it():
+    """Another ``seed`` draws another set of carriers (at the same rate); the same seed the same set."""
+    def carriers(seed):
+        return np.array([confound_draw(Confound(0.5, seed=seed), clip, 1)[0] for clip in range(200)])
+
+    np.testing.assert_array_equal(carriers(0), carriers(0))
+    assert not np.array_equal(carriers(0), carriers(1))
+    assert abs(carriers(1).mean() - 0.5) < 0.1
+
+
+def test_the_source_pulses_at_its_rate_and_fades_in_and_out():
+    """The chorus's loudness swings ``pulse_rate_hz`` times a second (the strongest line of its
+    power's spectrum below 300 Hz), and each clip's source starts and ends in silence (20 ms fades)."""
+    from wrenlib.confound import confound_waveform
+
+    rate = 22_050
+    for pulse_rate_hz in (45.0, 30.0):
+        for clip in range(3):
+            source = confound_waveform(Confound(pulse_rate_hz=pulse_rate_hz), clip, 4 * rate, rate).astype(np.float64)
+            assert np.abs(source).max() == pytest.approx(1.0, rel=1e-5)
+            power = np.abs(np.fft.rfft(source ** 2))
+            frequencies = np.fft.rfftfreq(len(source), 1 / rate)
+            band = (frequencies > 5) & (frequencies < 300)
+            assert frequencies[band][power[band].argmax()] == pytest.approx(pulse_rate_hz, abs=0.5)
+            assert np.abs(source[:20]).max() < 0.01 and np.abs(source[-20:]).max() < 0.01
+
+
+def test_a_subset_keeps_its_clips_song_masks_and_backgrounds_and_lists_the_sources_band(small_dataset):
+    """A confounded subset's song masks and background table belong to its own clips, renumbered;
+    the source's row gives its band and the whole clip; the copy records its confound."""
+    confound = Confound(1.0)
+    chosen = np.array([5, 2, 17, 30])
+    part = add_confound(small_dataset, confound, clips=chosen)
+    assert part.confound == confound and add_confound(small_dataset, None).confound is None
+    for position, index in enumerate(chosen):
+        np.testing.assert_array_equal(part.song_mask(position), small_dataset.song_mask(index))
+        own = part.background[(part.background["clip"] == position) & (part.background["source"] != SOURCE_NAME)]
+        theirs = small_dataset.background[small_dataset.background["clip"] == index]
+        assert own["source"].tolist() == theirs["source"].tolist()
+        np.testing.assert_array_equal(own["low_hz"], theirs["low_hz"])
+    listed = part.background[part.background["source"] == SOURCE_NAME]
+    assert sorted(listed["clip"]) == np.flatnonzero(part.clips["confound"]).tolist() and len(listed)
+    assert (listed["low_hz"] == confound.centre_hz - confound.width_hz / 2).all()
+    assert (listed["high_hz"] == confound.centre_hz + confound.width_hz / 2).all()
+    assert (listed["start_s"] == 0).all() and (listed["end_s"] == small_dataset.config.clip_seconds).all()
+
+
+def test_cached_confounded_images_are_keyed_by_the_confound_and_the_clips(small_dataset, tmp_path):
+    """One cache folder asked for another confound, or for other clips, renders them: it does not
+    hand back the images of the first; a mixed set's backgrounds follow the seed."""
+    from wrenlib.frontend import assign_backgrounds
+
+    front = PAPER_FRONT_END.with_image_size(30, 60)
+    folder = tmp_path / "images"
+    for confound, clips in ((Confound(1.0).flipped(), [0, 1, 2, 3]), (Confound(1.0), [4, 5, 6, 7])):
+        first = confounded_images(small_dataset, Confound(1.0), front, clips=[0, 1, 2, 3], cache=folder)  # kept
+        cached = confounded_images(small_dataset, confound, front, clips=clips, cache=folder)
+        fresh = confounded_images(small_dataset, confound, front, clips=clips)
+        np.testing.assert_array_equal(np.asarray(cached.levels), fresh.levels)
+        assert not np.array_equal(np.asarray(cached.levels), np.asarray(first.levels))
+    mixed = confounded_images(small_dataset, Confound(1.0), front, clips=range(12), background="mixed", seed=4)
+    np.testing.assert_array_equal(mixed.backgrounds, assign_backgrounds(12, "mixed", 4))
+    assert not np.array_equal(mixed.backgrounds, assign_backgrounds(12, "mixed", 0))
+
+
+def test_each_confound_gets_its_own_checkpoint(isolated_artifacts, monkeypatch):
+    """The checkpoint's name tells apart the favoured dialect and the base rate (a base rate of 0
+    keeping the plain name), and its configuration the rest of the source: two confounds that
+    share a name are never taken for each other."""
+    from types import SimpleNamespace
+
+    from wrenlib import confound as confound_module
+    from wrenlib import training
+    from wrenlib.confound import confound_model_name, load_or_train_confounded
+
+    names = {confound_model_name(c, "black", 0) for c in (
+        Confound(0.5), Confound(0.5).flipped(), Confound(0.5, base_rate=0.25), Confound(0.5, base_rate=0.5))}
+    assert len(names) == 4 and "cnn_confound050M_black_seed0" in names
+    asked = []
+    monkeypatch.setattr(confound_module, "confounded_images", lambda *args, **kwargs: None)
+    monkeypatch.setattr(training, "load_or_train_on", lambda images, profile, name, config, *args: (
+        asked.append((name, config)), ("model", None))[1])
+    surrogate = SimpleNamespace(config=SimpleNamespace(image_key=lambda: "clips"))
+    for source in (Confound(), Confound(level_db_range=(-20.0, -10.0)), Confound(centre_hz=5_000.0)):
+        load_or_train_confounded("quick", 1.0, device="cpu", confound=source, surrogate=surrogate)
+    assert len({name for name, _ in asked}) == 1  # the name is the same ...
+    assert len({training.config_hash(config) for _, config in asked}) == 3  # ... the key is not
+
+
+def test_strength_0_with_a_base_rate_is_a_confounded_model_not_chapter_03s(monkeypatch):
+    """Only a confound that no clip carries is the clean data: strength 0 with a base rate above 0
+    (the source at both sites alike) is trained on its own confounded clips."""
+    from wrenlib import confound as confound_module
+    from wrenlib import training
+
+    monkeypatch.setattr(training, "load_or_train_model", lambda *args, **kwargs: ("clean", None, "clean images"))
+    monkeypatch.setattr(confound_module, "load_or_train_confounded", lambda *args, **kwargs: ("confounded", "its images"))
+    assert confound_module.model_at_strength("quick", 0.0) == ("clean", "clean images")
+    assert confound_module.model_at_strength("quick", 0.0, confound=Confound(base_rate=0.3)) == ("confounded", "its images")
+    assert confound_module.model_at_strength("quick", 0.5) == ("confounded", "its images")
