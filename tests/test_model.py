@@ -988,3 +988,27 @@ def test_model_and_data_takes_both_or_neither(isolated_artifacts, monkeypatch):
     for given in ({"model": DialectCNN(_small())}, {"dataset": _toy_dataset()}):
         with pytest.raises(ValueError, match="chapter 99: give both the model and its dataset"):
             training.model_and_data("quick", caller="chapter 99", **given)
+
+
+def test_a_checkpoint_missing_a_part_or_with_weights_that_do_not_fit_is_refused_by_name(tmp_path):
+    """A torch file with the configuration but without its hash raised a bare KeyError, which the
+    book's loader does not catch (it retrains on ValueError); weights that do not fit the
+    configuration raised torch's RuntimeError. Both are ValueErrors naming the file and what is
+    wrong, and a good checkpoint still loads."""
+    import json
+
+    config = {"model": _small().to_dict(), "data": {"seed": 0}}
+    path = save_checkpoint(tmp_path / "m.pt", DialectCNN(_small()), config)
+    payload = torch.load(path, weights_only=True)
+    torch.save({key: value for key, value in payload.items() if key != "config_hash"}, tmp_path / "nohash.pt")
+    with pytest.raises(ValueError, match=r"nohash\.pt: not a wrenlib checkpoint .*: no config_hash"):
+        load_checkpoint(tmp_path / "nohash.pt", config)
+    torch.save([payload], tmp_path / "list.pt")  # tensors and plain data, but not the dict we write
+    with pytest.raises(ValueError, match=r"list\.pt: not a wrenlib checkpoint"):
+        load_checkpoint(tmp_path / "list.pt")
+    other = DialectCNN(ModelConfig(32, 64, conv_channels=(2, 4), hidden_units=(16,))).state_dict()
+    torch.save({**payload, "state_dict": other}, tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=r"weights\.pt: a damaged wrenlib checkpoint \(RuntimeError: "):
+        load_checkpoint(tmp_path / "weights.pt", config)
+    model, loaded, _ = load_checkpoint(path, config)
+    assert loaded == json.loads(payload["config_json"]) and isinstance(model, DialectCNN)

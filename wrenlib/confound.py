@@ -114,7 +114,7 @@ def add_confound(dataset, confound: Confound | None, clips=None):
     Returns a new :class:`~wrenlib.dataset.SurrogateDataset` whose clips table gains the columns
     ``confound`` (whether the clip carries the source) and ``confound_level_db``, whose background
     table lists the source, and whose :meth:`~wrenlib.dataset.SurrogateDataset.confound_mask`
-    gives its cells. ``clips`` (indices) keeps only those clips, e.g. a test set: they are
+    gives its cells. ``clips`` (indices, each once) keeps only those clips, e.g. a test set: they are
     numbered 0..n-1 in the copy, with the original number in the column ``source_clip`` (the
     draws follow the original number, so a clip is confounded alike in every copy).
     """
@@ -122,7 +122,10 @@ def add_confound(dataset, confound: Confound | None, clips=None):
 
     from .spectrogram import PAPER_STFT, stft_magnitude
 
-    chosen = np.arange(len(dataset)) if clips is None else np.asarray(clips, dtype=np.int64)
+    chosen = np.arange(len(dataset)) if clips is None else np.asarray(clips, dtype=np.int64).ravel()
+    repeated = np.unique(chosen)[np.unique(chosen, return_counts=True)[1] > 1]
+    if len(repeated):  # each copy would need its own elements and background rows, renumbered apart
+        raise ValueError(f"clips must name each clip once; repeated: {repeated[:8].tolist()}")
     table = dataset.clips.iloc[chosen].reset_index(drop=True)
     source_ids = table["source_clip"].to_numpy() if "source_clip" in table else table["clip"].to_numpy()
     renumber = dict(zip(table["clip"].tolist(), range(len(table))))

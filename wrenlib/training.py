@@ -310,6 +310,10 @@ def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = 
     return lines
 
 
+#: What :func:`save_checkpoint` writes and :func:`load_checkpoint` needs.
+CHECKPOINT_KEYS = ("state_dict", "config_json", "config_hash", "history_json")
+
+
 def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
                     device: torch.device | str = "cpu") -> tuple[DialectCNN, dict[str, Any], pd.DataFrame]:
     """Load a checkpoint (``weights_only=True``); refuse one whose configuration differs from
@@ -326,18 +330,27 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
     except Exception as error:  # a readable file that fails for another reason (a device, the disk): say which
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise ValueError(f"{path}: the checkpoint could not be loaded ({type(error).__name__}: {first_line})") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(payload, dict) or key not in payload]
     try:
         config = json.loads(payload["config_json"])
+        if missing or not isinstance(config, dict) or "model" not in config:
+            raise KeyError(missing)
     except Exception:
         raise ValueError(f"{path}: not a wrenlib checkpoint (a torch file without the configuration that "
-                         "`wrenlib train` and the book write)") from None
+                         f"`wrenlib train` and the book write{': no ' + ', '.join(missing) if missing else ''})"
+                         ) from None
     if expected is not None and payload["config_hash"] != config_hash(expected):
         expected_plain = json.loads(json.dumps(expected, default=str))
         details = "; ".join(_differences(expected_plain, config)) or "hash differs"
         raise CheckpointMismatch(f"{path}: trained with another configuration: {details}")
-    model = DialectCNN(ModelConfig.from_dict(config["model"]))
-    model.load_state_dict(payload["state_dict"])
-    history = pd.read_json(io.StringIO(payload["history_json"])) if payload["history_json"] != "[]" else pd.DataFrame()
+    try:  # a configuration that matches, with weights or curves that do not fit it: damaged, not ours
+        model = DialectCNN(ModelConfig.from_dict(config["model"]))
+        model.load_state_dict(payload["state_dict"])
+        history = (pd.read_json(io.StringIO(payload["history_json"])) if payload["history_json"] != "[]"
+                   else pd.DataFrame())
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(f"{path}: a damaged wrenlib checkpoint ({type(error).__name__}: {first_line})") from None
     return model.to(device).eval(), config, history
 
 
