@@ -333,10 +333,13 @@ def test_explain_reports_bad_models_and_options_in_one_line(explain_inputs, caps
     assert_one_line_error_text(*error("b2"), "model and labels disagree")
     (inputs / "model.pt").write_bytes(b"not a checkpoint")
     assert_one_line_error_text(*error("c"), "not a wrenlib checkpoint")
+    save_checkpoint(inputs / "model.pt", DialectCNN(ModelConfig(32, 64, conv_channels=(2, 4), hidden_units=(16,))),
+                    {"model": model_config.to_dict()})  # weights of another network under this one's settings
+    assert_one_line_error_text(*error("c2"), "model settings and weights disagree")
     (inputs / "kept.pt").replace(inputs / "model.pt")
     assert_one_line_error_text(*error("d", "lime", ("--baseline", "black")), "deeplift only")
     assert_one_line_error_text(*error("e", extra=("--samples", "9")), "lime and shap only")
-    assert not any((inputs / name).exists() for name in "abcde")  # nothing created on an error
+    assert not any((inputs / name).exists() for name in ("a", "b", "b2", "c", "c2", "d", "e"))  # nothing created
 
 
 def test_explain_options_match_the_library(capsys):

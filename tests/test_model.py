@@ -1008,7 +1008,11 @@ def test_a_checkpoint_missing_a_part_or_with_weights_that_do_not_fit_is_refused_
         load_checkpoint(tmp_path / "list.pt")
     other = DialectCNN(ModelConfig(32, 64, conv_channels=(2, 4), hidden_units=(16,))).state_dict()
     torch.save({**payload, "state_dict": other}, tmp_path / "weights.pt")
-    with pytest.raises(ValueError, match=r"weights\.pt: a damaged wrenlib checkpoint \(RuntimeError: "):
+    with pytest.raises(ValueError, match=r"weights\.pt: a damaged wrenlib checkpoint: its model settings and "
+                                         r"weights disagree \(RuntimeError: "):
         load_checkpoint(tmp_path / "weights.pt", config)
+    torch.save({**payload, "history_json": "{not json"}, tmp_path / "curves.pt")
+    with pytest.raises(ValueError, match=r"curves\.pt: a damaged wrenlib checkpoint: its learning curves"):
+        load_checkpoint(tmp_path / "curves.pt", config)
     model, loaded, _ = load_checkpoint(path, config)
     assert loaded == json.loads(payload["config_json"]) and isinstance(model, DialectCNN)

@@ -343,14 +343,20 @@ def load_checkpoint(path: Path | str, expected: dict[str, Any] | None = None,
         expected_plain = json.loads(json.dumps(expected, default=str))
         details = "; ".join(_differences(expected_plain, config)) or "hash differs"
         raise CheckpointMismatch(f"{path}: trained with another configuration: {details}")
-    try:  # a configuration that matches, with weights or curves that do not fit it: damaged, not ours
+    def damaged(what: str, error: Exception) -> ValueError:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return ValueError(f"{path}: a damaged wrenlib checkpoint: {what} ({type(error).__name__}: {first_line})")
+
+    try:
         model = DialectCNN(ModelConfig.from_dict(config["model"]))
         model.load_state_dict(payload["state_dict"])
+    except Exception as error:  # settings of another version, or weights of another shape
+        raise damaged("its model settings and weights disagree", error) from None
+    try:
         history = (pd.read_json(io.StringIO(payload["history_json"])) if payload["history_json"] != "[]"
                    else pd.DataFrame())
     except Exception as error:
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise ValueError(f"{path}: a damaged wrenlib checkpoint ({type(error).__name__}: {first_line})") from None
+        raise damaged("its learning curves cannot be read", error) from None
     return model.to(device).eval(), config, history
 
 
