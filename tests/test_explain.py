@@ -1766,7 +1766,10 @@ def test_settings_numbers_out_of_range_are_refused_naming_each_one():
     with pytest.raises(ValueError, match="n_samples must .*; batch_size must .*; kernel_width must"):
         LimeSettings(n_samples=0, batch_size=-2, kernel_width=float("inf"))
     assert LimeSettings(n_samples=np.int64(10), grid=[2, 4], ridge_alpha=0.0).n_samples == 10  # numpy and lists
-    assert settings_errors(whole={"n": 2.0}, positive={"w": 1e-9}, non_negative={"a": 0}) == []
+    assert settings_errors(whole={"n": 2.0, "big": 10**30, "np": np.int64(5)}, positive={"w": 1e-9, "huge": 10**400},
+                           non_negative={"a": 0}) == []  # Python ints of any size, numpy scalars
+    assert settings_errors(positive={"w": float("inf")}, non_negative={"a": -(10**400)}) == [
+        "w must be a finite number above 0, got inf", f"a must be a finite number >= 0, got {-(10**400)!r}"]
     assert settings_errors(whole={"n": True, "m": "3"}) == ["n must be a whole number >= 1, got True",
                                                             "m must be a whole number >= 1, got '3'"]
 

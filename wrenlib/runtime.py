@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -38,15 +39,17 @@ def settings_errors(whole: dict[str, Any] | None = None, positive: dict[str, Any
     NaN), those in ``positive`` finite numbers above 0 (widths, rates), those in ``non_negative``
     finite numbers of at least 0 (penalties). Empty when all are fine; the settings classes of
     training and of the explainers raise them together."""
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    def finite(value: Any) -> bool:  # a Python int of any size is; True is no number here
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        return isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and math.isfinite(value))
 
     wrong = [f"{name} must be a whole number >= 1, got {value!r}" for name, value in (whole or {}).items()
-             if not number(value) or not np.isfinite(value) or int(value) != value or value < 1]
+             if not finite(value) or int(value) != value or value < 1]
     wrong += [f"{name} must be a finite number above 0, got {value!r}" for name, value in (positive or {}).items()
-              if not number(value) or not np.isfinite(value) or value <= 0]
+              if not finite(value) or value <= 0]
     wrong += [f"{name} must be a finite number >= 0, got {value!r}" for name, value in (non_negative or {}).items()
-              if not number(value) or not np.isfinite(value) or value < 0]
+              if not finite(value) or value < 0]
     return wrong
 
 
